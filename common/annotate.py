@@ -1,0 +1,38 @@
+"""Draw the recognition result on a photo: green boxes with names, red boxes for unknown faces."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from common.schemas import FaceMatch
+
+KNOWN = (46, 160, 67)
+UNKNOWN = (214, 39, 40)
+
+
+def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = 1600) -> bytes:
+    img = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    scale = min(1.0, max_side / max(img.size))
+    if scale < 1.0:
+        img = img.resize((round(img.width * scale), round(img.height * scale)))
+    draw = ImageDraw.Draw(img)
+    line = max(2, round(max(img.size) / 400))
+    font = ImageFont.load_default(size=max(12, round(max(img.size) / 60)))
+    for face in faces:
+        b = face.box
+        x0, y0 = b.x * scale, b.y * scale
+        x1, y1 = (b.x + b.w) * scale, (b.y + b.h) * scale
+        colour = KNOWN if face.student_id else UNKNOWN
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        label = face.name or face.student_id or "unknown"
+        left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
+        label_y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1
+        draw.rectangle((x0, label_y, x0 + (right - left) + 2 * line,
+                        label_y + (bottom - top) + 2 * line), fill=colour)
+        draw.text((x0 + line, label_y + line - (top - y0)), label, fill=(255, 255, 255), font=font)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=88)
+    return out.getvalue()

@@ -1,0 +1,60 @@
+"""Enroll a student: one face per photo, embed them in one batch, commit a new gallery version."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+
+from common.errors import AppError, NoUsablePhoto
+from common.images import decode_bgr
+from common.pipeline import FacePipeline
+from common.schemas import EnrollmentRequest, EnrollmentResult, Rejected
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> EnrollmentResult:
+    crops: list[np.ndarray] = []
+    rejected: list[Rejected] = []
+    total = len(req.photos)
+    for done, upload in enumerate(req.photos, start=1):
+        try:
+            faces = pipe.detector.detect(decode_bgr(pipe.blobs.get(upload.key)))
+        except AppError:
+            raise
+        except Exception as exc:  # a photo the decoder or detector cannot handle
+            log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
+            rejected.append(Rejected(filename=upload.filename, reason="not a readable image"))
+        else:
+            if not faces:
+                rejected.append(Rejected(filename=upload.filename, reason="no face found"))
+            elif len(faces) > 1:
+                rejected.append(Rejected(
+                    filename=upload.filename,
+                    reason=f"{len(faces)} faces found; an enrollment photo must show one face",
+                ))
+            else:
+                crops.append(faces[0].pixels)
+        progress(done, total)
+
+    if not crops:
+        reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
+        raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
+
+    embeddings = pipe.embedder.embed(np.stack(crops))
+    s = pipe.settings
+    version = pipe.gallery_repo.commit(
+        embeddings, [req.student_id] * len(crops), segment_id=req.job_id,
+        model_name=s.model_name, detector=s.detector, metric=s.metric,
+        threshold=s.match_threshold,
+    )
+    # The student record follows the gallery commit, so a failed commit leaves no half student.
+    pipe.records.upsert_student(req.student_id, req.name, req.class_id)
+    return EnrollmentResult(
+        student_id=req.student_id, accepted_photos=len(crops), rejected=rejected,
+        model_version=version,
+    )

@@ -1,0 +1,63 @@
+"""Errors with a machine-readable code, an HTTP status and a message meant for people."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+class ValidationFailed(AppError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidImage(AppError):
+    status = 400
+    code = "invalid_image"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+
+
+class ModelWeightsMissing(AppError):
+    """The pretrained FaceNet weights are not provisioned; never fall back to random weights."""
+
+    status = 503
+    code = "model_weights_missing"
+
+
+class NoUsablePhoto(AppError):
+    status = 422
+    code = "no_usable_photo"
+
+
+class GalleryConflict(AppError):
+    """Another writer moved the gallery pointer first; the caller retries on the new version."""
+
+    status = 409
+    code = "gallery_conflict"

@@ -1,0 +1,1 @@
+"""The face pipeline: detection, FaceNet embedding. Imports TensorFlow lazily, never at import."""

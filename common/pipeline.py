@@ -1,0 +1,49 @@
+"""What a worker holds for its lifetime: settings, stores, the detector, FaceNet and the gallery."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from common.blobstore import BlobStore, open_blob_store
+from common.gallery import GalleryCache, GalleryRepository
+from common.jobs import JobStore
+from common.records import RecordsStore, open_records
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FacePipeline:
+    settings: Settings
+    blobs: BlobStore
+    records: RecordsStore
+    jobs: JobStore
+    gallery_repo: GalleryRepository
+    gallery: GalleryCache
+    detector: "FaceDetector"  # noqa: F821 - imported lazily with TensorFlow
+    embedder: "FaceNetEmbedder"  # noqa: F821
+
+    @classmethod
+    def load(cls, settings: Settings) -> "FacePipeline":
+        # DeepFace reads its home from the environment; point it at the provisioned weights so
+        # it never tries to download anything.
+        os.environ["DEEPFACE_HOME"] = str(settings.deepface_home.resolve())
+        from common.face.detect import FaceDetector
+        from common.face.embed import FaceNetEmbedder
+
+        blobs = open_blob_store(settings.blob_store_url)
+        records = open_records(settings.records_url)
+        repo = GalleryRepository(blobs, records)
+        embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size)
+        embedder.warm_up()
+        detector = FaceDetector(settings.detector, settings.detect_max_side, settings.min_face_px)
+        log.info("face pipeline ready: FaceNet on %s, detector %s", embedder.device,
+                 settings.detector)
+        return cls(
+            settings=settings, blobs=blobs, records=records,
+            jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
+            gallery_repo=repo, gallery=GalleryCache(repo), detector=detector, embedder=embedder,
+        )

@@ -1,0 +1,172 @@
+"""Shapes shared by the API, the tasks and the frontend, so each field is named once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STUDENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLASS_ID_RE = STUDENT_ID_RE
+
+JobKind = Literal["enrollment", "recognition"]
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Box(Strict):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class Upload(Strict):
+    """A stored upload: the blob key a task reads, and the name the user gave it."""
+
+    key: str
+    filename: str
+
+
+# --- task messages: references to stored uploads, never image bytes -----------------------------
+
+
+class EnrollmentRequest(Strict):
+    job_id: str
+    student_id: str
+    name: str
+    class_id: str | None = None
+    photos: list[Upload]
+
+
+class RecognitionRequest(Strict):
+    job_id: str
+    class_id: str
+    date: dt.date
+    photos: list[Upload]
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+class Rejected(Strict):
+    filename: str
+    reason: str
+
+
+class EnrollmentResult(Strict):
+    student_id: str
+    accepted_photos: int
+    rejected: list[Rejected]
+    model_version: int
+
+
+class FaceMatch(Strict):
+    box: Box
+    student_id: str | None
+    name: str | None
+    distance: float | None
+
+
+class PhotoResult(Strict):
+    filename: str
+    faces: list[FaceMatch]
+    annotated_key: str | None = None
+    error: str | None = None
+
+
+class RecognitionResult(Strict):
+    class_id: str
+    date: dt.date
+    photos: list[PhotoResult]
+    present: list[str]
+    unknown_faces: int
+    model_version: int
+
+
+class Progress(Strict):
+    done: int = 0
+    total: int = 0
+
+
+class ErrorBody(Strict):
+    code: str
+    message: str
+
+
+class JobView(Strict):
+    job_id: str
+    kind: JobKind
+    state: JobState
+    progress: Progress
+    result: dict | None = None
+    error: ErrorBody | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+class Student(Strict):
+    student_id: str
+    name: str
+    class_ids: list[str] = Field(default_factory=list)
+    embeddings: int = 0
+
+
+class AttendanceRecord(Strict):
+    class_id: str
+    date: dt.date
+    student_id: str
+    name: str
+    first_seen_at: dt.datetime
+    distance: float
+    job_id: str | None = None
+
+
+class ModelInfo(Strict):
+    version: int
+    model_name: str
+    detector: str
+    metric: str
+    threshold: float
+    students: int
+    embeddings: int
+    updated_at: dt.datetime | None = None
+
+
+MAX_NAME_LENGTH = 200
+
+
+def validate_identifier(value: str | None, field: str) -> str:
+    """student_id and class_id: 1-64 of [A-Za-z0-9._-], so they are safe in keys and paths."""
+    from common.errors import ValidationFailed
+
+    if not value:
+        raise ValidationFailed(f"{field} is required", code=f"missing_{field}")
+    if not STUDENT_ID_RE.match(value):
+        raise ValidationFailed(
+            f"{field} must be 1-64 characters of letters, digits, '.', '_' or '-'",
+            code=f"invalid_{field}",
+        )
+    return value
+
+
+def validate_name(value: str | None) -> str:
+    from common.errors import ValidationFailed
+
+    value = (value or "").strip()
+    if not value:
+        raise ValidationFailed("name is required", code="missing_name")
+    if len(value) > MAX_NAME_LENGTH or not value.isprintable():
+        raise ValidationFailed(
+            f"name must be printable text of at most {MAX_NAME_LENGTH} characters",
+            code="invalid_name",
+        )
+    return value

@@ -1,0 +1,115 @@
+"""Shared fixtures: real Redis, real stores on disk, a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[1]
+FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+CELEB_DIR = Path(
+    os.environ.get("ATTENDANCE_CELEB_DIR", REPO / "var" / "datasets" / "5-celebrity-faces")
+)
+DEEPFACE_HOME = Path(os.environ.get("ATTENDANCE_DEEPFACE_HOME", REPO / "var" / "deepface"))
+# Each worker-backed suite gets its own Redis database so queues never cross.
+E2E_REDIS_DB = 14
+
+
+def base_redis_url() -> str:
+    url = os.environ.get("ATTENDANCE_TEST_REDIS_URL") or os.environ.get(
+        "REDIS_URL", "redis://127.0.0.1:6379/15"
+    )
+    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+
+
+def redis_url_for(db: int) -> str:
+    return f"{base_redis_url()}/{db}"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not (FACES_DIR / "img2.jpg").is_file():
+        pytest.fail(f"face fixtures not found in {FACES_DIR}; set ATTENDANCE_FACES_DIR")
+    return FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def celeb_dir() -> Path:
+    if not (CELEB_DIR / "train").is_dir():
+        pytest.fail(f"5 Celebrity Faces not found in {CELEB_DIR}; run `make provision`")
+    return CELEB_DIR
+
+
+@dataclass
+class Stack:
+    settings: object
+    client: object
+    env: dict
+    root: Path
+    worker: subprocess.Popen | None = None
+
+    def start_worker(self, name: str = "w1", concurrency: int = 1) -> subprocess.Popen:
+        log = open(self.root / f"worker-{name}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "cpu",
+             "--concurrency", str(concurrency), "--pool", "prefork", "-n", f"{name}@%h",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        return proc
+
+    def wait_for_job(self, job_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = self.client.get(f"/api/v1/jobs/{job_id}")
+            assert resp.status_code == 200, resp.get_json()
+            job = resp.get_json()
+            if job["state"] in ("succeeded", "failed"):
+                return job
+            time.sleep(0.2)
+        log = (self.root / "worker-w1.log").read_text(errors="replace")[-4000:]
+        raise AssertionError(f"job {job_id} did not finish in {timeout}s; worker log:\n{log}")
+
+
+def make_stack(tmp: Path, db: int) -> Stack:
+    from common.settings import Settings
+    from web.app import create_app
+
+    url = redis_url_for(db)
+    redis.Redis.from_url(url).flushdb()
+    env_settings = {
+        "REDIS_URL": url,
+        "ATTENDANCE_BLOB_STORE_URL": f"file://{tmp}/store",
+        "ATTENDANCE_RECORDS_URL": f"sqlite:///{tmp}/attendance.db",
+        "ATTENDANCE_DEEPFACE_HOME": str(DEEPFACE_HOME),
+    }
+    env = {**os.environ, **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(REPO)}
+    settings = Settings(
+        REDIS_URL=url, blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
+        records_url=env_settings["ATTENDANCE_RECORDS_URL"], deepface_home=DEEPFACE_HOME,
+    )
+    app = create_app(settings)
+    app.testing = True
+    return Stack(settings=settings, client=app.test_client(), env=env, root=tmp)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    """The API (Flask test client) and one real Celery worker process on a private Redis DB."""
+    s = make_stack(tmp_path_factory.mktemp("stack"), E2E_REDIS_DB)
+    s.worker = s.start_worker()
+    yield s
+    s.worker.terminate()
+    try:
+        s.worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        s.worker.kill()
+    redis.Redis.from_url(redis_url_for(E2E_REDIS_DB)).flushdb()

@@ -1,0 +1,291 @@
+"""The web's parsing helpers, upload checks and OpenAPI document, without Redis or a worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from common.errors import InvalidImage, ValidationFailed
+from common.schemas import (
+    AttendanceRecord, ErrorBody, JobView, ModelInfo, Progress, Student, validate_name,
+)
+from common.settings import Settings
+from web.forms import date_range, is_job_id, optional_identifier, parse_date
+from web.uploads import display_name, read_photos, store_photos, upload_key
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 32)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def files(*parts: tuple[bytes, str | None]) -> MultiDict:
+    return MultiDict(
+        [("photos", FileStorage(io.BytesIO(data), filename=name, name="photos"))
+         for data, name in parts]
+    )
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        blob_store_url=f"file://{tmp_path}/store",
+        records_url=f"sqlite:///{tmp_path}/db.sqlite",
+    )
+
+
+# --- form fields ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["2024-02-29", "1999-12-31"])
+def test_parse_date_accepts_calendar_dates(value):
+    assert parse_date(value, "date") == dt.date.fromisoformat(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "2023-02-29", "2024-13-01", "20240101", "2024-W01-1", "2024-1-1", "today",
+              "2024-01-01T00:00:00", "2024-01-01 "],
+)
+def test_parse_date_rejects_everything_else(value):
+    with pytest.raises(ValidationFailed) as err:
+        parse_date(value, "from")
+    assert err.value.code == "invalid_date"
+    assert "from" in err.value.message
+
+
+def test_date_means_from_and_to():
+    day = dt.date(2024, 3, 1)
+    assert date_range(MultiDict({"date": "2024-03-01"})) == (day, day)
+    assert date_range(MultiDict({"from": "2024-03-01"})) == (day, None)
+    assert date_range(MultiDict()) == (None, None)
+
+
+def test_every_date_filter_narrows():
+    d = dt.date.fromisoformat
+    assert date_range(MultiDict({"date": "2024-03-05", "from": "2024-03-01"})) == (
+        d("2024-03-05"), d("2024-03-05"))
+    # Contradictory filters match nothing rather than being refused.
+    lo, hi = date_range(MultiDict({"date": "2024-03-05", "to": "2024-03-01"}))
+    assert lo > hi
+    assert date_range(MultiDict({"from": "2024-03-02", "to": "2024-03-01"})) == (
+        d("2024-03-02"), d("2024-03-01"))
+
+
+def test_optional_identifier():
+    assert optional_identifier(MultiDict(), "class_id") is None
+    assert optional_identifier(MultiDict({"class_id": "CS-101.a_b"}), "class_id") == "CS-101.a_b"
+    for bad in ("", "a b", "../x", "x" * 65, "é"):
+        with pytest.raises(ValidationFailed) as err:
+            optional_identifier(MultiDict({"class_id": bad}), "class_id")
+        assert err.value.code == "invalid_class_id"
+
+
+def test_job_ids_are_uuid_hex_only():
+    assert is_job_id("0123456789abcdef0123456789abcdef")
+    for bad in ("", "abc", "0123456789ABCDEF0123456789ABCDEF", "../" + "a" * 29, "g" * 32):
+        assert not is_job_id(bad)
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("class.jpg", "class.jpg"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\Pictures\\photo.png", "photo.png"),
+        ("/abs/path/x.jpg", "x.jpg"),
+        ("we\x00ird\nname.jpg", "weirdname.jpg"),
+        ("..", "photo-3"),
+        ("", "photo-3"),
+        (None, "photo-3"),
+        ("dir/", "dir"),
+    ],
+)
+def test_display_name_keeps_only_the_last_printable_component(raw, expected):
+    assert display_name(raw, 2) == expected
+
+
+def test_display_name_is_bounded():
+    assert len(display_name("a" * 1000 + ".jpg", 0)) == 255
+
+
+def test_read_photos_detects_format_and_ignores_the_client_extension():
+    photos = read_photos(
+        files((image_bytes("PNG"), "looks-like.jpg"), (image_bytes("JPEG"), "x.exe")),
+        MultiDict(), max_count=5, max_pixels=10_000_000,
+    )
+    assert [(p.display_name, p.extension, p.content_type) for p in photos] == [
+        ("looks-like.jpg", "png", "image/png"),
+        ("x.exe", "jpg", "image/jpeg"),
+    ]
+
+
+def test_read_photos_skips_the_empty_part_of_a_form_with_no_file_chosen():
+    with pytest.raises(ValidationFailed) as err:
+        read_photos(files((b"", "")), MultiDict(), max_count=5, max_pixels=10_000_000)
+    assert err.value.code == "missing_photos"
+
+
+def test_read_photos_explains_photos_sent_as_text():
+    with pytest.raises(ValidationFailed) as err:
+        read_photos(MultiDict(), MultiDict({"photos": "a.jpg"}), max_count=5,
+                    max_pixels=10_000_000)
+    assert err.value.code == "missing_photos"
+    assert "as files" in err.value.message
+
+
+def test_read_photos_counts_before_decoding():
+    with pytest.raises(ValidationFailed) as err:
+        read_photos(files(*[(b"not decoded", f"{i}.jpg") for i in range(3)]), MultiDict(),
+                    max_count=2, max_pixels=10_000_000)
+    assert err.value.code == "too_many_photos"
+    assert "3" in err.value.message and "2" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty_file"),
+        (b"hello, this is text", "not_an_image"),
+        (image_bytes("JPEG", (300, 300))[:400], "damaged_image"),
+    ],
+)
+def test_read_photos_names_the_bad_file(data, code):
+    with pytest.raises(InvalidImage) as err:
+        read_photos(files((image_bytes(), "good.jpg"), (data, "dir/bad.jpg")), MultiDict(),
+                    max_count=5, max_pixels=10_000_000)
+    assert err.value.code == code
+    assert err.value.status == 400
+    assert "photo 2 (bad.jpg)" in err.value.message
+
+
+def test_read_photos_rejects_too_many_pixels():
+    with pytest.raises(InvalidImage) as err:
+        read_photos(files((image_bytes("PNG", (1200, 1000)), "big.png")), MultiDict(),
+                    max_count=5, max_pixels=1_000_000)
+    assert err.value.code == "image_too_large"
+
+
+class FlakyBlobs:
+    """Accepts ``ok`` writes, then fails: what a full disk looks like half-way through."""
+
+    def __init__(self, ok: int):
+        self.ok = ok
+        self.stored: dict[str, bytes] = {}
+
+    def put(self, key, data, content_type="application/octet-stream"):
+        if len(self.stored) >= self.ok:
+            raise OSError("disk full")
+        self.stored[key] = data
+
+    def delete(self, key):
+        self.stored.pop(key, None)
+
+
+def test_store_photos_uses_our_keys_and_cleans_up_after_a_partial_failure():
+    photos = read_photos(files(*[(image_bytes(), f"../{i}.jpg") for i in range(3)]), MultiDict(),
+                         max_count=5, max_pixels=10_000_000)
+    job_id = "ab" * 16
+    blobs = FlakyBlobs(ok=3)
+    uploads = store_photos(blobs, job_id, photos)
+    assert [u.key for u in uploads] == [upload_key(job_id, i, "jpg") for i in range(3)]
+    assert uploads[0].key == f"uploads/{job_id}/000.jpg"
+    assert [u.filename for u in uploads] == ["0.jpg", "1.jpg", "2.jpg"]
+
+    blobs = FlakyBlobs(ok=2)
+    with pytest.raises(OSError):
+        store_photos(blobs, job_id, photos)
+    assert blobs.stored == {}
+
+
+# --- the app and its OpenAPI document ---------------------------------------------------------
+
+
+def test_importing_the_web_never_loads_tensorflow_or_deepface(tmp_path):
+    code = (
+        "import sys\n"
+        "from common.settings import Settings\n"
+        "from web.app import create_app\n"
+        f"create_app(Settings(_env_file=None, blob_store_url='file://{tmp_path}/s', "
+        f"records_url='sqlite:///{tmp_path}/d.sqlite'))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'deepface', 'tf_keras', 'keras', 'cv2', 'worker'))\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_openapi_document_is_valid_and_covers_every_route(tmp_path):
+    from openapi_spec_validator import validate
+
+    from web.app import create_app
+
+    app = create_app(settings_for(tmp_path))
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    validate(spec)
+    assert spec["openapi"].startswith("3.0")
+
+    routed = {}
+    for rule in app.url_map.iter_rules():
+        path = rule.rule.replace("<int:", "<").replace("<", "{").replace(">", "}")
+        routed.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    documented = {path: set(ops) for path, ops in spec["paths"].items()}
+    assert documented == routed
+
+
+def test_openapi_limits_follow_settings(tmp_path):
+    from web.openapi import build_spec
+
+    settings = Settings(_env_file=None, max_enroll_photos=7, max_recognition_photos=9)
+    spec = build_spec(settings)
+    enroll = spec["paths"]["/api/v1/students"]["post"]["requestBody"]["content"]
+    recognize = spec["paths"]["/api/v1/recognitions"]["post"]["requestBody"]["content"]
+    assert enroll["multipart/form-data"]["schema"]["properties"]["photos"]["maxItems"] == 7
+    assert recognize["multipart/form-data"]["schema"]["properties"]["photos"]["maxItems"] == 9
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ada Lovelace", "  Zoë O'Neil  ", "李小龍", "x" * 200, "", "   ", "Bell\x07", "tab\there",
+     "nb\u00a0sp", "zero\u200bwidth", "private\ue000", "line\u2028sep", "soft\u00adhyphen"],
+)
+def test_openapi_name_pattern_agrees_with_validate_name(name):
+    from web.openapi import NAME_PATTERN
+
+    try:
+        validate_name(name)
+        accepted = True
+    except ValidationFailed:
+        accepted = False
+    assert bool(re.match(NAME_PATTERN, name)) == accepted
+
+
+@pytest.mark.parametrize(
+    "component, model",
+    [("Student", Student), ("AttendanceRecord", AttendanceRecord), ("ModelInfo", ModelInfo),
+     ("JobView", JobView), ("Progress", Progress), ("ErrorBody", ErrorBody)],
+)
+def test_openapi_components_match_the_shared_schemas(component, model):
+    from web.openapi import build_spec
+
+    schema = build_spec(Settings(_env_file=None))["components"]["schemas"][component]
+    assert set(schema["properties"]) == set(model.model_fields)
+    required = {name for name, f in model.model_fields.items() if f.is_required()}
+    assert required <= set(schema["required"])
+

@@ -1,0 +1,34 @@
+"""The app factory. gunicorn runs ``web.app:create_app()``; importing this module does nothing."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from common.settings import Settings, get_settings
+from web.context import Services, init_services
+from web.errors import register_error_handlers
+from web.openapi import bp as openapi_bp
+from web.routes.attendance import bp as attendance_bp
+from web.routes.health import bp as health_bp
+from web.routes.jobs import bp as jobs_bp
+from web.routes.model import bp as model_bp
+from web.routes.recognitions import bp as recognitions_bp
+from web.routes.students import bp as students_bp
+
+BLUEPRINTS = (
+    health_bp, openapi_bp, students_bp, recognitions_bp, jobs_bp, attendance_bp, model_bp,
+)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    settings = settings or get_settings()
+    # No static files: every route is part of the documented API.
+    app = Flask(__name__, static_folder=None)
+    # werkzeug refuses larger bodies before reading them; that is the 413 payload_too_large.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.json.sort_keys = False
+    init_services(app, services or Services.from_settings(settings))
+    register_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app

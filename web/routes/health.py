@@ -1,0 +1,70 @@
+"""Liveness (the process answers) and readiness (it can do useful work right now)."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, jsonify
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from web.context import services
+
+bp = Blueprint("health", __name__)
+
+WORKER_PING_TIMEOUT = 1.0
+REDIS_PING_TIMEOUT = 1.0
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _ping_redis(url: str) -> None:
+    # The shared client retries with backoff, which suits requests but would let an unreachable
+    # Redis hold a probe for many seconds; the probe gets one short try on its own connection.
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_PING_TIMEOUT,
+        socket_timeout=REDIS_PING_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@bp.get("/readyz")
+def readyz():
+    svc = services()
+    checks: dict[str, str] = {}
+    for name, ping in (
+        ("redis", lambda: _ping_redis(svc.settings.redis_url)),
+        ("blob_store", svc.blobs.ping),
+        ("records", svc.records.ping),
+    ):
+        try:
+            ping()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = _reason(exc)
+
+    # Celery's broadcast retries its broker connection for a long time; with Redis known to be
+    # down, asking the workers would only make this endpoint hang.
+    if checks["redis"] != "ok":
+        checks["workers"] = "not checked: redis is unavailable"
+    else:
+        try:
+            replies = svc.celery.control.ping(timeout=WORKER_PING_TIMEOUT)
+            checks["workers"] = "ok" if replies else "no worker answered the ping"
+        except Exception as exc:
+            checks["workers"] = _reason(exc)
+
+    ready = all(value == "ok" for value in checks.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return jsonify(body), 200 if ready else 503

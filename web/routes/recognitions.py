@@ -1,0 +1,55 @@
+"""Recognising who is in class photos (queued), and the annotated photos the worker drew."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response, request
+
+from common.errors import NotFound
+from common.queue import RECOGNIZE_TASK
+from common.schemas import RecognitionRequest, validate_identifier
+from web.context import services
+from web.forms import is_job_id, optional_date, require_form
+from web.submission import submit_job
+from web.uploads import read_photos
+
+bp = Blueprint("recognitions", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/recognitions")
+def recognize():
+    svc = services()
+    require_form(request)
+    form = request.form
+    class_id = validate_identifier(form.get("class_id"), "class_id")
+    date = optional_date(form, "date") or dt.datetime.now(dt.timezone.utc).date()
+    # Cheap, and saves decoding every photo for a class nobody is enrolled in.
+    if not svc.records.class_exists(class_id):
+        raise NotFound(f"no student is enrolled in class {class_id!r}", code="unknown_class")
+    photos = read_photos(
+        request.files, form,
+        max_count=svc.settings.max_recognition_photos, max_pixels=svc.settings.max_image_pixels,
+    )
+    return submit_job(
+        "recognition", RECOGNIZE_TASK, photos,
+        lambda job_id, uploads: RecognitionRequest(
+            job_id=job_id, class_id=class_id, date=date, photos=uploads
+        ),
+    )
+
+
+@bp.get("/annotated/<job_id>/<int:n>")
+def annotated_photo(job_id: str, n: int):
+    if not is_job_id(job_id):
+        raise NotFound(f"no job {job_id[:64]!r}", code="job_not_found")
+    key = f"annotated/{job_id}/{n:03d}.jpg"
+    try:
+        data = services().blobs.get(key)
+    except NotFound:
+        raise NotFound(f"no annotated photo {n} for job {job_id}",
+                       code="annotated_not_found") from None
+    response = Response(data, mimetype="image/jpeg")
+    # The worker writes each annotated photo once; it never changes under the same URL.
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

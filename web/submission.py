@@ -1,0 +1,68 @@
+"""Turning a validated request into a queued job: job state, stored uploads, one task message.
+
+Either all three exist afterwards or none does: a client that got an error must not leave
+uploads or a forever-"queued" job behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from flask import jsonify, url_for
+from pydantic import BaseModel
+
+from common.errors import ServiceUnavailable
+from common.jobs import new_job_id
+from common.queue import enqueue
+from common.schemas import JobKind, Upload
+from web.context import services
+from web.errors import UNAVAILABLE_ERRORS
+from web.uploads import CheckedPhoto, discard_uploads, store_photos
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE_MESSAGE = "the job queue (Redis) is unavailable, nothing was stored; try again later"
+
+
+def submit_job(
+    kind: JobKind,
+    task_name: str,
+    photos: list[CheckedPhoto],
+    build_payload: Callable[[str, list[Upload]], BaseModel],
+):
+    """Create the job, store the photos, enqueue; answer 202 with where to poll."""
+    svc = services()
+    job_id = new_job_id()
+    # The job exists before the task does, so a fast worker always finds it to update; and when
+    # Redis is down this fails before any upload is written.
+    try:
+        svc.jobs.create(job_id, kind, total=len(photos))
+    except UNAVAILABLE_ERRORS as exc:
+        raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
+
+    uploads: list[Upload] = []
+    try:
+        uploads = store_photos(svc.blobs, job_id, photos)
+        payload = build_payload(job_id, uploads).model_dump(mode="json")
+        enqueue(svc.celery, task_name, payload, job_id)
+    except BaseException as exc:
+        discard_uploads(svc.blobs, uploads)
+        _forget_job(job_id)
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
+        raise
+
+    status_url = url_for("jobs.get_job", job_id=job_id)
+    response = jsonify({"job_id": job_id, "status_url": status_url})
+    response.status_code = 202
+    response.headers["Location"] = status_url
+    return response
+
+
+def _forget_job(job_id: str) -> None:
+    try:
+        services().jobs.delete(job_id)
+    except Exception:
+        # Redis is probably what failed; the key still expires after job_ttl_seconds.
+        log.warning("could not delete job %s after a failed submission", job_id, exc_info=True)
