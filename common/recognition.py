@@ -10,6 +10,7 @@ import numpy as np
 
 from common.annotate import annotate
 from common.images import decode_bgr
+from common.keys import annotated_key
 from common.matching import match_faces
 from common.pipeline import FacePipeline
 from common.schemas import (
@@ -19,10 +20,6 @@ from common.schemas import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-def annotated_key(job_id: str, index: int) -> str:
-    return f"annotated/{job_id}/{index:03d}.jpg"
 
 
 def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -> RecognitionResult:

@@ -16,6 +16,7 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from common.blobstore import BlobStore
 from common.errors import ValidationFailed
 from common.images import check_image
+from common.keys import upload_key
 from common.schemas import Upload
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,6 @@ def read_photos(
         )
         photos.append(CheckedPhoto(name, data, extension, content_type))
     return photos
-
-
-def upload_key(job_id: str, index: int, extension: str) -> str:
-    return f"uploads/{job_id}/{index:03d}.{extension}"
 
 
 def store_photos(blobs: BlobStore, job_id: str, photos: list[CheckedPhoto]) -> list[Upload]:

@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Blueprint, Response, request
 
 from common.errors import NotFound
+from common.keys import annotated_key
 from common.queue import RECOGNIZE_TASK
 from common.schemas import RecognitionRequest, validate_identifier
 from web.context import services
@@ -43,7 +44,7 @@ def recognize():
 def annotated_photo(job_id: str, n: int):
     if not is_job_id(job_id):
         raise NotFound(f"no job {job_id[:64]!r}", code="job_not_found")
-    key = f"annotated/{job_id}/{n:03d}.jpg"
+    key = annotated_key(job_id, n)
     try:
         data = services().blobs.get(key)
     except NotFound:
