@@ -31,7 +31,7 @@ def _run(task, job_id: str, work: Callable[..., BaseModel]) -> dict:
     except AppError as exc:
         log.info("job %s failed: %s", job_id, exc.message)
         jobs.fail(job_id, exc)
-        return {"error": exc.to_dict()}
+        return {"job_id": job_id, "state": "failed", "error": exc.code}
     except TRANSIENT as exc:
         if task.request.retries < pipe.settings.task_max_retries:
             log.warning("job %s: transient error, retrying: %s", job_id, exc)
@@ -42,10 +42,10 @@ def _run(task, job_id: str, work: Callable[..., BaseModel]) -> dict:
         log.exception("job %s failed", job_id)
         jobs.fail(job_id, exc)
         raise
-    body = result.model_dump(mode="json")
-    jobs.succeed(job_id, body)
+    jobs.succeed(job_id, result.model_dump(mode="json"))
     log.info("job %s succeeded", job_id)
-    return body
+    # The result lives on the job; Celery's own result (and its log line) stays free of names.
+    return {"job_id": job_id, "state": "succeeded"}
 
 
 @app.task(name=ENROLL_TASK, bind=True)
