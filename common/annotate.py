@@ -11,9 +11,11 @@ from common.schemas import FaceMatch
 
 KNOWN = (46, 160, 67)
 UNKNOWN = (214, 39, 40)
+# Annotated photos are at most this large (the worker keeps only a copy this size for drawing).
+ANNOTATED_MAX_SIDE = 1600
 
 
-def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = 1600) -> bytes:
+def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_MAX_SIDE) -> bytes:
     img = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     scale = min(1.0, max_side / max(img.size))
     if scale < 1.0:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from common.errors import NotFound
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -20,6 +24,9 @@ def check_key(key: str) -> str:
 
 
 class BlobStore(Protocol):
+    """Keys are written whole or not at all; ``get`` of a missing key raises NotFound; ``list``
+    returns the sorted keys under a '/'-separated prefix; ``ping`` raises when unusable."""
+
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
     def get(self, key: str) -> bytes: ...
@@ -84,7 +91,49 @@ class LocalBlobStore:
             raise OSError(f"blob store {self.root} is not writable")
 
 
-def open_blob_store(url: str) -> BlobStore:
+# GCS bucket names: 3-63 characters (222 with dots) of lowercase letters, digits, '-', '_' and
+# '.', starting and ending with a letter or a digit.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class GsUrl:
+    bucket: str
+    prefix: str  # "" or "some/prefix" (no leading or trailing '/')
+
+
+def parse_gs_url(url: str) -> GsUrl:
+    """``gs://bucket`` or ``gs://bucket/prefix/path``; ValueError says what is wrong."""
+    if not url.startswith("gs://"):
+        raise ValueError(f"not a gs:// URL: {url!r}")
+    rest = url[len("gs://"):]
+    if "?" in rest or "#" in rest:
+        raise ValueError("a gs:// blob_store_url takes no query or fragment")
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET.match(bucket) or (len(bucket) > 63 and "." not in bucket):
+        raise ValueError(
+            f"invalid GCS bucket name {bucket!r} in blob_store_url: 3-63 lowercase letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    if prefix:
+        try:
+            check_key(prefix)
+        except ValueError:
+            raise ValueError(
+                f"invalid object prefix {prefix!r} in blob_store_url: '/'-separated parts of "
+                "letters, digits, '.', '_' or '-'"
+            ) from None
+    return GsUrl(bucket, prefix)
+
+
+def open_blob_store(url: str, settings: "Settings | None" = None) -> BlobStore:
+    """The store a URL names; cloud clients take their timeouts and retries from ``settings``
+    (defaults when None). Nothing here contacts a service: the first operation does."""
     if url.startswith("file://"):
         return LocalBlobStore(Path(url[len("file://"):]))
+    if url.startswith("gs://"):
+        from common.gcs_store import GcsBlobStore
+
+        return GcsBlobStore.from_url(url, settings)
     raise ValueError(f"unsupported blob store URL: {url}")

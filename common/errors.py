@@ -61,3 +61,16 @@ class GalleryConflict(AppError):
 
     status = 409
     code = "gallery_conflict"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """A blob or records store cannot be used: the bucket or table is missing, access is refused,
+    or the service cannot be reached. The message names the bucket or table and what to do."""
+
+    status = 503
+    code = "store_unavailable"
+
+
+class StoreBusy(StoreUnavailable):
+    """Transient: throttled, a 5xx or a timeout that outlasted the client's own retries with
+    backoff. A task tries again later; if it keeps failing the job fails with this message."""

@@ -4,6 +4,12 @@ A version is a manifest listing immutable segments (one per enrollment). Committ
 segment and one small manifest, then moves the pointer in the records store by compare-and-set, so
 the cost follows the new photos, not the gallery size, and concurrent commits never lose each
 other. Readers cache segments by key, so picking up a new version loads only what is new.
+
+So that a manifest stays small however many students are enrolled, it lists only the recent
+segments; the older ones are folded into an immutable snapshot object it names (``base``). A
+commit folds when the recent list grows past FOLD_SEGMENTS entries or FOLD_STUDENTS students,
+so the manifest a commit reads and writes is bounded, and snapshots, being immutable, are read
+once per process and cached.
 """
 
 from __future__ import annotations
@@ -12,19 +18,26 @@ import datetime as dt
 import io
 import json
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from common.blobstore import BlobStore
 from common.errors import GalleryConflict
+from common.matching import CandidateSet, select_candidates
 from common.records import GalleryPointer, RecordsStore
 
 log = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 128
 MAX_COMMIT_ATTEMPTS = 20
+# A manifest lists at most this many recent segments (or segments of this many students) before
+# a commit folds them into a new snapshot.
+FOLD_SEGMENTS = 64
+FOLD_STUDENTS = 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,58 @@ class Segment:
     key: str
     embeddings: np.ndarray  # (n, d) float32, L2-normalised rows
     student_ids: np.ndarray  # (n,) str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Immutable list of folded segment entries, with what readers look up in it."""
+
+    key: str
+    segments: tuple[dict, ...]
+    keys: frozenset[str]
+    counts: dict[str, int]
+
+    @classmethod
+    def from_segments(cls, key: str, segments: list[dict]) -> "Snapshot":
+        counts: dict[str, int] = {}
+        for seg in segments:
+            for sid, n in seg["students"].items():
+                counts[sid] = counts.get(sid, 0) + n
+        return cls(key, tuple(segments), frozenset(seg["key"] for seg in segments), counts)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"segments": list(self.segments)}, sort_keys=True).encode()
+
+
+_EMPTY_SNAPSHOT = Snapshot("", (), frozenset(), {})
+
+
+class _SnapshotCache:
+    """Snapshots by key, per process: they never change, so each is read and parsed once."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: OrderedDict[str, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, blobs: BlobStore, key: str) -> Snapshot:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        snap = Snapshot.from_segments(key, json.loads(blobs.get(key))["segments"])
+        self.put(snap)
+        return snap
+
+    def put(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._items[snap.key] = snap
+            self._items.move_to_end(snap.key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+SNAPSHOTS = _SnapshotCache()
 
 
 @dataclass
@@ -42,17 +107,35 @@ class Manifest:
     metric: str
     threshold: float
     created_at: str
-    segments: list[dict] = field(default_factory=list)  # {"key", "count", "students": {id: n}}
+    # The recent segments, after those of the base snapshot: {"key", "count", "students": {id: n}}
+    segments: list[dict] = field(default_factory=list)
+    base: str | None = None  # key of the snapshot holding the older segments
+    snapshot: Snapshot = field(default=_EMPTY_SNAPSHOT, repr=False, compare=False)
 
     def to_json(self) -> bytes:
-        return json.dumps(self.__dict__, sort_keys=True).encode()
+        body = {k: v for k, v in self.__dict__.items() if k != "snapshot"}
+        if body["base"] is None:  # the layout of manifests written before snapshots existed
+            del body["base"]
+        return json.dumps(body, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> "Manifest":
-        return cls(**json.loads(raw))
+    def from_json(cls, raw: bytes, blobs: BlobStore | None = None) -> "Manifest":
+        manifest = cls(**json.loads(raw))
+        if manifest.base:
+            if blobs is None:
+                raise ValueError("this manifest names a snapshot: pass the blob store to read it")
+            manifest.snapshot = SNAPSHOTS.get(blobs, manifest.base)
+        return manifest
+
+    def all_segments(self) -> list[dict]:
+        """Every segment of this version, oldest first."""
+        return list(self.snapshot.segments) + self.segments
+
+    def has_segment(self, key: str) -> bool:
+        return key in self.snapshot.keys or any(seg["key"] == key for seg in self.segments)
 
     def embeddings_per_student(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        counts = dict(self.snapshot.counts)
         for seg in self.segments:
             for sid, n in seg["students"].items():
                 counts[sid] = counts.get(sid, 0) + n
@@ -80,7 +163,7 @@ class GalleryRepository:
         pointer = self.records.get_gallery_pointer()
         if pointer is None:
             return None
-        return Manifest.from_json(self.blobs.get(pointer.manifest_key))
+        return Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
 
     def load_segment(self, key: str) -> Segment:
         with np.load(io.BytesIO(self.blobs.get(key)), allow_pickle=False) as data:
@@ -104,7 +187,7 @@ class GalleryRepository:
         """
         seg_key = f"gallery/segments/{segment_id}.npz"
         current = self.current_manifest()
-        if current and any(seg["key"] == seg_key for seg in current.segments):
+        if current and current.has_segment(seg_key):
             return current.version
         # The segment is written once, before any pointer moves: a pointer never names a
         # version whose objects are not all stored.
@@ -116,10 +199,27 @@ class GalleryRepository:
 
         for _ in range(MAX_COMMIT_ATTEMPTS):
             pointer = self.records.get_gallery_pointer()
-            base = Manifest.from_json(self.blobs.get(pointer.manifest_key)) if pointer else None
-            if base and any(seg["key"] == seg_key for seg in base.segments):
+            if pointer and current and current.version == pointer.version:
+                base = current  # read just above: no need to read it again
+            else:
+                base = (Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
+                        if pointer else None)
+            if base and base.has_segment(seg_key):
                 return base.version
             version = (pointer.version if pointer else 0) + 1
+            recent = (base.segments if base else []) + [entry]
+            snapshot = base.snapshot if base else _EMPTY_SNAPSHOT
+            new_snapshot = None
+            if (len(recent) > FOLD_SEGMENTS
+                    or sum(len(seg["students"]) for seg in recent) > FOLD_STUDENTS):
+                # Fold: the older segments and these go into a new immutable snapshot, so the
+                # manifests of the next commits stay small.
+                new_snapshot = Snapshot.from_segments(
+                    f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json",
+                    list(snapshot.segments) + recent,
+                )
+                self.blobs.put(new_snapshot.key, new_snapshot.to_json(), "application/json")
+                snapshot, recent = new_snapshot, []
             manifest = Manifest(
                 version=version,
                 model_name=model_name,
@@ -127,44 +227,126 @@ class GalleryRepository:
                 metric=metric,
                 threshold=threshold,
                 created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-                segments=(base.segments if base else []) + [entry],
+                segments=recent,
+                base=snapshot.key or None,
+                snapshot=snapshot,
             )
             manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
             self.blobs.put(manifest_key, manifest.to_json(), "application/json")
             expected = pointer.version if pointer else 0
             if self.records.swap_gallery_pointer(expected, GalleryPointer(version, manifest_key)):
+                if new_snapshot is not None:
+                    SNAPSHOTS.put(new_snapshot)
                 log.info("gallery version %d committed (%d new embeddings)", version, len(student_ids))
                 return version
             # Lost the race: this manifest is never pointed at; drop it and rebase.
             self.blobs.delete(manifest_key)
+            if new_snapshot is not None:
+                self.blobs.delete(new_snapshot.key)
+            current = None
         raise GalleryConflict("the gallery kept changing under this enrollment; try again")
 
 
 class GalleryCache:
-    """A worker's in-memory view of the current gallery, refreshed when the pointer moves."""
+    """A worker's in-memory view of the current gallery, refreshed when the pointer moves.
+
+    Embeddings live in one buffer that grows by doubling, and a new version's segments are
+    appended to it: picking up an enrollment costs what the enrollment added, not the gallery's
+    size. Students are kept as integer codes; the candidate rows of a class are computed once
+    per version and roster (see candidates()).
+    """
+
+    CANDIDATE_SETS = 8  # rosters kept per version
 
     def __init__(self, repo: GalleryRepository):
         self.repo = repo
         self.version = 0
         self.manifest: Manifest | None = None
-        self.embeddings = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        self.student_ids = np.array([], dtype=str)
-        self._segments: dict[str, Segment] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._size = 0
+        self._emb = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        self._codes = np.zeros(0, dtype=np.int32)
+        self._students: list[str] = []
+        self._code_of: dict[str, int] = {}
+        self._segments: dict[str, tuple[int, int]] = {}  # key -> its rows in the buffer
+        self._order: list[str] = []
+        self._derived: dict = {}
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        return self._emb[:self._size]
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self._codes[:self._size]
+
+    @property
+    def students(self) -> np.ndarray:
+        """Every student id, indexed by code."""
+        if "students" not in self._derived:
+            self._derived["students"] = np.array(self._students, dtype=str)
+        return self._derived["students"]
+
+    @property
+    def student_ids(self) -> np.ndarray:
+        """The student id of each embedding row."""
+        if "student_ids" not in self._derived:
+            students = self.students
+            self._derived["student_ids"] = (students[self.codes] if len(students)
+                                            else np.array([], dtype=str))
+        return self._derived["student_ids"]
+
+    def candidates(self, roster) -> CandidateSet:
+        """The rows a class with this roster may match, cached per version."""
+        key = frozenset(roster)
+        sets = self._derived.setdefault("candidates", OrderedDict())
+        if key in sets:
+            sets.move_to_end(key)
+            return sets[key]
+        found = select_candidates(self.embeddings, self.codes, self.students, set(key))
+        sets[key] = found
+        while len(sets) > self.CANDIDATE_SETS:
+            sets.popitem(last=False)
+        return found
+
+    def _append(self, seg: Segment) -> None:
+        n = len(seg.embeddings)
+        need = self._size + n
+        if need > len(self._emb):
+            capacity = max(need + 1024, int(need * 1.5), 2 * len(self._emb))
+            emb = np.empty((capacity, EMBEDDING_DIM), dtype=np.float32)
+            emb[:self._size] = self._emb[:self._size]
+            codes = np.empty(capacity, dtype=np.int32)
+            codes[:self._size] = self._codes[:self._size]
+            self._emb, self._codes = emb, codes
+        self._emb[self._size:need] = seg.embeddings
+        code_of, students = self._code_of, self._students
+        ids, inverse = np.unique(seg.student_ids, return_inverse=True)
+        for sid in ids.tolist():
+            if sid not in code_of:
+                code_of[sid] = len(students)
+                students.append(sid)
+        self._codes[self._size:need] = np.array([code_of[sid] for sid in ids.tolist()],
+                                                dtype=np.int32)[inverse.reshape(-1)]
+        self._segments[seg.key] = (self._size, need)
+        self._order.append(seg.key)
+        self._size = need
 
     def refresh(self) -> int:
         pointer = self.repo.records.get_gallery_pointer()
         if pointer is None or pointer.version == self.version:
             return self.version
-        manifest = Manifest.from_json(self.repo.blobs.get(pointer.manifest_key))
-        wanted = [seg["key"] for seg in manifest.segments]
-        for key in wanted:
-            if key not in self._segments:
-                self._segments[key] = self.repo.load_segment(key)
-        self._segments = {key: self._segments[key] for key in wanted}
-        segs = [self._segments[key] for key in wanted]
-        if segs:
-            self.embeddings = np.concatenate([s.embeddings for s in segs], axis=0)
-            self.student_ids = np.concatenate([s.student_ids for s in segs], axis=0)
+        manifest = Manifest.from_json(self.repo.blobs.get(pointer.manifest_key), self.repo.blobs)
+        wanted = [seg["key"] for seg in manifest.all_segments()]
+        if wanted[:len(self._order)] != self._order:
+            # Segments went away or changed order (never done by commit): start over.
+            self._reset()
+        for key in wanted[len(self._order):]:
+            self._append(self.repo.load_segment(key))
+        self._derived = {}
         self.version, self.manifest = manifest.version, manifest
-        log.info("gallery version %d loaded (%d embeddings)", self.version, len(self.student_ids))
+        log.info("gallery version %d loaded (%d embeddings)", self.version, self._size)
         return self.version
+

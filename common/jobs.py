@@ -73,6 +73,14 @@ class JobStore:
         job.updated_at = _now()
         self._save(job)
 
+    def count_attempt(self, job_id: str) -> int:
+        """Count one more start of this job's task; the count outlives a killed worker."""
+        key = f"{_PREFIX}{job_id}:attempts"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.ttl)
+        return int(pipe.execute()[0])
+
     def delete(self, job_id: str) -> None:
         """Forget a job whose task was never enqueued, so no one waits on it."""
         self.redis.delete(_PREFIX + job_id)

@@ -1,16 +1,149 @@
-"""Open-set matching: one matrix product of all faces against the class's embeddings."""
+"""Open-set matching: one matrix product of all faces against the class's embeddings.
+
+The work per job is one pass over the candidate embeddings (in blocks, so memory stays bounded
+at any gallery size): a matrix product, a per-face maximum, and the (face, embedding) pairs
+within the threshold. Only those few pairs are sorted for the assignment, so the cost does not
+grow with faces x students.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
+
+# Gallery rows per block of the matrix product: 30 faces x 8192 rows of float32 is 1 MB, so the
+# per-face maximum reads the block from cache.
+BLOCK_ROWS = 8192
+# BLAS threads for the product. It is memory-bound (30 faces against many rows); on 2 shared
+# cores a second OpenBLAS thread often waits for a busy core (TensorFlow's, another worker's)
+# and the product took twice as long as on one thread (docs/performance.md).
+BLAS_THREADS = 1
+_blas = None
+
+
+def warm_up() -> None:
+    """Find the BLAS library once (~15 ms), at worker start rather than in the first job."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+
+
+def _blas_limit():
+    warm_up()
+    return _blas.limit(limits=BLAS_THREADS, user_api="blas")
 
 
 @dataclass(frozen=True)
 class Match:
     student_id: str | None
     distance: float | None  # cosine distance to the nearest candidate; None if none exist
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """The embeddings a class may match: rows of the gallery, each with its student's code."""
+
+    embeddings: np.ndarray  # (m, d) float32, L2-normalised, C-contiguous
+    codes: np.ndarray  # (m,) int32 index into students
+    students: np.ndarray  # (k,) str
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def candidate_set(
+    gallery: np.ndarray, gallery_ids: np.ndarray, candidates: Iterable[str]
+) -> CandidateSet:
+    """The rows of ``gallery`` whose student is in ``candidates``."""
+    candidates = set(candidates)
+    gallery_ids = np.asarray(gallery_ids)
+    if not candidates or len(gallery_ids) == 0:
+        return CandidateSet(np.zeros((0, gallery.shape[1] if gallery.ndim == 2 else 0),
+                                     np.float32), np.zeros(0, np.int32), np.array([], dtype=str))
+    students, codes = np.unique(gallery_ids, return_inverse=True)
+    return select_candidates(gallery, codes.astype(np.int32), students, candidates)
+
+
+def select_candidates(
+    gallery: np.ndarray, codes: np.ndarray, students: np.ndarray, candidates: set[str]
+) -> CandidateSet:
+    """Like candidate_set, with the gallery's student codes already computed (GalleryCache)."""
+    wanted = np.fromiter((i for i, s in enumerate(students) if s in candidates), dtype=np.int32)
+    if len(wanted) == len(students):  # the whole gallery: no copy
+        return CandidateSet(np.ascontiguousarray(gallery, dtype=np.float32), codes, students)
+    keep = np.zeros(len(students), dtype=bool)
+    keep[wanted] = True
+    mask = keep[codes]
+    return CandidateSet(np.ascontiguousarray(gallery[mask], dtype=np.float32), codes[mask],
+                        students)
+
+
+def match_groups(
+    faces: np.ndarray,
+    groups: Sequence[int],
+    cands: CandidateSet,
+    threshold: float,
+) -> list[list[Match]]:
+    """Match the faces of several photos at once: ``groups`` gives each photo's face count.
+
+    Within a photo each student is given to at most one face (the closest); a face farther than
+    ``threshold`` from every candidate is unknown (student_id None), never forced onto the nearest.
+    """
+    n = len(faces)
+    assert sum(groups) == n, (groups, n)
+    if n == 0:
+        return [[] for _ in groups]
+    if len(cands) == 0:
+        return [[Match(None, None) for _ in range(g)] for g in groups]
+    faces = np.ascontiguousarray(faces, dtype=np.float32)
+    min_similarity = np.float32(1.0 - threshold)
+    best = np.full(n, -np.inf, dtype=np.float32)
+    pair_face, pair_row, pair_sim = [], [], []
+    with _blas_limit():
+        for start in range(0, len(cands), BLOCK_ROWS):
+            sim = faces @ cands.embeddings[start:start + BLOCK_ROWS].T  # (faces, rows)
+            block_best = sim.max(axis=1)
+            np.maximum(best, block_best, out=best)
+            # Only the faces with something within the threshold in this block are searched.
+            for i in np.flatnonzero(block_best >= min_similarity):
+                r = np.flatnonzero(sim[i] >= min_similarity)
+                pair_face.append(np.full(len(r), i, dtype=np.int64))
+                pair_row.append(r + start)
+                pair_sim.append(sim[i, r])
+    nearest = 1.0 - best.astype(np.float64)
+
+    out: list[list[Match]] = []
+    offset = 0
+    if pair_face:
+        face_idx = np.concatenate(pair_face)
+        student = cands.codes[np.concatenate(pair_row)]
+        dist = 1.0 - np.concatenate(pair_sim).astype(np.float64)
+        # Closest first; ties broken by face then student, so the result is deterministic.
+        order = np.lexsort((student, face_idx, dist))
+        face_idx, student, dist = face_idx[order], student[order], dist[order]
+    else:
+        face_idx = student = dist = np.zeros(0)
+    photo_of = np.repeat(np.arange(len(groups)), groups)
+    pair_photo = photo_of[face_idx.astype(np.int64)] if len(face_idx) else face_idx
+    for p, count in enumerate(groups):
+        result = [Match(None, float(nearest[offset + i])) for i in range(count)]
+        taken_faces: set[int] = set()
+        taken_students: set[int] = set()
+        for i, j, d in zip(face_idx[pair_photo == p], student[pair_photo == p],
+                           dist[pair_photo == p]):
+            i, j = int(i), int(j)
+            if i in taken_faces or j in taken_students:
+                continue
+            result[i - offset] = Match(str(cands.students[j]), float(d))
+            taken_faces.add(i)
+            taken_students.add(j)
+        out.append(result)
+        offset += count
+    return out
 
 
 def match_faces(
@@ -25,34 +158,7 @@ def match_faces(
     ``faces`` and ``gallery`` are L2-normalised float32 rows. A face farther than ``threshold``
     from every candidate student is unknown (student_id None), never forced onto the nearest.
     """
-    n = len(faces)
-    if n == 0:
+    if len(faces) == 0:
         return []
-    mask = np.isin(gallery_ids, list(candidates)) if candidates else np.zeros(len(gallery_ids), bool)
-    if not mask.any():
-        return [Match(None, None) for _ in range(n)]
-    emb, ids = gallery[mask], gallery_ids[mask]
-    students, inverse = np.unique(ids, return_inverse=True)
-    dist = 1.0 - faces.astype(np.float32) @ emb.T  # (faces, embeddings)
-    # Best distance per (face, student): min over that student's embeddings.
-    by_student = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[by_student], np.arange(len(students)))
-    per_student = np.minimum.reduceat(dist[:, by_student], starts, axis=1)
-
-    nearest = per_student.min(axis=1)
-    result: list[Match] = [Match(None, float(d)) for d in nearest]
-    # Greedy assignment by ascending distance: a student appears once per photo.
-    taken_faces: set[int] = set()
-    taken_students: set[int] = set()
-    order = np.argsort(per_student, axis=None)
-    for flat in order:
-        i, j = divmod(int(flat), len(students))
-        d = float(per_student[i, j])
-        if d > threshold:
-            break
-        if i in taken_faces or j in taken_students:
-            continue
-        result[i] = Match(str(students[j]), d)
-        taken_faces.add(i)
-        taken_students.add(j)
-    return result
+    return match_groups(faces, [len(faces)], candidate_set(gallery, gallery_ids, candidates),
+                        threshold)[0]

@@ -34,11 +34,14 @@ class FacePipeline:
         from common.face.detect import FaceDetector
         from common.face.embed import FaceNetEmbedder
 
-        blobs = open_blob_store(settings.blob_store_url)
-        records = open_records(settings.records_url)
+        blobs = open_blob_store(settings.blob_store_url, settings)
+        records = open_records(settings.records_url, settings)
         repo = GalleryRepository(blobs, records)
         embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size)
         embedder.warm_up()
+        from common.matching import warm_up as warm_up_matching
+
+        warm_up_matching()
         detector = FaceDetector(settings.detector, settings.detect_max_side, settings.min_face_px)
         log.info("face pipeline ready: FaceNet on %s, detector %s", embedder.device,
                  settings.detector)

@@ -11,21 +11,32 @@ from common.settings import Settings
 
 ENROLL_TASK = "attendance.enroll"
 RECOGNIZE_TASK = "attendance.recognize"
+# Answers which device (CPU/GPU) a worker's TensorFlow uses, its queues and its stores.
+WORKER_INFO_TASK = "attendance.worker_info"
 CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+QUEUES = (CPU_QUEUE, GPU_QUEUE)
 
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("attendance", broker=settings.redis_url, backend=settings.redis_url)
+    # Face work goes to "gpu" when GPU workers are deployed (settings.task_queue/gpu_workers),
+    # else to "cpu"; each worker says what it consumes with -Q.
+    queue = settings.resolved_task_queue
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_default_queue=CPU_QUEUE,
+        task_default_queue=queue,
+        task_routes={ENROLL_TASK: {"queue": queue}, RECOGNIZE_TASK: {"queue": queue}},
         # A task is acknowledged only when it finished, and requeued if its worker dies, so a
         # killed worker never loses a job; the tasks are idempotent, so running twice is safe.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A pool process loads TensorFlow and FaceNet before it reports up (worker_process_init);
+        # Celery's default 4 s would kill it on a busy machine and try again, forever.
+        worker_proc_alive_timeout=180,
         broker_transport_options={"visibility_timeout": 3600},
         broker_connection_retry_on_startup=True,
         result_expires=settings.job_ttl_seconds,
@@ -37,5 +48,13 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def enqueue(app: Celery, task_name: str, payload: dict, job_id: str) -> None:
-    app.send_task(task_name, kwargs={"payload": payload}, task_id=job_id, queue=CPU_QUEUE)
+def task_queue(app: Celery) -> str:
+    """The queue this app's settings send face work to ("cpu" or "gpu")."""
+    return app.conf.task_default_queue
+
+
+def enqueue(
+    app: Celery, task_name: str, payload: dict, job_id: str, queue: str | None = None
+) -> None:
+    app.send_task(task_name, kwargs={"payload": payload}, task_id=job_id,
+                  queue=queue or task_queue(app))

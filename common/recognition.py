@@ -1,67 +1,134 @@
-"""Recognise a class: detect every face of every photo, embed them all in batches, match, record."""
+"""Recognise a class: detect every face of every photo, embed them all in batches, match, record.
+
+Off the critical path: the next photo is read and decoded in a background thread while this one
+is being detected, and annotated photos are drawn and stored by two threads (JPEG encoding and
+file writes release the GIL). Only a downscaled copy of each photo (what annotation draws on) is
+kept until the end, so a job of many large photos does not hold every original in memory.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
-from common.annotate import annotate
+from common.annotate import ANNOTATED_MAX_SIDE, annotate
 from common.images import decode_bgr
 from common.keys import annotated_key
-from common.matching import match_faces
+from common.matching import match_groups
 from common.pipeline import FacePipeline
 from common.schemas import (
-    AttendanceRecord, FaceMatch, PhotoResult, RecognitionRequest, RecognitionResult,
+    AttendanceRecord, Box, FaceMatch, PhotoResult, RecognitionRequest, RecognitionResult,
 )
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+# Photos read and decoded ahead of the one being detected: bounds the memory a job holds.
+PREFETCH = 2
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 2)
+
+
+def _preview(bgr: np.ndarray, max_side: int = ANNOTATED_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """The copy annotation draws on (annotate() would downscale to this size anyway)."""
+    import cv2
+
+    height, width = bgr.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return bgr, 1.0
+    small = cv2.resize(bgr, (round(width * scale), round(height * scale)),
+                       interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def _scaled(face: FaceMatch, scale: float) -> FaceMatch:
+    if scale == 1.0:
+        return face
+    b = face.box
+    return face.model_copy(update={"box": Box(
+        x=round(b.x * scale), y=round(b.y * scale), w=round(b.w * scale), h=round(b.h * scale),
+    )})
 
 
 def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -> RecognitionResult:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
     version = pipe.gallery.refresh()
     roster = {s.student_id: s.name for s in pipe.records.list_students(req.class_id)}
+    candidates = pipe.gallery.candidates(roster)
+    timings["gallery"] = _ms(time.perf_counter() - started)
 
-    decoded: list[np.ndarray | None] = []
+    decode_work = [0.0]
+
+    def load(key: str) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return decode_bgr(pipe.blobs.get(key))
+        finally:
+            decode_work[0] += time.perf_counter() - t0
+
+    previews: list[tuple[np.ndarray, float] | None] = []
     detections = []
     errors: list[str | None] = []
     total = len(req.photos)
-    for done, upload in enumerate(req.photos, start=1):
-        try:
-            bgr = decode_bgr(pipe.blobs.get(upload.key))
-            faces = pipe.detector.detect(bgr)
-            errors.append(None)
-        except Exception as exc:  # one bad photo must not sink the others
-            log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
-            bgr, faces = None, []
-            errors.append("not a readable image")
-        decoded.append(bgr)
-        detections.append(faces)
-        progress(done, total)
+    decode_wait = detect_time = 0.0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as reader:
+        pending: list[Future] = [reader.submit(load, u.key) for u in req.photos[:PREFETCH]]
+        for done, upload in enumerate(req.photos, start=1):
+            future = pending.pop(0)
+            if done - 1 + PREFETCH < total:
+                pending.append(reader.submit(load, req.photos[done - 1 + PREFETCH].key))
+            t0 = time.perf_counter()
+            bgr = None
+            try:
+                bgr = future.result()
+                t1 = time.perf_counter()
+                decode_wait += t1 - t0
+                faces = pipe.detector.detect(bgr)
+                detect_time += time.perf_counter() - t1
+                previews.append(_preview(bgr))
+                errors.append(None)
+            except Exception as exc:  # one bad photo must not sink the others
+                log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
+                faces = []
+                previews.append(None)
+                errors.append("not a readable image")
+            del bgr
+            detections.append(faces)
+            progress(done, total)
+    timings["decode"] = _ms(decode_work[0])
+    timings["decode_wait"] = _ms(decode_wait)
+    timings["detect"] = _ms(detect_time)
 
     # One batched FaceNet run over the faces of all photos.
+    t0 = time.perf_counter()
     all_pixels = [f.pixels for faces in detections for f in faces]
-    embeddings = pipe.embedder.embed(np.stack(all_pixels)) if all_pixels else np.zeros((0, 128))
+    embeddings = (pipe.embedder.embed(np.stack(all_pixels)) if all_pixels
+                  else np.zeros((0, 128), dtype=np.float32))
+    del all_pixels
+    timings["embed"] = _ms(time.perf_counter() - t0)
+    timings["faces"] = float(len(embeddings))
 
-    photos: list[PhotoResult] = []
+    # One pass over the class's embeddings for the faces of all photos.
+    t0 = time.perf_counter()
+    matches = match_groups(embeddings, [len(faces) for faces in detections], candidates,
+                           pipe.settings.match_threshold)
+    timings["match"] = _ms(time.perf_counter() - t0)
+
+    photo_faces: list[list[FaceMatch]] = []
     best: dict[str, float] = {}
     unknown = 0
-    offset = 0
-    for index, (upload, bgr, faces, error) in enumerate(
-        zip(req.photos, decoded, detections, errors)
-    ):
-        vectors = embeddings[offset:offset + len(faces)]
-        offset += len(faces)
-        matches = match_faces(
-            vectors, pipe.gallery.embeddings, pipe.gallery.student_ids, set(roster),
-            pipe.settings.match_threshold,
-        )
+    for faces, photo_matches in zip(detections, matches):
         face_results = []
-        for face, match in zip(faces, matches):
+        for face, match in zip(faces, photo_matches):
             sid = match.student_id
             face_results.append(FaceMatch(
                 box=face.box, student_id=sid, name=roster.get(sid) if sid else None,
@@ -71,13 +138,40 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
                 unknown += 1
             elif match.distance < best.get(sid, np.inf):
                 best[sid] = match.distance
-        key = None
-        if bgr is not None:
-            key = annotated_key(req.job_id, index)
-            pipe.blobs.put(key, annotate(bgr, face_results), "image/jpeg")
-        photos.append(PhotoResult(filename=upload.filename, faces=face_results,
-                                  annotated_key=key, error=error))
+        photo_faces.append(face_results)
+    del detections
 
+    annotate_work = [0.0]
+    store_work = [0.0]
+
+    def draw_and_store(index: int) -> str:
+        image, scale = previews[index]
+        t0 = time.perf_counter()
+        jpeg = annotate(image, [_scaled(f, scale) for f in photo_faces[index]])
+        t1 = time.perf_counter()
+        key = annotated_key(req.job_id, index)
+        pipe.blobs.put(key, jpeg, "image/jpeg")
+        annotate_work[0] += t1 - t0
+        store_work[0] += time.perf_counter() - t1
+        return key
+
+    t0 = time.perf_counter()
+    readable = [i for i, p in enumerate(previews) if p is not None]
+    with ThreadPoolExecutor(max_workers=min(2, max(1, len(readable))),
+                            thread_name_prefix="annotate") as drawers:
+        keys = dict(zip(readable, drawers.map(draw_and_store, readable)))
+    previews.clear()
+    timings["annotate"] = _ms(annotate_work[0])
+    timings["store"] = _ms(store_work[0])
+    timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
+
+    photos = [
+        PhotoResult(filename=upload.filename, faces=photo_faces[i], annotated_key=keys.get(i),
+                    error=errors[i])
+        for i, upload in enumerate(req.photos)
+    ]
+
+    t0 = time.perf_counter()
     seen_at = dt.datetime.now(dt.timezone.utc)
     for sid, distance in sorted(best.items()):
         # Conditional insert: a second photo, a second upload or a redelivered task adds nothing.
@@ -85,7 +179,9 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
             class_id=req.class_id, date=req.date, student_id=sid, name=roster[sid],
             first_seen_at=seen_at, distance=round(float(distance), 4), job_id=req.job_id,
         ))
+    timings["attendance"] = _ms(time.perf_counter() - t0)
+    timings["total"] = _ms(time.perf_counter() - started)
     return RecognitionResult(
         class_id=req.class_id, date=req.date, photos=photos, present=sorted(best),
-        unknown_faces=unknown, model_version=version,
+        unknown_faces=unknown, model_version=version, timings=timings,
     )

@@ -6,13 +6,18 @@ The pointer moves only by compare-and-set, so concurrent enrollments never lose 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from common.schemas import AttendanceRecord, Student
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -239,7 +244,63 @@ class SqliteRecords:
             conn.execute("SELECT 1 FROM gallery_pointer LIMIT 1").fetchall()
 
 
-def open_records(url: str) -> RecordsStore:
+# DynamoDB table names are 3-255 of [A-Za-z0-9_.-]; the prefix leaves room for "-class-members".
+_TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_DYNAMODB_OPTIONS = ("region", "endpoint_url", "page_size")
+
+
+@dataclass(frozen=True)
+class DynamoUrl:
+    table_prefix: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    page_size: int | None = None  # Limit per Query/Scan page; None: DynamoDB's 1 MB pages
+
+
+def parse_dynamodb_url(url: str) -> DynamoUrl:
+    """``dynamodb://<table-prefix>[?region=...][&endpoint_url=...][&page_size=...]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "dynamodb":
+        raise ValueError(f"not a dynamodb:// URL: {url!r}")
+    if not _TABLE_PREFIX.match(parts.netloc) or parts.path not in ("", "/"):
+        raise ValueError(
+            "records_url must be dynamodb://<table-prefix>?region=...: the prefix is 1-200 of "
+            f"letters, digits, '_', '.' or '-', got {parts.netloc + parts.path!r}"
+        )
+    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(query) - set(_DYNAMODB_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown records_url option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(_DYNAMODB_OPTIONS)}"
+        )
+    options = {}
+    for key, values in query.items():
+        if len(values) != 1 or not values[0]:
+            raise ValueError(f"records_url option {key} needs exactly one non-empty value")
+        options[key] = values[0]
+    endpoint = options.get("endpoint_url")
+    if endpoint is not None and not re.match(r"^https?://[^/?#\s]+/?$", endpoint):
+        raise ValueError(f"records_url endpoint_url must be http(s)://host[:port], got {endpoint!r}")
+    page_size = options.get("page_size")
+    if page_size is not None:
+        if not page_size.isdigit() or not 1 <= int(page_size) <= 1000:
+            raise ValueError("records_url page_size must be an integer from 1 to 1000")
+    return DynamoUrl(
+        table_prefix=parts.netloc,
+        region=options.get("region"),
+        endpoint_url=endpoint.rstrip("/") if endpoint else None,
+        page_size=int(page_size) if page_size else None,
+    )
+
+
+def open_records(url: str, settings: "Settings | None" = None) -> RecordsStore:
+    """The store a URL names; cloud clients take their timeouts and retries from ``settings``
+    (defaults when None). SQLite creates its file now; DynamoDB contacts AWS on first use."""
     if url.startswith("sqlite:///"):
         return SqliteRecords(Path(url[len("sqlite:///"):]))
+    if url.startswith("dynamodb://"):
+        from common.dynamodb_records import DynamoRecords
+
+        return DynamoRecords.from_url(url, settings)
     raise ValueError(f"unsupported records URL: {url}")

@@ -87,6 +87,8 @@ class RecognitionResult(Strict):
     present: list[str]
     unknown_faces: int
     model_version: int
+    # Where the worker's time went, in ms: decode, detect, embed, match, annotate, store, total.
+    timings: dict[str, float] | None = None
 
 
 class Progress(Strict):

@@ -21,10 +21,29 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias="REDIS_URL",
     )
-    # Where uploads, annotated photos and gallery versions live.
+    # Where uploads, annotated photos and gallery versions live: file://<dir> on one machine, or
+    # gs://<bucket>[/<prefix>] on Google Cloud Storage (STORAGE_EMULATOR_HOST, as the
+    # google-cloud-storage client reads it, points it at an emulator with anonymous credentials).
     blob_store_url: str = "file://./var/store"
-    # Where students, attendance and the gallery's current-version pointer live.
+    # Where students, attendance and the gallery's current-version pointer live:
+    # sqlite:///<path> on one machine, or DynamoDB as
+    # dynamodb://<table-prefix>[?region=<region>][&endpoint_url=<url>] (docs/deploy.md).
     records_url: str = "sqlite:///./var/attendance.db"
+    # DynamoDB: create the tables (on-demand capacity) when they are missing. Turn off in
+    # production, where the tables are provisioned beforehand and the role cannot create them.
+    dynamodb_create_tables: bool = True
+    # GCS: create the bucket when it is missing (meant for emulators; a production bucket is
+    # provisioned with its location, retention and IAM beforehand).
+    gcs_create_bucket: bool = False
+    # Cloud clients. Throttling, 5xx answers and timeouts are retried with exponential backoff:
+    # DynamoDB up to cloud_max_attempts calls (botocore's aws_retry_mode), GCS until
+    # cloud_retry_deadline_seconds have passed. cloud_timeout_seconds bounds each request.
+    cloud_max_attempts: int = Field(default=5, ge=1, le=20)
+    aws_retry_mode: Literal["standard", "adaptive"] = "standard"
+    cloud_timeout_seconds: float = Field(default=30.0, gt=0)
+    cloud_retry_deadline_seconds: float = Field(default=60.0, gt=0)
+    # /readyz probes each store once, without retries, within this many seconds.
+    store_ping_timeout_seconds: float = Field(default=2.0, gt=0)
     # DeepFace looks for weights under $DEEPFACE_HOME/.deepface/weights.
     deepface_home: Path = Path("./var/deepface")
 
@@ -32,14 +51,21 @@ class Settings(BaseSettings):
     web_port: int = 5000
     flower_port: int = 5555
     frontend_port: int = 8501
+    # Where the Streamlit app (frontend/) finds the API; it talks to nothing else.
+    api_url: str = "http://127.0.0.1:5000"
 
     # Face pipeline.
     model_name: Literal["Facenet"] = "Facenet"
     detector: Literal["opencv", "mtcnn"] = "opencv"
     # Detection runs on a copy downscaled to this longest side; faces are cropped from the original.
-    detect_max_side: int = Field(default=1600, ge=320, le=8000)
-    # Faces smaller than this (pixels, in the original photo) are ignored as too small to recognise.
-    min_face_px: int = Field(default=24, ge=8)
+    # 2048 rather than 1600: on the 30-face class photo opencv found 29 real faces instead of 27,
+    # for ~25% more detection time (docs/performance.md, "Detector").
+    detect_max_side: int = Field(default=2048, ge=320, le=8000)
+    # Faces smaller than this (pixels, in the original photo) are ignored as too small to recognise:
+    # measured here, val faces shrunk to 24-28 px were detected 11-17 times in 25 and recognised
+    # 7-10 times; at 40 px 22 and 20. Not scanning for them makes opencv ~40% faster on photos
+    # up to detect_max_side (docs/performance.md).
+    min_face_px: int = Field(default=32, ge=8)
     embed_batch_size: int = Field(default=32, ge=1, le=256)
     metric: Literal["cosine"] = "cosine"
     # Cosine distance above which a face is "unknown". Calibrated on the 5 Celebrity Faces split
@@ -54,21 +80,41 @@ class Settings(BaseSettings):
 
     # Jobs.
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    task_max_retries: int = Field(default=3, ge=0)
+    # Every start of a task counts, whether a retry after a transient error or a redelivery after
+    # its worker died: a job that keeps failing (a poison input) is failed after this many.
+    task_max_attempts: int = Field(default=4, ge=1, le=20)
+    # Which Celery queue enrollment and recognition go to: "cpu" or "gpu"; "auto" is "gpu" when
+    # gpu_workers says GPU workers (`celery ... worker -Q gpu`) are deployed, else "cpu".
+    task_queue: Literal["auto", "cpu", "gpu"] = "auto"
+    gpu_workers: bool = False
 
     @field_validator("blob_store_url")
     @classmethod
     def _known_blob_scheme(cls, value: str) -> str:
-        if not value.startswith("file://"):
-            raise ValueError("blob_store_url must start with file://")
+        from common.blobstore import parse_gs_url
+
+        if value.startswith("gs://"):
+            parse_gs_url(value)  # raises ValueError saying what is wrong
+        elif not value.startswith("file://"):
+            raise ValueError("blob_store_url must start with file:// or gs://")
         return value
 
     @field_validator("records_url")
     @classmethod
     def _known_records_scheme(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("records_url must start with sqlite:///")
+        from common.records import parse_dynamodb_url
+
+        if value.startswith("dynamodb://"):
+            parse_dynamodb_url(value)  # raises ValueError saying what is wrong
+        elif not value.startswith("sqlite:///"):
+            raise ValueError("records_url must start with sqlite:/// or dynamodb://")
         return value
+
+    @property
+    def resolved_task_queue(self) -> Literal["cpu", "gpu"]:
+        if self.task_queue == "auto":
+            return "gpu" if self.gpu_workers else "cpu"
+        return self.task_queue
 
     @property
     def max_upload_bytes(self) -> int:

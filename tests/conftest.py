@@ -55,10 +55,12 @@ class Stack:
     root: Path
     worker: subprocess.Popen | None = None
 
-    def start_worker(self, name: str = "w1", concurrency: int = 1) -> subprocess.Popen:
+    def start_worker(
+        self, name: str = "w1", concurrency: int = 1, queues: str = "cpu"
+    ) -> subprocess.Popen:
         log = open(self.root / f"worker-{name}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "cpu",
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
              "--concurrency", str(concurrency), "--pool", "prefork", "-n", f"{name}@%h",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -74,27 +76,44 @@ class Stack:
             if job["state"] in ("succeeded", "failed"):
                 return job
             time.sleep(0.2)
-        log = (self.root / "worker-w1.log").read_text(errors="replace")[-4000:]
-        raise AssertionError(f"job {job_id} did not finish in {timeout}s; worker log:\n{log}")
+        logs = "\n".join(
+            f"--- {path.name}\n" + path.read_text(errors="replace")[-4000:]
+            for path in sorted(self.root.glob("worker-*.log"))
+        )
+        raise AssertionError(f"job {job_id} did not finish in {timeout}s; worker logs:\n{logs}")
 
 
-def make_stack(tmp: Path, db: int) -> Stack:
+def make_stack(
+    tmp: Path,
+    db: int,
+    redis_url: str | None = None,
+    *,
+    blob_store_url: str | None = None,
+    records_url: str | None = None,
+    extra_env: dict | None = None,
+    **overrides,
+) -> Stack:
+    """``overrides`` are further settings (e.g. gcs_create_bucket=True), given to the in-process
+    app and, as ATTENDANCE_* variables, to the workers; ``extra_env`` goes to the workers only
+    (e.g. an emulator's address, which the in-process clients read from os.environ)."""
     from common.settings import Settings
     from web.app import create_app
 
-    url = redis_url_for(db)
+    url = redis_url or redis_url_for(db)
     redis.Redis.from_url(url).flushdb()
     env_settings = {
         "REDIS_URL": url,
-        "ATTENDANCE_BLOB_STORE_URL": f"file://{tmp}/store",
-        "ATTENDANCE_RECORDS_URL": f"sqlite:///{tmp}/attendance.db",
+        "ATTENDANCE_BLOB_STORE_URL": blob_store_url or f"file://{tmp}/store",
+        "ATTENDANCE_RECORDS_URL": records_url or f"sqlite:///{tmp}/attendance.db",
         "ATTENDANCE_DEEPFACE_HOME": str(DEEPFACE_HOME),
+        **{f"ATTENDANCE_{k.upper()}": str(v) for k, v in overrides.items()},
     }
-    env = {**os.environ, **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2",
+    env = {**os.environ, **(extra_env or {}), **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": str(REPO)}
     settings = Settings(
         REDIS_URL=url, blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
         records_url=env_settings["ATTENDANCE_RECORDS_URL"], deepface_home=DEEPFACE_HOME,
+        **overrides,
     )
     app = create_app(settings)
     app.testing = True
@@ -113,3 +132,60 @@ def stack(tmp_path_factory) -> Stack:
     except subprocess.TimeoutExpired:
         s.worker.kill()
     redis.Redis.from_url(redis_url_for(E2E_REDIS_DB)).flushdb()
+
+
+# --- the cloud backends, on emulators the tests start themselves -------------------------------
+
+CLOUD_REDIS_DB = 11
+
+
+@pytest.fixture(scope="session")
+def emulators():
+    """moto's DynamoDB server and gcp-storage-emulator on loopback ports, for the whole session.
+
+    Their environment (STORAGE_EMULATOR_HOST, AWS test credentials) is put in os.environ for
+    the in-process clients and is in ``emulators.env`` for worker processes."""
+    from tests.emulators import start_emulators
+
+    emu = start_emulators()
+    patch = pytest.MonkeyPatch()
+    for key, value in emu.env.items():
+        patch.setenv(key, value)
+    yield emu
+    patch.undo()
+    emu.gcs.stop()
+    emu.dynamodb.stop()
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def make_cloud_stack(tmp: Path, db: int, emulators, *, bucket: str, table_prefix: str,
+                     **overrides) -> Stack:
+    """make_stack on gs:// and dynamodb:// URLs served by the emulators."""
+    overrides.setdefault("gcs_create_bucket", True)
+    return make_stack(
+        tmp, db,
+        blob_store_url=emulators.blob_url(bucket, "attendance"),
+        records_url=emulators.records_url(table_prefix),
+        extra_env=emulators.env,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def cloud_stack(tmp_path_factory, emulators) -> Stack:
+    """The stack on the cloud backends (GCS and DynamoDB, emulated over HTTP): the API in this
+    process, one real worker process ("c1", consuming the queues cpu and c1)."""
+    s = make_cloud_stack(tmp_path_factory.mktemp("cloud-stack"), CLOUD_REDIS_DB, emulators,
+                         bucket="attendance-e2e", table_prefix="e2e")
+    s.worker = s.start_worker("c1", queues="cpu,c1")
+    yield s
+    stop_process(s.worker)
+    redis.Redis.from_url(redis_url_for(CLOUD_REDIS_DB)).flushdb()

@@ -31,8 +31,8 @@ class Services:
         # and /readyz can then say so.
         return cls(
             settings=settings,
-            blobs=open_blob_store(settings.blob_store_url),
-            records=open_records(settings.records_url),
+            blobs=open_blob_store(settings.blob_store_url, settings),
+            records=open_records(settings.records_url, settings),
             jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
             celery=producer_celery(settings),
         )

@@ -89,7 +89,8 @@ _UPLOAD_ERRORS = {
     "400": _error("A missing or invalid field, or a file that is not a whole image."),
     "413": _error("The request body is over the upload limit."),
     "415": _error("The body is not multipart/form-data."),
-    "503": _error("Redis is unavailable; nothing was stored."),
+    "503": _error("Redis (service_unavailable) or the blob store (store_unavailable) is "
+                  "unavailable; nothing was stored."),
 }
 
 
@@ -188,7 +189,23 @@ def _schemas() -> dict:
             "properties": {
                 "status": {"type": "string", "enum": ["ready", "not_ready"]},
                 "checks": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "Each check: \"ok\" or why it failed."},
+                           "description": "Each check (redis, blob_store, records, workers): "
+                                          "\"ok\" or why it failed, naming the bucket, table "
+                                          "or endpoint that is missing or down."},
+                "workers": {
+                    "type": "array",
+                    "description": "The workers that answered the ping: the queues they "
+                                   "consume and the device their TensorFlow uses (null "
+                                   "until the model has loaded).",
+                    "items": {"type": "object", "required": ["name", "queues", "device"],
+                              "properties": {
+                                  "name": {"type": "string"},
+                                  "queues": {"type": "array", "nullable": True,
+                                             "items": {"type": "string"}},
+                                  "device": {"type": "string", "nullable": True,
+                                             "description": "CPU or GPU"},
+                              }},
+                },
             },
         },
     }

@@ -7,13 +7,24 @@ import threading
 
 from celery.signals import worker_process_init
 
+from common.jobs import JobStore
 from common.pipeline import FacePipeline
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 _pipeline: FacePipeline | None = None
+_jobs: JobStore | None = None
 _lock = threading.Lock()
+
+
+def get_jobs() -> tuple[JobStore, Settings]:
+    """Job state without the model: a task can report failure even if FaceNet cannot load."""
+    global _jobs
+    if _jobs is None:
+        settings = get_settings()
+        _jobs = JobStore.from_url(settings.redis_url, settings.job_ttl_seconds)
+    return _jobs, get_settings()
 
 
 def get_pipeline() -> FacePipeline:

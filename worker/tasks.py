@@ -6,15 +6,15 @@ import logging
 from typing import Callable
 
 import redis
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from common.enrollment import enroll
-from common.errors import AppError
+from common.errors import AppError, StoreBusy
 from common.queue import ENROLL_TASK, RECOGNIZE_TASK
 from common.recognition import recognise
 from common.schemas import EnrollmentRequest, RecognitionRequest
 from worker.celery_app import app
-from worker.runtime import get_pipeline
+from worker.runtime import get_jobs, get_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +22,51 @@ log = logging.getLogger(__name__)
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError)
 
 
-def _run(task, job_id: str, work: Callable[..., BaseModel]) -> dict:
-    pipe = get_pipeline()
-    jobs = pipe.jobs
-    jobs.progress(job_id, 0)
+class TooManyAttempts(AppError):
+    code = "too_many_attempts"
+
+
+def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseModel]) -> dict:
+    jobs, settings = get_jobs()
+    job_id = payload.get("job_id") if isinstance(payload, dict) else None
+    if not isinstance(job_id, str):
+        log.error("task %s dropped: its message names no job", task.request.id)
+        return {"state": "failed", "error": "invalid_message"}
+
+    attempt = jobs.count_attempt(job_id)
+    if attempt > settings.task_max_attempts:
+        # Reached only when earlier attempts died with their worker (e.g. killed for memory):
+        # fail the job instead of letting it take the queue down again.
+        jobs.fail(job_id, TooManyAttempts(
+            f"the job was started {attempt - 1} times without finishing; giving up"))
+        return {"job_id": job_id, "state": "failed", "error": TooManyAttempts.code}
     try:
-        result = work(pipe, lambda done, total: jobs.progress(job_id, done, total))
+        request = model.model_validate(payload)
+        pipe = get_pipeline()
+        jobs.progress(job_id, 0)
+        result = work(pipe, request, lambda done, total: jobs.progress(job_id, done, total))
+    except StoreBusy as exc:
+        # A cloud store still throttling or unreachable after its client's own retries: worth
+        # another try later; in the end the job fails saying which bucket or table.
+        if attempt < settings.task_max_attempts:
+            log.warning("job %s: %s; retrying", job_id, exc.message)
+            raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
+        log.info("job %s failed: %s", job_id, exc.message)
+        jobs.fail(job_id, exc)
+        return {"job_id": job_id, "state": "failed", "error": exc.code}
     except AppError as exc:
         log.info("job %s failed: %s", job_id, exc.message)
         jobs.fail(job_id, exc)
         return {"job_id": job_id, "state": "failed", "error": exc.code}
+    except ValidationError as exc:
+        log.error("job %s: invalid task message: %s", job_id, exc)
+        jobs.fail(job_id, AppError(f"invalid task message: {exc.error_count()} errors",
+                                   code="invalid_message"))
+        return {"job_id": job_id, "state": "failed", "error": "invalid_message"}
     except TRANSIENT as exc:
-        if task.request.retries < pipe.settings.task_max_retries:
+        if attempt < settings.task_max_attempts:
             log.warning("job %s: transient error, retrying: %s", job_id, exc)
-            raise task.retry(exc=exc, countdown=2 ** task.request.retries)
+            raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
         jobs.fail(job_id, exc)
         raise
     except Exception as exc:
@@ -50,11 +81,9 @@ def _run(task, job_id: str, work: Callable[..., BaseModel]) -> dict:
 
 @app.task(name=ENROLL_TASK, bind=True)
 def enroll_task(self, payload: dict) -> dict:
-    req = EnrollmentRequest.model_validate(payload)
-    return _run(self, req.job_id, lambda pipe, progress: enroll(pipe, req, progress))
+    return _run(self, payload, EnrollmentRequest, enroll)
 
 
 @app.task(name=RECOGNIZE_TASK, bind=True)
 def recognize_task(self, payload: dict) -> dict:
-    req = RecognitionRequest.model_validate(payload)
-    return _run(self, req.job_id, lambda pipe, progress: recognise(pipe, req, progress))
+    return _run(self, payload, RecognitionRequest, recognise)

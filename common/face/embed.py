@@ -14,8 +14,12 @@ from common.gallery import normalise
 log = logging.getLogger(__name__)
 
 FACENET_WEIGHTS_SHA256 = "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
-# Fixed batch shapes: every call pads to one of these, so the compiled graph is traced once each.
-BATCH_BUCKETS = (1, 4, 8, 16, 32, 64, 128, 256)
+# The compiled graph takes any batch size (its input signature leaves the batch dimension open),
+# so it is traced once and nothing is padded: padding 17 faces to 32 cost 88% more compute here
+# (docs/performance.md). A batch size seen for the first time pays ~15-40 ms once (oneDNN builds
+# its kernels for that shape); warm_up() pays it at start for the common sizes.
+WARM_UP_SIZES = (1, 2, 4, 8, 16, 24, 32)
+MAX_BATCH_LIMIT = 256
 
 
 def check_weights(path: Path) -> None:
@@ -41,7 +45,7 @@ class FaceNetEmbedder:
         import tensorflow as tf
         from deepface.models.facial_recognition.tf.Facenet import InceptionResNetV1
 
-        self.max_batch = max(b for b in BATCH_BUCKETS if b <= max(1, max_batch))
+        self.max_batch = min(MAX_BATCH_LIMIT, max(1, int(max_batch)))
         self.model = InceptionResNetV1()
         self.model.load_weights(str(weights))
         self._predict = tf.function(
@@ -53,24 +57,30 @@ class FaceNetEmbedder:
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
 
     def warm_up(self) -> None:
-        for size in BATCH_BUCKETS:
-            if size > self.max_batch:
-                break
+        for size in sorted({min(s, self.max_batch) for s in WARM_UP_SIZES} | {self.max_batch}):
             self._predict(self._tf.zeros((size, 160, 160, 3), self._tf.float32))
+
+    def batches(self, n: int) -> list[tuple[int, int]]:
+        """Split n faces into the fewest batches of at most max_batch, of near-equal sizes
+        (33 faces with max_batch 32: 17 + 16, not 32 + 1)."""
+        if n <= 0:
+            return []
+        count = -(-n // self.max_batch)
+        base, extra = divmod(n, count)
+        bounds, start = [], 0
+        for i in range(count):
+            size = base + (1 if i < extra else 0)
+            bounds.append((start, start + size))
+            start += size
+        return bounds
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         """(n, 160, 160, 3) float32 -> (n, 128) L2-normalised float32."""
         n = len(faces)
         if n == 0:
             return np.zeros((0, 128), dtype=np.float32)
-        out = []
-        for start in range(0, n, self.max_batch):
-            chunk = np.asarray(faces[start:start + self.max_batch], dtype=np.float32)
-            size = next(b for b in BATCH_BUCKETS if b >= len(chunk))
-            if size > len(chunk):
-                pad = np.zeros((size - len(chunk), 160, 160, 3), dtype=np.float32)
-                chunk_padded = np.concatenate([chunk, pad])
-            else:
-                chunk_padded = chunk
-            out.append(self._predict(chunk_padded).numpy()[: len(chunk)])
-        return normalise(np.concatenate(out))
+        out = np.empty((n, 128), dtype=np.float32)
+        for start, stop in self.batches(n):
+            chunk = np.ascontiguousarray(faces[start:stop], dtype=np.float32)
+            out[start:stop] = self._predict(chunk).numpy()
+        return normalise(out)

@@ -52,7 +52,14 @@ def blank_png() -> tuple[io.BytesIO, str]:
     return out, "wall.png"
 
 
-def test_jolie_in_group_photos_once_each_rest_unknown(stack, faces_dir):
+@pytest.fixture(params=["local", "cloud"])
+def backends(request):
+    """The stack on local files + SQLite, then the one on GCS + DynamoDB (emulated over HTTP)."""
+    return request.getfixturevalue("stack" if request.param == "local" else "cloud_stack")
+
+
+def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
+    stack = backends
     job = enroll(stack, "jolie", "Angelina Jolie", "room-1",
                  files([faces_dir / f for f in JOLIE_PHOTOS]))
     assert job["state"] == "succeeded", job
@@ -107,7 +114,8 @@ def test_enrollment_with_no_usable_photo_fails_and_changes_nothing(stack):
     assert stack.client.get("/api/v1/model").get_json()["version"] == before_model["version"]
 
 
-def test_celebrity_faces_val_split_recognised(stack, celeb_dir):
+def test_celebrity_faces_val_split_recognised(backends, celeb_dir):
+    stack = backends
     for person in CELEBS:
         photos = sorted((celeb_dir / "train" / person).glob("*.jpg"))
         # The API takes at most 20 photos a request; the second request adds to the student.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import redis
 from flask import Blueprint, jsonify
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from common.queue import task_queue
 from web.context import services
 
 bp = Blueprint("health", __name__)
@@ -22,6 +25,28 @@ def healthz():
 
 def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+# What each worker published about itself (worker/info.py).
+WORKER_INFO_PREFIX = "attendance:worker:"
+
+
+def _worker_details(url: str, names: list[str]) -> list[dict]:
+    client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_PING_TIMEOUT,
+                                  socket_timeout=REDIS_PING_TIMEOUT, retry=Retry(NoBackoff(), 0))
+    try:
+        pipe = client.pipeline()
+        for name in names:
+            pipe.hgetall(WORKER_INFO_PREFIX + name)
+        found = pipe.execute()
+    finally:
+        client.close()
+    details = []
+    for name, fields in zip(names, found):
+        info = {k.decode(): json.loads(v) for k, v in fields.items()}
+        details.append({"name": name, "queues": info.get("queues"),
+                        "device": info.get("device")})
+    return details
 
 
 def _ping_redis(url: str) -> None:
@@ -56,15 +81,27 @@ def readyz():
 
     # Celery's broadcast retries its broker connection for a long time; with Redis known to be
     # down, asking the workers would only make this endpoint hang.
+    workers: list[dict] = []
     if checks["redis"] != "ok":
         checks["workers"] = "not checked: redis is unavailable"
     else:
         try:
             replies = svc.celery.control.ping(timeout=WORKER_PING_TIMEOUT)
             checks["workers"] = "ok" if replies else "no worker answered the ping"
+            names = sorted(name for reply in replies for name in reply)
+            workers = _worker_details(svc.settings.redis_url, names) if names else []
         except Exception as exc:
             checks["workers"] = _reason(exc)
+        # Jobs go to one queue ("cpu" or "gpu", from the settings): someone must consume it.
+        queue = task_queue(svc.celery)
+        known = [w for w in workers if w["queues"] is not None]
+        if known and not any(queue in w["queues"] for w in known):
+            consumed = sorted({q for w in known for q in w["queues"]})
+            checks["workers"] = (
+                f"no worker consumes the {queue!r} queue that jobs are sent to "
+                f"(workers consume: {', '.join(consumed)})"
+            )
 
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    body = {"status": "ready" if ready else "not_ready", "checks": checks, "workers": workers}
     return jsonify(body), 200 if ready else 503

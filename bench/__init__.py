@@ -1,0 +1,1 @@
+"""Benchmarks: one module per figure, run by bench/run.py (`make bench`)."""

@@ -1,0 +1,1 @@
+"""The Streamlit app: the teachers' and administrators' window onto the API (and nothing else)."""

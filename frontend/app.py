@@ -1,0 +1,44 @@
+"""The Streamlit app's entry point: ``streamlit run frontend/app.py`` (the Procfile's frontend).
+
+It talks to the API at ATTENDANCE_API_URL (common.settings.Settings.api_url) and to nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts frontend/ on sys.path, not the repository root that `frontend` and
+# `common` are imported from (`make run` sets PYTHONPATH; a bare `streamlit run` does not).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from frontend import ui  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="Attendance", page_icon=":material/groups:", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Classroom": [
+            st.Page(PAGES / "take_attendance.py", title="Take attendance",
+                    icon=":material/photo_camera:", url_path="take_attendance", default=True),
+            st.Page(PAGES / "attendance.py", title="Attendance",
+                    icon=":material/table_chart:", url_path="attendance"),
+        ],
+        "Administration": [
+            st.Page(PAGES / "enroll.py", title="Enroll",
+                    icon=":material/person_add:", url_path="enroll"),
+            st.Page(PAGES / "students.py", title="Students and model",
+                    icon=":material/badge:", url_path="students"),
+            st.Page(PAGES / "monitoring.py", title="Monitoring",
+                    icon=":material/monitor_heart:", url_path="monitoring"),
+        ],
+    }
+)
+ui.api_status_sidebar()
+navigation.run()

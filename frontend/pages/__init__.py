@@ -1,0 +1,1 @@
+"""One script per page of the Streamlit app (frontend/app.py registers them)."""

@@ -1,0 +1,1 @@
+"""Browser tests: the Streamlit app in headless Chromium (skipped when it is missing)."""

@@ -1,0 +1,228 @@
+"""The Streamlit app in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Everything is live: the API (werkzeug, in a thread) over the ``stack`` fixture's Redis database
+and stores, a real Celery worker running FaceNet, and ``streamlit run frontend/app.py`` in a
+subprocess, each on a free port. A screenshot of every page goes to
+var/test-artifacts/screenshots/<page>.png.
+
+Skipped, saying why, when /usr/bin/chromium (``make browser`` installs it; ATTENDANCE_CHROMIUM
+names another) or the playwright package is missing, or when the browser does not start.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from frontend.api_client import ApiClient
+from tests.conftest import REPO
+from web.app import create_app
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
+              pytest.mark.timeout(600)]
+
+CHROMIUM = Path(os.environ.get("ATTENDANCE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = REPO / "var" / "test-artifacts" / "screenshots"
+APP = REPO / "frontend" / "app.py"
+JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
+VIEWPORT = {"width": 1440, "height": 1600}
+# Milliseconds, as Playwright counts: a page's own API calls are quick, a recognition is not.
+PAGE_TIMEOUT = 30_000
+JOB_TIMEOUT = 180_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, or a skip that says what is missing. Checked before any stack starts."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (`make browser` installs "
+                    "Debian's chromium; ATTENDANCE_CHROMIUM names another)")
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need the playwright package (requirements/dev.txt)")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        except Error as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(exc).splitlines()[0]}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def api_url(stack):
+    server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def start_streamlit(api_url: str, env: dict, log) -> tuple[subprocess.Popen, str]:
+    """`streamlit run frontend/app.py` on a free port, pointed at ``api_url``, once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env={**env, "PYTHONPATH": str(REPO), "ATTENDANCE_API_URL": api_url},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{url}/_stcore/health", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise AssertionError(f"streamlit did not start on {url} (see {log.name})")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def frontend_url(browser, stack, api_url):
+    with open(stack.root / "streamlit.log", "ab") as log:
+        proc, url = start_streamlit(api_url, stack.env, log)
+        yield url
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def jolie_enrolled(api_url, faces_dir):
+    api = ApiClient(api_url)
+    photos = [(name, (faces_dir / name).read_bytes()) for name in JOLIE_PHOTOS]
+    job = api.wait_for_job(api.enroll("jolie", "Angelina Jolie", "room-1", photos).job_id,
+                           timeout=240)
+    assert job.state == "succeeded", job
+    return job
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT)
+    yield page
+    context.close()
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished running the page's script (no running indicator)."""
+    page.wait_for_selector('[data-testid="stAppViewContainer"]')
+    running = ('[data-testid="stStatusWidgetRunningIcon"], '
+               '[data-testid="stStatusWidgetRunningManIcon"]')
+    page.wait_for_function(f"() => !document.querySelector('{running}')")
+    page.wait_for_timeout(500)  # let the last deltas and charts paint
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def open_page(page, link: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link, exact=True).click()
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
+    settle(page)
+
+
+def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, jolie_enrolled,
+                                                        faces_dir):
+    page.goto(frontend_url)
+    page.get_by_role("heading", name="Take attendance", exact=True).wait_for()
+    settle(page)
+    assert page.get_by_role("combobox", name="Class").input_value() == "room-1"
+
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(faces_dir / "couple.jpg"))
+    page.get_by_text("couple.jpg", exact=True).first.wait_for()
+    page.get_by_role("button", name="Take attendance").click()
+
+    page.get_by_text("Present (1)").wait_for(timeout=JOB_TIMEOUT)
+    settle(page)
+    image = page.locator('[data-testid="stImage"] img').first
+    image.wait_for()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+    assert caption.startswith("couple.jpg: 1 recognised (green)"), caption
+    roster = page.locator('[data-testid="stColumn"]').filter(has_text="Present (1)").last
+    assert "Angelina Jolie" in roster.inner_text()
+    assert "Absent (0)" in roster.inner_text()
+    screenshot(page, "take_attendance")
+
+    open_page(page, "Attendance", "Attendance")
+    page.get_by_text("1 record over 1 class day").wait_for()
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    # Both charts (rate per day, per student) are drawn.
+    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg')\
+        .nth(1).wait_for()
+    settle(page)
+    screenshot(page, "attendance")
+
+    open_page(page, "Enroll", "Enroll")
+    page.get_by_role("tab", name="Whole class (CSV + zip)").wait_for()
+    screenshot(page, "enroll")
+
+    open_page(page, "Students and model", "Students and model")
+    page.get_by_text("Gallery version").wait_for()
+    page.get_by_text("1 student, 4 embeddings").wait_for()
+    screenshot(page, "students")
+
+    open_page(page, "Monitoring", "Monitoring")
+    flower = page.get_by_role("link", name="Open Flower")
+    assert flower.get_attribute("href") == "http://127.0.0.1:5555"
+    page.get_by_text("The API is ready").wait_for()
+    screenshot(page, "monitoring")
+
+    for name in ("take_attendance", "attendance", "enroll", "students", "monitoring"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_the_app_says_when_the_api_is_down(browser, page, tmp_path):
+    """No stack here: the app alone, pointed at a closed port."""
+    api_url = f"http://127.0.0.1:{free_port()}"
+    with open(tmp_path / "streamlit.log", "ab") as log:
+        proc, url = start_streamlit(api_url, dict(os.environ), log)
+        try:
+            page.goto(url)
+            page.get_by_text(f"The API at {api_url} is not reachable").first.wait_for()
+            settle(page)
+            assert "Traceback" not in page.locator("body").inner_text()
+            screenshot(page, "api_down")
+        finally:
+            stop(proc)

@@ -1,0 +1,230 @@
+"""Each page of the Streamlit app, run by Streamlit's AppTest against a real API and worker.
+
+The API is the real Flask app served by werkzeug on a free port, over the ``stack`` fixture's
+Redis database and stores, with one real Celery worker; the app finds it through
+ATTENDANCE_API_URL, as it does in production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import socket
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from werkzeug.serving import make_server
+
+from tests.conftest import REPO
+from web.app import create_app
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
+              pytest.mark.timeout(600)]
+
+APP = REPO / "frontend" / "app.py"
+JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
+DAY = dt.date(2026, 11, 2)
+JOB_RUN_TIMEOUT = 240  # a page run that submits a job and follows it to the end
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_url(stack):
+    """The real API over the stack's settings, on a free port, for the module's tests."""
+    server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def app_at(monkeypatch, url: str, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("ATTENDANCE_API_URL", url)
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def jpeg(path: Path) -> tuple[str, bytes, str]:
+    return path.name, path.read_bytes(), "image/jpeg"
+
+
+def blank_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (120, 140, 160)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_every_page_says_when_the_api_is_down(monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    at = app_at(monkeypatch, url)
+    message = f"The API at {url} is not reachable"
+    assert any(message in t for t in texts(at.error)), texts(at.error)
+    for page in ("pages/enroll.py", "pages/attendance.py", "pages/students.py",
+                 "pages/monitoring.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert any(message in t for t in texts(at.error)), (page, texts(at.error))
+
+
+def test_model_page_before_anyone_is_enrolled(monkeypatch, api_url, stack):
+    at = app_at(monkeypatch, api_url, "pages/students.py")
+    shown = metrics(at)
+    assert shown["Gallery version"] == "0"
+    assert shown["Match threshold"] == f"{stack.settings.match_threshold:.2f}"
+    assert shown["Model"] == "Facenet" and shown["Detector"] == stack.settings.detector
+    assert any("gallery is empty" in t for t in texts(at.info))
+
+
+def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
+    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at.text_input(key="enroll.student_id").input("jolie")
+    at.text_input(key="enroll.name").input("Angelina Jolie")
+    at.text_input(key="enroll.class_id").input("room-1")
+    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / p) for p in JOLIE_PHOTOS])
+    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.success) == [
+        "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."], texts(at.error)
+    table = at.dataframe[0].value
+    assert table.loc[0, "student_id"] == "jolie" and table.loc[0, "accepted"] == 4
+    # The progress bar followed the job to its end.
+    assert [p.value for p in at.get("progress")] == [100]
+
+    at.switch_page("pages/students.py").run()
+    shown = metrics(at)
+    assert shown["Gallery version"] == "1" and shown["Embeddings"] == "4"
+    students = at.dataframe[0].value
+    assert students.to_dict("records") == [
+        {"student_id": "jolie", "name": "Angelina Jolie", "classes": "room-1", "embeddings": 4}]
+
+
+def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_dir):
+    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at.text_input(key="enroll.student_id").input("bad id!")
+    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    at.run()
+    errors = texts(at.error)
+    assert errors == ["bad id!: not submitted: student_id must be 1-64 characters of "
+                      "letters, digits, '.', '_' or '-'"], errors
+
+
+def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
+    roster = ("student_id,name,class_id\n"
+              "jolie_b,Angelina B,\n"
+              "wall,Just A Wall,\n"
+              "ghost,Nobody Here,\n"
+              "bad id,Broken Row,\n")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("jolie_b/1.jpg", (faces_dir / "img5.jpg").read_bytes())
+        z.writestr("jolie_b_2.png", blank_png())
+        z.writestr("wall.png", blank_png())
+        z.writestr("stranger.jpg", (faces_dir / "img6.jpg").read_bytes())
+    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at.text_input(key="bulk.class_id").input("room-2")
+    at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
+    at.file_uploader(key="bulk.zip").set_value(
+        ("photos.zip", archive.getvalue(), "application/zip"))
+    at.button(key="FormSubmitter:enroll_bulk-Enroll class").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+
+    problems = " ".join(texts(at.markdown))
+    assert "CSV line 5: student_id 'bad id' must be" in problems
+    assert "photo stranger.jpg: matches no student_id in the roster" in problems
+    assert "student ghost: no photo in the zip (not enrolled)" in problems
+    assert texts(at.warning) == [
+        "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."]
+    results, rejected = at.dataframe[0].value, at.dataframe[1].value
+    assert dict(zip(results["student_id"], results["state"])) == {
+        "jolie_b": "succeeded", "wall": "failed"}
+    assert rejected.to_dict("records") == [
+        {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}]
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Just A Wall (wall): failed: ")
+    assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
+
+
+def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url, faces_dir):
+    at = app_at(monkeypatch, api_url)  # the default page
+    assert at.title[0].value == "Take attendance"
+    at.selectbox(key="take.class_id").select("room-1")
+    at.date_input(key="take.date").set_value(DAY)
+    at.file_uploader(key="take.photos").set_value([jpeg(faces_dir / "couple.jpg")])
+    at.button(key="FormSubmitter:take_attendance-Take attendance").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, texts(at.error)
+
+    shown = metrics(at)
+    assert shown["Present"] == "1 of 1" and shown["Absent"] == "0"
+    assert int(shown["Unknown faces"]) >= 1
+    markdown = texts(at.markdown)
+    assert "#### Present (1)" in markdown and "- **Angelina Jolie** `jolie`" in markdown
+    images = at.image
+    assert len(images) == 1
+    [caption] = images[0].captions
+    assert images[0].value[0]  # a media URL: the annotated JPEG was fetched and served
+    assert caption.startswith("couple.jpg: 1 recognised (green), ") and "unknown (red)" in caption
+
+    # A rerun (any widget) keeps the result on screen, from the session, without a new job.
+    at.run()
+    assert metrics(at)["Present"] == "1 of 1"
+
+    at.switch_page("pages/attendance.py").run()
+    at.selectbox(key="attendance.class_id").select("room-1")
+    at.date_input(key="attendance.dates").set_value((DAY, DAY))
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    table = at.dataframe[0].value
+    assert table[["date", "class_id", "student_id", "name"]].to_dict("records") == [
+        {"date": "2026-11-02", "class_id": "room-1", "student_id": "jolie",
+         "name": "Angelina Jolie"}]
+    assert not at.get("download_button")[0].proto.disabled
+
+    at.selectbox(key="attendance.student_id").select("jolie")
+    at.run()
+    assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
+
+
+def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api_url,
+                                                                 faces_dir):
+    monkeypatch.setenv("ATTENDANCE_MAX_RECOGNITION_PHOTOS", "1")
+    at = app_at(monkeypatch, api_url)
+    at.selectbox(key="take.class_id").select("room-1")
+    at.date_input(key="take.date").set_value(DAY + dt.timedelta(days=1))
+    at.file_uploader(key="take.photos").set_value(
+        [jpeg(faces_dir / "couple.jpg"), jpeg(faces_dir / "selfie-many-people.jpg")])
+    at.button(key="FormSubmitter:take_attendance-Take attendance").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception and not at.error, texts(at.error)
+    bars = at.get("progress")
+    assert [(b.value, b.proto.text) for b in bars] == [
+        (100, "Photos batch 1 of 2: done (1/1 photos)"),
+        (100, "Photos batch 2 of 2: done (1/1 photos)")]
+    assert [i.captions[0].split(":")[0] for i in at.image] == [
+        "couple.jpg", "selfie-many-people.jpg"]
+    assert metrics(at)["Present"] == "1 of 1"

@@ -1,0 +1,121 @@
+"""docker-compose.yml, the Dockerfiles, .env.example and docs/deploy.md stay right and in step
+with the settings. No Docker engine is used: nothing is built or started here."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Literal, get_args, get_origin
+
+import pytest
+import yaml
+
+from common.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+
+
+def compose_tool() -> str:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (`make compose-tool` installs Debian's "
+                    "1.29 where apt-get and root are available): the compose file is not "
+                    "validated")
+    return tool
+
+
+def compose_config(path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [compose_tool(), "-f", str(path), *args, "config", "-q"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        # No engine is needed for `config`; keep the user's .env out of the interpolation.
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "COMPOSE_PROJECT_NAME": "attendance"},
+    )
+
+
+def test_compose_file_is_valid_for_docker_compose():
+    for args in ((), ("--profile", "gpu")):
+        result = compose_config(COMPOSE, *args)
+        assert result.returncode == 0, result.stderr
+
+
+def test_compose_validation_really_rejects_a_bad_file(tmp_path):
+    """The check above means something: the same tool refuses a broken copy, saying why."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("    healthcheck:\n", "    healthcheks:\n", 1))
+    result = compose_config(broken)
+    assert result.returncode == 1
+    assert "healthcheks" in result.stderr
+
+
+def load_compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_runs_the_cloud_code_path_with_local_stand_ins():
+    services = load_compose()["services"]
+    assert set(services) >= {"redis", "web", "worker", "worker-gpu", "flower", "frontend",
+                             "dynamodb", "gcs"}
+    assert services["dynamodb"]["image"].startswith("amazon/dynamodb-local")
+    assert services["gcs"]["image"].startswith("fsouza/fake-gcs-server")
+    for name in ("web", "worker", "worker-gpu"):
+        env = services[name]["environment"]
+        # The URLs are valid settings and name the stand-ins.
+        settings = Settings(_env_file=None, blob_store_url=env["ATTENDANCE_BLOB_STORE_URL"],
+                            records_url=env["ATTENDANCE_RECORDS_URL"])
+        assert settings.blob_store_url.startswith("gs://")
+        assert "endpoint_url=http://dynamodb:8000" in settings.records_url
+        assert env["STORAGE_EMULATOR_HOST"] == "http://gcs:4443"
+    assert services["frontend"]["environment"]["ATTENDANCE_API_URL"] == "http://web:8080"
+    assert "streamlit" in (REPO / "requirements" / "frontend.txt").read_text()
+
+
+def test_gpu_worker_is_a_profile_with_an_nvidia_reservation_and_cuda_tensorflow():
+    services = load_compose()["services"]
+    gpu = services["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and "profiles" not in services["worker"]
+    [device] = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert gpu["build"]["args"]["TENSORFLOW_EXTRAS"] == "[and-cuda]"
+    assert gpu["environment"]["WORKER_QUEUES"] == "gpu"
+    assert services["worker"]["environment"]["WORKER_QUEUES"] == "cpu"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.web", "Dockerfile.worker"])
+def test_dockerfiles_are_slim_non_root_and_checked(name):
+    text = (REPO / name).read_text()
+    assert re.findall(r"^FROM python:3\.12-slim\b", text, re.M)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and "root" not in users and "0" not in users
+    assert "HEALTHCHECK" in text
+    # Everything COPY'd exists.
+    for source in re.findall(r"^COPY (\S+)", text, re.M):
+        assert (REPO / source).exists(), source
+
+
+def test_worker_image_provisions_the_weights_at_build_time():
+    text = (REPO / "Dockerfile.worker").read_text()
+    assert re.search(r"^RUN python scripts/provision_weights\.py", text, re.M)
+    assert "tensorflow${TENSORFLOW_EXTRAS}" in text
+
+
+def env_names() -> list[str]:
+    """Every setting a deployment can change (a Literal of one value cannot be changed)."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1:
+            continue
+        alias = field.validation_alias
+        names.append(alias if isinstance(alias, str) else f"ATTENDANCE_{name.upper()}")
+    return names
+
+
+def test_every_setting_is_in_env_example_and_documented():
+    example = (REPO / ".env.example").read_text()
+    docs = (REPO / "docs" / "deploy.md").read_text()
+    missing_example = [n for n in env_names() if not re.search(rf"^#?{n}=", example, re.M)]
+    missing_docs = [n for n in env_names() if n not in docs]
+    assert missing_example == [] and missing_docs == []

@@ -1,0 +1,287 @@
+"""The frontend's pure logic: bulk roster + zip parsing, rates, CSV export, API error messages."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import socket
+import zipfile
+
+import pytest
+import requests
+
+from common.schemas import AttendanceRecord, RecognitionResult, Student
+from frontend.api_client import ApiClient, ApiError, _error_from, parse
+from frontend.roster import (
+    photo_batches,
+    classes_of,
+    parse_roster_csv,
+    plan_bulk_enrollment,
+    read_zip_photos,
+    split_roster,
+    student_for_photo,
+)
+from frontend.stats import daily_rates, records_csv, roster_sizes, student_rates
+
+D1, D2, D3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def student(sid: str, name: str, *classes: str, embeddings: int = 1) -> Student:
+    return Student(student_id=sid, name=name, class_ids=list(classes), embeddings=embeddings)
+
+
+def record(sid: str, date: dt.date, class_id: str = "room-1", name: str | None = None):
+    return AttendanceRecord(
+        class_id=class_id, date=date, student_id=sid, name=name or sid.upper(),
+        first_seen_at=dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc), distance=0.2,
+        job_id="a" * 32,
+    )
+
+
+# --- roster CSV --------------------------------------------------------------------------------
+
+
+def test_csv_with_header_and_class_column():
+    parsed = parse_roster_csv(
+        "student_id,name,class_id\ns001,Ada Lovelace,room-1\ns002, Alan Turing ,room-2\n"
+    )
+    assert parsed.errors == []
+    assert [(r.student_id, r.name, r.class_id) for r in parsed.rows] == [
+        ("s001", "Ada Lovelace", "room-1"), ("s002", "Alan Turing", "room-2")]
+
+
+def test_csv_without_header_uses_the_default_class_and_a_bom_is_ignored():
+    parsed = parse_roster_csv("\ufeffs001,Ada\n\n# a comment\ns002,Alan,room-9\n".encode(),
+                              default_class="room-1")
+    assert parsed.errors == []
+    assert [(r.student_id, r.class_id, r.line) for r in parsed.rows] == [
+        ("s001", "room-1", 1), ("s002", "room-9", 4)]
+
+
+def test_csv_columns_may_come_in_any_order_after_a_header():
+    parsed = parse_roster_csv("name,student_id\nAda,s001\n", default_class="c")
+    assert [(r.student_id, r.name) for r in parsed.rows] == [("s001", "Ada")]
+
+
+def test_bad_csv_rows_are_reported_with_their_line_and_the_rest_kept():
+    text = (
+        "student_id,name,class_id\n"
+        "s001,Ada,room-1\n"       # 2 ok
+        "bad id,Bob,room-1\n"     # 3 invalid id
+        "s003,,room-1\n"          # 4 no name
+        "s004,Dora,room 1\n"      # 5 invalid class
+        "s001,Ada again,room-1\n"  # 6 duplicate
+        "s006\n"                  # 7 too few columns
+        "s007,Eve,room-1,extra\n"  # 8 too many
+        "s008,Finn\n"             # 9 no class and no default
+        's009,"Gil, Jr.",room-1\n'  # 10 ok: quoted comma
+    )
+    parsed = parse_roster_csv(text)
+    assert [r.student_id for r in parsed.rows] == ["s001", "s009"]
+    assert parsed.rows[1].name == "Gil, Jr."
+    errors = parsed.errors
+    assert [e.split(":")[0] for e in errors] == [f"line {n}" for n in (3, 4, 5, 6, 7, 8, 9)]
+    assert "student_id 'bad id' must be" in errors[0]
+    assert "name is empty" in errors[1]
+    assert "class_id 'room 1'" in errors[2]
+    assert "already on line 2" in errors[3]
+    assert "no class_id" in errors[6]
+
+
+def test_a_header_with_unknown_columns_is_refused_whole():
+    parsed = parse_roster_csv("student_id,name,email\ns001,Ada,a@b.c\n", default_class="c")
+    assert parsed.rows == [] and len(parsed.errors) == 1
+    assert parsed.errors[0].startswith("line 1: the header must name")
+
+
+def test_windows_1252_csv_is_read():
+    parsed = parse_roster_csv("s001,Zoë\n".encode("cp1252"), default_class="c")
+    assert parsed.rows[0].name == "Zoë"
+
+
+# --- zip of photos -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("s001.jpg", "s001"),
+    ("s001_2.jpg", "s001"),
+    ("s001-front.JPG", "s001"),
+    ("s001 (3).jpg", "s001"),
+    ("s001/xyz.jpg", "s001"),
+    ("photos/s001/xyz.jpg", "s001"),
+    ("photos/s001_3.png", "s001"),
+    ("S001.jpg", "s001"),  # case is ignored when only one id fits
+    ("ben_afflek_2.jpg", "ben_afflek"),  # ids with "_" keep their longest match
+    ("ben_afflek.jpg", "ben_afflek"),
+    ("s0011.jpg", None),
+    ("s999.jpg", None),
+    ("xyz.jpg", None),
+])
+def test_photo_names_map_to_students(path, expected):
+    assert student_for_photo(path, ["s001", "s002", "ben_afflek", "ben"]) == expected
+
+
+def test_zip_reading_skips_folders_mac_metadata_and_lists_non_photos():
+    data = make_zip({
+        "s001.jpg": b"a", "class/s002/one.png": b"b", "__MACOSX/._s001.jpg": b"x",
+        ".DS_Store": b"x", "notes.txt": b"hello",
+    })
+    photos = read_zip_photos(data)
+    assert photos.error is None
+    assert sorted(photos.by_path) == ["class/s002/one.png", "s001.jpg"]
+    assert photos.ignored == ["notes.txt"]
+
+
+def test_not_a_zip_is_an_error():
+    assert read_zip_photos(b"not a zip").error == "not a zip file"
+
+
+def test_bulk_plan_matches_photos_and_lists_what_is_left_over():
+    roster = "student_id,name\ns001,Ada\ns002,Alan\ns003,Grace\nbad id,X\n"
+    archive = make_zip({
+        "s001.jpg": b"1", "s001_2.jpg": b"2", "s002/a.jpg": b"3",
+        "s999.jpg": b"4", "readme.md": b"5",
+    })
+    plan = plan_bulk_enrollment(roster.encode(), archive, default_class="room-1")
+    assert [(e.student_id, e.class_id, [n for n, _ in e.photos]) for e in plan.entries] == [
+        ("s001", "room-1", ["s001.jpg", "s001_2.jpg"]), ("s002", "room-1", ["a.jpg"])]
+    assert [u.filename for u in plan.unmatched_photos] == ["s999.jpg"]
+    assert plan.students_without_photos == ["s003"]
+    assert plan.ignored_files == ["readme.md"]
+    assert len(plan.csv_errors) == 1 and plan.csv_errors[0].startswith("line 5")
+    problems = plan.problems
+    assert any("s999.jpg" in p and "matches no student_id" in p for p in problems)
+    assert any(p == "student s003: no photo in the zip (not enrolled)" for p in problems)
+
+
+def test_bulk_jobs_split_students_with_many_photos():
+    archive = make_zip({f"s001_{i}.jpg": bytes([i]) for i in range(5)} | {"s002.jpg": b"x"})
+    plan = plan_bulk_enrollment("s001,Ada\ns002,Alan\n", archive, default_class="c")
+    jobs = [(entry.student_id, len(photos)) for entry, photos in plan.jobs(2)]
+    assert jobs == [("s001", 2), ("s001", 2), ("s001", 1), ("s002", 1)]
+
+
+def test_photo_batches_respect_count_and_bytes():
+    photos = [(f"p{i}.jpg", b"x" * n) for i, n in enumerate([4, 4, 4, 9, 1, 1])]
+    names = [[p[0] for p in batch] for batch in photo_batches(photos, 3, max_bytes=8)]
+    # p3 alone is over the limit: it still gets a request, for the API to say why it refuses.
+    assert names == [["p0.jpg", "p1.jpg"], ["p2.jpg"], ["p3.jpg"], ["p4.jpg", "p5.jpg"]]
+    assert [len(b) for b in photo_batches(photos, 4)] == [4, 2]
+    assert photo_batches([], 2) == []
+
+
+# --- roster and rates --------------------------------------------------------------------------
+
+
+def test_split_roster_sorts_by_name():
+    roster = [student("s2", "bob", "c"), student("s1", "Ann", "c"), student("s3", "Cy", "c")]
+    present, absent = split_roster(roster, ["s3", "s1", "s9"])
+    assert [s.student_id for s in present] == ["s1", "s3"]
+    assert [s.student_id for s in absent] == ["s2"]
+    assert classes_of(roster + [student("s4", "D", "a", "c")]) == ["a", "c"]
+
+
+def test_daily_rate_is_present_over_roster_size():
+    roster = [student(f"s{i}", f"S{i}", "room-1") for i in range(4)] + [student("t", "T", "lab")]
+    records = [record("s0", D1), record("s1", D1), record("s0", D2),
+               record("s0", D2),  # the same student twice counts once
+               record("t", D1, "lab")]
+    rates = daily_rates(records, roster_sizes(roster))
+    assert [(r.date, r.class_id, r.present, r.roster, r.rate) for r in rates] == [
+        (D1, "lab", 1, 1, 1.0), (D1, "room-1", 2, 4, 0.5), (D2, "room-1", 1, 4, 0.25)]
+
+
+def test_daily_rate_never_exceeds_one_when_the_roster_shrank():
+    rates = daily_rates([record("s0", D1), record("gone", D1)], {"room-1": 1})
+    assert rates[0].rate == 1.0 and rates[0].roster == 2
+    assert daily_rates([], {"room-1": 3}) == []
+
+
+def test_student_rate_is_days_present_over_days_the_class_met():
+    roster = [student("s0", "Ann", "room-1"), student("s1", "Bob", "room-1", "lab"),
+              student("s2", "Cy", "room-1"), student("s3", "Dee", "other")]
+    records = [record("s0", D1), record("s0", D2), record("s0", D3),
+               record("s1", D1), record("s1", D1, "lab"), record("old", D2, name="Old")]
+    rates = {r.student_id: (r.present_days, r.class_days)
+             for r in student_rates(records, roster, "room-1")}
+    # room-1 met on 3 days; s3 is not in room-1; "old" left the roster but still has a rate.
+    assert rates == {"s0": (3, 3), "s1": (1, 3), "s2": (0, 3), "old": (1, 3)}
+    everywhere = {r.student_id: (r.present_days, r.class_days)
+                  for r in student_rates(records, roster)}
+    # Without a class, s1's lab day counts too; s3's class never met, so s3 has no rate.
+    assert everywhere["s1"] == (2, 4) and "s3" not in everywhere
+    ordered = [r.student_id for r in student_rates(records, roster, "room-1")]
+    assert ordered[0] == "s0" and ordered[-1] == "s2"
+
+
+def test_records_csv_export():
+    data = records_csv([record("s1", D2, name="Zoë"), record("s0", D1)])
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == ["date", "class_id", "student_id", "name", "first_seen_at", "distance",
+                       "job_id"]
+    assert [r[:4] for r in rows[1:]] == [["2026-11-02", "room-1", "s0", "S0"],
+                                         ["2026-11-03", "room-1", "s1", "Zoë"]]
+
+
+# --- API errors become readable messages -------------------------------------------------------
+
+
+def response(status: int, body: bytes, content_type: str = "application/json"):
+    resp = requests.Response()
+    resp.status_code = status
+    resp._content = body
+    resp.headers["Content-Type"] = content_type
+    resp.reason = {400: "BAD REQUEST", 502: "Bad Gateway", 503: "SERVICE UNAVAILABLE"}[status]
+    return resp
+
+
+def test_the_apis_json_error_becomes_the_message():
+    body = json.dumps({"error": {"code": "missing_name", "message": "name is required"}})
+    exc = _error_from(response(400, body.encode()))
+    assert (str(exc), exc.code, exc.status) == ("name is required", "missing_name", 400)
+
+
+def test_a_non_json_error_is_summarised():
+    exc = _error_from(response(502, b"<html><body>\n  Bad gateway\n</body></html>", "text/html"))
+    assert str(exc) == ("The API answered HTTP 502 Bad Gateway: "
+                        "<html><body> Bad gateway </body></html>")
+    assert exc.code == "http_502"
+
+
+def test_a_closed_port_says_the_api_is_not_reachable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api = ApiClient(f"http://127.0.0.1:{port}/")
+    with pytest.raises(ApiError) as info:
+        api.model()
+    assert info.value.unreachable
+    assert str(info.value) == (f"The API at http://127.0.0.1:{port} is not reachable "
+                               "(connection refused). Is it running? `make run` starts it.")
+
+
+def test_fields_a_newer_api_adds_are_ignored_at_any_depth():
+    result = parse(RecognitionResult, {
+        "class_id": "c", "date": "2026-11-02", "present": ["s1"], "unknown_faces": 0,
+        "model_version": 3, "added_later": {"ms": 1},
+        "photos": [{"filename": "a.jpg", "faces": [], "also_new": True}],
+    }, "a result")
+    assert result.present == ["s1"] and result.photos[0].filename == "a.jpg"
+
+
+def test_a_response_missing_a_field_is_a_readable_error():
+    with pytest.raises(ApiError) as info:
+        parse(RecognitionResult, {"class_id": "c"}, "a result")
+    assert str(info.value).startswith("The API sent a result this app does not understand: ")
+    assert info.value.code == "bad_response"
