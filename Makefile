@@ -120,6 +120,7 @@ provision: $(STAMP)
 # ---------------------------------------------------------------------------------------------
 
 run: $(STAMP) sysdeps provision
+	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/tokens.py init-local
 	$(WITH_REPO_ON_PYTHONPATH) $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).

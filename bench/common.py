@@ -7,9 +7,11 @@ summarised by the median of the repeats.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import secrets
 import signal
 import socket
 import statistics
@@ -241,8 +243,14 @@ class Stack:
         self.root = Path(tempfile.mkdtemp(prefix="attendance-bench-"))
         self.redis_url = redis_url(redis_db)
         redis.Redis.from_url(self.redis_url).flushdb()
+        # An admin API token that lives as long as this stack.
+        token = secrets.token_urlsafe(32)
+        tokens = json.dumps([{"name": "bench", "role": "admin",
+                              "sha256": hashlib.sha256(token.encode()).hexdigest()}])
         self.env = {
             **os.environ,
+            "ATTENDANCE_API_TOKENS": tokens,
+            "ATTENDANCE_API_TOKENS_FILE": str(self.root / "no-tokens-file.json"),
             "REDIS_URL": self.redis_url,
             "ATTENDANCE_BLOB_STORE_URL": f"file://{self.root}/store",
             "ATTENDANCE_RECORDS_URL": f"sqlite:///{self.root}/attendance.db",
@@ -253,6 +261,8 @@ class Stack:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.http.headers.update(self.headers)
         self.procs: dict[str, subprocess.Popen] = {}
         self.quick = quick
         self._start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
@@ -396,7 +406,7 @@ class Context:
 
     @property
     def repeats(self) -> int:
-        return 1 if self.quick else 3
+        return 1 if self.quick else 5
 
     @property
     def path_repeats(self) -> int:

@@ -34,6 +34,7 @@ def _client(stack):
     def run(photo: tuple[str, bytes]) -> float:
         if not hasattr(local, "session"):
             local.session = requests.Session()
+            local.session.headers.update(stack.headers)
         s = local.session
         t0 = time.time()
         resp = s.post(stack.base + "/api/v1/recognitions",

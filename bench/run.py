@@ -64,6 +64,8 @@ def run(names: list[str], quick: bool, out: Path, plot: Path | None, redis_db: i
                 report["errors"][name] = f"{type(exc).__name__}: {exc}"[:2000]
                 continue
             result.seconds = time.perf_counter() - t0
+            # Others share this machine: how busy it was while this figure was measured.
+            result.details["load_average_1min_after"] = round(os.getloadavg()[0], 2)
             verdict = {True: "MET", False: "NOT MET", None: "-"}[result.met]
             say(f"== {name}: {verdict} ({result.seconds:.0f} s)")
             report["results"][name] = result.to_dict()

@@ -210,8 +210,7 @@ class GcsBlobStore:
                 )
             except gexc.NotFound:
                 # A missing object, or a missing bucket: only the second is an outage.
-                if not self._bucket().exists(timeout=self.timeout, retry=self.retry):
-                    raise self._missing_bucket() from None
+                self._probe_bucket(self.timeout, self.retry)
                 raise NotFound(f"no stored object {key!r}") from None
 
     def exists(self, key: str) -> bool:
@@ -245,18 +244,22 @@ class GcsBlobStore:
             # The iterator follows nextPageToken page by page.
             return sorted(blob.name[strip:] for blob in blobs)
 
+    def _probe_bucket(self, timeout, retry) -> None:
+        """List at most one object: raises the missing-bucket error (or a refusal) if the
+        bucket is not usable. Needs only storage.objects.list, unlike a bucket lookup."""
+        with self._errors():
+            page = self.client.list_blobs(
+                self.bucket_name, prefix=f"{self.prefix}/" if self.prefix else None,
+                max_results=1, timeout=timeout, retry=retry,
+            )
+            list(page)
+
     def ping(self) -> None:
-        """One short listing call (needs only storage.objects.list): the bucket exists and
-        answers to these credentials."""
+        """One short listing call: the bucket exists and answers to these credentials."""
         timeout = (self.ping_timeout, self.ping_timeout)
         self._ensure_bucket(timeout=timeout, retry=None)
         try:
-            with self._errors():
-                page = self.client.list_blobs(
-                    self.bucket_name, prefix=f"{self.prefix}/" if self.prefix else None,
-                    max_results=1, timeout=timeout, retry=None,
-                )
-                list(page)
+            self._probe_bucket(timeout, None)
         except StoreBusy as exc:  # readyz wants the reason, not "gave up after retrying"
             raise StoreUnavailable(
                 f"{self.where} did not answer within {self.ping_timeout:g}s: "

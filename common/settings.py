@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     frontend_port: int = 8501
     # Where the Streamlit app (frontend/) finds the API; it talks to nothing else.
     api_url: str = "http://127.0.0.1:5000"
+    # The token the Streamlit app uses until someone logs in with another (optional).
+    api_token: str | None = None
+
+    # Access. API tokens are JSON lists of {"name", "role", "sha256", "classes"} (roles: admin,
+    # teacher, viewer; sha256 of the token; classes limits a teacher to those classes), read from
+    # api_tokens (e.g. a secret in the environment) and from the file api_tokens_file, which
+    # `scripts/tokens.py` writes (`make run` creates a local admin token there on first start).
+    api_tokens: str | None = None
+    api_tokens_file: Path = Path("./var/tokens.json")
 
     # Face pipeline.
     model_name: Literal["Facenet"] = "Facenet"

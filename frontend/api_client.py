@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 import requests
@@ -20,6 +20,10 @@ from common.schemas import AttendanceRecord, JobView, ModelInfo, Student
 # (filename, bytes): how photos are handed to the client.
 Photo = tuple[str, bytes]
 M = TypeVar("M", bound=BaseModel)
+
+# What a page says when it needs a token and nobody has logged in.
+LOGIN_HINT = ("Log in with an API token (make run wrote a local admin token to "
+              "var/admin-token).")
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 60.0
@@ -44,6 +48,16 @@ class ApiError(Exception):
     def unreachable(self) -> bool:
         return self.code == "api_unreachable"
 
+    @property
+    def unauthorized(self) -> bool:
+        """HTTP 401: no token, or one the API does not know."""
+        return self.status == 401
+
+    @property
+    def forbidden(self) -> bool:
+        """HTTP 403: a valid token whose role (or classes) may not do this."""
+        return self.status == 403
+
     def __str__(self) -> str:
         return self.message
 
@@ -56,6 +70,9 @@ class JobAccepted(BaseModel):
 @dataclass(frozen=True)
 class ApiClient:
     base_url: str
+    # Sent as "Authorization: Bearer <token>" on every request; kept out of repr() so that a
+    # logged or displayed client never shows it.
+    token: str | None = field(default=None, repr=False)
     connect_timeout: float = CONNECT_TIMEOUT
     read_timeout: float = READ_TIMEOUT
     session: requests.Session | None = None
@@ -68,9 +85,13 @@ class ApiClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base_url}{path}"
         http = self.session or requests
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
             response = http.request(
-                method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs
+                method, url, headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout), **kwargs
             )
         except requests.exceptions.ConnectionError as exc:
             # ConnectTimeout is both a ConnectionError and a Timeout: it means "not reachable".
@@ -89,7 +110,7 @@ class ApiClient:
             raise ApiError(f"Could not call the API at {url}: {_reason(exc)}",
                            code="api_request_failed") from None
         if response.status_code >= 400:
-            raise _error_from(response)
+            raise _auth_error(_error_from(response), has_token=bool(self.token))
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -229,6 +250,31 @@ def _reason(exc: Exception) -> str:
         return "timed out"
     # "<urllib3...object at 0x...>: Failed to establish a new connection: [Errno 113] ..."
     return text.split(": ", 1)[-1][:200] or type(inner).__name__
+
+
+def _auth_error(exc: ApiError, *, has_token: bool) -> ApiError:
+    """401 and 403 as people read them: log in, or this token may not do that. The API's own
+    message is kept (it says which role a route needs, or which class is off limits)."""
+    if exc.status == 401:
+        if not has_token:
+            return ApiError(f"Not logged in: the API needs a token. {LOGIN_HINT}",
+                            code="unauthorized", status=401, body=exc.body)
+        return ApiError(
+            f"The API token is not valid ({_sentence(exc.message)}). Log in again with a valid "
+            "token in the sidebar.", code="unauthorized", status=401, body=exc.body)
+    if exc.status == 403:
+        if exc.code == "class_forbidden":
+            lead = "Your token is limited to other classes"
+        else:
+            lead = "Your token's role may not do this"
+        return ApiError(f"{lead}: {_sentence(exc.message)}. Log in with another token in the "
+                        "sidebar if you need to.", code=exc.code or "forbidden", status=403,
+                        body=exc.body)
+    return exc
+
+
+def _sentence(text: str) -> str:
+    return text.strip().rstrip(".")
 
 
 def _error_from(response: requests.Response) -> ApiError:

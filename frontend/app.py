@@ -1,6 +1,7 @@
 """The Streamlit app's entry point: ``streamlit run frontend/app.py`` (the Procfile's frontend).
 
-It talks to the API at ATTENDANCE_API_URL (common.settings.Settings.api_url) and to nothing else.
+It talks to the API at ATTENDANCE_API_URL (common.settings.Settings.api_url) and to nothing else,
+with the API token someone logged in with in the sidebar (ATTENDANCE_API_TOKEN until then).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import streamlit as st  # noqa: E402
 
 from frontend import ui  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# Not "pages/": Streamlit takes a pages/ folder next to the entry point for an old-style
+# multipage app, and a fresh server (or AppTest) would then run a deep-linked page (/attendance)
+# on its own, without this script: no navigation, no API status, no login in the sidebar.
+PAGES = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="Attendance", page_icon=":material/groups:", layout="wide")
 
@@ -40,5 +44,6 @@ navigation = st.navigation(
         ],
     }
 )
-ui.api_status_sidebar()
+# Before the pages: a login (or log out) takes effect in the same run.
+ui.login_sidebar(ui.api_status_sidebar())
 navigation.run()

@@ -1,7 +1,9 @@
-"""Streamlit helpers shared by the pages: the API client, error display, job progress bars."""
+"""Streamlit helpers shared by the pages: the API client, logging in, error display, job
+progress bars."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Callable, Sequence, TypeVar
 
@@ -9,13 +11,22 @@ import streamlit as st
 
 from common.schemas import JobView
 from common.settings import Settings
-from frontend.api_client import TERMINAL_STATES, ApiClient, ApiError
+from frontend.api_client import LOGIN_HINT, TERMINAL_STATES, ApiClient, ApiError
 
 T = TypeVar("T")
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 POLL_INTERVAL = 0.5
 JOB_TIMEOUT = 900.0
+
+# The login lives in st.session_state only: never on disk, never in a widget after it is used.
+TOKEN_KEY = "auth.token"  # the token every call carries; None when logged out
+ROLE_KEY = "auth.role"  # what checking it found (see token_role), None while unchecked
+SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN) or "login" (typed)
+MESSAGE_KEY = "auth.message"  # why the last login failed
+INPUT_KEY = "auth.token_input"  # the password box
+ROLE_VIEWER = "viewer"
+ROLE_TEACHER_OR_ADMIN = "teacher or admin"
 
 
 def settings() -> Settings:
@@ -39,7 +50,125 @@ def request_bytes(config: Settings) -> int:
 
 
 def client() -> ApiClient:
-    return ApiClient(settings().api_url)
+    """The API client, carrying the session's token when someone is logged in."""
+    return ApiClient(settings().api_url, token=current_token())
+
+
+def logged_in_client() -> ApiClient:
+    """The API client for a page that needs a token; without one, the page says how to log in
+    and stops there."""
+    api = client()
+    if not api.token:
+        message = st.session_state.get(MESSAGE_KEY)
+        if message:  # why the last login failed (the sidebar says it too)
+            st.error(message, icon=":material/key_off:")
+        st.info(f"{LOGIN_HINT} Paste it into *API token* in the sidebar and *Log in*.",
+                icon=":material/key:")
+        st.stop()
+    return api
+
+
+# --- logging in ----------------------------------------------------------------------------------
+
+
+def current_token() -> str | None:
+    """The session's token; a new session starts with ATTENDANCE_API_TOKEN when it is set."""
+    if TOKEN_KEY not in st.session_state:
+        configured = settings().api_token
+        st.session_state[TOKEN_KEY] = configured or None
+        st.session_state[SOURCE_KEY] = "settings" if configured else None
+        st.session_state[ROLE_KEY] = None
+    return st.session_state[TOKEN_KEY]
+
+
+def token_role(api: ApiClient) -> str:
+    """What the API lets ``api``'s token do, from one cheap call (GET /api/v1/model, which needs
+    the teacher role): ROLE_TEACHER_OR_ADMIN or ROLE_VIEWER. An invalid token raises the 401's
+    ApiError (``unauthorized``); an API that does not answer raises too."""
+    try:
+        api.model()
+    except ApiError as exc:
+        if exc.forbidden:
+            return ROLE_VIEWER
+        raise
+    return ROLE_TEACHER_OR_ADMIN
+
+
+def _adopt(token: str, source: str) -> None:
+    """Check ``token`` and log in with it, unless the API says it is not valid."""
+    try:
+        role = token_role(ApiClient(settings().api_url, token=token))
+    except ApiError as exc:
+        if exc.unauthorized:
+            whose = ("The token in ATTENDANCE_API_TOKEN" if source == "settings"
+                     else "That token")
+            st.session_state[TOKEN_KEY] = None
+            st.session_state[ROLE_KEY] = None
+            st.session_state[SOURCE_KEY] = None
+            st.session_state[MESSAGE_KEY] = (
+                f"{whose} is not valid: the API refused it. Check it, or ask an "
+                "administrator for one, and log in again.")
+            return
+        role = None  # the API does not answer: keep the token, check it once it does
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[ROLE_KEY] = role
+    st.session_state[SOURCE_KEY] = source
+    st.session_state.pop(MESSAGE_KEY, None)
+
+
+def _log_in() -> None:
+    """The login form's callback (it runs before the script, so the sidebar shows the result)."""
+    token = (st.session_state.get(INPUT_KEY) or "").strip()
+    st.session_state[INPUT_KEY] = ""  # the box never shows the token back
+    if not token:
+        st.session_state[MESSAGE_KEY] = "Paste an API token into the box first."
+        return
+    _adopt(token, "login")
+
+
+def _log_out() -> None:
+    # Everything the session holds goes (a result taken with the old token too), and the
+    # session stays logged out: ATTENDANCE_API_TOKEN is not used again.
+    for key in list(st.session_state):
+        del st.session_state[key]
+    st.session_state[TOKEN_KEY] = None
+    st.session_state[ROLE_KEY] = None
+    st.session_state[SOURCE_KEY] = None
+
+
+def login_sidebar(api_up: bool) -> None:
+    """Who is logged in and a *Log out* button, or the login form, in the sidebar."""
+    token = current_token()
+    if token and st.session_state.get(ROLE_KEY) is None and api_up:
+        _adopt(token, st.session_state.get(SOURCE_KEY) or "login")  # not checked yet
+        token = current_token()
+    with st.sidebar:
+        if token:
+            role = st.session_state.get(ROLE_KEY)
+            if role == ROLE_VIEWER:
+                st.success("Logged in: viewer (may see attendance only)", icon=":material/key:")
+            elif role:
+                st.success(f"Logged in: {role}", icon=":material/key:")
+            else:
+                st.info("Logged in (the token is checked once the API answers)",
+                        icon=":material/key:")
+            if st.session_state.get(SOURCE_KEY) == "settings":
+                st.caption("with the token from ATTENDANCE_API_TOKEN")
+            st.button("Log out", key="auth.logout", on_click=_log_out,
+                      icon=":material/logout:")
+            return
+        message = st.session_state.get(MESSAGE_KEY)
+        if message:
+            st.error(message, icon=":material/key_off:")
+        with st.form("login", border=True):
+            st.text_input(
+                "API token", type="password", key=INPUT_KEY, autocomplete="off",
+                placeholder="paste your token",
+                help="Ask an administrator for a token. `make run` wrote a local admin token "
+                     "to var/admin-token.",
+            )
+            st.form_submit_button("Log in", on_click=_log_in, icon=":material/login:",
+                                  type="primary")
 
 
 def flower_url() -> str:
@@ -51,7 +180,11 @@ def show_error(exc: ApiError, doing: str | None = None) -> None:
     if exc.unreachable:
         st.error(exc.message, icon=":material/cloud_off:")
         return
-    st.error(f"{doing}: {exc.message}" if doing else exc.message, icon=":material/error:")
+    if exc.unauthorized:
+        # The token stopped working (revoked?): check it again on the next run.
+        st.session_state[ROLE_KEY] = None
+    icon = ":material/lock:" if exc.forbidden or exc.unauthorized else ":material/error:"
+    st.error(f"{doing}: {exc.message}" if doing else exc.message, icon=icon)
     if exc.code:
         st.caption(f"error code: `{exc.code}`" + (f", HTTP {exc.status}" if exc.status else ""))
 
@@ -66,10 +199,18 @@ def fetch(doing: str, call: Callable[..., T], *args, **kwargs) -> T:
         raise  # st.stop() raises; this only tells type checkers the call does not fall through
 
 
+def annotated_image(api: ApiClient, job_id: str, n: int) -> bytes:
+    """An annotated photo never changes under its URL, so it is fetched once per token: the
+    cache is keyed by a hash of the token (never the token), so one token's photos are never
+    served to another."""
+    fingerprint = hashlib.sha256(api.token.encode()).hexdigest() if api.token else ""
+    return _annotated_image(api.base_url, fingerprint, job_id, n, api)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
-def annotated_image(api_url: str, job_id: str, n: int) -> bytes:
-    """An annotated photo never changes under its URL, so it is fetched once per session."""
-    return ApiClient(api_url).annotated(job_id, n)
+def _annotated_image(api_url: str, token_fingerprint: str, job_id: str, n: int,
+                     _api: ApiClient) -> bytes:
+    return _api.annotated(job_id, n)
 
 
 def _progress_text(label: str, job: JobView) -> str:

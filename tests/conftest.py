@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests import tokens
+
 REPO = Path(__file__).resolve().parents[1]
 FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
 CELEB_DIR = Path(
@@ -113,11 +115,12 @@ def make_stack(
     settings = Settings(
         REDIS_URL=url, blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
         records_url=env_settings["ATTENDANCE_RECORDS_URL"], deepface_home=DEEPFACE_HOME,
+        api_tokens=tokens.TOKENS_JSON, api_tokens_file=tmp / "no-tokens-file.json",
         **overrides,
     )
     app = create_app(settings)
     app.testing = True
-    return Stack(settings=settings, client=app.test_client(), env=env, root=tmp)
+    return Stack(settings=settings, client=tokens.as_admin(app.test_client()), env=env, root=tmp)
 
 
 @pytest.fixture(scope="module")

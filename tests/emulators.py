@@ -113,7 +113,8 @@ class FlakyProxy:
     cloud service does on a bad minute, seen by the client over real HTTP."""
 
     def __init__(self, target: str, failures: int, status: int = 503, body: bytes = b"",
-                 headers: dict | None = None):
+                 headers: dict | None = None, fail_if=None):
+        """``fail_if(method, path)``, when given, picks the requests that may fail."""
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,7 +140,8 @@ class FlakyProxy:
                 with lock:
                     proxy.requests += 1
                     proxy.seen.append((self.command, self.path))
-                    fail = proxy.failed < proxy.failures
+                    fail = proxy.failed < proxy.failures and (
+                        fail_if is None or fail_if(self.command, self.path))
                     if fail:
                         proxy.failed += 1
                 if fail:

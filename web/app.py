@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from common.auth import TokenRegistry
 from common.settings import Settings, get_settings
+from web.auth import init_auth
 from web.context import Services, init_services
 from web.errors import register_error_handlers
 from web.openapi import bp as openapi_bp
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.json.sort_keys = False
     init_services(app, services or Services.from_settings(settings))
     register_error_handlers(app)
+    init_auth(app, TokenRegistry.load(settings.api_tokens, settings.api_tokens_file))
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 
 from common.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
 from common.settings import Settings
+from web.auth import public
 from web.context import services
 
 bp = Blueprint("openapi", __name__)
@@ -25,6 +26,7 @@ _UNPRINTABLE = (
     r"\ue000-\uf8ff\ufeff\ufff0-\ufffb"
 )
 NAME_PATTERN = rf"^[^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}][^{_UNPRINTABLE}]*$"
+PUBLIC_PATHS = ("/healthz", "/readyz", "/api/v1/openapi.json")
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
 
 
@@ -308,6 +310,14 @@ def build_spec(settings: Settings) -> dict:
                           "404": _error("No such job or photo."), **_COMMON_ERRORS},
         }},
     }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+            else:
+                operation["responses"].setdefault("401", _error("No valid bearer token."))
+                operation["responses"].setdefault(
+                    "403", _error("The token's role (or classes) may not do this."))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -320,10 +330,18 @@ def build_spec(settings: Settings) -> dict:
             ),
         },
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API token; roles: admin, teacher, viewer.",
+            }},
+        },
     }
 
 
 @bp.get("/api/v1/openapi.json")
+@public
 def openapi_json():
     return jsonify(build_spec(services().settings))

@@ -10,6 +10,10 @@ from common.schemas import Box
 
 FACENET_INPUT = (160, 160)
 BORDER = 0.25
+# The opencv eye search runs on the top EYE_REGION of the face box, on a copy no wider than
+# EYE_SEARCH_PX.
+EYE_SEARCH_PX = 200
+EYE_REGION = 0.6
 # Two detections this much overlapped are one face (Haar's grouping sometimes keeps two boxes of
 # different sizes on one face, and a box inside a face box is never another face).
 OVERLAP = 0.5
@@ -71,14 +75,25 @@ class FaceDetector:
             )
         except Exception:  # DeepFace ignores cascade errors the same way
             return []
+        import cv2
+
         regions = []
         for (x, y, w, h), score in zip(found, scores):
-            left_eye, right_eye = self._detector.find_eyes(img=img[int(y):int(y + h),
-                                                                   int(x):int(x + w)])
+            # Eyes lie in the upper part of a face box: the search skips the mouth and chin,
+            # which costs less and stops a mouth being taken for an eye.
+            crop = img[int(y):int(y + h * EYE_REGION), int(x):int(x + w)]
+            # Eyes are searched on the face at most EYE_SEARCH_PX wide: on a 600 px face the eye
+            # cascade took 170 ms, for eye centres that then only set the rotation angle.
+            k = min(1.0, EYE_SEARCH_PX / max(1, int(w)))
+            if k < 1.0:
+                crop = cv2.resize(crop, (max(1, round(crop.shape[1] * k)),
+                                         max(1, round(crop.shape[0] * k))),
+                                  interpolation=cv2.INTER_AREA)
+            left_eye, right_eye = self._detector.find_eyes(img=crop)
             if left_eye is not None:
-                left_eye = (int(x + left_eye[0]), int(y + left_eye[1]))
+                left_eye = (int(x + left_eye[0] / k), int(y + left_eye[1] / k))
             if right_eye is not None:
-                right_eye = (int(x + right_eye[0]), int(y + right_eye[1]))
+                right_eye = (int(x + right_eye[0] / k), int(y + right_eye[1] / k))
             regions.append(FacialAreaRegion(
                 x=x, y=y, w=w, h=h, left_eye=left_eye, right_eye=right_eye,
                 confidence=(100 - score) / 100,

@@ -2,8 +2,9 @@
 
 Everything is live: the API (werkzeug, in a thread) over the ``stack`` fixture's Redis database
 and stores, a real Celery worker running FaceNet, and ``streamlit run frontend/app.py`` in a
-subprocess, each on a free port. A screenshot of every page goes to
-var/test-artifacts/screenshots/<page>.png.
+subprocess, each on a free port. The browser logs in as a person does: the admin token of
+tests/tokens.py typed into the sidebar's password box. A screenshot of every page goes to
+var/test-artifacts/screenshots/<page>.png (and of the login, login.png).
 
 Skipped, saying why, when /usr/bin/chromium (``make browser`` installs it; ATTENDANCE_CHROMIUM
 names another) or the playwright package is missing, or when the browser does not start.
@@ -23,7 +24,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from frontend.api_client import ApiClient
+from frontend.api_client import LOGIN_HINT, ApiClient
+from tests import tokens
 from tests.conftest import REPO
 from web.app import create_app
 
@@ -79,9 +81,14 @@ def api_url(stack):
     thread.join(timeout=10)
 
 
-def start_streamlit(api_url: str, env: dict, log) -> tuple[subprocess.Popen, str]:
-    """`streamlit run frontend/app.py` on a free port, pointed at ``api_url``, once it answers."""
+def start_streamlit(api_url: str, env: dict, log,
+                    token: str | None = None) -> tuple[subprocess.Popen, str]:
+    """`streamlit run frontend/app.py` on a free port, pointed at ``api_url``, once it answers;
+    with ATTENDANCE_API_TOKEN=``token``, or none (then people log in in the sidebar)."""
     port = free_port()
+    env = {k: v for k, v in env.items() if k != "ATTENDANCE_API_TOKEN"}
+    if token is not None:
+        env["ATTENDANCE_API_TOKEN"] = token
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true",
@@ -122,7 +129,7 @@ def frontend_url(browser, stack, api_url):
 
 @pytest.fixture(scope="module")
 def jolie_enrolled(api_url, faces_dir):
-    api = ApiClient(api_url)
+    api = ApiClient(api_url, token=tokens.ADMIN)
     photos = [(name, (faces_dir / name).read_bytes()) for name in JOLIE_PHOTOS]
     job = api.wait_for_job(api.enroll("jolie", "Angelina Jolie", "room-1", photos).job_id,
                            timeout=240)
@@ -155,6 +162,17 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def log_in(page, token: str) -> None:
+    """Type ``token`` into the sidebar's password box and press *Log in*."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    box = sidebar.get_by_label("API token", exact=True)
+    assert box.get_attribute("type") == "password"
+    box.fill(token)
+    sidebar.get_by_role("button", name="Log in").click()
+    sidebar.get_by_text("Logged in: teacher or admin").wait_for()
+    settle(page)
+
+
 def open_page(page, link: str, heading: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link, exact=True).click()
     page.get_by_role("heading", name=heading, exact=True).wait_for()
@@ -165,7 +183,15 @@ def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, joli
                                                         faces_dir):
     page.goto(frontend_url)
     page.get_by_role("heading", name="Take attendance", exact=True).wait_for()
+    # Nobody has logged in: the page says how, and the sidebar has the login form.
+    page.get_by_text(LOGIN_HINT).wait_for()
     settle(page)
+    screenshot(page, "login")
+    log_in(page, tokens.ADMIN)
+    # The token is never shown back (the form is gone; nothing on the page repeats it).
+    assert tokens.ADMIN not in page.locator("body").inner_text()
+    assert page.get_by_label("API token", exact=True).count() == 0
+    assert page.get_by_text(LOGIN_HINT).count() == 0
     assert page.get_by_role("combobox", name="Class").input_value() == "room-1"
 
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
@@ -209,19 +235,36 @@ def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, joli
     page.get_by_text("The API is ready").wait_for()
     screenshot(page, "monitoring")
 
-    for name in ("take_attendance", "attendance", "enroll", "students", "monitoring"):
+    for name in ("login", "take_attendance", "attendance", "enroll", "students", "monitoring"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+
+    # Logging out forgets the token: the pages ask to log in again.
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Log out").click()
+    page.get_by_label("API token", exact=True).wait_for()
+    open_page(page, "Students and model", "Students and model")
+    page.get_by_text(LOGIN_HINT).wait_for()
 
 
 def test_the_app_says_when_the_api_is_down(browser, page, tmp_path):
-    """No stack here: the app alone, pointed at a closed port."""
+    """No stack here: the app alone, pointed at a closed port, with a token from
+    ATTENDANCE_API_TOKEN (so the pages get as far as calling the API), opened at /attendance."""
     api_url = f"http://127.0.0.1:{free_port()}"
     with open(tmp_path / "streamlit.log", "ab") as log:
-        proc, url = start_streamlit(api_url, dict(os.environ), log)
+        proc, url = start_streamlit(api_url, dict(os.environ), log, token=tokens.ADMIN)
         try:
-            page.goto(url)
+            # A deep link is this server's first request: the page still comes with the app's
+            # navigation and sidebar (API status, login), not on its own.
+            page.goto(f"{url}/attendance")
+            page.get_by_role("heading", name="Attendance", exact=True).wait_for()
             page.get_by_text(f"The API at {api_url} is not reachable").first.wait_for()
             settle(page)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text(f"API not reachable: {api_url}").wait_for()
+            sidebar.get_by_text("Logged in (the token is checked once the API answers)")\
+                .wait_for()
+            assert sidebar.get_by_role("button", name="Log out").is_visible()
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            assert nav.get_by_role("link", name="Take attendance", exact=True).is_visible()
             assert "Traceback" not in page.locator("body").inner_text()
             screenshot(page, "api_down")
         finally:

@@ -28,6 +28,7 @@ from common.records import open_records
 from common.schemas import AttendanceRecord
 from common.settings import Settings
 from web.app import create_app
+from tests import tokens
 from web.context import Services, producer_celery
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
@@ -69,6 +70,8 @@ def make_settings(tmp_path: Path, redis_url: str = REDIS_URL) -> Settings:
         max_upload_mb=MAX_UPLOAD_MB,
         max_enroll_photos=3,
         max_recognition_photos=4,
+        api_tokens=tokens.TOKENS_JSON,
+        api_tokens_file=tmp_path / "no-tokens-file.json",
     )
 
 
@@ -84,7 +87,7 @@ def app(settings):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return tokens.as_admin(app.test_client())
 
 
 @pytest.fixture
@@ -277,7 +280,7 @@ def test_enroll_needs_a_form(client, tmp_path, redis_client):
 
 
 def test_enroll_with_redis_down_stores_nothing(tmp_path, redis_client, face_jpeg):
-    client = create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client()
+    client = tokens.as_admin(create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client())
     started = time.monotonic()
     response = client.post("/api/v1/students",
                            data=enroll_form(photos=[photo(face_jpeg, "img2.jpg")]))
@@ -292,7 +295,7 @@ def test_enroll_with_the_broker_down_at_enqueue_cleans_up(tmp_path, redis_client
     # this request must both go again.
     services = Services.from_settings(settings)
     services = replace(services, celery=producer_celery(make_settings(tmp_path, DEAD_REDIS_URL)))
-    client = create_app(settings, services=services).test_client()
+    client = tokens.as_admin(create_app(settings, services=services).test_client())
     response = client.post("/api/v1/students", data=enroll_form(photos=[
         photo(face_jpeg, "a.jpg"), photo(image_bytes(), "b.png")]))
     assert_error(response, 503, "service_unavailable", "nothing was stored")
@@ -497,7 +500,7 @@ def test_unexpected_errors_are_json_500(app, client, monkeypatch):
 
 
 def test_reads_with_redis_down_are_503(tmp_path, redis_client):
-    client = create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client()
+    client = tokens.as_admin(create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client())
     assert_error(client.get("/api/v1/jobs/" + "0" * 32), 503, "service_unavailable")
 
 
@@ -521,7 +524,7 @@ def test_readyz_without_a_worker(client):
 
 
 def test_readyz_with_redis_down_answers_quickly(tmp_path, redis_client):
-    client = create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client()
+    client = tokens.as_admin(create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client())
     started = time.monotonic()
     response = client.get("/readyz")
     assert time.monotonic() - started < 5

@@ -13,7 +13,6 @@ or stop the server without disturbing other tests.
 from __future__ import annotations
 
 import io
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import redis
 from common.blobstore import open_blob_store
 from common.dynamodb_records import DynamoRecords
 from common.settings import Settings
+from tests import tokens
 from tests.conftest import DEEPFACE_HOME, make_stack, redis_url_for, stop_process
 from tests.emulators import REGION, MotoDynamoDB, dead_endpoint, unique
 from web.app import create_app
@@ -66,19 +66,20 @@ def api_redis():
     client.flushdb()
 
 
-def api(redis_url, blob_store_url, records_url, **overrides):
+def api(redis_url, blob_store_url, records_url, tmp_path, **overrides):
     settings = Settings(_env_file=None, REDIS_URL=redis_url, blob_store_url=blob_store_url,
                         records_url=records_url, deepface_home=DEEPFACE_HOME,
+                        api_tokens=tokens.TOKENS_JSON, api_tokens_file=tmp_path / "none.json",
                         cloud_retry_deadline_seconds=2, cloud_max_attempts=2, **overrides)
-    return create_app(settings).test_client()
+    return tokens.as_admin(create_app(settings).test_client())
 
 
 def test_missing_bucket_readyz_names_it_and_uploads_store_nothing(
-    emulators, api_redis, faces_dir
+    emulators, api_redis, faces_dir, tmp_path
 ):
     redis_url, r = api_redis
     bucket = unique("missing")
-    client = api(redis_url, f"gs://{bucket}/x", emulators.records_url(unique("ok")),
+    client = api(redis_url, f"gs://{bucket}/x", emulators.records_url(unique("ok")), tmp_path,
                  gcs_create_bucket=False)
     resp = client.get("/readyz")
     checks = resp.get_json()["checks"]
@@ -91,11 +92,13 @@ def test_missing_bucket_readyz_names_it_and_uploads_store_nothing(
     assert r.keys("attendance:job:*") == [] and r.llen("cpu") == 0
 
 
-def test_missing_tables_readyz_names_them_and_reads_fail_clearly(emulators, api_redis):
+def test_missing_tables_readyz_names_them_and_reads_fail_clearly(
+    emulators, api_redis, tmp_path
+):
     redis_url, _ = api_redis
     prefix = unique("notables")
     client = api(redis_url, emulators.blob_url(unique("b")), emulators.records_url(prefix),
-                 gcs_create_bucket=True, dynamodb_create_tables=False)
+                 tmp_path, gcs_create_bucket=True, dynamodb_create_tables=False)
     resp = client.get("/readyz")
     checks = resp.get_json()["checks"]
     assert resp.status_code == 503
@@ -105,12 +108,14 @@ def test_missing_tables_readyz_names_them_and_reads_fail_clearly(emulators, api_
     assert_store_unavailable(client.get("/api/v1/attendance?class_id=c1"), prefix)
 
 
-def test_emulators_down_readyz_says_which_quickly(emulators, api_redis, monkeypatch):
+def test_emulators_down_readyz_says_which_quickly(
+    emulators, api_redis, monkeypatch, tmp_path
+):
     redis_url, _ = api_redis
     gcs_down, dynamo_down = dead_endpoint(), dead_endpoint()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_down)
     client = api(redis_url, emulators.blob_url(unique("b")),
-                 emulators.records_url(unique("t"), endpoint=dynamo_down))
+                 emulators.records_url(unique("t"), endpoint=dynamo_down), tmp_path)
     started = time.monotonic()
     resp = client.get("/readyz")
     assert time.monotonic() - started < 8
@@ -205,4 +210,3 @@ def test_dynamodb_down_fails_the_job_after_a_retry_and_leaves_the_gallery_whole(
     # Nothing half-written: the gallery holds exactly what version 1 named.
     assert gallery_objects(stack) == before
     assert_store_unavailable(stack.client.get("/api/v1/students"), stack.dynamo.endpoint)
-    assert json.loads(json.dumps(job))  # the job itself stayed readable (Redis is fine)

@@ -13,7 +13,7 @@ import pytest
 
 from common.blobstore import open_blob_store
 from common.dynamodb_records import DynamoRecords
-from common.errors import StoreBusy, StoreUnavailable
+from common.errors import NotFound, StoreBusy, StoreUnavailable
 from common.gcs_store import GcsBlobStore
 from common.records import open_records
 from common.settings import Settings
@@ -243,6 +243,24 @@ def test_gcs_gives_up_at_the_deadline_and_refusals_fail_at_once(emulators, proxi
     assert [m for m, path in proxy.seen if path.startswith("/upload/")] == ["POST"]
 
 
+def test_gcs_needs_no_bucket_permissions_to_work_and_report(emulators, proxies, monkeypatch):
+    """With roles/storage.objectUser only (no storage.buckets.get), a missing object is still a
+    404 and readiness still passes: nothing the store does looks the bucket up."""
+    bucket = unique("objuser")
+    gcs(bucket, create_bucket=True).put("a/b", b"x")
+    body = json.dumps({"error": {"code": 403, "message": "no storage.buckets.get"}}).encode()
+    proxy = proxies(emulators.gcs.host, failures=10_000, status=403, body=body,
+                    headers={"Content-Type": "application/json"},
+                    fail_if=lambda method, path: path.startswith(f"/storage/v1/b/{bucket}?"))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+    store = gcs(bucket, create_bucket=False)
+    store.ping()
+    assert store.get("a/b") == b"x"
+    with pytest.raises(NotFound):
+        store.get("a/missing")
+    assert store.list("a") == ["a/b"]
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
@@ -294,7 +312,11 @@ def counting_swap(expected, new):
 
 
 repo.records.swap_gallery_pointer = counting_swap
-time.sleep(max(0.0, float(sys.argv[5]) - time.time()))  # all start together
+repo.records.ping()
+print("ready", flush=True)
+go = __import__("pathlib").Path(sys.argv[5])
+while not go.exists():  # all start together
+    time.sleep(0.01)
 for i in range(count):
     vec = np.random.default_rng(i).normal(size=(1, 128)).astype("float32")
     repo.commit(vec, [f"{name}-{i}"], segment_id=f"{name}-{i}", model_name="Facenet",
@@ -303,7 +325,7 @@ print(lost)
 """
 
 
-def test_commits_from_several_processes_lose_nothing(emulators):
+def test_commits_from_several_processes_lose_nothing(emulators, tmp_path):
     import os
     import subprocess
     import sys
@@ -318,11 +340,14 @@ def test_commits_from_several_processes_lose_nothing(emulators):
     open_records(records_url).ping()
     env = {**os.environ, **emulators.env,
            "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])}
-    start_at = str(time.time() + 4)
+    go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", COMMITTER, blob_url, records_url, name,
-                               "12", start_at], env=env, stdout=subprocess.PIPE,
+                               "12", str(go)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
              for name in ("p1", "p2", "p3")]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+    go.touch()
     lost = 0
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -334,4 +359,5 @@ def test_commits_from_several_processes_lose_nothing(emulators):
     assert sorted(manifest.embeddings_per_student()) == sorted(
         f"{p}-{i}" for p in ("p1", "p2", "p3") for i in range(12))
     # The race was real: some conditional writes lost and their commits were retried.
+    print(f"{lost} of {36 + lost} pointer writes lost the race and were retried")
     assert lost > 0

@@ -2,7 +2,8 @@
 
 The API is the real Flask app served by werkzeug on a free port, over the ``stack`` fixture's
 Redis database and stores, with one real Celery worker; the app finds it through
-ATTENDANCE_API_URL, as it does in production.
+ATTENDANCE_API_URL, as it does in production, and logs in with ATTENDANCE_API_TOKEN (the admin
+token of tests/tokens.py unless a test says otherwise) or through the sidebar's login form.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 from werkzeug.serving import make_server
 
+from frontend.api_client import LOGIN_HINT
+from tests import tokens
 from tests.conftest import REPO
 from web.app import create_app
 
@@ -29,6 +33,9 @@ APP = REPO / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 DAY = dt.date(2026, 11, 2)
 JOB_RUN_TIMEOUT = 240  # a page run that submits a job and follows it to the end
+LOGIN_BUTTON = "FormSubmitter:login-Log in"
+TOKEN_PAGES = ("views/take_attendance.py", "views/attendance.py", "views/enroll.py",
+               "views/students.py")
 
 
 def free_port() -> int:
@@ -48,8 +55,14 @@ def api_url(stack):
     thread.join(timeout=10)
 
 
-def app_at(monkeypatch, url: str, page: str | None = None) -> AppTest:
+def app_at(monkeypatch, url: str, page: str | None = None, *,
+           token: str | None = tokens.ADMIN) -> AppTest:
+    """The app at ``url``, started with ATTENDANCE_API_TOKEN=``token`` (None: unset)."""
     monkeypatch.setenv("ATTENDANCE_API_URL", url)
+    if token is None:
+        monkeypatch.delenv("ATTENDANCE_API_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("ATTENDANCE_API_TOKEN", token)
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     if page:
         at.switch_page(page).run()
@@ -75,20 +88,41 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def shown_text(at: AppTest) -> str:
+    """Everything the run put on screen as text, sidebar included."""
+    kinds = ("title", "markdown", "caption", "info", "success", "warning", "error")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def log_in(at: AppTest, token: str) -> AppTest:
+    """Type ``token`` into the sidebar's password box and press *Log in*."""
+    box = at.sidebar.text_input(key="auth.token_input")
+    assert box.proto.type == TextInputProto.PASSWORD
+    box.input(token)
+    at.sidebar.button(key=LOGIN_BUTTON).click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def asks_to_log_in(at: AppTest) -> bool:
+    return any(LOGIN_HINT in t for t in texts(at.main.info))
+
+
 def test_every_page_says_when_the_api_is_down(monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"
     at = app_at(monkeypatch, url)
     message = f"The API at {url} is not reachable"
     assert any(message in t for t in texts(at.error)), texts(at.error)
-    for page in ("pages/enroll.py", "pages/attendance.py", "pages/students.py",
-                 "pages/monitoring.py"):
+    for page in ("views/enroll.py", "views/attendance.py", "views/students.py",
+                 "views/monitoring.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert any(message in t for t in texts(at.error)), (page, texts(at.error))
 
 
 def test_model_page_before_anyone_is_enrolled(monkeypatch, api_url, stack):
-    at = app_at(monkeypatch, api_url, "pages/students.py")
+    at = app_at(monkeypatch, api_url, "views/students.py")
     shown = metrics(at)
     assert shown["Gallery version"] == "0"
     assert shown["Match threshold"] == f"{stack.settings.match_threshold:.2f}"
@@ -96,8 +130,111 @@ def test_model_page_before_anyone_is_enrolled(monkeypatch, api_url, stack):
     assert any("gallery is empty" in t for t in texts(at.info))
 
 
+# --- logging in ----------------------------------------------------------------------------------
+
+
+def test_without_a_token_the_pages_ask_to_log_in(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, token=None)
+    assert asks_to_log_in(at), texts(at.main.info)
+    assert at.session_state["auth.token"] is None
+    # The sidebar has the login form, and no "logged in".
+    assert at.sidebar.text_input(key="auth.token_input").value == ""
+    assert not any("Logged in" in t for t in texts(at.sidebar.success))
+    for page in TOKEN_PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert asks_to_log_in(at), (page, texts(at.main.info))
+        assert not at.main.error and not at.dataframe and not at.metric, page
+    # Monitoring needs no token: /readyz is open.
+    at.switch_page("views/monitoring.py").run()
+    assert not asks_to_log_in(at) and at.title[0].value == "Monitoring"
+    assert not at.main.error, texts(at.main.error)
+
+
+def test_a_wrong_token_is_not_valid(monkeypatch, api_url):
+    at = log_in(app_at(monkeypatch, api_url, token=None), "not-a-token")
+    message = ("That token is not valid: the API refused it. Check it, or ask an administrator "
+               "for one, and log in again.")
+    assert texts(at.main.error) == [message]
+    assert texts(at.sidebar.error) == [message]
+    assert at.sidebar.text_input(key="auth.token_input").value == ""
+    assert asks_to_log_in(at)
+    assert at.session_state["auth.token"] is None
+    assert at.session_state["auth.token_input"] == ""  # the box is emptied
+    assert "not-a-token" not in shown_text(at)
+
+
+def test_a_wrong_configured_token_is_not_valid(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, token="not-a-token")
+    message = "The token in ATTENDANCE_API_TOKEN is not valid: the API refused it."
+    assert any(t.startswith(message) for t in texts(at.sidebar.error)), texts(at.sidebar.error)
+    assert any(t.startswith(message) for t in texts(at.main.error)), texts(at.main.error)
+    assert asks_to_log_in(at)
+    assert at.sidebar.text_input(key="auth.token_input").value == ""
+    assert "not-a-token" not in shown_text(at)
+
+
+def test_log_in_through_the_sidebar_with_the_admin_token(monkeypatch, api_url):
+    at = log_in(app_at(monkeypatch, api_url, token=None), tokens.ADMIN)
+    assert not asks_to_log_in(at) and not at.main.error, (texts(at.main.info),
+                                                          texts(at.main.error))
+    assert at.title[0].value == "Take attendance"
+    assert at.session_state["auth.token"] == tokens.ADMIN
+    assert at.session_state["auth.role"] == "teacher or admin"
+    assert at.session_state["auth.token_input"] == ""
+    # The form gave way to who is logged in; the token itself is nowhere on screen.
+    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+    assert not [t for t in at.text_input if t.key == "auth.token_input"]
+    assert tokens.ADMIN not in shown_text(at)
+    at.switch_page("views/students.py").run()
+    assert metrics(at)["Gallery version"] == "0"
+    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+
+
+def test_the_sidebar_says_who_is_logged_in_and_logs_out(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url)
+    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+    assert "with the token from ATTENDANCE_API_TOKEN" in texts(at.sidebar.caption)
+    assert tokens.ADMIN not in shown_text(at)
+    at.sidebar.button(key="auth.logout").click()
+    at.run()
+    assert asks_to_log_in(at)
+    assert at.session_state["auth.token"] is None
+    assert at.sidebar.text_input(key="auth.token_input").value == ""
+    # Logged out stays logged out: ATTENDANCE_API_TOKEN is not taken again.
+    at.switch_page("views/students.py").run()
+    assert asks_to_log_in(at)
+    assert not any("Logged in" in t for t in texts(at.sidebar.success))
+
+
+def test_a_viewer_is_told_it_may_not_enroll(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, token=tokens.VIEWER)
+    assert texts(at.sidebar.success)[-1] == "Logged in: viewer (may see attendance only)"
+    at.switch_page("views/enroll.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.main.error) == [
+        "Could not load the students: Your token's role may not do this: the viewer role may "
+        "not do this; it needs teacher. Log in with another token in the sidebar if you need "
+        "to."]
+    assert "error code: `forbidden`, HTTP 403" in texts(at.main.caption)
+    assert not [t for t in at.text_input if t.key == "enroll.student_id"], "no enrollment form"
+
+
+def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
+    at = app_at(monkeypatch, api_url, "views/enroll.py", token=tokens.TEACHER)
+    at.text_input(key="enroll.student_id").input("nobody")
+    at.text_input(key="enroll.name").input("No Body")
+    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    at.run()
+    assert texts(at.main.error) == [
+        "No Body (nobody): not submitted: Your token's role may not do this: the teacher role "
+        "may not do this; it needs admin. Log in with another token in the sidebar if you "
+        "need to."]
+
+
 def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
-    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
     at.text_input(key="enroll.student_id").input("jolie")
     at.text_input(key="enroll.name").input("Angelina Jolie")
     at.text_input(key="enroll.class_id").input("room-1")
@@ -105,14 +242,14 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     at.button(key="FormSubmitter:enroll_single-Enroll student").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
-    assert texts(at.success) == [
+    assert texts(at.main.success) == [
         "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."], texts(at.error)
     table = at.dataframe[0].value
     assert table.loc[0, "student_id"] == "jolie" and table.loc[0, "accepted"] == 4
     # The progress bar followed the job to its end.
     assert [p.value for p in at.get("progress")] == [100]
 
-    at.switch_page("pages/students.py").run()
+    at.switch_page("views/students.py").run()
     shown = metrics(at)
     assert shown["Gallery version"] == "1" and shown["Embeddings"] == "4"
     students = at.dataframe[0].value
@@ -121,12 +258,12 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
 
 
 def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_dir):
-    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
     at.text_input(key="enroll.student_id").input("bad id!")
     at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / "img2.jpg")])
     at.button(key="FormSubmitter:enroll_single-Enroll student").click()
     at.run()
-    errors = texts(at.error)
+    errors = texts(at.main.error)
     assert errors == ["bad id!: not submitted: student_id must be 1-64 characters of "
                       "letters, digits, '.', '_' or '-'"], errors
 
@@ -143,7 +280,7 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
         z.writestr("jolie_b_2.png", blank_png())
         z.writestr("wall.png", blank_png())
         z.writestr("stranger.jpg", (faces_dir / "img6.jpg").read_bytes())
-    at = app_at(monkeypatch, api_url, "pages/enroll.py")
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
     at.text_input(key="bulk.class_id").input("room-2")
     at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
     at.file_uploader(key="bulk.zip").set_value(
@@ -156,14 +293,14 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     assert "CSV line 5: student_id 'bad id' must be" in problems
     assert "photo stranger.jpg: matches no student_id in the roster" in problems
     assert "student ghost: no photo in the zip (not enrolled)" in problems
-    assert texts(at.warning) == [
+    assert texts(at.main.warning) == [
         "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."]
     results, rejected = at.dataframe[0].value, at.dataframe[1].value
     assert dict(zip(results["student_id"], results["state"])) == {
         "jolie_b": "succeeded", "wall": "failed"}
     assert rejected.to_dict("records") == [
         {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}]
-    errors = texts(at.error)
+    errors = texts(at.main.error)
     assert len(errors) == 1 and errors[0].startswith("Just A Wall (wall): failed: ")
     assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
 
@@ -194,7 +331,7 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     at.run()
     assert metrics(at)["Present"] == "1 of 1"
 
-    at.switch_page("pages/attendance.py").run()
+    at.switch_page("views/attendance.py").run()
     at.selectbox(key="attendance.class_id").select("room-1")
     at.date_input(key="attendance.dates").set_value((DAY, DAY))
     at.run()
@@ -228,3 +365,35 @@ def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api
     assert [i.captions[0].split(":")[0] for i in at.image] == [
         "couple.jpg", "selfie-many-people.jpg"]
     assert metrics(at)["Present"] == "1 of 1"
+
+
+# --- roles after attendance was taken ----------------------------------------------------------
+
+
+def test_a_viewer_sees_the_attendance_page(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, "views/attendance.py", token=tokens.VIEWER)
+    at.date_input(key="attendance.dates").set_value((DAY, DAY))
+    at.run()
+    assert not at.exception and not at.main.error, texts(at.main.error)
+    assert any("may read attendance but not the class rosters" in t
+               for t in texts(at.main.caption))
+    assert at.selectbox(key="attendance.class_id").options == ["All", "room-1"]
+    table = at.dataframe[0].value
+    assert table[["date", "class_id", "student_id", "name"]].to_dict("records") == [
+        {"date": "2026-11-02", "class_id": "room-1", "student_id": "jolie",
+         "name": "Angelina Jolie"}]
+    at.selectbox(key="attendance.student_id").select("jolie")
+    at.run()
+    assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
+    # Taking attendance needs the teacher role: the page says so, in the API's words.
+    at.switch_page("views/take_attendance.py").run()
+    assert texts(at.main.error)[0].startswith(
+        "Could not load the classes: Your token's role may not do this: the viewer role")
+
+
+def test_a_teacher_limited_to_room_1_sees_only_room_1(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, token=tokens.ROOM1_TEACHER)
+    assert at.selectbox(key="take.class_id").options == ["room-1"]
+    at.switch_page("views/students.py").run()
+    classes = list(at.dataframe[0].value["classes"])
+    assert classes and all("room-1" in c.split(", ") for c in classes), classes

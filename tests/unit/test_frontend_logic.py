@@ -1,4 +1,5 @@
-"""The frontend's pure logic: bulk roster + zip parsing, rates, CSV export, API error messages."""
+"""The frontend's pure logic: bulk roster + zip parsing, rates, CSV export, API error messages,
+the bearer token on every request."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from common.schemas import AttendanceRecord, RecognitionResult, Student
-from frontend.api_client import ApiClient, ApiError, _error_from, parse
+from frontend.api_client import LOGIN_HINT, ApiClient, ApiError, _error_from, parse
 from frontend.roster import (
     photo_batches,
     classes_of,
@@ -242,8 +243,26 @@ def response(status: int, body: bytes, content_type: str = "application/json"):
     resp.status_code = status
     resp._content = body
     resp.headers["Content-Type"] = content_type
-    resp.reason = {400: "BAD REQUEST", 502: "Bad Gateway", 503: "SERVICE UNAVAILABLE"}[status]
+    resp.reason = {200: "OK", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
+                   502: "Bad Gateway", 503: "SERVICE UNAVAILABLE"}[status]
     return resp
+
+
+def api_error(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+class FakeSession:
+    """Answers every request with ``answer`` and remembers what was asked (a requests.Session
+    as far as ApiClient uses one)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls: list[tuple[str, str, dict]] = []
+
+    def request(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        return self.answer
 
 
 def test_the_apis_json_error_becomes_the_message():
@@ -285,3 +304,78 @@ def test_a_response_missing_a_field_is_a_readable_error():
         parse(RecognitionResult, {"class_id": "c"}, "a result")
     assert str(info.value).startswith("The API sent a result this app does not understand: ")
     assert info.value.code == "bad_response"
+
+
+# --- the API token -----------------------------------------------------------------------------
+
+MODEL = {"version": 0, "model_name": "Facenet", "detector": "opencv", "metric": "cosine",
+         "threshold": 0.4, "students": 0, "embeddings": 0, "updated_at": None}
+
+
+def test_every_request_carries_the_token_as_a_bearer_header():
+    session = FakeSession(response(200, json.dumps(MODEL).encode()))
+    api = ApiClient("http://api", token="s3cret", session=session)
+    assert api.model().model_name == "Facenet"
+    api.annotated("a" * 32, 0)  # the annotated photo too, though it is not JSON
+    api.health()
+    assert [c[2]["headers"] for c in session.calls] == [
+        {"Authorization": "Bearer s3cret"}] * 3
+    assert [c[1] for c in session.calls] == [
+        "http://api/api/v1/model", f"http://api/api/v1/annotated/{'a' * 32}/0",
+        "http://api/healthz"]
+
+
+def test_without_a_token_no_authorization_header_is_sent():
+    session = FakeSession(response(200, b'{"status": "ok"}'))
+    ApiClient("http://api", session=session).health()
+    assert "Authorization" not in session.calls[0][2]["headers"]
+
+
+def test_the_token_is_not_in_the_clients_repr():
+    api = ApiClient("http://api", token="s3cret")
+    assert "s3cret" not in repr(api) and "s3cret" not in str(api)
+
+
+def test_401_with_a_token_says_it_is_not_valid():
+    session = FakeSession(response(401, api_error("unauthorized", "the token is not valid")))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", token="wrong", session=session).model()
+    exc = info.value
+    assert (exc.code, exc.status, exc.unauthorized) == ("unauthorized", 401, True)
+    assert str(exc) == ("The API token is not valid (the token is not valid). Log in again "
+                        "with a valid token in the sidebar.")
+    assert "wrong" not in str(exc)
+
+
+def test_401_without_a_token_says_how_to_log_in():
+    session = FakeSession(response(401, api_error(
+        "unauthorized", "this route needs an 'Authorization: Bearer <token>' header")))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", session=session).students()
+    assert info.value.code == "unauthorized"
+    assert str(info.value) == f"Not logged in: the API needs a token. {LOGIN_HINT}"
+    assert "var/admin-token" in str(info.value)
+
+
+def test_403_says_the_tokens_role_may_not_and_keeps_the_apis_reason():
+    session = FakeSession(response(403, api_error(
+        "forbidden", "the viewer role may not do this; it needs admin")))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", token="t", session=session).enroll(
+            "s1", "Ann", "room-1", [("a.jpg", b"x")])
+    exc = info.value
+    assert (exc.code, exc.status, exc.forbidden, exc.unauthorized) == (
+        "forbidden", 403, True, False)
+    assert str(exc) == ("Your token's role may not do this: the viewer role may not do this; "
+                        "it needs admin. Log in with another token in the sidebar if you need "
+                        "to.")
+
+
+def test_403_for_a_class_says_the_token_is_limited_to_other_classes():
+    session = FakeSession(response(403, api_error(
+        "class_forbidden", "this token may not access class 'room-2'")))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", token="t", session=session).attendance(class_id="room-2")
+    assert info.value.code == "class_forbidden"
+    assert str(info.value).startswith(
+        "Your token is limited to other classes: this token may not access class 'room-2'.")

@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common.queue import task_queue
+from web.auth import public
 from web.context import services
 
 bp = Blueprint("health", __name__)
@@ -19,6 +20,7 @@ REDIS_PING_TIMEOUT = 1.0
 
 
 @bp.get("/healthz")
+@public
 def healthz():
     return jsonify({"status": "ok"})
 
@@ -65,6 +67,7 @@ def _ping_redis(url: str) -> None:
 
 
 @bp.get("/readyz")
+@public
 def readyz():
     svc = services()
     checks: dict[str, str] = {}

@@ -7,12 +7,15 @@ import datetime as dt
 from flask import Blueprint, jsonify
 
 from common.schemas import ModelInfo
+from common.auth import Role
+from web.auth import requires
 from web.context import current_manifest, services
 
 bp = Blueprint("model", __name__, url_prefix="/api/v1/model")
 
 
 @bp.get("")
+@requires(Role.teacher)
 def model_info():
     manifest = current_manifest()
     if manifest is None:

@@ -10,6 +10,8 @@ from common.errors import NotFound
 from common.keys import annotated_key
 from common.queue import RECOGNIZE_TASK
 from common.schemas import RecognitionRequest, validate_identifier
+from common.auth import Role
+from web.auth import check_class, requires
 from web.context import services
 from web.forms import is_job_id, optional_date, require_form
 from web.submission import submit_job
@@ -19,11 +21,13 @@ bp = Blueprint("recognitions", __name__, url_prefix="/api/v1")
 
 
 @bp.post("/recognitions")
+@requires(Role.teacher)
 def recognize():
     svc = services()
     require_form(request)
     form = request.form
     class_id = validate_identifier(form.get("class_id"), "class_id")
+    check_class(class_id)
     date = optional_date(form, "date") or dt.datetime.now(dt.timezone.utc).date()
     # Cheap, and saves decoding every photo for a class nobody is enrolled in.
     if not svc.records.class_exists(class_id):
@@ -41,6 +45,7 @@ def recognize():
 
 
 @bp.get("/annotated/<job_id>/<int:n>")
+@requires(Role.teacher)
 def annotated_photo(job_id: str, n: int):
     if not is_job_id(job_id):
         raise NotFound(f"no job {job_id[:64]!r}", code="job_not_found")

@@ -7,6 +7,8 @@ from flask import Blueprint, jsonify, request
 from common.errors import NotFound
 from common.queue import ENROLL_TASK
 from common.schemas import EnrollmentRequest, Student, validate_identifier, validate_name
+from common.auth import Role
+from web.auth import allowed_classes, check_class, requires
 from web.context import current_manifest, services
 from web.forms import optional_identifier, require_form
 from web.submission import submit_job
@@ -35,6 +37,11 @@ def enroll_student():
     )
 
 
+def _visible(student: Student) -> bool:
+    allowed = allowed_classes()
+    return allowed is None or bool(allowed.intersection(student.class_ids))
+
+
 def _with_embeddings(students: list[Student]) -> list[dict]:
     manifest = current_manifest()
     counts = manifest.embeddings_per_student() if manifest else {}
@@ -45,16 +52,20 @@ def _with_embeddings(students: list[Student]) -> list[dict]:
 
 
 @bp.get("")
+@requires(Role.teacher)
 def list_students():
     class_id = optional_identifier(request.args, "class_id")
-    students = services().records.list_students(class_id)
+    if class_id is not None:
+        check_class(class_id)
+    students = [s for s in services().records.list_students(class_id) if _visible(s)]
     return jsonify({"students": _with_embeddings(students)})
 
 
 @bp.get("/<student_id>")
+@requires(Role.teacher)
 def get_student(student_id: str):
     validate_identifier(student_id, "student_id")
     student = services().records.get_student(student_id)
-    if student is None:
+    if student is None or not _visible(student):
         raise NotFound(f"no student {student_id!r}", code="student_not_found")
     return jsonify(_with_embeddings([student])[0])

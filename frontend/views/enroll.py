@@ -199,7 +199,7 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
 
 def render() -> None:
     st.title("Enroll")
-    api = ui.client()
+    api = ui.logged_in_client()
     students = ui.fetch("Could not load the students", api.students)
     classes = classes_of(students)
     max_photos = ui.settings().max_enroll_photos

@@ -40,7 +40,7 @@ def show_model(model: ModelInfo) -> None:
 
 def render() -> None:
     st.title("Students and model")
-    api = ui.client()
+    api = ui.logged_in_client()
     model = ui.fetch("Could not load the model information", api.model)
     show_model(model)
 

@@ -110,7 +110,6 @@ def show_result(api: ApiClient, last: dict) -> None:
     photos_col, roster_col = st.columns([3, 2], gap="large")
     with photos_col:
         st.markdown("#### Photos")
-        api_url = api.base_url
         for job_id, result in results:
             for n, photo in enumerate(result.photos):
                 if photo.error:
@@ -118,7 +117,7 @@ def show_result(api: ApiClient, last: dict) -> None:
                 if photo.annotated_key is None:
                     continue
                 try:
-                    image = ui.annotated_image(api_url, job_id, n)
+                    image = ui.annotated_image(api, job_id, n)
                 except ApiError as exc:
                     ui.show_error(exc, f"Could not load the annotated {photo.filename}")
                     continue
@@ -139,13 +138,13 @@ def render() -> None:
     st.title("Take attendance")
     st.caption("Pick a class and a date, drop one or more class photos, and submit. "
                "Recognised faces are boxed in green with their name, unknown faces in red.")
-    api = ui.client()
+    api = ui.logged_in_client()
     students = ui.fetch("Could not load the classes", api.students)
     classes = classes_of(students)
     if not classes:
         st.info("No class has enrolled students yet: enroll students first.",
                 icon=":material/info:")
-        st.page_link("pages/enroll.py", label="Enroll students", icon=":material/person_add:")
+        st.page_link("views/enroll.py", label="Enroll students", icon=":material/person_add:")
         return
 
     with st.form("take_attendance"):

@@ -1,1 +1,0 @@
-"""One script per page of the Streamlit app (frontend/app.py registers them)."""

@@ -1,0 +1,122 @@
+"""Access: bearer tokens with roles; teachers limited to their classes; open health probes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import pytest
+import redis
+from PIL import Image
+
+from common.auth import TokenRegistry, add_token, hash_token
+from common.records import open_records
+from common.schemas import AttendanceRecord
+from common.settings import Settings
+from tests import tokens
+from tests.conftest import redis_url_for
+from web.app import create_app
+
+DB = 12
+
+
+@pytest.fixture
+def app(tmp_path):
+    url = redis_url_for(DB)
+    redis.Redis.from_url(url).flushdb()
+    settings = Settings(
+        _env_file=None, REDIS_URL=url, blob_store_url=f"file://{tmp_path}/store",
+        records_url=f"sqlite:///{tmp_path}/db.sqlite", api_tokens=tokens.TOKENS_JSON,
+        api_tokens_file=tmp_path / "tokens.json",
+    )
+    records = open_records(settings.records_url)
+    for sid, cls in (("ann", "room-1"), ("bob", "room-2")):
+        records.upsert_student(sid, sid.title(), cls)
+        records.mark_present(AttendanceRecord(
+            class_id=cls, date=dt.date(2026, 11, 2), student_id=sid, name=sid.title(),
+            first_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc), distance=0.2))
+    yield create_app(settings)
+    redis.Redis.from_url(url).flushdb()
+
+
+def photo() -> tuple[io.BytesIO, str]:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(out, format="PNG")
+    out.seek(0)
+    return out, "p.png"
+
+
+def test_health_probes_and_spec_are_open(app):
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    assert spec.get_json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"},
+    {"Authorization": "Bearer not-a-token"},
+    {"Authorization": f"Bearer {hash_token(tokens.ADMIN)}"},  # the stored hash is no token
+])
+def test_missing_or_wrong_token_is_401(app, headers):
+    resp = app.test_client().get("/api/v1/students", headers=headers)
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("method,path,least", [
+    ("get", "/api/v1/attendance", "viewer"),
+    ("get", "/api/v1/students", "teacher"),
+    ("get", "/api/v1/model", "teacher"),
+    ("get", "/api/v1/jobs/" + "0" * 32, "teacher"),
+    ("post", "/api/v1/recognitions", "teacher"),
+    ("post", "/api/v1/students", "admin"),
+])
+def test_each_route_needs_its_role(app, method, path, least):
+    client = app.test_client()
+    order = ["viewer", "teacher", "admin"]
+    token = {"viewer": tokens.VIEWER, "teacher": tokens.TEACHER, "admin": tokens.ADMIN}
+    for role in order:
+        resp = getattr(client, method)(path, headers=tokens.bearer(token[role]))
+        if order.index(role) < order.index(least):
+            assert resp.status_code == 403, (role, resp.get_json())
+            assert resp.get_json()["error"]["code"] == "forbidden"
+            assert least in resp.get_json()["error"]["message"]
+        else:
+            assert resp.status_code not in (401, 403), (role, resp.get_json())
+
+
+def test_teacher_limited_to_their_classes(app):
+    client = app.test_client()
+    auth = tokens.bearer(tokens.ROOM1_TEACHER)
+    got = client.get("/api/v1/attendance", headers=auth).get_json()["records"]
+    assert [r["student_id"] for r in got] == ["ann"]
+    resp = client.get("/api/v1/attendance?class_id=room-2", headers=auth)
+    assert resp.status_code == 403 and resp.get_json()["error"]["code"] == "class_forbidden"
+    students = client.get("/api/v1/students", headers=auth).get_json()["students"]
+    assert [s["student_id"] for s in students] == ["ann"]
+    assert client.get("/api/v1/students/bob", headers=auth).status_code == 404
+    resp = client.post("/api/v1/recognitions", headers=auth, content_type="multipart/form-data",
+                       data={"class_id": "room-2", "photos": [photo()]})
+    assert resp.status_code == 403
+    # Unrestricted teachers see every class.
+    got = client.get("/api/v1/attendance", headers=tokens.bearer(tokens.TEACHER)).get_json()
+    assert len(got["records"]) == 2
+
+
+def test_tokens_file_stores_only_hashes(tmp_path):
+    path = tmp_path / "tokens.json"
+    token = add_token(path, "office", "admin")
+    text = path.read_text()
+    assert token not in text and hash_token(token) in text
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    registry = TokenRegistry.load(None, path)
+    assert registry.authenticate(token).role.name == "admin"
+    assert registry.authenticate(token + "x") is None
+    with pytest.raises(ValueError):
+        add_token(path, "office", "viewer")
+    entries = json.loads(text)
+    assert entries[0]["name"] == "office" and entries[0]["classes"] is None
