@@ -1,6 +1,6 @@
 """Records store on DynamoDB: ``dynamodb://<prefix>?region=<region>&endpoint_url=<url>``.
 
-Four tables, each shaped for the queries the API serves (docs/deploy.md has the same in prose):
+Five tables, each shaped for the queries the API serves (docs/deploy.md has the same in prose):
 
 ``<prefix>-students``       HASH student_id. name, created_at, class_ids (string set).
 ``<prefix>-class-members``  HASH class_id, RANGE student_id: a class's roster is one Query.
@@ -9,6 +9,8 @@ Four tables, each shaped for the queries the API serves (docs/deploy.md has the 
                             ``by_student`` (HASH student_id, RANGE date, all attributes): one
                             student's history over a date range is one Query.
 ``<prefix>-gallery``        HASH scope ("global"): version, manifest_key, updated_at.
+``<prefix>-audit``          HASH log ("audit"), RANGE at_id ("<ISO time>#<uuid>"): the audit log,
+                            newest first is one Query in reverse.
 
 Every Query and Scan follows LastEvaluatedKey. Attendance is written with
 ``attribute_not_exists`` so a repeat is a no-op; the gallery pointer moves only with a
@@ -24,6 +26,8 @@ missing table, refused credentials), naming the table.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 import logging
 import threading
 import time
@@ -36,7 +40,7 @@ from botocore.config import Config
 
 from common.errors import StoreBusy, StoreUnavailable
 from common.records import GalleryPointer, parse_dynamodb_url
-from common.schemas import AttendanceRecord, Student
+from common.schemas import AttendanceRecord, AuditEntry, Student
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -99,6 +103,7 @@ class DynamoRecords:
         self.members_table = f"{table_prefix}-class-members"
         self.attendance_table = f"{table_prefix}-attendance"
         self.gallery_table = f"{table_prefix}-gallery"
+        self.audit_table = f"{table_prefix}-audit"
         self.region = region
         self.endpoint_url = endpoint_url
         self.create_tables = create_tables
@@ -133,7 +138,7 @@ class DynamoRecords:
     @property
     def tables(self) -> tuple[str, ...]:
         return (self.students_table, self.members_table, self.attendance_table,
-                self.gallery_table)
+                self.gallery_table, self.audit_table)
 
     # --- clients and errors --------------------------------------------------------------------
 
@@ -263,6 +268,9 @@ class DynamoRecords:
             },
             self.gallery_table: {
                 "AttributeDefinitions": attrs("scope"), "KeySchema": key("scope"),
+            },
+            self.audit_table: {
+                "AttributeDefinitions": attrs("log", "at_id"), "KeySchema": key("log", "at_id"),
             },
         }
 
@@ -546,3 +554,54 @@ class DynamoRecords:
                 return False
             raise
         return True
+
+    # --- erasure and audit ---------------------------------------------------------------------
+
+    def delete_student(self, student_id: str) -> bool:
+        student = self.get_student(student_id)
+        if student is None:
+            return False
+        items = [{"Delete": {"TableName": self.students_table,
+                             "Key": {"student_id": _s(student_id)}}}]
+        items += [{"Delete": {"TableName": self.members_table,
+                              "Key": {"class_id": _s(c), "student_id": _s(student_id)}}}
+                  for c in student.class_ids]
+        # TransactWriteItems takes at most 100 items: the student row goes in the last batch,
+        # so a failure part-way leaves the student listed and a retry finishes the job.
+        batches = [items[i:i + 99] for i in range(1, len(items), 99)] or [[]]
+        batches[-1].append(items[0])
+        for batch in batches:
+            with self._errors(self.students_table):
+                self._client().transact_write_items(TransactItems=batch)
+        return True
+
+    def delete_attendance(self, student_id: str) -> int:
+        keys = [{"class_id": item["class_id"], "date_student": item["date_student"]}
+                for item in self._pages(
+                    self.attendance_table, "query", IndexName=STUDENT_INDEX,
+                    KeyConditionExpression="student_id = :sid",
+                    ExpressionAttributeValues={":sid": _s(student_id)})]
+        for key in keys:
+            self._call(self.attendance_table, "delete_item", Key=key)
+        return len(keys)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        self._call(self.audit_table, "put_item", Item={
+            "log": _s("audit"), "at_id": _s(f"{entry.at.isoformat()}#{uuid.uuid4().hex}"),
+            "at": _s(entry.at.isoformat()), "actor": _s(entry.actor),
+            "action": _s(entry.action), "target": _s(entry.target),
+            "detail": _s(json.dumps(entry.detail, sort_keys=True)),
+        })
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        entries = []
+        for item in self._pages(self.audit_table, "query", ScanIndexForward=False,
+                                ConsistentRead=True, KeyConditionExpression="#l = :log",
+                                ExpressionAttributeNames={"#l": "log"},
+                                ExpressionAttributeValues={":log": _s("audit")}):
+            entries.append(AuditEntry(
+                at=item["at"]["S"], actor=item["actor"]["S"], action=item["action"]["S"],
+                target=item["target"]["S"], detail=json.loads(item["detail"]["S"])))
+            if len(entries) >= limit:
+                break
+        return entries

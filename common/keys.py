@@ -9,3 +9,12 @@ def upload_key(job_id: str, index: int, extension: str) -> str:
 
 def annotated_key(job_id: str, index: int) -> str:
     return f"annotated/{job_id}/{index:03d}.jpg"
+
+
+def student_photos_prefix(student_id: str) -> str:
+    """A student's enrollment photos: all of them go when the student is erased."""
+    return f"students/{student_id}/"
+
+
+def student_photo_key(student_id: str, job_id: str, upload_key: str) -> str:
+    return f"{student_photos_prefix(student_id)}{job_id}-{upload_key.rsplit('/', 1)[-1]}"

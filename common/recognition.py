@@ -2,8 +2,10 @@
 
 Off the critical path: the next photo is read and decoded in a background thread while this one
 is being detected, and annotated photos are drawn and stored by two threads (JPEG encoding and
-file writes release the GIL). Only a downscaled copy of each photo (what annotation draws on) is
-kept until the end, so a job of many large photos does not hold every original in memory.
+file writes release the GIL). Embedding is not overlapped with detection: both use the 2 cores,
+and overlapping them measured no faster (docs/performance.md). Only a downscaled copy of each
+photo (what annotation draws on) is kept until the end, so a job of many large photos does not
+hold every original in memory.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ The pointer moves only by compare-and-set, so concurrent enrollments never lose 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sqlite3
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from common.schemas import AttendanceRecord, Student
+from common.schemas import AttendanceRecord, AuditEntry, Student
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -53,6 +54,20 @@ class RecordsStore(Protocol):
         """Point at ``new`` only if the current version is still ``expected_version`` (0: none)."""
         ...
 
+    def delete_student(self, student_id: str) -> bool:
+        """Remove the student and their class memberships; True if they existed."""
+        ...
+
+    def delete_attendance(self, student_id: str) -> int:
+        """Remove every attendance record of the student; return how many there were."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> None: ...
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        """The most recent entries first."""
+        ...
+
     def ping(self) -> None: ...
 
 
@@ -78,6 +93,14 @@ CREATE TABLE IF NOT EXISTS attendance (
     PRIMARY KEY (class_id, date, student_id)
 );
 CREATE INDEX IF NOT EXISTS attendance_by_student ON attendance (student_id, date);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS gallery_pointer (
     scope TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -238,6 +261,36 @@ class SqliteRecords:
                 (new.version, new.manifest_key, _now()),
             )
             return True
+
+    def delete_student(self, student_id: str) -> bool:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM student_classes WHERE student_id = ?", (student_id,))
+            return conn.execute(
+                "DELETE FROM students WHERE student_id = ?", (student_id,)
+            ).rowcount == 1
+
+    def delete_attendance(self, student_id: str) -> int:
+        with self._tx() as conn:
+            return conn.execute(
+                "DELETE FROM attendance WHERE student_id = ?", (student_id,)
+            ).rowcount
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (entry.at.isoformat(), entry.actor, entry.action, entry.target,
+                 json.dumps(entry.detail, sort_keys=True)),
+            )
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [AuditEntry(at=r["at"], actor=r["actor"], action=r["action"], target=r["target"],
+                           detail=json.loads(r["detail"])) for r in rows]
 
     def ping(self) -> None:
         with self._conn() as conn:

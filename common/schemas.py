@@ -42,6 +42,8 @@ class EnrollmentRequest(Strict):
     name: str
     class_id: str | None = None
     photos: list[Upload]
+    # The name of the API token that asked, for the audit log.
+    requested_by: str | None = None
 
 
 class RecognitionRequest(Strict):
@@ -130,6 +132,16 @@ class AttendanceRecord(Strict):
     first_seen_at: dt.datetime
     distance: float
     job_id: str | None = None
+
+
+class AuditEntry(Strict):
+    """Who did what to whom: enrollments, deletions and exports, for admins to read."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict = Field(default_factory=dict)
 
 
 class ModelInfo(Strict):

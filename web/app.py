@@ -9,6 +9,7 @@ from common.settings import Settings, get_settings
 from web.auth import init_auth
 from web.context import Services, init_services
 from web.errors import register_error_handlers
+from web.audit import bp as audit_bp
 from web.openapi import bp as openapi_bp
 from web.routes.attendance import bp as attendance_bp
 from web.routes.health import bp as health_bp
@@ -19,6 +20,7 @@ from web.routes.students import bp as students_bp
 
 BLUEPRINTS = (
     health_bp, openapi_bp, students_bp, recognitions_bp, jobs_bp, attendance_bp, model_bp,
+    audit_bp,
 )
 
 

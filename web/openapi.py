@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 
 from common.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
 from common.settings import Settings
+from web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from web.auth import public
 from web.context import services
 
@@ -99,6 +100,29 @@ _UPLOAD_ERRORS = {
 def _schemas() -> dict:
     nullable_datetime = {"type": "string", "format": "date-time", "nullable": True}
     return {
+        "Erasure": {
+            "type": "object",
+            "required": ["student_id", "embeddings_removed", "photos_removed",
+                         "attendance_removed", "model_version"],
+            "properties": {
+                "student_id": {"type": "string"},
+                "embeddings_removed": {"type": "integer"},
+                "photos_removed": {"type": "integer"},
+                "attendance_removed": {"type": "integer"},
+                "model_version": {"type": "integer"},
+            },
+        },
+        "AuditList": {
+            "type": "object", "required": ["entries"],
+            "properties": {"entries": {"type": "array", "items": {
+                "type": "object", "required": ["at", "actor", "action", "target", "detail"],
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "actor": {"type": "string"}, "action": {"type": "string"},
+                    "target": {"type": "string"}, "detail": {"type": "object"},
+                },
+            }}},
+        },
         "Error": {
             "type": "object", "required": ["error"],
             "properties": {"error": _ref("ErrorBody")},
@@ -263,6 +287,24 @@ def build_spec(settings: Settings) -> dict:
             "responses": {"200": _json(_ref("Student"), "The student."),
                           "400": _error("Invalid student_id."),
                           "404": _error("No such student."), **_COMMON_ERRORS},
+        }, "delete": {
+            "operationId": "deleteStudent",
+            "summary": "Erase a student everywhere: embeddings (a new gallery version), "
+                       "enrollment photos, records; with attendance=true also their attendance "
+                       "and the class photos that recognised them.",
+            "parameters": [_path("student_id", student_id),
+                           _query("attendance", {"type": "string", "enum": ["true", "false"]})],
+            "responses": {"200": _json(_ref("Erasure"), "What was removed."),
+                          "400": _error("Invalid student_id or attendance."),
+                          "404": _error("No such student."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/audit": {"get": {
+            "operationId": "listAudit",
+            "summary": "The audit log (enrollments, deletions, exports), newest first.",
+            "parameters": [_query("limit", {"type": "integer", "minimum": 1,
+                                            "maximum": AUDIT_MAX_LIMIT, "default": 100})],
+            "responses": {"200": _json(_ref("AuditList"), "Entries."),
+                          "400": _error("Invalid limit."), **_COMMON_ERRORS},
         }},
         "/api/v1/recognitions": {"post": {
             "operationId": "recognize",
@@ -291,8 +333,13 @@ def build_spec(settings: Settings) -> dict:
                 _query("date", _date("One day; the same as from=to=date.")),
                 _query("from", _date("First day, inclusive.")),
                 _query("to", _date("Last day, inclusive.")),
+                _query("format", {"type": "string", "enum": ["json", "csv"]}),
             ],
-            "responses": {"200": _json(_ref("AttendanceList"), "Records."),
+            "responses": {"200": {
+                              "description": "Records (CSV with format=csv: an audited export).",
+                              "content": {
+                                  "application/json": {"schema": _ref("AttendanceList")},
+                                  "text/csv": {"schema": {"type": "string"}}}},
                           "400": _error("An invalid id or date."), **_COMMON_ERRORS},
         }},
         "/api/v1/model": {"get": {

@@ -172,3 +172,39 @@ def test_concurrent_swaps_from_one_version_have_one_winner(records):
 
 def test_ping_answers_when_usable(records):
     records.ping()
+
+
+def test_delete_student_and_their_attendance(records):
+    import datetime as dt
+
+    from common.schemas import AttendanceRecord
+
+    records.upsert_student("gone", "Gone", "c1")
+    records.upsert_student("gone", "Gone", "c2")
+    records.upsert_student("kept", "Kept", "c1")
+    for sid, cls, day in (("gone", "c1", 1), ("gone", "c2", 2), ("kept", "c1", 1)):
+        records.mark_present(AttendanceRecord(
+            class_id=cls, date=dt.date(2026, 3, day), student_id=sid, name=sid,
+            first_seen_at=dt.datetime(2026, 3, day, 9, tzinfo=dt.timezone.utc), distance=0.1))
+    assert records.delete_attendance("gone") == 2
+    assert records.delete_student("gone") is True
+    assert records.delete_student("gone") is False
+    assert records.get_student("gone") is None
+    assert [s.student_id for s in records.list_students("c1")] == ["kept"]
+    assert records.list_students("c2") == []
+    assert [r.student_id for r in records.list_attendance()] == ["kept"]
+    assert records.delete_attendance("gone") == 0
+
+
+def test_audit_log_newest_first(records):
+    import datetime as dt
+
+    from common.schemas import AuditEntry
+
+    base = dt.datetime(2026, 3, 1, 9, tzinfo=dt.timezone.utc)
+    for i in range(5):
+        records.append_audit(AuditEntry(at=base + dt.timedelta(minutes=i), actor="admin",
+                                        action="enroll", target=f"s{i}", detail={"photos": i}))
+    got = records.list_audit(limit=3)
+    assert [e.target for e in got] == ["s4", "s3", "s2"]
+    assert got[0].detail == {"photos": 4} and got[0].actor == "admin"

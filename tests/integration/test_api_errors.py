@@ -198,6 +198,7 @@ def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client,
         "photos": [{"key": keys[0], "filename": "img2.jpg"},
                    {"key": keys[1], "filename": "passwd"},
                    {"key": keys[2], "filename": "holiday.gif"}],
+        "requested_by": "admin",
     }
 
 

@@ -74,6 +74,8 @@ def test_missing_or_wrong_token_is_401(app, headers):
     ("get", "/api/v1/jobs/" + "0" * 32, "teacher"),
     ("post", "/api/v1/recognitions", "teacher"),
     ("post", "/api/v1/students", "admin"),
+    ("delete", "/api/v1/students/ann", "admin"),
+    ("get", "/api/v1/audit", "admin"),
 ])
 def test_each_route_needs_its_role(app, method, path, least):
     client = app.test_client()

@@ -22,6 +22,9 @@ import redis
 
 from common.blobstore import open_blob_store
 from common.dynamodb_records import DynamoRecords
+from common.jobs import JobStore, new_job_id
+from common.queue import ENROLL_TASK, enqueue, make_celery
+from common.schemas import EnrollmentRequest, Upload
 from common.settings import Settings
 from tests import tokens
 from tests.conftest import DEEPFACE_HOME, make_stack, redis_url_for, stop_process
@@ -157,14 +160,30 @@ def gallery_objects(stack) -> list[str]:
     return open_blob_store(stack.settings.blob_store_url, stack.settings).list("gallery")
 
 
+def submit_enrollment(stack, faces_dir, student_id="jolie") -> str:
+    """Queue an enrollment as the API does (uploads stored, job created, task sent), without
+    the API's own use of the records store, so that only the worker meets the fault."""
+    blobs = open_blob_store(stack.settings.blob_store_url, stack.settings)
+    jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
+    job_id = new_job_id()
+    uploads = []
+    for i, name in enumerate(("img2.jpg", "img4.jpg")):
+        key = f"uploads/{job_id}/{i:03d}.jpg"
+        blobs.put(key, (faces_dir / name).read_bytes(), "image/jpeg")
+        uploads.append(Upload(key=key, filename=name))
+    jobs.create(job_id, "enrollment", len(uploads))
+    payload = EnrollmentRequest(job_id=job_id, student_id=student_id, name="Angelina Jolie",
+                                class_id="room-f", photos=uploads).model_dump(mode="json")
+    enqueue(make_celery(stack.settings), ENROLL_TASK, payload, job_id)
+    return job_id
+
+
 def test_a_missing_table_fails_the_job_clearly_and_writes_nothing(fault_stack, faces_dir):
     stack = fault_stack
     table = f"{TABLE_PREFIX}-gallery"
     boto3.client("dynamodb", region_name=REGION,
                  endpoint_url=stack.dynamo.endpoint).delete_table(TableName=table)
-    resp = enroll(stack.client, faces_dir)
-    assert resp.status_code == 202, resp.get_json()
-    job = stack.wait_for_job(resp.get_json()["job_id"])
+    job = stack.wait_for_job(submit_enrollment(stack, faces_dir))
     assert job["state"] == "failed", job
     assert job["error"]["code"] == "store_unavailable"
     assert f"'{table}'" in job["error"]["message"]
@@ -176,8 +195,7 @@ def test_a_missing_table_fails_the_job_clearly_and_writes_nothing(fault_stack, f
 def test_with_the_table_back_the_same_worker_enrolls(fault_stack, faces_dir):
     stack = fault_stack
     stack.creator.ping()  # recreates the table (creation is on for this one)
-    resp = enroll(stack.client, faces_dir)
-    job = stack.wait_for_job(resp.get_json()["job_id"])
+    job = stack.wait_for_job(submit_enrollment(stack, faces_dir))
     assert job["state"] == "succeeded", job
     assert job["result"]["model_version"] == 1
     body = stack.client.get("/readyz").get_json()
@@ -197,9 +215,7 @@ def test_dynamodb_down_fails_the_job_after_a_retry_and_leaves_the_gallery_whole(
     records_check = resp.get_json()["checks"]["records"]
     assert stack.dynamo.endpoint in records_check and "cannot be reached" in records_check
 
-    resp = enroll(stack.client, faces_dir, "jolie-2")  # the upload goes to GCS, still up
-    assert resp.status_code == 202, resp.get_json()
-    job_id = resp.get_json()["job_id"]
+    job_id = submit_enrollment(stack, faces_dir, "jolie-2")  # uploads go to GCS, still up
     job = stack.wait_for_job(job_id)
     assert job["state"] == "failed", job
     assert job["error"]["code"] == "store_unavailable"

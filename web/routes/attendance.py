@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import csv
+import io
+
+from flask import Blueprint, Response, jsonify, request
 
 from common.auth import Role
+from common.errors import ValidationFailed
+from web.audit import audit
 from web.auth import allowed_classes, check_class, requires
 from web.context import services
 from web.forms import date_range, optional_identifier
 
 bp = Blueprint("attendance", __name__, url_prefix="/api/v1/attendance")
+CSV_FIELDS = ["class_id", "date", "student_id", "name", "first_seen_at", "distance"]
 
 
 @bp.get("")
@@ -27,4 +33,19 @@ def list_attendance():
     allowed = allowed_classes()
     if allowed is not None:
         records = [r for r in records if r.class_id in allowed]
-    return jsonify({"records": [r.model_dump(mode="json") for r in records]})
+    rows = [r.model_dump(mode="json") for r in records]
+    fmt = args.get("format", "json")
+    if fmt == "json":
+        return jsonify({"records": rows})
+    if fmt != "csv":
+        raise ValidationFailed("format must be json or csv", code="invalid_format")
+    # An export leaves the system: the audit log says who took which records.
+    audit("export_attendance", class_id or "*", records=len(rows), student_id=student_id,
+          date_from=date_from.isoformat() if date_from else None,
+          date_to=date_to.isoformat() if date_to else None)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="attendance.csv"'})

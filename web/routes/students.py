@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from common.errors import NotFound
+from common.errors import NotFound, ValidationFailed
+from common.erasure import erase_student
 from common.queue import ENROLL_TASK
 from common.schemas import EnrollmentRequest, Student, validate_identifier, validate_name
 from common.auth import Role
-from web.auth import allowed_classes, check_class, requires
+from web.auth import allowed_classes, check_class, current_principal, requires
+from web.audit import audit
 from web.context import current_manifest, services
 from web.forms import optional_identifier, require_form
 from web.submission import submit_job
@@ -32,9 +34,22 @@ def enroll_student():
     return submit_job(
         "enrollment", ENROLL_TASK, photos,
         lambda job_id, uploads: EnrollmentRequest(
-            job_id=job_id, student_id=student_id, name=name, class_id=class_id, photos=uploads
+            job_id=job_id, student_id=student_id, name=name, class_id=class_id, photos=uploads,
+            requested_by=current_principal().name,
         ),
     )
+
+
+@bp.delete("/<student_id>")
+def delete_student(student_id: str):
+    validate_identifier(student_id, "student_id")
+    raw = request.args.get("attendance", "false").lower()
+    if raw not in ("true", "false"):
+        raise ValidationFailed("attendance must be true or false", code="invalid_attendance")
+    svc = services()
+    summary = erase_student(svc.blobs, svc.records, student_id, attendance=raw == "true")
+    audit("delete_student", student_id, **{k: v for k, v in summary.items() if k != "student_id"})
+    return jsonify(summary)
 
 
 def _visible(student: Student) -> bool:
