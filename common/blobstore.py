@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tempfile
@@ -36,6 +37,10 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str) -> list[str]: ...
+
+    def list_older_than(self, prefix: str, cutoff: dt.datetime) -> list[str]:
+        """Keys under ``prefix`` last written before ``cutoff`` (an aware datetime)."""
+        ...
 
     def ping(self) -> None: ...
 
@@ -85,6 +90,10 @@ class LocalBlobStore:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def list_older_than(self, prefix: str, cutoff: dt.datetime) -> list[str]:
+        limit = cutoff.timestamp()
+        return [key for key in self.list(prefix) if (self.root / key).stat().st_mtime < limit]
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):

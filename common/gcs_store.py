@@ -18,6 +18,7 @@ then uses anonymous credentials and the project ``$GOOGLE_CLOUD_PROJECT`` (or "l
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -229,6 +230,12 @@ class GcsBlobStore:
                 pass  # already gone, as LocalBlobStore.delete
 
     def list(self, prefix: str) -> list[str]:
+        return sorted(name for name, _ in self._listing(prefix))
+
+    def list_older_than(self, prefix: str, cutoff: dt.datetime) -> list[str]:
+        return sorted(name for name, updated in self._listing(prefix) if updated < cutoff)
+
+    def _listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
         if prefix:
             check_key(prefix.strip("/"))
         # Whole path segments, as in a directory: "uploads/ab" does not list "uploads/abc/x".
@@ -242,7 +249,7 @@ class GcsBlobStore:
                 timeout=self.timeout, retry=self.retry,
             )
             # The iterator follows nextPageToken page by page.
-            return sorted(blob.name[strip:] for blob in blobs)
+            return [(blob.name[strip:], blob.updated) for blob in blobs]
 
     def _probe_bucket(self, timeout, retry) -> None:
         """List at most one object: raises the missing-bucket error (or a refusal) if the

@@ -10,6 +10,7 @@ from celery import Celery
 from common.settings import Settings
 
 ENROLL_TASK = "attendance.enroll"
+PURGE_TASK = "attendance.purge_expired"
 RECOGNIZE_TASK = "attendance.recognize"
 # Answers which device (CPU/GPU) a worker's TensorFlow uses, its queues and its stores.
 WORKER_INFO_TASK = "attendance.worker_info"

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
 
     # Jobs.
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # Privacy: uploaded photos and annotated images are deleted this long after they were
+    # written, by a periodic task (Celery beat) that runs every retention_sweep_seconds.
+    # A student's enrollment photos are kept until the student is erased.
+    retention_days: float = Field(default=30, gt=0)
+    retention_sweep_seconds: float = Field(default=3600, ge=1)
     # Every start of a task counts, whether a retry after a transient error or a redelivery after
     # its worker died: a job that keeps failing (a poison input) is failed after this many.
     task_max_attempts: int = Field(default=4, ge=1, le=20)

@@ -53,7 +53,10 @@ def _http_message(exc: HTTPException) -> str:
 
 
 def _handle_app_error(exc: AppError):
-    return error_response(exc.status, exc.code, exc.message)
+    response, status = error_response(exc.status, exc.code, exc.message)
+    if status == 401:  # RFC 7235: a 401 names the scheme it wants
+        response.headers["WWW-Authenticate"] = 'Bearer realm="attendance"'
+    return response, status
 
 
 def _handle_http_error(exc: HTTPException):

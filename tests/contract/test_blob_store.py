@@ -86,3 +86,16 @@ def test_concurrent_puts_all_land(blob_store):
 
 def test_ping_answers_when_usable(blob_store):
     blob_store.ping()
+
+
+def test_list_older_than(blob_store):
+    import datetime as dt
+
+    blob_store.put("uploads/j1/000.jpg", b"a")
+    blob_store.put("annotated/j1/000.jpg", b"b")
+    now = dt.datetime.now(dt.timezone.utc)
+    later = now + dt.timedelta(minutes=5)
+    earlier = now - dt.timedelta(minutes=5)
+    assert blob_store.list_older_than("uploads", later) == ["uploads/j1/000.jpg"]
+    assert blob_store.list_older_than("uploads", earlier) == []
+    assert blob_store.list_older_than("nothing-here", later) == []

@@ -65,6 +65,7 @@ def test_missing_or_wrong_token_is_401(app, headers):
     resp = app.test_client().get("/api/v1/students", headers=headers)
     assert resp.status_code == 401
     assert resp.get_json()["error"]["code"] == "unauthorized"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 @pytest.mark.parametrize("method,path,least", [

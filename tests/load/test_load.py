@@ -137,15 +137,19 @@ def load_stack(tmp_path_factory):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # gunicorn's master accepts connections before its workers have imported the app, so
+        # the first probes may be refused or time out.
+        deadline = time.monotonic() + 60
         while True:
             assert web.poll() is None, gunicorn_log.read_text(errors="replace")[-3000:]
             try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
-            assert time.monotonic() < deadline, "gunicorn did not answer /healthz in 30 s"
+            assert time.monotonic() < deadline, (
+                "gunicorn did not answer /healthz in 60 s:\n"
+                + gunicorn_log.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
         yield stack, base, gunicorn_log
     finally:
