@@ -13,7 +13,6 @@ names another) or the playwright package is missing, or when the browser does no
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from werkzeug.serving import make_server
 from frontend.api_client import LOGIN_HINT, ApiClient
 from tests import tokens
 from tests.conftest import REPO
+from tests.emulators import free_port
 from web.app import create_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
@@ -44,11 +44,6 @@ VIEWPORT = {"width": 1440, "height": 1600}
 PAGE_TIMEOUT = 30_000
 JOB_TIMEOUT = 180_000
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

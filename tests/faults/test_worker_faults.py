@@ -6,7 +6,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import make_stack
+from tests.conftest import make_stack, stop_process
+from tests.emulators import free_port
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,14 +41,6 @@ def pool_children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture
 def fault_stack(tmp_path):
     from tests.conftest import redis_url_for
@@ -56,7 +48,7 @@ def fault_stack(tmp_path):
     stack = make_stack(tmp_path, 13)
     yield stack
     if stack.worker:
-        stop(stack.worker)
+        stop_process(stack.worker)
     redis.Redis.from_url(redis_url_for(13)).flushdb()
 
 
@@ -129,11 +121,6 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
     assert ok["state"] == "succeeded", ok
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
@@ -181,7 +168,7 @@ def test_redis_restart_loses_no_queued_job_and_api_says_503_meanwhile(tmp_path, 
         stack.worker = stack.start_worker()
         done = stack.wait_for_job(job_id)
         assert done["state"] == "succeeded", done
-        stop(stack.worker)
+        stop_process(stack.worker)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import socket
 import threading
 import zipfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from werkzeug.serving import make_server
 from frontend.api_client import LOGIN_HINT
 from tests import tokens
 from tests.conftest import REPO
+from tests.emulators import free_port
 from web.app import create_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
@@ -37,11 +37,6 @@ LOGIN_BUTTON = "FormSubmitter:login-Log in"
 TOKEN_PAGES = ("views/take_attendance.py", "views/attendance.py", "views/enroll.py",
                "views/students.py")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

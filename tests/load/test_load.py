@@ -12,7 +12,6 @@ succeeded as the client saw it and as the job's own timestamps say.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import requests
 
 from tests import tokens
 from tests.conftest import REPO, make_stack, redis_url_for, stop_process
+from tests.emulators import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
               pytest.mark.timeout(400)]
@@ -49,11 +49,6 @@ LOAD_DEADLINE = 90
 POLL_INTERVAL = 0.25
 HTTP_TIMEOUT = 30
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
