@@ -27,7 +27,7 @@ def plot_results(report: dict, path: Path) -> None:
         ax.bar(labels, values, color=colors or "#4C72B0")
         ax.set_ylabel(unit)
         for x, v in enumerate(values):
-            ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+            ax.annotate(f"{v:.4g}", (x, v), ha="center", va="bottom", fontsize=8)
         ax.tick_params(axis="x", labelsize=8, rotation=15)
 
     if "embedding" in res:
