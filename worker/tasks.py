@@ -45,15 +45,17 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         pipe = get_pipeline()
         jobs.progress(job_id, 0)
         result = work(pipe, request, lambda done, total: jobs.progress(job_id, done, total))
-    except StoreBusy as exc:
-        # A cloud store still throttling or unreachable after its client's own retries: worth
-        # another try later; in the end the job fails saying which bucket or table.
+    except (StoreBusy, *TRANSIENT) as exc:
+        # Redis, or a cloud store still throttling or unreachable after its client's own
+        # retries: worth another try later; in the end the job fails saying what was down.
+        reason = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
         if attempt < settings.task_max_attempts:
-            log.warning("job %s: %s; retrying", job_id, exc.message)
+            log.warning("job %s: %s; retrying", job_id, reason)
             raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
-        log.info("job %s failed: %s", job_id, exc.message)
+        log.info("job %s failed: %s", job_id, reason)
         jobs.fail(job_id, exc)
-        return {"job_id": job_id, "state": "failed", "error": exc.code}
+        return {"job_id": job_id, "state": "failed",
+                "error": getattr(exc, "code", "service_unavailable")}
     except AppError as exc:
         log.info("job %s failed: %s", job_id, exc.message)
         jobs.fail(job_id, exc)
@@ -63,12 +65,6 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         jobs.fail(job_id, AppError(f"invalid task message: {exc.error_count()} errors",
                                    code="invalid_message"))
         return {"job_id": job_id, "state": "failed", "error": "invalid_message"}
-    except TRANSIENT as exc:
-        if attempt < settings.task_max_attempts:
-            log.warning("job %s: transient error, retrying: %s", job_id, exc)
-            raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
-        jobs.fail(job_id, exc)
-        raise
     except Exception as exc:
         log.exception("job %s failed", job_id)
         jobs.fail(job_id, exc)
