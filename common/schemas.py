@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import ValidationFailed
+
 STUDENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CLASS_ID_RE = STUDENT_ID_RE
 
@@ -160,8 +162,6 @@ MAX_NAME_LENGTH = 200
 
 def validate_identifier(value: str | None, field: str) -> str:
     """student_id and class_id: 1-64 of [A-Za-z0-9._-], so they are safe in keys and paths."""
-    from common.errors import ValidationFailed
-
     if not value:
         raise ValidationFailed(f"{field} is required", code=f"missing_{field}")
     if not STUDENT_ID_RE.match(value):
@@ -173,8 +173,6 @@ def validate_identifier(value: str | None, field: str) -> str:
 
 
 def validate_name(value: str | None) -> str:
-    from common.errors import ValidationFailed
-
     value = (value or "").strip()
     if not value:
         raise ValidationFailed("name is required", code="missing_name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,3 +193,18 @@ def cloud_stack(tmp_path_factory, emulators) -> Stack:
     yield s
     stop_process(s.worker)
     redis.Redis.from_url(redis_url_for(CLOUD_REDIS_DB)).flushdb()
+
+
+@pytest.fixture(scope="module")
+def api_url(stack):
+    """The real API over the stack's settings, on a free port, for the module's tests."""
+    from werkzeug.serving import make_server
+
+    from web.app import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)

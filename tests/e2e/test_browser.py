@@ -15,19 +15,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from frontend.api_client import LOGIN_HINT, ApiClient
 from tests import tokens
-from tests.conftest import REPO
+from tests.conftest import REPO, stop_process
 from tests.emulators import free_port
-from web.app import create_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
               pytest.mark.timeout(600)]
@@ -66,15 +63,6 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def api_url(stack):
-    server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-
 
 def start_streamlit(api_url: str, env: dict, log,
                     token: str | None = None) -> tuple[subprocess.Popen, str]:
@@ -100,18 +88,9 @@ def start_streamlit(api_url: str, env: dict, log,
         except requests.RequestException:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
+            stop_process(proc)
             raise AssertionError(f"streamlit did not start on {url} (see {log.name})")
         time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +98,7 @@ def frontend_url(browser, stack, api_url):
     with open(stack.root / "streamlit.log", "ab") as log:
         proc, url = start_streamlit(api_url, stack.env, log)
         yield url
-        stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -263,4 +242,4 @@ def test_the_app_says_when_the_api_is_down(browser, page, tmp_path):
             assert "Traceback" not in page.locator("body").inner_text()
             screenshot(page, "api_down")
         finally:
-            stop(proc)
+            stop_process(proc)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
 import zipfile
 from pathlib import Path
 
@@ -18,13 +17,11 @@ import pytest
 from PIL import Image
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
-from werkzeug.serving import make_server
 
 from frontend.api_client import LOGIN_HINT
 from tests import tokens
 from tests.conftest import REPO
 from tests.emulators import free_port
-from web.app import create_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
               pytest.mark.timeout(600)]
@@ -38,16 +35,6 @@ TOKEN_PAGES = ("views/take_attendance.py", "views/attendance.py", "views/enroll.
                "views/students.py")
 
 
-
-@pytest.fixture(scope="module")
-def api_url(stack):
-    """The real API over the stack's settings, on a free port, for the module's tests."""
-    server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
 
 
 def app_at(monkeypatch, url: str, page: str | None = None, *,
