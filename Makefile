@@ -116,6 +116,7 @@ compose-tool:
 
 provision: $(STAMP)
 	$(VENV_PY) scripts/provision_weights.py
+	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) -m common.face.onnx_export
 
 # ---------------------------------------------------------------------------------------------
 

@@ -151,14 +151,20 @@ class Models:
         self._deepface = None
 
     @property
+    def settings(self):
+        from common.settings import Settings
+
+        return Settings(deepface_home=DEEPFACE_HOME)
+
+    @property
     def embedder(self):
         if self._embedder is None:
             setup_env()
             from common.face.embed import FaceNetEmbedder
-            from common.settings import Settings
 
-            settings = Settings(deepface_home=DEEPFACE_HOME)
-            self._embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size)
+            settings = self.settings
+            self._embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
+                                             settings.embed_engine)
             self._embedder.warm_up()
         return self._embedder
 
@@ -169,7 +175,8 @@ class Models:
             from common.settings import Settings
 
             s = Settings()
-            self._detectors[backend] = FaceDetector(backend, s.detect_max_side, s.min_face_px)
+            self._detectors[backend] = FaceDetector(backend, s.detect_max_side, s.min_face_px,
+                                                    s.detect_scale_step, s.detect_min_neighbors)
         return self._detectors[backend]
 
     @property

@@ -49,6 +49,48 @@ def probe(name: str, timeout: float) -> dict:
     return {"works_offline": False, "error": (errors or lines or ["exit %d" % proc.returncode])[-1][:300]}
 
 
+# The cascade's scan (window size step, overlapping hits a face needs): DeepFace's, and coarser.
+SCANS = [(1.1, 10), (1.2, 5), (1.25, 3)]
+
+
+def scan_sweep(ctx: Context, images: dict, photo) -> dict:
+    """Faces found and time for each opencv scan in SCANS: the group photos, the class photo
+    (interleaved, timed) and every single-face photo of the data set (counted)."""
+    from bench.data import decode, train_photos, val_photos
+    from common.face.detect import FaceDetector
+    from common.settings import Settings
+
+    settings = Settings()
+    scans = {f"{step}/{hits}": FaceDetector("opencv", settings.detect_max_side,
+                                            settings.min_face_px, step, hits)
+             for step, hits in SCANS}
+    found: dict[str, dict] = {key: {} for key in scans}
+    variants = {}
+    for key, det in scans.items():
+        for label, image in images.items():
+            def one(det=det, key=key, label=label, image=image):
+                found[key][label] = det.detect(image)
+            variants[f"{key}|{label}"] = one
+    times = interleave(variants, ctx.repeats)
+    singles = [decode(p) for p in (val_photos() + train_photos())[: (5 if ctx.quick else None)]]
+    rows = {}
+    for key, det in scans.items():
+        row = {}
+        for label in images:
+            row[f"{label} faces"] = len(found[key][label])
+            row[f"{label} ms"] = round(median(times[f"{key}|{label}"]) * 1000, 1)
+        real, extra = photo.real_faces_found(
+            [f.box.model_dump() for f in found[key]["class photo"]])
+        row.update({"class photo real faces": real, "class photo false detections": extra})
+        counts = [len(det.detect(image)) for image in singles]
+        row.update({"single-face photos": len(singles),
+                    "with one face": sum(1 for c in counts if c == 1),
+                    "with none": sum(1 for c in counts if c == 0)})
+        rows[key] = row
+        say(f"  {NAME}: opencv scan step/hits {key}: {row}")
+    return rows
+
+
 def run(ctx: Context) -> Result:
     from bench.data import FACES_DIR, class_photo, decode, val_photos
 
@@ -109,7 +151,8 @@ def run(ctx: Context) -> Result:
 
     settings = Settings()
     sides = [settings.detect_max_side] if ctx.quick else [1280, 1600, 2048]
-    sized = {side: FaceDetector("opencv", side, settings.min_face_px) for side in sides}
+    sized = {side: FaceDetector("opencv", side, settings.min_face_px, settings.detect_scale_step,
+                                settings.detect_min_neighbors) for side in sides}
     sweep_found: dict[int, dict] = {side: {} for side in sides}
     sweep_variants = {}
     for side, det in sized.items():
@@ -132,6 +175,7 @@ def run(ctx: Context) -> Result:
                 couple_faces=len(sweep_found[side]["couple.jpg"]))
         say(f"  {NAME}: opencv at max side {side}: {sweep[str(side)]}")
     result.details["opencv_by_max_side"] = sweep
+    result.details["opencv_by_scan"] = scan_sweep(ctx, images, photo)
 
     probes = {}
     for name in ([] if ctx.quick else DOWNLOADING):

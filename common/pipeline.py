@@ -37,14 +37,18 @@ class FacePipeline:
         blobs = open_blob_store(settings.blob_store_url, settings)
         records = open_records(settings.records_url, settings)
         repo = GalleryRepository(blobs, records)
-        embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size)
+        embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
+                                   settings.embed_engine)
         embedder.warm_up()
         from common.matching import warm_up as warm_up_matching
 
         warm_up_matching()
-        detector = FaceDetector(settings.detector, settings.detect_max_side, settings.min_face_px)
-        log.info("face pipeline ready: FaceNet on %s, detector %s", embedder.device,
-                 settings.detector)
+        detector = FaceDetector(
+            settings.detector, settings.detect_max_side, settings.min_face_px,
+            settings.detect_scale_step, settings.detect_min_neighbors,
+        )
+        log.info("face pipeline ready: FaceNet on %s (%s), detector %s", embedder.device,
+                 embedder.engine, settings.detector)
         return cls(
             settings=settings, blobs=blobs, records=records,
             jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),

@@ -75,7 +75,16 @@ class Settings(BaseSettings):
     # 7-10 times; at 40 px 22 and 20. Not scanning for them makes opencv ~40% faster on photos
     # up to detect_max_side (docs/performance.md).
     min_face_px: int = Field(default=32, ge=8)
+    # The opencv cascade's scan: window sizes grow by detect_scale_step, and a face needs
+    # detect_min_neighbors overlapping hits. DeepFace's 1.1 and 10 scan ~2.6x more windows; 1.25
+    # and 3 found the same faces in the group photos and class photo, and 100 of 118 single-face
+    # photos with exactly one face against 105 (docs/performance.md, "Detection").
+    detect_scale_step: float = Field(default=1.25, ge=1.01, le=2.0)
+    detect_min_neighbors: int = Field(default=3, ge=0, le=50)
     embed_batch_size: int = Field(default=32, ge=1, le=256)
+    # What runs FaceNet: "onnx" (ONNX Runtime, CPU; the graph is converted from the same weights
+    # by `make provision`), "tensorflow", or "auto": TensorFlow where it sees a GPU, else ONNX.
+    embed_engine: Literal["auto", "onnx", "tensorflow"] = "auto"
     metric: Literal["cosine"] = "cosine"
     # Cosine distance above which a face is "unknown". Calibrated on the 5 Celebrity Faces split
     # (see README: "How the threshold was chosen").

@@ -221,8 +221,8 @@ def _schemas() -> dict:
                 "workers": {
                     "type": "array",
                     "description": "The workers that answered the ping: the queues they "
-                                   "consume and the device their TensorFlow uses (null "
-                                   "until the model has loaded).",
+                                   "consume, the device FaceNet runs on and what runs it "
+                                   "(null until the model has loaded).",
                     "items": {"type": "object", "required": ["name", "queues", "device"],
                               "properties": {
                                   "name": {"type": "string"},
@@ -230,6 +230,8 @@ def _schemas() -> dict:
                                              "items": {"type": "string"}},
                                   "device": {"type": "string", "nullable": True,
                                              "description": "CPU or GPU"},
+                                  "engine": {"type": "string", "nullable": True,
+                                             "description": "onnx or tensorflow"},
                               }},
                 },
             },

@@ -70,6 +70,7 @@ def describe() -> dict:
 
     info.update(
         device=pipe.embedder.device,
+        engine=pipe.embedder.engine,
         gpus=[d.name for d in tf.config.list_physical_devices("GPU")],
         tensorflow=tf.__version__,
     )
@@ -89,9 +90,10 @@ def _report_device(**_kwargs) -> None:
         info = describe()
     except Exception:  # the pipeline did not load; worker.runtime logged why
         return
-    log.info("worker %s: TensorFlow on %s (GPUs: %s), queues %s", info["hostname"],
-             info["device"], ", ".join(info["gpus"]) or "none", ", ".join(info["queues"]))
-    _publish({"device": info["device"], "gpus": info["gpus"]})
+    log.info("worker %s: FaceNet on %s with %s (GPUs: %s), queues %s", info["hostname"],
+             info["device"], info["engine"], ", ".join(info["gpus"]) or "none",
+             ", ".join(info["queues"]))
+    _publish({"device": info["device"], "engine": info["engine"], "gpus": info["gpus"]})
 
 
 @worker_shutdown.connect

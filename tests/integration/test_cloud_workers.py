@@ -67,8 +67,10 @@ def test_workers_report_device_and_queues(two_workers):
         assert set(info["queues"]) == {"cpu", name}
         # FaceNetEmbedder.device: this machine has no GPU, a GPU worker would say "GPU".
         assert info["device"] == ("GPU" if info["gpus"] else "CPU")
+        # embed_engine "auto": ONNX Runtime where TensorFlow sees no GPU.
+        assert info["engine"] == ("tensorflow" if info["gpus"] else "onnx")
         assert (info["blob_store"], info["records"]) == ("gs", "dynamodb")
-        assert f"TensorFlow on {info['device']}" in worker_log(stack, name)
+        assert f"FaceNet on {info['device']} with {info['engine']}" in worker_log(stack, name)
 
     resp = stack.client.get("/readyz")
     body = resp.get_json()
@@ -78,6 +80,7 @@ def test_workers_report_device_and_queues(two_workers):
     assert {"c1", "c2"} <= set(shown)
     for name in ("c1", "c2"):
         assert shown[name]["device"] == infos[name]["device"]
+        assert shown[name]["engine"] == infos[name]["engine"]
         assert set(shown[name]["queues"]) == {"cpu", name}
 
 

@@ -47,7 +47,7 @@ def _worker_details(url: str, names: list[str]) -> list[dict]:
     for name, fields in zip(names, found):
         info = {k.decode(): json.loads(v) for k, v in fields.items()}
         details.append({"name": name, "queues": info.get("queues"),
-                        "device": info.get("device")})
+                        "device": info.get("device"), "engine": info.get("engine")})
     return details
 
 

@@ -1,0 +1,112 @@
+"""The face pipeline's two FaceNet engines and its detector scan, on real photos.
+
+ONNX Runtime (the default on a CPU) must embed every real face as TensorFlow does: cosine
+distance under 1e-3. The coarser opencv scan must find what DeepFace's scan finds in the group
+photos, and refuse nothing that matters: a graph converted from other weights is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEEPFACE_HOME
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
+
+MAX_COSINE_DISTANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def settings():
+    os.environ["DEEPFACE_HOME"] = str(DEEPFACE_HOME.resolve())
+    from common.settings import Settings
+
+    return Settings(deepface_home=DEEPFACE_HOME)
+
+
+@pytest.fixture(scope="module")
+def detector(settings):
+    from common.face.detect import FaceDetector
+
+    return FaceDetector(settings.detector, settings.detect_max_side, settings.min_face_px,
+                        settings.detect_scale_step, settings.detect_min_neighbors)
+
+
+@pytest.fixture(scope="module")
+def real_faces(detector, faces_dir, celeb_dir) -> np.ndarray:
+    from common.images import decode_bgr
+
+    paths = [faces_dir / name for name in ("selfie-many-people.jpg", "couple.jpg", "img2.jpg")]
+    paths += sorted((celeb_dir / "val").glob("*/*.jpg"))[:10]
+    faces = [f.pixels for p in paths for f in detector.detect(decode_bgr(p.read_bytes()))]
+    assert len(faces) >= 15, len(faces)
+    return np.stack(faces)
+
+
+def test_onnx_embeds_real_faces_as_tensorflow_does(settings, real_faces):
+    from common.face.embed import FaceNetEmbedder
+    from common.face.onnx_export import cosine_distances
+
+    onnx = FaceNetEmbedder(settings.weights_path, engine="onnx")
+    tensorflow = FaceNetEmbedder(settings.weights_path, engine="tensorflow")
+    assert (onnx.engine, tensorflow.engine) == ("onnx", "tensorflow")
+    a, b = onnx.embed(real_faces), tensorflow.embed(real_faces)
+    assert a.shape == b.shape == (len(real_faces), 128)
+    worst = float(cosine_distances(a, b).max())
+    assert worst < MAX_COSINE_DISTANCE, worst
+    # One face at a time gives the same vectors as the batch (no padding, no batch effects).
+    single = onnx.embed(real_faces[:1])
+    assert float(cosine_distances(single, a[:1]).max()) < MAX_COSINE_DISTANCE
+
+
+def test_auto_engine_is_onnx_without_a_gpu(settings):
+    import tensorflow as tf
+
+    from common.face.embed import resolve_engine
+
+    expected = "tensorflow" if tf.config.list_physical_devices("GPU") else "onnx"
+    assert resolve_engine("auto") == expected
+    assert resolve_engine("tensorflow") == "tensorflow"
+
+
+def test_a_graph_converted_from_other_weights_is_refused(settings, tmp_path):
+    import onnx
+
+    from common.errors import ModelWeightsMissing
+    from common.face.embed import FaceNetEmbedder
+    from common.face.onnx_export import WEIGHTS_SHA_KEY, onnx_path
+
+    weights = tmp_path / ".deepface" / "weights" / settings.weights_path.name
+    weights.parent.mkdir(parents=True)
+    shutil.copy(settings.weights_path, weights)
+    with pytest.raises(ModelWeightsMissing, match="make provision"):
+        FaceNetEmbedder(weights, engine="onnx")  # no graph next to these weights yet
+    graph = onnx.load(str(onnx_path(settings.weights_path)))
+    for entry in graph.metadata_props:
+        if entry.key == WEIGHTS_SHA_KEY:
+            entry.value = "0" * 64
+    onnx.save(graph, str(onnx_path(weights)))
+    with pytest.raises(ModelWeightsMissing, match="other weights"):
+        FaceNetEmbedder(weights, engine="onnx")
+
+
+@pytest.mark.parametrize("photo, people", [("selfie-many-people.jpg", 7), ("couple.jpg", 2)])
+def test_the_coarser_scan_finds_every_face_deepfaces_scan_finds(detector, faces_dir, photo,
+                                                               people):
+    from common.face.detect import FaceDetector
+    from common.images import decode_bgr
+
+    deepfaces = FaceDetector("opencv", detector.detect_max_side, detector.min_face_px,
+                             scale_step=1.1, min_neighbors=10)
+    image = decode_bgr((faces_dir / photo).read_bytes())
+    ours, theirs = detector.detect(image), deepfaces.detect(image)
+    assert len(ours) == len(theirs) == people
+    for face in theirs:  # each face DeepFace's scan finds, ours finds at about the same place
+        b = face.box
+        assert any(abs((o.box.x + o.box.w / 2) - (b.x + b.w / 2)) < b.w / 3
+                   and abs((o.box.y + o.box.h / 2) - (b.y + b.h / 2)) < b.h / 3
+                   for o in ours), b
