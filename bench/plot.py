@@ -32,10 +32,15 @@ def plot_results(report: dict, path: Path) -> None:
 
     if "embedding" in res:
         f = res["embedding"]["figures"]
+        engine = res["embedding"]["details"].get("engine", "tensorflow")
         ax = panel(0, f"1. Embedding stage (faces/s): {f['pipeline_vs_ceiling']:.0%} of ceiling")
-        bars(ax, ["DeepFace per face", "pipeline", "ceiling"],
-             [f["deepface_represent_faces_per_s"], f["pipeline_faces_per_s"],
-              f["ceiling_faces_per_s"]], "faces/s", ["#C44E52", "#4C72B0", "#8C8C8C"])
+        labels = ["DeepFace per face", f"pipeline ({engine})"]
+        values = [f["deepface_represent_faces_per_s"], f["pipeline_faces_per_s"]]
+        if "pipeline_tensorflow_faces_per_s" in f:
+            labels.append("pipeline (tensorflow)")
+            values.append(f["pipeline_tensorflow_faces_per_s"])
+        bars(ax, labels + ["TF ceiling"], values + [f["ceiling_faces_per_s"]], "faces/s",
+             ["#C44E52", "#4C72B0", "#55A868", "#8C8C8C"][:len(values)] + ["#8C8C8C"])
     if "bulk_upload" in res:
         f = res["bulk_upload"]["figures"]
         ax = panel(1, f"2. {f['photos']} single-face photos, one job (s): {f['speedup']:.3g}x")

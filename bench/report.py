@@ -26,9 +26,14 @@ def rows(report: dict) -> list[tuple[str, str, str, str]]:
         out.append((
             "1. Embedding stage (FaceNetEmbedder.embed, %d real faces)"
             % res["embedding"]["details"]["faces"],
-            f"{_f(f['pipeline_faces_per_s'])} faces/s = {f['pipeline_vs_ceiling']:.0%} of the "
-            f"ceiling; {_f(f['pipeline_vs_deepface'])}x DeepFace",
-            f"ceiling {_f(f['ceiling_faces_per_s'])} faces/s; DeepFace.represent per face "
+            f"{_f(f['pipeline_faces_per_s'])} faces/s on "
+            f"{res['embedding']['details'].get('engine', 'tensorflow')} = "
+            f"{f['pipeline_vs_ceiling']:.0%} of the ceiling; "
+            + (f"{_f(f['pipeline_tensorflow_faces_per_s'])} on TensorFlow; "
+               if "pipeline_tensorflow_faces_per_s" in f else "")
+            + f"{_f(f['pipeline_vs_deepface'])}x DeepFace",
+            f"ceiling (TensorFlow, compiled) {_f(f['ceiling_faces_per_s'])} faces/s; "
+            "DeepFace.represent per face "
             f"{_f(f['deepface_represent_faces_per_s'])} faces/s; goal >= 85% of ceiling",
             VERDICT[res["embedding"]["met"]]))
     if "bulk_upload" in res:

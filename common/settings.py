@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     detect_scale_step: float = Field(default=1.25, ge=1.01, le=2.0)
     detect_min_neighbors: int = Field(default=3, ge=0, le=50)
     embed_batch_size: int = Field(default=32, ge=1, le=256)
-    # What runs FaceNet: "onnx" (ONNX Runtime, CPU; the graph is converted from the same weights
-    # by `make provision`), "tensorflow", or "auto": TensorFlow where it sees a GPU, else ONNX.
-    embed_engine: Literal["auto", "onnx", "tensorflow"] = "auto"
+    # What runs FaceNet: "openvino" or "onnx" (ONNX Runtime), both on the CPU and on the graph
+    # `make provision` converts from the same weights, "tensorflow", or "auto": TensorFlow where
+    # it sees a GPU, else OpenVINO (docs/performance.md, "Embedding").
+    embed_engine: Literal["auto", "openvino", "onnx", "tensorflow"] = "auto"
     metric: Literal["cosine"] = "cosine"
     # Cosine distance above which a face is "unknown". Calibrated on the 5 Celebrity Faces split
     # (see README: "How the threshold was chosen").

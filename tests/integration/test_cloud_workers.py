@@ -67,8 +67,8 @@ def test_workers_report_device_and_queues(two_workers):
         assert set(info["queues"]) == {"cpu", name}
         # FaceNetEmbedder.device: this machine has no GPU, a GPU worker would say "GPU".
         assert info["device"] == ("GPU" if info["gpus"] else "CPU")
-        # embed_engine "auto": ONNX Runtime where TensorFlow sees no GPU.
-        assert info["engine"] == ("tensorflow" if info["gpus"] else "onnx")
+        # embed_engine "auto": OpenVINO where TensorFlow sees no GPU.
+        assert info["engine"] == ("tensorflow" if info["gpus"] else "openvino")
         assert (info["blob_store"], info["records"]) == ("gs", "dynamodb")
         assert f"FaceNet on {info['device']} with {info['engine']}" in worker_log(stack, name)
 
