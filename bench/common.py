@@ -268,6 +268,13 @@ class Stack:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
+        # A poll that meets a reset connection (seen once on a busy machine) asks again; an
+        # upload is not retried.
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        self.http.mount("http://", HTTPAdapter(max_retries=Retry(
+            total=3, backoff_factor=0.1, allowed_methods={"GET"}, status_forcelist=())))
         self.headers = {"Authorization": f"Bearer {token}"}
         self.http.headers.update(self.headers)
         self.procs: dict[str, subprocess.Popen] = {}

@@ -53,6 +53,19 @@ def probe(name: str, timeout: float) -> dict:
 SCANS = [(1.1, 10), (1.2, 5), (1.25, 3)]
 
 
+def detection_variants(detectors: dict, images: dict) -> tuple[dict, dict]:
+    """One timed variant per (detector, image), keyed "detector|image", for ``interleave``, and
+    where each records the faces it found: found[detector][image]."""
+    found: dict = {key: {} for key in detectors}
+    variants = {}
+    for key, det in detectors.items():
+        for label, image in images.items():
+            def one(det=det, key=key, label=label, image=image):
+                found[key][label] = det.detect(image)
+            variants[f"{key}|{label}"] = one
+    return found, variants
+
+
 def scan_sweep(ctx: Context, images: dict, photo) -> dict:
     """Faces found and time for each opencv scan in SCANS: the group photos, the class photo
     (interleaved, timed) and every single-face photo of the data set (counted)."""
@@ -64,13 +77,7 @@ def scan_sweep(ctx: Context, images: dict, photo) -> dict:
     scans = {f"{step}/{hits}": FaceDetector("opencv", settings.detect_max_side,
                                             settings.min_face_px, step, hits)
              for step, hits in SCANS}
-    found: dict[str, dict] = {key: {} for key in scans}
-    variants = {}
-    for key, det in scans.items():
-        for label, image in images.items():
-            def one(det=det, key=key, label=label, image=image):
-                found[key][label] = det.detect(image)
-            variants[f"{key}|{label}"] = one
+    found, variants = detection_variants(scans, images)
     times = interleave(variants, ctx.repeats)
     singles = [decode(p) for p in (val_photos() + train_photos())[: (5 if ctx.quick else None)]]
     rows = {}
@@ -107,13 +114,8 @@ def run(ctx: Context) -> Result:
     detectors = {name: ctx.models.detector(name) for name in OFFLINE}
     for det in detectors.values():  # first call builds what it builds
         det.detect(singles[0])
-    found: dict[str, dict] = {name: {} for name in OFFLINE}
-    variants = {}
+    found, variants = detection_variants(detectors, images)
     for name, det in detectors.items():
-        for label, image in images.items():
-            def one(det=det, image=image, name=name, label=label):
-                found[name][label] = det.detect(image)
-            variants[f"{name}|{label}"] = one
         variants[f"{name}|singles"] = (lambda det=det: [det.detect(i) for i in singles])
     times = interleave(variants, ctx.repeats)
 
@@ -153,13 +155,8 @@ def run(ctx: Context) -> Result:
     sides = [settings.detect_max_side] if ctx.quick else [1280, 1600, 2048]
     sized = {side: FaceDetector("opencv", side, settings.min_face_px, settings.detect_scale_step,
                                 settings.detect_min_neighbors) for side in sides}
-    sweep_found: dict[int, dict] = {side: {} for side in sides}
-    sweep_variants = {}
-    for side, det in sized.items():
-        for label in [lab for lab in ("couple.jpg", "class photo") if lab in images]:
-            def one(det=det, side=side, label=label):
-                sweep_found[side][label] = det.detect(images[label])
-            sweep_variants[f"{side}|{label}"] = one
+    sweep_found, sweep_variants = detection_variants(
+        sized, {label: images[label] for label in ("couple.jpg", "class photo") if label in images})
     sweep_times = interleave(sweep_variants, ctx.repeats)
     sweep = {}
     for side in sides:

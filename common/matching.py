@@ -16,10 +16,13 @@ import numpy as np
 # Gallery rows per block of the matrix product: 30 faces x 8192 rows of float32 is 1 MB, so the
 # per-face maximum reads the block from cache.
 BLOCK_ROWS = 8192
-# BLAS threads for the product. It is memory-bound (30 faces against many rows); on 2 shared
-# cores a second OpenBLAS thread often waits for a busy core (TensorFlow's, another worker's)
-# and the product took twice as long as on one thread (docs/performance.md).
-BLAS_THREADS = 1
+# BLAS threads for the product. Against a small candidate set, one: on 2 shared cores a second
+# OpenBLAS thread often waited for a busy core (another worker's), and 1k rows took 15.7 ms on
+# 2 threads against 0.3 ms on 1. From LARGE_ROWS rows the product is long enough to share: every
+# core (None), 100k rows in 13 ms on 2 threads against 22 ms on 1 (docs/performance.md).
+SMALL_THREADS = 1
+LARGE_ROWS = 32768
+LARGE_THREADS: int | None = None
 _blas = None
 
 
@@ -32,9 +35,10 @@ def warm_up() -> None:
         _blas = ThreadpoolController()
 
 
-def _blas_limit():
+def _blas_limit(rows: int):
     warm_up()
-    return _blas.limit(limits=BLAS_THREADS, user_api="blas")
+    return _blas.limit(limits=SMALL_THREADS if rows < LARGE_ROWS else LARGE_THREADS,
+                       user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def match_groups(
     min_similarity = np.float32(1.0 - threshold)
     best = np.full(n, -np.inf, dtype=np.float32)
     pair_face, pair_row, pair_sim = [], [], []
-    with _blas_limit():
+    with _blas_limit(len(cands)):
         for start in range(0, len(cands), BLOCK_ROWS):
             sim = faces @ cands.embeddings[start:start + BLOCK_ROWS].T  # (faces, rows)
             block_best = sim.max(axis=1)
