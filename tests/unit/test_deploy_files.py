@@ -27,12 +27,16 @@ def compose_tool() -> str:
     return tool
 
 
-def compose_config(path: Path, *args: str) -> subprocess.CompletedProcess:
+def compose_config(path: Path, *args: str, flower_auth: str | None = "ops:secret"
+                   ) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "COMPOSE_PROJECT_NAME": "attendance"}
+    if flower_auth is not None:
+        env["FLOWER_BASIC_AUTH"] = flower_auth
     return subprocess.run(
         [compose_tool(), "-f", str(path), *args, "config", "-q"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
         # No engine is needed for `config`; keep the user's .env out of the interpolation.
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "COMPOSE_PROJECT_NAME": "attendance"},
+        env=env,
     )
 
 
@@ -40,6 +44,14 @@ def test_compose_file_is_valid_for_docker_compose():
     for args in ((), ("--profile", "gpu")):
         result = compose_config(COMPOSE, *args)
         assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_flower_without_a_password():
+    result = compose_config(COMPOSE, flower_auth=None)
+    assert result.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in result.stderr
+    assert load_compose()["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith(
+        "${FLOWER_BASIC_AUTH:?")
 
 
 def test_compose_validation_really_rejects_a_bad_file(tmp_path):
