@@ -38,16 +38,16 @@ def detected_faces(ctx: Context, limit: int | None = None) -> np.ndarray:
 
 def run(ctx: Context) -> Result:
     setup_env()
-    from common.face.embed import FaceNetEmbedder, tensorflow_predict
+    from common.face.embed import FaceNetEmbedder
 
     result = Result(NAME, TITLE, GOAL)
     faces = detected_faces(ctx, limit=12 if ctx.quick else None)
     embedder = ctx.models.embedder
     deepface = ctx.models.deepface
-    weights = ctx.models.settings.weights_path
-    predict = tensorflow_predict(weights)  # the compiled graph, called directly
-    on_tensorflow = FaceNetEmbedder(weights, embedder.max_batch, engine="tensorflow")
+    on_tensorflow = FaceNetEmbedder(ctx.models.settings.weights_path, embedder.max_batch,
+                                    engine="tensorflow")
     on_tensorflow.warm_up()
+    predict = on_tensorflow.predict  # the compiled graph, called directly
     n = len(faces)
     say(f"  {NAME}: {n} real detected faces")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -103,7 +103,6 @@ class FaceDetector:
     def _find_eyes(self, img: np.ndarray, region):
         """``region`` with the eye centres DeepFace's opencv eye search finds in it."""
         import cv2
-        from dataclasses import replace
 
         x, y, w, h = region.x, region.y, region.w, region.h
         # Eyes lie in the upper part of a face box: the search skips the mouth and chin, which

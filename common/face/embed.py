@@ -40,23 +40,29 @@ def check_weights(path: Path) -> None:
         )
 
 
-def tensorflow_predict(weights: Path, with_model: bool = False):
-    """FaceNet on TensorFlow, compiled once: (n, 160, 160, 3) float32 -> (n, 128) numpy."""
+def compiled_facenet(weights: Path):
+    """FaceNet on TensorFlow as one tf.function over any batch size (what the ONNX graph is
+    converted from, too)."""
     import tensorflow as tf
     from deepface.models.facial_recognition.tf.Facenet import InceptionResNetV1
 
     model = InceptionResNetV1()
     model.load_weights(str(weights))
-    compiled = tf.function(
+    return tf.function(
         lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)],
+        input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32, name="faces")],
         reduce_retracing=True,
     )
+
+
+def tensorflow_predict(weights: Path):
+    """FaceNet on TensorFlow, compiled once: (n, 160, 160, 3) float32 -> (n, 128) numpy."""
+    compiled = compiled_facenet(weights)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return compiled(batch).numpy()
 
-    return (predict, model) if with_model else predict
+    return predict
 
 
 def onnx_predict(path: Path):

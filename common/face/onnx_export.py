@@ -17,6 +17,7 @@ import numpy as np
 
 from common.errors import ModelWeightsMissing
 from common.face.embed import FACENET_WEIGHTS_SHA256, check_weights
+from common.gallery import normalise
 
 WEIGHTS_SHA_KEY = "facenet_weights_sha256"
 # Largest cosine distance allowed between the two engines' embeddings of the same face.
@@ -43,9 +44,7 @@ def is_current(weights: Path) -> bool:
 
 
 def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return 1.0 - (a * b).sum(axis=1)
+    return 1.0 - (normalise(a) * normalise(b)).sum(axis=1)
 
 
 def export(weights: Path, out: Path | None = None) -> Path:
@@ -53,16 +52,13 @@ def export(weights: Path, out: Path | None = None) -> Path:
     check_weights(weights)
     out = out or onnx_path(weights)
     import onnx
-    import tensorflow as tf
     import tf2onnx
 
-    from common.face.embed import onnx_predict, tensorflow_predict
+    from common.face.embed import compiled_facenet, onnx_predict
 
-    spec = [tf.TensorSpec([None, 160, 160, 3], tf.float32, name="faces")]
-    predict_tf, model = tensorflow_predict(weights, with_model=True)
+    facenet = compiled_facenet(weights)
     graph, _ = tf2onnx.convert.from_function(
-        tf.function(lambda x: model(x, training=False), input_signature=spec),
-        input_signature=spec, opset=OPSET,
+        facenet, input_signature=facenet.input_signature, opset=OPSET,
     )
     entry = graph.metadata_props.add()
     entry.key, entry.value = WEIGHTS_SHA_KEY, FACENET_WEIGHTS_SHA256
@@ -72,7 +68,7 @@ def export(weights: Path, out: Path | None = None) -> Path:
         onnx.save(graph, str(tmp))
         # Random pixels exercise every layer; the tests compare the engines on real faces.
         sample = np.random.default_rng(0).random((4, 160, 160, 3), dtype=np.float32)
-        worst = float(cosine_distances(predict_tf(sample), onnx_predict(tmp)(sample)).max())
+        worst = float(cosine_distances(facenet(sample).numpy(), onnx_predict(tmp)(sample)).max())
         if worst > MAX_COSINE_DISTANCE:
             raise ModelWeightsMissing(
                 f"the ONNX FaceNet differs from TensorFlow's (cosine distance {worst:.2e} > "
