@@ -88,6 +88,11 @@ def run(ctx: Context) -> Result:
     result.show("pipeline_vs_ceiling", round(pipeline_fps / ceiling[best_bs], 3))
     result.show("pipeline_vs_deepface", round(pipeline_fps / deepface_fps, 1), "x")
     result.show("pipeline_vs_tensorflow", round(pipeline_fps / tensorflow_fps, 2), "x")
+    from common.face.onnx_export import cosine_distances
+
+    worst = float(cosine_distances(embedder.embed(faces), on_tensorflow.embed(faces)).max())
+    result.show("worst_cosine_distance_to_tensorflow", float(f"{worst:.2e}"),
+                f"(the {n} faces' embeddings, {embedder.engine} against TensorFlow)")
     result.met = pipeline_fps / ceiling[best_bs] >= 0.85
     result.details["ceiling_by_batch"] = {str(bs): round(v, 1) for bs, v in ceiling.items()}
     result.details["faces"] = n
