@@ -1,4 +1,4 @@
-"""The photos every benchmark uses: real faces only (5 Celebrity Faces, the shared group photos).
+"""The photos every benchmark uses: real faces only (5 Celebrity Faces, the group photos in tests/data/faces).
 
 The 30-face class photo is a 6x5 grid of real single-face photos: the 25 val photos and the first
 train photo of each person (which the benchmarks then leave out of the enrolled gallery), each
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 CELEB_DIR = Path(
     os.environ.get("ATTENDANCE_CELEB_DIR", REPO / "var" / "datasets" / "5-celebrity-faces")
 )
-FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO / "tests" / "data" / "faces"))
 PEOPLE = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"]
 GRID_COLS, GRID_ROWS = 6, 5
 CELL_W, CELL_H = 300, 300
@@ -30,7 +30,7 @@ def check_data() -> None:
     if not (CELEB_DIR / "val").is_dir():
         raise SystemExit(f"5 Celebrity Faces not found in {CELEB_DIR}; run `make provision`")
     if not (FACES_DIR / "couple.jpg").is_file():
-        raise SystemExit(f"group photos not found in {FACES_DIR}; set ATTENDANCE_FACES_DIR")
+        raise SystemExit(f"group photos not found in {FACES_DIR}; ATTENDANCE_FACES_DIR names another folder")
 
 
 def val_photos() -> list[Path]:

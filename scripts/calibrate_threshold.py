@@ -34,7 +34,7 @@ def main() -> None:
     settings = get_settings()
     pipe = FacePipeline.load(settings)
     celeb = REPO / "var" / "datasets" / "5-celebrity-faces"
-    faces = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data" / "faces"
+    faces = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "data" / "faces"
 
     train, train_ids = [], []
     for path in sorted((celeb / "train").glob("*/*.jpg")):

@@ -16,7 +16,8 @@ import redis
 from tests import tokens
 
 REPO = Path(__file__).resolve().parents[1]
-FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+# The DeepFace project's MIT test photos, kept in the repository (tests/data/faces/README.md).
+FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO / "tests" / "data" / "faces"))
 CELEB_DIR = Path(
     os.environ.get("ATTENDANCE_CELEB_DIR", REPO / "var" / "datasets" / "5-celebrity-faces")
 )
@@ -39,7 +40,7 @@ def redis_url_for(db: int) -> str:
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     if not (FACES_DIR / "img2.jpg").is_file():
-        pytest.fail(f"face fixtures not found in {FACES_DIR}; set ATTENDANCE_FACES_DIR")
+        pytest.fail(f"face photos not found in {FACES_DIR} (ATTENDANCE_FACES_DIR)")
     return FACES_DIR
 
 

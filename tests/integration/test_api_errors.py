@@ -33,12 +33,10 @@ from web.context import Services, producer_celery
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The server comes from ATTENDANCE_TEST_REDIS_URL, but always database 15: these tests flush
 # it, and that URL may name a database with real data in it (the default REDIS_URL's 0).
 _TEST_SERVER = urlsplit(os.environ.get("ATTENDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
 REDIS_URL = urlunsplit(_TEST_SERVER._replace(path="/15", query=""))
-FACES_DIR = Path(os.environ.get("ATTENDANCE_FACES_DIR", REPO_ROOT / ".." / "shared/data/faces"))
 # Nothing listens here: a Redis that is down.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/15"
 JOB_KEYS = "attendance:job:*"
@@ -101,11 +99,8 @@ def blobs(settings):
 
 
 @pytest.fixture
-def face_jpeg() -> bytes:
-    path = FACES_DIR / "img2.jpg"
-    if not path.is_file():
-        pytest.fail(f"missing face fixture {path} (set ATTENDANCE_FACES_DIR)")
-    return path.read_bytes()
+def face_jpeg(faces_dir) -> bytes:
+    return (faces_dir / "img2.jpg").read_bytes()
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -431,3 +431,15 @@ def test_probe_reports_a_closed_port_as_down():
 )
 def test_probe_pings_the_test_redis():
     assert er.probe(er.Target(os.environ["ATTENDANCE_TEST_REDIS_URL"])) == (er.UP, "PONG")
+
+
+def test_the_face_photos_the_tests_use_are_in_the_repository():
+    """A fresh clone has nothing beside it: the photos live in the repo with their licence."""
+    from tests.conftest import FACES_DIR, REPO
+
+    folder = REPO / "tests" / "data" / "faces"
+    assert "ATTENDANCE_FACES_DIR" in os.environ or FACES_DIR == folder
+    for name in ("img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "couple.jpg",
+                 "selfie-many-people.jpg", "README.md", "LICENSE"):
+        assert (folder / name).is_file(), name
+    assert "MIT" in (folder / "LICENSE").read_text()
