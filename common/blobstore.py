@@ -15,13 +15,23 @@ from common.errors import NotFound
 if TYPE_CHECKING:
     from common.settings import Settings
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
 
 def check_key(key: str) -> str:
-    if not _SAFE_KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+    """A key is '/'-separated segments of [A-Za-z0-9._-], none of them '.' or '..'.
+
+    fullmatch, not match with '$': '$' also matches before a trailing newline."""
+    if not _SAFE_KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
         raise ValueError(f"unsafe blob key: {key!r}")
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix is '' (everything) or a safe key, with or without a trailing '/'."""
+    if prefix:
+        check_key(prefix.removesuffix("/"))
+    return prefix
 
 
 class BlobStore(Protocol):
@@ -82,7 +92,7 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
+        base = self.root / check_prefix(prefix) if prefix else self.root
         if not base.exists():
             return []
         return sorted(
@@ -120,7 +130,7 @@ def parse_gs_url(url: str) -> GsUrl:
         raise ValueError("a gs:// blob_store_url takes no query or fragment")
     bucket, _, prefix = rest.partition("/")
     prefix = prefix.strip("/")
-    if not _BUCKET.match(bucket) or (len(bucket) > 63 and "." not in bucket):
+    if not _BUCKET.fullmatch(bucket) or (len(bucket) > 63 and "." not in bucket):
         raise ValueError(
             f"invalid GCS bucket name {bucket!r} in blob_store_url: 3-63 lowercase letters, "
             "digits, '-', '_' or '.', starting and ending with a letter or digit"

@@ -32,7 +32,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from common.blobstore import check_key, parse_gs_url
+from common.blobstore import check_key, check_prefix, parse_gs_url
 from common.errors import NotFound, StoreBusy, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -236,8 +236,7 @@ class GcsBlobStore:
         return sorted(name for name, updated in self._listing(prefix) if updated < cutoff)
 
     def _listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
-        if prefix:
-            check_key(prefix.strip("/"))
+        check_prefix(prefix)
         # Whole path segments, as in a directory: "uploads/ab" does not list "uploads/abc/x".
         rel = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         full = f"{self.prefix}/{rel}" if self.prefix else rel

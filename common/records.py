@@ -315,7 +315,7 @@ def parse_dynamodb_url(url: str) -> DynamoUrl:
     parts = urlsplit(url)
     if parts.scheme != "dynamodb":
         raise ValueError(f"not a dynamodb:// URL: {url!r}")
-    if not _TABLE_PREFIX.match(parts.netloc) or parts.path not in ("", "/"):
+    if not _TABLE_PREFIX.fullmatch(parts.netloc) or parts.path not in ("", "/"):
         raise ValueError(
             "records_url must be dynamodb://<table-prefix>?region=...: the prefix is 1-200 of "
             f"letters, digits, '_', '.' or '-', got {parts.netloc + parts.path!r}"

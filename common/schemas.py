@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import ValidationFailed
 
-STUDENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A plain name segment: it starts with a letter or a digit (so never '.', '..' or a hidden
+# file's name) and is used with fullmatch ('$' would let a trailing newline through).
+STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CLASS_ID_RE = STUDENT_ID_RE
 
 JobKind = Literal["enrollment", "recognition"]
@@ -161,12 +163,14 @@ MAX_NAME_LENGTH = 200
 
 
 def validate_identifier(value: str | None, field: str) -> str:
-    """student_id and class_id: 1-64 of [A-Za-z0-9._-], so they are safe in keys and paths."""
+    """student_id and class_id: 1-64 of [A-Za-z0-9._-] starting with a letter or a digit, so
+    each is one plain segment in blob keys and file paths."""
     if not value:
         raise ValidationFailed(f"{field} is required", code=f"missing_{field}")
-    if not STUDENT_ID_RE.match(value):
+    if not isinstance(value, str) or not STUDENT_ID_RE.fullmatch(value):
         raise ValidationFailed(
-            f"{field} must be 1-64 characters of letters, digits, '.', '_' or '-'",
+            f"{field} must be 1-64 characters of letters, digits, '.', '_' or '-', starting "
+            "with a letter or a digit",
             code=f"invalid_{field}",
         )
     return value

@@ -124,9 +124,9 @@ def photo_batches(
 def identifier_problem(value: str, field_name: str) -> str | None:
     if not value:
         return f"{field_name} is empty"
-    if not STUDENT_ID_RE.match(value):
+    if not STUDENT_ID_RE.fullmatch(value):
         return (f"{field_name} {value[:70]!r} must be 1-64 characters of letters, digits, "
-                "'.', '_' or '-'")
+                "'.', '_' or '-', starting with a letter or a digit")
     return None
 
 

@@ -16,7 +16,7 @@ from common.schemas import validate_identifier
 
 # Only the calendar form: fromisoformat would also take "20240101" or week dates.
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 # A form with no file in it is still a form (clients send it url-encoded): that is a
@@ -46,7 +46,7 @@ def optional_identifier(values: MultiDict, field: str) -> str | None:
 
 
 def parse_date(value: str, field: str) -> dt.date:
-    if _ISO_DATE.match(value):
+    if _ISO_DATE.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
@@ -74,4 +74,4 @@ def date_range(args: MultiDict) -> tuple[dt.date | None, dt.date | None]:
 
 def is_job_id(value: str) -> bool:
     """Job ids are new_job_id()'s uuid4 hex; anything else cannot name a job or a blob."""
-    return bool(_JOB_ID.match(value))
+    return bool(_JOB_ID.fullmatch(value))

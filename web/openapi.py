@@ -16,7 +16,8 @@ from web.context import services
 
 bp = Blueprint("openapi", __name__)
 
-IDENTIFIER_PATTERN = STUDENT_ID_RE.pattern
+# JSON Schema patterns search unanchored: anchor the identifier rule.
+IDENTIFIER_PATTERN = f"^{STUDENT_ID_RE.pattern}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 # str.isprintable() cannot be written as an ECMA-262 pattern; this excludes the control, format,

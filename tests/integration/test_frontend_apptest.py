@@ -247,7 +247,7 @@ def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_di
     at.run()
     errors = texts(at.main.error)
     assert errors == ["bad id!: not submitted: student_id must be 1-64 characters of "
-                      "letters, digits, '.', '_' or '-'"], errors
+                      "letters, digits, '.', '_' or '-', starting with a letter or a digit"], errors
 
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, Response, jsonify, request
 
 from common.auth import Role
 from common.errors import ValidationFailed
+from common.exports import to_csv
 from web.audit import audit
 from web.auth import allowed_classes, check_class, requires
 from web.context import services
@@ -43,9 +41,5 @@ def list_attendance():
     audit("export_attendance", class_id or "*", records=len(rows), student_id=student_id,
           date_from=date_from.isoformat() if date_from else None,
           date_to=date_to.isoformat() if date_to else None)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(out.getvalue(), mimetype="text/csv", headers={
+    return Response(to_csv(rows, CSV_FIELDS), mimetype="text/csv", headers={
         "Content-Disposition": 'attachment; filename="attendance.csv"'})
