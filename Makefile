@@ -120,9 +120,13 @@ provision: $(STAMP)
 
 # ---------------------------------------------------------------------------------------------
 
+# Everything the stack writes is its owner's only: umask 077, and `ensure_redis.py --stack` takes
+# group/other permissions off what is already under var/, then sets REDIS_URL (yours, or the
+# stack's own password-protected Redis, password in var/redis-password) and execs honcho.
 run: $(STAMP) sysdeps provision
-	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/tokens.py init-local
-	$(WITH_REPO_ON_PYTHONPATH) $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
+	umask 077 && $(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/tokens.py init-local
+	umask 077 && $(WITH_REPO_ON_PYTHONPATH) exec $(VENV_PY) scripts/ensure_redis.py --stack -- \
+	  $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
 test: $(STAMP) sysdeps browser compose-tool provision

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import redis
 
 from common.errors import AppError, NotFound
 from common.schemas import ErrorBody, JobKind, JobView, Progress
+
+log = logging.getLogger(__name__)
 
 _PREFIX = "attendance:job:"
 
@@ -68,7 +71,15 @@ class JobStore:
         if isinstance(error, AppError):
             body = ErrorBody(code=error.code, message=error.message)
         else:
-            body = ErrorBody(code="internal_error", message=f"{type(error).__name__}: {error}")
+            # An unexpected exception's text is for operators (it can hold paths, hosts or
+            # library internals): it goes to the log, and the client gets a plain reason.
+            log.error("job %s failed with an unexpected error: %s: %s", job_id,
+                      type(error).__name__, error)
+            body = ErrorBody(
+                code="internal_error",
+                message="internal error while processing the job; "
+                        f"see the worker log for job {job_id}",
+            )
         job.state, job.error = "failed", body
         job.updated_at = _now()
         self._save(job)

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     max_enroll_photos: int = Field(default=20, ge=1)
     max_recognition_photos: int = Field(default=50, ge=1)
     max_image_pixels: int = Field(default=50_000_000, ge=1_000_000)
+    # The pixels all photos of one request may declare, checked from their headers before any
+    # is decoded: decoding costs the web and the worker ~12 ms per megapixel of JPEG and ~24 of
+    # a palette GIF here, and a tiny file can declare max_image_pixels. 250 Mpx admits 20
+    # photos of 12 MP (an enrollment at its limit; more than 50 MB of ordinary phone JPEGs
+    # holds) and bounds a request's decoding to a few seconds, not the ~minute that 50 photos
+    # at max_image_pixels would cost (README, "The API (v1)").
+    max_request_pixels: int = Field(default=250_000_000, ge=1_000_000)
 
     # Jobs.
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -1,28 +1,41 @@
 #!/usr/bin/env python3
-"""Make sure a Redis is there for the stack or the tests. Standard library only.
+"""Make sure a Redis is there for the stack or the tests (uses redis-py from the venv).
 
 Modes (the Redis is the one at ``$REDIS_URL``, else ``REDIS_URL`` in ``.env``, else
 ``redis://127.0.0.1:6379/0``):
 
+``ensure_redis.py --stack -- COMMAND ...``
+    What ``make run`` runs honcho with. Sets the umask to 077 and takes group and other
+    permissions off everything under ``var/`` (so the database, stores, logs and credentials
+    are the owner's only), then picks the stack's Redis and execs COMMAND. If the user set
+    ``REDIS_URL`` (environment or ``.env``) that one is used as it is. Otherwise the stack gets
+    its own password-protected Redis: ``REDIS_URL=redis://:PASSWORD@127.0.0.1:PORT/0``, the
+    password in ``var/redis-password`` (mode 0600, made on the first start), PORT
+    ``$ATTENDANCE_LOCAL_REDIS_PORT`` (default 6380, so it never meets a Redis the machine
+    already runs on 6379). The password reaches the processes through their environment only.
+
 ``ensure_redis.py``
-    Serve. If that Redis answers PING, keep running quietly (so a process manager does not
-    take this entry for dead) until SIGTERM/SIGINT, then exit 0. Otherwise, if the URL is on
-    this machine, exec ``redis-server`` in the foreground on its host and port. Persistence:
-    no RDB snapshots (``--save ""``) but an append-only file (``--appendonly yes``, fsync every
-    second) under ``var/redis`` (``--data-dir`` to change), so queued jobs and job state
-    survive a restart of the stack; ``make clean`` removes it.
+    Serve. If that Redis answers PING, adopt it: ask it for its persistence (``CONFIG GET
+    appendonly`` / ``save``) and warn, with the fix, when queued jobs would not survive its
+    restart; then keep running quietly (so a process manager does not take this entry for dead)
+    until SIGTERM/SIGINT, then exit 0. A Redis that wants another password, or none, is an
+    error that says so. Otherwise, if the URL is on this machine, exec ``redis-server`` in the
+    foreground on its host and port, its configuration (with ``requirepass`` when the URL has a
+    password) given on stdin, never on its command line. Persistence: no RDB snapshots but an
+    append-only file (fsync every second) under ``var/redis`` (``--data-dir`` to change), so
+    queued jobs and job state survive a restart of the stack; ``make clean`` removes it.
 
 ``ensure_redis.py --wait [SECONDS] [-- COMMAND ...]``
     Wait (default 60 s) until that Redis answers PING, then exec COMMAND (or exit 0).
-    Exit 1 if it does not answer in time.
+    Exit 1 if it does not answer in time or refuses the password.
 
 ``ensure_redis.py --with-test-redis -- COMMAND ...``
     Run COMMAND with ``REDIS_URL`` and ``ATTENDANCE_TEST_REDIS_URL`` pointing at a Redis meant
     for tests, and exit with COMMAND's status. Which Redis: ``$ATTENDANCE_TEST_REDIS_URL`` if
     set and answering; else a private throw-away ``redis-server`` on a free loopback port
-    (no persistence; pidfile and log in ``var/test-redis/run-<pid>/``), stopped afterwards; else, if
-    ``redis-server`` is not installed, the Redis at ``REDIS_URL`` if it answers (with a warning:
-    tests may write to it).
+    (no persistence, no password; pidfile and log in ``var/test-redis/run-<pid>/``), stopped
+    afterwards; else, if ``redis-server`` is not installed, the Redis at ``REDIS_URL`` if it
+    answers (with a warning: tests may write to it).
 
 ``ensure_redis.py --ping``
     Exit 0 if that Redis answers PING, 1 otherwise.
@@ -34,23 +47,37 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
-import ssl
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import List, NoReturn, Optional, Tuple
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:  # pragma: no cover - the venv has it
+    print("ensure_redis: error: redis-py is missing: run it with the venv's python "
+          "(.venv/bin/python, `make venv` installs it)", file=sys.stderr)
+    sys.exit(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = REPO_ROOT / "var"
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_DATA_DIR = REPO_ROOT / "var" / "redis"
-TEST_DIR = REPO_ROOT / "var" / "test-redis"
+DEFAULT_DATA_DIR = VAR_DIR / "redis"
+TEST_DIR = VAR_DIR / "test-redis"
+# The stack's own Redis (``--stack`` when the user has not set REDIS_URL).
+LOCAL_PASSWORD_FILE = VAR_DIR / "redis-password"
+LOCAL_PORT_DEFAULT = 6380
 
-UP, LOADING, BAD, DOWN = "up", "loading", "bad", "down"
+UP, LOADING, AUTH, BAD, DOWN = "up", "loading", "auth", "bad", "down"
 
 
 def say(message: str) -> None:
@@ -135,59 +162,84 @@ class Target:
         except ValueError:
             return False
 
-    def connect(self, timeout: float) -> socket.socket:
-        if self.socket_path:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(self.socket_path)
-            return sock
-        sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        if self.scheme == "rediss":
-            context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=self.host)
-        return sock
+    def client(self, timeout: float = 1.0) -> "redis.Redis":
+        """A redis-py client for this URL that fails fast (no retries).
+
+        RESP2, so a password goes in with AUTH, which a Redis without one refuses (HELLO 3
+        AUTH would be let in), and a Redis that is not the one REDIS_URL means is noticed.
+        """
+        return redis.Redis.from_url(
+            self.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=True, protocol=2,
+        )
 
 
-def _command(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            raise ConnectionError("connection closed")
-        data += chunk
-        if len(data) > 4096:
-            raise ConnectionError("reply too long")
-    return data[:-2]
+def _auth_detail(target: Target, err: Exception) -> str:
+    """Say in words what an authentication error means for this URL."""
+    text = str(err) or type(err).__name__
+    lowered = text.lower()
+    if target.password is None:
+        return (f"it asks for a password and REDIS_URL has none ({text}); put it in REDIS_URL "
+                f"as redis://:PASSWORD@{target.where}/<db>")
+    if "without any password configured" in lowered or "no password is set" in lowered:
+        return (f"REDIS_URL has a password but the Redis at {target.where} has none ({text}): "
+                "is another Redis listening there?")
+    return f"it refused the password in REDIS_URL ({text})"
 
 
 def probe(target: Target, timeout: float = 1.0) -> Tuple[str, str]:
-    """PING the Redis. Returns (``UP``|``LOADING``|``BAD``|``DOWN``, detail)."""
+    """PING the Redis. Returns (``UP``|``LOADING``|``AUTH``|``BAD``|``DOWN``, detail)."""
+    client = target.client(timeout)
     try:
-        with contextlib.closing(target.connect(timeout)) as sock:
-            if target.password is not None:
-                auth = [target.username, target.password] if target.username else [target.password]
-                sock.sendall(_command("AUTH", *auth))
-                reply = _read_line(sock)
-                if not reply.startswith(b"+"):
-                    return BAD, reply.decode(errors="replace")
-            sock.sendall(_command("PING"))
-            reply = _read_line(sock)
-    except (OSError, ConnectionError, ssl.SSLError) as err:
+        reply = client.ping()
+    # redis-py's AuthenticationError and BusyLoadingError are ConnectionErrors: test them first.
+    except redis.AuthenticationError as err:
+        return AUTH, _auth_detail(target, err)
+    except redis.BusyLoadingError as err:
+        return LOADING, str(err) or "LOADING"
+    except redis.ResponseError as err:
+        if str(err).startswith(("NOAUTH", "WRONGPASS")):
+            return AUTH, _auth_detail(target, err)
+        return BAD, str(err)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as err:
         return DOWN, str(err) or type(err).__name__
-    if reply == b"+PONG":
-        return UP, "PONG"
-    text = reply.decode(errors="replace")
-    if reply.startswith(b"-LOADING"):
-        return LOADING, text
-    return BAD, text or "empty reply"
+    except redis.RedisError as err:  # a reply that is not Redis's
+        return BAD, str(err) or type(err).__name__
+    finally:
+        client.close()
+    return (UP, "PONG") if reply else (BAD, repr(reply))
+
+
+def persistence(target: Target) -> Tuple[Optional[bool], str]:
+    """Ask the Redis how it persists. Returns (durable, what it does).
+
+    durable is True with an append-only file, False without one (RDB snapshots alone lose
+    what came after the last one), None when the Redis does not say (CONFIG refused).
+    """
+    client = target.client(2.0)
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly", "")
+        save = client.config_get("save").get("save", "")
+        fsync = client.config_get("appendfsync").get("appendfsync", "")
+    except redis.RedisError as err:
+        return None, f"it does not say how it persists (CONFIG GET: {err})"
+    finally:
+        client.close()
+    if appendonly == "yes":
+        return True, f"it keeps an append-only file (appendfsync {fsync or '?'})"
+    if save.strip():
+        return False, (f"it has no append-only file, only RDB snapshots (save \"{save}\"): "
+                       "jobs queued since its last snapshot are lost if it crashes or is killed")
+    return False, ("it persists nothing (appendonly no, save \"\"): queued jobs and job state "
+                   "are lost whenever it restarts")
+
+
+def _persistence_fix() -> str:
+    port = _local_port()
+    return ("To keep them, either turn on its append-only file (redis-cli CONFIG SET appendonly "
+            "yes, and appendonly yes in its redis.conf), or set REDIS_URL to a Redis that keeps "
+            "one, or unset REDIS_URL (shell and .env) so `make run` starts its own "
+            f"(password-protected, append-only, 127.0.0.1:{port}, data in var/redis).")
 
 
 def find_redis_server() -> Optional[str]:
@@ -217,11 +269,63 @@ def _exit_on_signal(signum, _frame) -> NoReturn:
     sys.exit(0)
 
 
+def _config_value(value: str) -> str:
+    """A redis.conf argument: double-quoted, with the escapes redis-server understands."""
+    out = []
+    for char in value:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char.isprintable() and char.isascii():
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode())
+    return '"' + "".join(out) + '"'
+
+
+def server_config(target: Target, data_dir: Path) -> str:
+    """The redis.conf of a Redis started here (given on stdin: it may hold the password)."""
+    lines = []
+    if target.socket_path:
+        lines += ["port 0", f"unixsocket {_config_value(target.socket_path)}",
+                  "unixsocketperm 700"]
+    else:
+        lines += [f"bind {target.host}", f"port {target.port}"]
+    lines += [
+        'save ""',
+        "appendonly yes",
+        "appendfsync everysec",
+        f"dir {_config_value(str(data_dir))}",
+        "daemonize no",
+    ]
+    if target.password is not None:
+        lines.append(f"requirepass {_config_value(target.password)}")
+    return "\n".join(lines) + "\n"
+
+
+def report_adopted(target: Target) -> None:
+    """Say how the Redis we are adopting persists; warn when queued jobs would not survive."""
+    durable, what = persistence(target)
+    if durable:
+        say(f"the Redis at {target.safe_url}: {what}, so queued jobs survive its restart")
+        return
+    bar = "!" * 78
+    if durable is None:
+        head = ("WARNING: cannot tell whether queued jobs would survive a restart of the Redis "
+                f"at {target.safe_url}: {what}.")
+    else:
+        head = (f"WARNING: queued jobs would NOT survive a restart of the Redis at "
+                f"{target.safe_url}: {what}.")
+    for line in (bar, head, _persistence_fix(), bar):
+        print(f"ensure_redis: {line}", file=sys.stderr, flush=True)
+
+
 def serve(target: Target, data_dir: Path) -> NoReturn:
     state, detail = probe(target)
     if state in (UP, LOADING):
         say(f"Redis already answers at {target.safe_url}; not starting another "
             "(this entry idles until stopped)")
+        if state == UP:
+            report_adopted(target)
         signal.signal(signal.SIGTERM, _exit_on_signal)
         signal.signal(signal.SIGINT, _exit_on_signal)
         while True:
@@ -230,6 +334,9 @@ def serve(target: Target, data_dir: Path) -> NoReturn:
             if new_state != state:
                 say(f"Redis at {target.safe_url} is now {new_state}: {new_detail}")
                 state = new_state
+    if state == AUTH:
+        die(f"a Redis answers at {target.where} but will not let REDIS_URL ({target.safe_url}) "
+            f"in: {detail}")
     if state == BAD:
         die(f"something at {target.where} answers but not as the Redis in REDIS_URL "
             f"({target.safe_url}) should: {detail}")
@@ -239,27 +346,22 @@ def serve(target: Target, data_dir: Path) -> NoReturn:
     server = find_redis_server()
     if server is None:
         die(MISSING_SERVER)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    args = [server]
-    if target.socket_path:
-        args += ["--port", "0", "--unixsocket", target.socket_path, "--unixsocketperm", "700"]
-    else:
-        args += ["--bind", target.host, "--port", str(target.port)]
-    args += [
-        "--save", "",
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--dir", str(data_dir),
-        "--daemonize", "no",
-    ]
-    if target.password is not None:
-        if target.username and target.username != "default":
-            die("REDIS_URL names a user other than 'default'; set up that Redis yourself")
-        args += ["--requirepass", target.password]
+    if target.password is not None and target.username and target.username != "default":
+        die("REDIS_URL names a user other than 'default'; set up that Redis yourself")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = server_config(target, data_dir)
     say(f"no Redis answers at {target.safe_url} ({detail}); starting {server} on "
-        f"{target.where}, data in {data_dir}")
+        f"{target.where}{' with a password' if target.password is not None else ''}, "
+        f"data in {data_dir}")
     sys.stdout.flush()
-    os.execv(server, args)
+    # The configuration goes in through a pipe on stdin (`redis-server -`), so the password is
+    # never on a command line nor in another file. It is far smaller than a pipe's buffer.
+    read_end, write_end = os.pipe()
+    os.write(write_end, config.encode())
+    os.close(write_end)
+    os.dup2(read_end, 0)
+    os.close(read_end)
+    os.execv(server, [server, "-"])
 
 
 def wait_for(target: Target, timeout: float) -> bool:
@@ -269,6 +371,9 @@ def wait_for(target: Target, timeout: float) -> bool:
         state, detail = probe(target)
         if state == UP:
             return True
+        if state == AUTH:
+            die(f"the Redis at {target.where} will not let REDIS_URL ({target.safe_url}) in: "
+                f"{detail}")
         if state == BAD:
             die(f"Redis at {target.safe_url} answers with an error: {detail}")
         now = time.monotonic()
@@ -338,7 +443,7 @@ def _stop_stale_test_servers() -> None:
 
 
 def _start_test_server(server: str, run_dir: Path) -> Tuple[subprocess.Popen, str]:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = run_dir / "redis.log"
     last_error = ""
     for _attempt in range(3):
@@ -426,6 +531,80 @@ def with_test_redis(command: List[str]) -> int:
         say("stopped the private test Redis")
 
 
+# --------------------------------------------------------------------------------------------
+# make run: private files, and the stack's Redis
+
+
+def _local_port() -> int:
+    raw = os.environ.get("ATTENDANCE_LOCAL_REDIS_PORT") or _dotenv_value(
+        "ATTENDANCE_LOCAL_REDIS_PORT")
+    if not raw:
+        return LOCAL_PORT_DEFAULT
+    try:
+        port = int(raw)
+    except ValueError:
+        die(f"ATTENDANCE_LOCAL_REDIS_PORT={raw!r} is not a port number")
+    if not 0 < port < 65536:
+        die(f"ATTENDANCE_LOCAL_REDIS_PORT={raw!r} is not a port number")
+    return port
+
+
+def local_password() -> str:
+    """The stack's Redis password, made on the first start in var/redis-password (0600)."""
+    try:
+        password = LOCAL_PASSWORD_FILE.read_text().strip()
+    except FileNotFoundError:
+        password = ""
+    if password:
+        return password
+    LOCAL_PASSWORD_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    fd = os.open(LOCAL_PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(password + "\n")
+    say(f"created a password for the stack's Redis in {LOCAL_PASSWORD_FILE}")
+    return password
+
+
+def local_url() -> str:
+    return f"redis://:{quote(local_password(), safe='')}@127.0.0.1:{_local_port()}/0"
+
+
+def make_private(root: Path) -> None:
+    """Take group and other permissions off ``root`` and everything under it (not symlinks)."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            with contextlib.suppress(OSError):  # gone meanwhile (a parallel make test)
+                mode = os.lstat(name).st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    os.chmod(name, stat.S_IMODE(mode) & ~0o077)
+
+
+def stack(command: List[str]) -> NoReturn:
+    if not command:
+        die("--stack needs a command after --")
+    os.umask(0o077)
+    make_private(VAR_DIR)
+    user_url = os.environ.get("REDIS_URL") or _dotenv_value("REDIS_URL")
+    if user_url:
+        try:
+            safe = Target(user_url).safe_url
+        except ValueError as err:
+            die(str(err))
+        say(f"the stack uses your REDIS_URL={safe} as it is")
+    else:
+        os.environ["REDIS_URL"] = local_url()
+        say(f"the stack uses its own Redis at {Target(os.environ['REDIS_URL']).safe_url}; "
+            f"its password is in {LOCAL_PASSWORD_FILE} (set REDIS_URL to use another Redis)")
+    sys.stdout.flush()
+    try:
+        os.execvp(command[0], command)
+    except OSError as err:
+        die(f"cannot run {command[0]}: {err}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command: List[str] = []
@@ -443,6 +622,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     mode.add_argument("--with-test-redis", action="store_true",
                       help="run the command after -- against a Redis for tests")
     mode.add_argument("--ping", action="store_true", help="exit 0 if Redis answers PING")
+    mode.add_argument("--stack", action="store_true",
+                      help="make var/ private, pick the stack's Redis (REDIS_URL), then exec "
+                      "the command after --")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="where a Redis started here keeps its append-only file "
                         "(default: var/redis)")
@@ -450,6 +632,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.with_test_redis:
         return with_test_redis(command)
+    if args.stack:
+        stack(command)
     try:
         target = Target(configured_url())
     except ValueError as err:

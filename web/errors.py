@@ -46,10 +46,36 @@ def _http_message(exc: HTTPException) -> str:
     if exc.code == 405:
         allowed = sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
         return f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}"
-    if exc.code == 413:
-        limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
-        return f"the request body is larger than the {limit_mb:g} MB upload limit"
     return exc.description or exc.name
+
+
+def _raised_in(exc: BaseException) -> str:
+    """The qualified name of the function that raised ``exc`` (its innermost frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_qualname
+
+
+def _too_large(exc: HTTPException) -> tuple[str, str]:
+    """The code and message of a 413 from werkzeug, naming the limit that was exceeded."""
+    # werkzeug raises the same bare RequestEntityTooLarge for three different limits; where it
+    # was raised says which (tests/integration/test_api_errors.py pins each of them).
+    config = current_app.config
+    where = _raised_in(exc)
+    if where in ("MultipartDecoder.receive_data", "MultiPartParser.parse"):
+        limit_kb = (config.get("MAX_FORM_MEMORY_SIZE") or 0) / 1000
+        return "form_field_too_large", (
+            f"a text field of the form (or a part's headers) is larger than the {limit_kb:g} KB "
+            "allowed; photos must be sent as files")
+    if where == "MultipartDecoder.next_event":
+        return "too_many_form_parts", (
+            f"the form has more than the {config.get('MAX_FORM_PARTS')} parts allowed")
+    limit_mb = (config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
+    return "payload_too_large", (
+        f"the request body is larger than the {limit_mb:g} MB upload limit")
 
 
 def _handle_app_error(exc: AppError):
@@ -61,8 +87,12 @@ def _handle_app_error(exc: AppError):
 
 def _handle_http_error(exc: HTTPException):
     status = exc.code or 500
-    code = _HTTP_CODES.get(status) or exc.name.lower().replace(" ", "_").replace("'", "")
-    body, _ = error_response(status, code, _http_message(exc))
+    if status == 413:
+        code, message = _too_large(exc)
+    else:
+        code = _HTTP_CODES.get(status) or exc.name.lower().replace(" ", "_").replace("'", "")
+        message = _http_message(exc)
+    body, _ = error_response(status, code, message)
     # Keep werkzeug's headers (Allow on 405) but not its HTML body.
     response = exc.get_response()
     response.set_data(body.get_data())

@@ -90,8 +90,12 @@ def _accepted() -> dict:
                                  "parameters": {"job_id": "$response.body#/job_id"}}}}
 _COMMON_ERRORS = {"default": _error("Any other error, in the same shape.")}
 _UPLOAD_ERRORS = {
-    "400": _error("A missing or invalid field, or a file that is not a whole image."),
-    "413": _error("The request body is over the upload limit."),
+    "400": _error("A missing or invalid field, a file that is not a whole single-frame image, "
+                  "or a photos part that arrived as text (photos_part_not_a_file)."),
+    "413": _error("Too large, by code: payload_too_large (the body is over the upload limit), "
+                  "request_too_large (the photos declare more pixels in all than a request may; "
+                  "checked before any is decoded), form_field_too_large (a text field over the "
+                  "form's limit), too_many_form_parts. Nothing was stored."),
     "415": _error("The body is not multipart/form-data."),
     "503": _error("Redis (service_unavailable) or the blob store (store_unavailable) is "
                   "unavailable; nothing was stored."),

@@ -11,11 +11,12 @@ import logging
 import re
 from dataclasses import dataclass
 
+from flask import current_app, has_app_context
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from common.blobstore import BlobStore
-from common.errors import ValidationFailed
-from common.images import check_image
+from common.errors import PayloadTooLarge, ValidationFailed
+from common.images import check_image, probe_image
 from common.keys import upload_key
 from common.schemas import Upload
 
@@ -26,6 +27,8 @@ MAX_DISPLAY_NAME = 255
 
 _EXTENSIONS = {
     "JPEG": ("jpg", "image/jpeg"),
+    # An MPO is a JPEG with further frames appended; JPEG readers show its first frame.
+    "MPO": ("jpg", "image/jpeg"),
     "PNG": ("png", "image/png"),
     "WEBP": ("webp", "image/webp"),
     "BMP": ("bmp", "image/bmp"),
@@ -61,29 +64,75 @@ def _chosen_files(files: MultiDict) -> list[FileStorage]:
     return chosen
 
 
+def _request_pixel_limit() -> int | None:
+    """The app's ATTENDANCE_MAX_REQUEST_PIXELS, when called within it."""
+    if not has_app_context():
+        return None
+    from web.context import EXTENSION_KEY
+
+    svc = current_app.extensions.get(EXTENSION_KEY)
+    return svc.settings.max_request_pixels if svc is not None else None
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
+
+
 def read_photos(
-    files: MultiDict, form: MultiDict, *, max_count: int, max_pixels: int
+    files: MultiDict, form: MultiDict, *, max_count: int, max_pixels: int,
+    max_request_pixels: int | None = None,
 ) -> list[CheckedPhoto]:
-    """Read and check every uploaded photo; raise on the first bad one, having stored nothing."""
+    """Read and check every uploaded photo; raise on the first bad one, having stored nothing.
+
+    Two passes: every file's headers first (format, size, one frame; ``max_pixels`` each and
+    ``max_request_pixels`` in all, which defaults to the app's setting), so a request declaring
+    too many pixels is refused before any pixel is decoded; then every file is decoded."""
     chosen = _chosen_files(files)
+    text_parts = len(form.getlist(PHOTOS_FIELD))
     if not chosen:
         hint = (
             " (it was sent as a text field; send the photos as files)"
-            if PHOTOS_FIELD in form
+            if text_parts
             else ""
         )
         raise ValidationFailed(f"at least one file in {PHOTOS_FIELD} is required{hint}",
                                code="missing_photos")
+    if text_parts:
+        # werkzeug reads a part whose Content-Disposition has no readable filename parameter as
+        # a text field; a raw CR or LF inside the filename cuts the header in two, so that is
+        # what such a photo turns into. Dropping it would process the others without a word.
+        raise ValidationFailed(
+            f"{text_parts} of the {text_parts + len(chosen)} parts named {PHOTOS_FIELD} "
+            "arrived as text fields, not files: their Content-Disposition header has no "
+            "readable filename (a raw CR or LF in a filename breaks the header; send it "
+            "percent-encoded, as browsers do); nothing was processed",
+            code="photos_part_not_a_file",
+        )
     if len(chosen) > max_count:
         raise ValidationFailed(
             f"{len(chosen)} files in {PHOTOS_FIELD}; at most {max_count} are allowed",
             code="too_many_photos",
         )
-    photos = []
+    if max_request_pixels is None:
+        max_request_pixels = _request_pixel_limit()
+    labelled = []
+    declared = 0
     for index, storage in enumerate(chosen):
         name = display_name(storage.filename, index)
+        label = f"photo {index + 1} ({name})"
         data = storage.read()
-        checked = check_image(data, f"photo {index + 1} ({name})", max_pixels)
+        declared += probe_image(data, label, max_pixels).pixels
+        labelled.append((name, label, data))
+    if max_request_pixels is not None and declared > max_request_pixels:
+        raise PayloadTooLarge(
+            f"the {len(chosen)} photos declare {_megapixels(declared)} megapixels in all; a "
+            f"request may declare at most {_megapixels(max_request_pixels)} megapixels (send "
+            "fewer or smaller photos); nothing was decoded or stored",
+            code="request_too_large",
+        )
+    photos = []
+    for name, label, data in labelled:
+        checked = check_image(data, label, max_pixels)
         extension, content_type = _EXTENSIONS.get(
             checked.format, (checked.format.lower(), "application/octet-stream")
         )

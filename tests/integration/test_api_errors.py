@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import replace
@@ -378,6 +379,142 @@ def test_recognition_over_the_upload_limit(client, tmp_path, redis_client, recor
     assert_nothing_stored(tmp_path, redis_client)
 
 
+# --- request limits: pixels, form limits, parts that are not files -----------------------------
+
+
+def test_photos_declaring_too_many_pixels_in_all_are_refused_before_decoding(
+    tmp_path, redis_client
+):
+    from tests.unit.test_images import tiny_gif
+
+    settings = make_settings(tmp_path).model_copy(update={"max_request_pixels": 100_000_000})
+    client = tokens.as_admin(create_app(settings).test_client())
+    # 34 bytes each, 49 Mpx each declared: the per-image limit (50 Mpx) lets each one through,
+    # the request limit does not, and answers before decoding (decoding would find them cut).
+    response = client.post("/api/v1/students", data=enroll_form(
+        photos=[photo(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)]))
+    assert_error(response, 413, "request_too_large", "147 megapixels", "at most 100 megapixels")
+    assert_nothing_stored(tmp_path, redis_client)
+
+
+def test_an_animated_photo_is_refused(client, tmp_path, redis_client):
+    frames = [Image.new("RGB", (32, 32), (90 * i, 20, 20)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    response = client.post("/api/v1/students", data=enroll_form(photos=[
+        photo(image_bytes(), "still.png"), photo(out.getvalue(), "anim.gif")]))
+    assert_error(response, 400, "multi_frame_image", "photo 2 (anim.gif)", "more than one frame")
+    assert_nothing_stored(tmp_path, redis_client)
+
+
+def test_an_mpo_photo_is_accepted_and_stored_as_a_jpeg(client, tmp_path, redis_client):
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (32, 24))])
+    response = client.post("/api/v1/students",
+                           data=enroll_form(photos=[photo(out.getvalue(), "IMG_0042.JPG")]))
+    assert response.status_code == 202, response.get_json()
+    [stored] = stored_files(tmp_path)
+    assert stored.suffix == ".jpg" and stored.read_bytes() == out.getvalue()
+
+
+def test_a_text_field_over_the_form_limit_says_so(client, tmp_path, redis_client):
+    response = client.post("/api/v1/students", data=enroll_form(name="x" * 600_000))
+    assert_error(response, 413, "form_field_too_large", "text field", "500 KB")
+    assert_nothing_stored(tmp_path, redis_client)
+
+
+def test_too_many_form_parts_says_so(client, tmp_path, redis_client):
+    form = enroll_form()
+    form.update({f"extra{i}": "x" for i in range(1000)})
+    response = client.post("/api/v1/students", data=form, content_type="multipart/form-data")
+    assert_error(response, 413, "too_many_form_parts", "1000 parts")
+    assert_nothing_stored(tmp_path, redis_client)
+
+
+def test_an_oversized_body_still_names_the_upload_limit(client, tmp_path, redis_client):
+    big = os.urandom(int(MAX_UPLOAD_MB * 1024 * 1024) + 1)
+    response = client.post("/api/v1/students", data=enroll_form(photos=[photo(big, "big.jpg")]))
+    body = assert_error(response, 413, "payload_too_large", "request body", "2 MB upload limit")
+    assert "field" not in body["error"]["message"]
+
+
+BOUNDARY = "----attendance-test-boundary"
+
+
+def raw_multipart(fields: dict[str, str], photos: list[tuple[bytes, bytes]]) -> bytes:
+    """A multipart body built by hand, so a filename can hold bytes no client library sends."""
+    out = bytearray()
+    for name, value in fields.items():
+        out += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                f"{value}\r\n").encode()
+    for filename, data in photos:
+        out += (f"--{BOUNDARY}\r\n".encode()
+                + b'Content-Disposition: form-data; name="photos"; filename="' + filename
+                + b'"\r\nContent-Type: image/png\r\n\r\n' + data + b"\r\n")
+    out += f"--{BOUNDARY}--\r\n".encode()
+    return bytes(out)
+
+
+@pytest.mark.parametrize("bad_name", [b"cut\rhere.png", b"cut\nhere.png", b"cut\r\nhere.png"])
+def test_a_filename_with_a_raw_cr_or_lf_refuses_the_request(client, tmp_path, redis_client,
+                                                             bad_name):
+    # werkzeug cuts such a part's Content-Disposition at the line break, loses its filename and
+    # reads the photo as a text field; until it was refused, the others went ahead without it.
+    body = raw_multipart({"student_id": "s-001", "name": "Ada"},
+                         [(b"good.png", image_bytes()), (bad_name, image_bytes()),
+                          (b"also-good.png", image_bytes())])
+    response = client.post("/api/v1/students", data=body,
+                           content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    assert_error(response, 400, "photos_part_not_a_file", "1 of the 3 parts named photos",
+                 "CR or LF")
+    assert_nothing_stored(tmp_path, redis_client)
+
+
+# --- failures shown to clients carry no internals -----------------------------------------------
+
+
+def test_a_job_failed_by_an_unexpected_error_shows_a_plain_reason(redis_client, caplog):
+    from common.jobs import JobStore
+
+    jobs = JobStore(redis_client, 600)
+    job_id = "ef" * 16
+    jobs.create(job_id, "recognition", 2)
+    with caplog.at_level(logging.ERROR, logger="common.jobs"):
+        jobs.fail(job_id, RuntimeError("cannot open /srv/attendance/var/secret.db"))
+    error = jobs.get(job_id).error
+    assert error.code == "internal_error"
+    assert error.message == (
+        f"internal error while processing the job; see the worker log for job {job_id}")
+    logged = caplog.text
+    assert job_id in logged and "RuntimeError" in logged and "/srv/attendance" in logged
+
+
+def test_readyz_says_what_is_down_without_exception_text(app, client, monkeypatch, caplog):
+    import sqlite3
+
+    svc = app.extensions["attendance"]
+
+    def blob_ping():
+        raise OSError("blob store /srv/private/store is not writable")
+
+    def records_ping():
+        raise sqlite3.OperationalError("unable to open database file /srv/private/db.sqlite")
+
+    monkeypatch.setattr(svc.blobs, "ping", blob_ping)
+    monkeypatch.setattr(svc.records, "ping", records_ping)
+    with caplog.at_level(logging.WARNING, logger="web.routes.health"):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.get_json()["checks"]
+    assert checks["blob_store"] == "not writable"
+    assert checks["records"] == "cannot be opened or read"
+    text = response.get_data(as_text=True)
+    assert "/srv" not in text and "OperationalError" not in text and "OSError" not in text
+    # The details are in the log.
+    assert "/srv/private/store" in caplog.text and "/srv/private/db.sqlite" in caplog.text
+
+
 # --- reading --------------------------------------------------------------------------------------
 
 
@@ -526,7 +663,9 @@ def test_readyz_with_redis_down_answers_quickly(tmp_path, redis_client):
     assert time.monotonic() - started < 5
     assert response.status_code == 503
     checks = response.get_json()["checks"]
-    assert checks["redis"] != "ok" and "Connection" in checks["redis"]
+    # What is down, not the exception's text (which names the host and port).
+    assert checks["redis"] == "unreachable"
+    assert "127.0.0.1" not in response.get_data(as_text=True)
     assert checks["workers"] != "ok"
     assert checks["blob_store"] == checks["records"] == "ok"
 

@@ -1,11 +1,12 @@
 import io
+import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from common.errors import InvalidImage
-from common.images import check_image, decode_bgr
+from common.images import check_image, decode_bgr, probe_image
 
 MAX_PIXELS = 50_000_000
 
@@ -62,3 +63,68 @@ def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(InvalidImage) as err:
         check_image(data, "bomb.png", MAX_PIXELS)
     assert err.value.code == "image_too_large"
+
+
+# --- what an image declares, and which of its frames is used -----------------------------------
+
+
+def tiny_gif(width: int, height: int) -> bytes:
+    """34 bytes declaring width x height: the header says it all, the pixel data is cut."""
+    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
+            + b"\x00\x00\x00\xff\xff\xff" + b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
+            + b"\x02\x01\x2c\x00;")
+
+
+def mpo(first: Image.Image, *others: Image.Image, **kw) -> bytes:
+    """A multi-picture JPEG as phone cameras write it, made by Pillow."""
+    out = io.BytesIO()
+    first.save(out, format="MPO", save_all=True, append_images=list(others), **kw)
+    return out.getvalue()
+
+
+def test_probe_reads_what_the_headers_declare_without_decoding():
+    data = tiny_gif(7000, 7000)
+    assert len(data) < 40
+    probed = probe_image(data, "tiny.gif", MAX_PIXELS)
+    assert (probed.format, probed.width, probed.height, probed.pixels) == (
+        "GIF", 7000, 7000, 49_000_000)
+    with pytest.raises(InvalidImage) as err:  # decoding finds the missing pixel data
+        check_image(data, "tiny.gif", MAX_PIXELS)
+    assert err.value.code == "damaged_image"
+
+
+def test_probe_applies_the_per_image_limit():
+    with pytest.raises(InvalidImage) as err:
+        probe_image(tiny_gif(8000, 7000), "big.gif", MAX_PIXELS)
+    assert err.value.code == "image_too_large" and "8000x7000" in err.value.message
+
+
+def test_mpo_from_a_phone_camera_is_accepted_and_its_first_frame_used():
+    red, blue = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (32, 24), (0, 0, 255))
+    data = mpo(red, blue)
+    with Image.open(io.BytesIO(data)) as img:
+        assert (img.format, img.n_frames) == ("MPO", 2)
+    checked = check_image(data, "phone.jpg", MAX_PIXELS)
+    assert (checked.format, checked.width, checked.height) == ("MPO", 64, 48)
+    bgr = decode_bgr(data)
+    assert bgr.shape == (48, 64, 3)
+    b, g, r = (int(v) for v in bgr[10, 10])
+    assert r > 240 and b < 15 and g < 15  # the first frame (red), not the appended blue one
+
+
+def test_mpo_exif_rotation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = mpo(Image.new("RGB", (40, 20)), Image.new("RGB", (20, 10)), exif=exif)
+    assert decode_bgr(data).shape == (40, 20, 3)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "TIFF", "PNG"])
+def test_images_with_several_frames_are_refused(fmt):
+    frames = [Image.new("RGB", (20, 20), (80 * i, 40, 0)) for i in range(3)]
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.n_frames == 3
+    with pytest.raises(InvalidImage) as err:
+        check_image(data, "anim", MAX_PIXELS)
+    assert err.value.code == "multi_frame_image" and "anim" in err.value.message

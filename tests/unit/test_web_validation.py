@@ -13,13 +13,15 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from common.errors import InvalidImage, ValidationFailed
+from common.errors import InvalidImage, PayloadTooLarge, ValidationFailed
 from common.schemas import (
     AttendanceRecord, ErrorBody, JobView, ModelInfo, Progress, Student, validate_name,
 )
 from common.settings import Settings
 from web.forms import date_range, is_job_id, optional_identifier, parse_date
 from web.uploads import display_name, read_photos, store_photos, upload_key
+
+from tests.unit.test_images import tiny_gif
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,6 +182,71 @@ def test_read_photos_rejects_too_many_pixels():
     assert err.value.code == "image_too_large"
 
 
+def test_read_photos_bounds_the_pixels_of_the_whole_request():
+    three = files(*[(image_bytes("PNG", (2000, 1000)), f"{i}.png") for i in range(3)])
+    with pytest.raises(PayloadTooLarge) as err:
+        read_photos(three, MultiDict(), max_count=5, max_pixels=10_000_000,
+                    max_request_pixels=5_000_000)
+    assert (err.value.status, err.value.code) == (413, "request_too_large")
+    assert "6 megapixels" in err.value.message and "at most 5 megapixels" in err.value.message
+    for storage in three.getlist("photos"):
+        storage.stream.seek(0)
+    assert len(read_photos(three, MultiDict(), max_count=5, max_pixels=10_000_000,
+                           max_request_pixels=6_000_000)) == 3
+
+
+def test_the_request_pixel_budget_is_checked_before_anything_is_decoded(monkeypatch):
+    import web.uploads
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a photo was decoded")
+
+    monkeypatch.setattr(web.uploads, "check_image", no_decoding)
+    # 34-byte GIFs declaring 7000x7000 each: their pixel data is cut short, so decoding one
+    # would fail as damaged; the header check must come first and refuse the request.
+    gifs = files(*[(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)])
+    with pytest.raises(PayloadTooLarge) as err:
+        read_photos(gifs, MultiDict(), max_count=5, max_pixels=50_000_000,
+                    max_request_pixels=100_000_000)
+    assert err.value.code == "request_too_large" and "147 megapixels" in err.value.message
+
+
+def test_read_photos_takes_the_request_pixel_limit_from_the_app(tmp_path):
+    from web.app import create_app
+
+    app = create_app(settings_for(tmp_path).model_copy(update={"max_request_pixels": 2_000_000}))
+    with app.app_context():
+        with pytest.raises(PayloadTooLarge):
+            read_photos(files((image_bytes("PNG", (1500, 1500)), "a.png")), MultiDict(),
+                        max_count=5, max_pixels=10_000_000)
+
+
+def test_max_request_pixels_setting(monkeypatch):
+    assert Settings(_env_file=None).max_request_pixels == 250_000_000
+    monkeypatch.setenv("ATTENDANCE_MAX_REQUEST_PIXELS", "120000000")
+    assert Settings(_env_file=None).max_request_pixels == 120_000_000
+
+
+def test_read_photos_stores_an_mpo_as_a_jpeg():
+    out = io.BytesIO()
+    Image.new("RGB", (48, 32), (1, 2, 3)).save(
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (24, 16))])
+    [photo] = read_photos(files((out.getvalue(), "IMG_0001.JPG")), MultiDict(), max_count=5,
+                          max_pixels=10_000_000)
+    assert (photo.extension, photo.content_type, photo.data) == ("jpg", "image/jpeg",
+                                                                out.getvalue())
+
+
+def test_read_photos_refuses_a_photos_part_that_arrived_as_text():
+    # What werkzeug makes of a file part whose filename holds a raw CR or LF: a text field.
+    with pytest.raises(ValidationFailed) as err:
+        read_photos(files((image_bytes(), "a.jpg"), (image_bytes(), "b.jpg")),
+                    MultiDict({"photos": "\ufffdPNG..."}), max_count=5, max_pixels=10_000_000)
+    assert err.value.code == "photos_part_not_a_file"
+    assert "1 of the 3 parts named photos" in err.value.message
+    assert "CR or LF" in err.value.message
+
+
 class FlakyBlobs:
     """Accepts ``ok`` writes, then fails: what a full disk looks like half-way through."""
 
@@ -289,3 +356,16 @@ def test_openapi_components_match_the_shared_schemas(component, model):
     required = {name for name, f in model.model_fields.items() if f.is_required()}
     assert required <= set(schema["required"])
 
+
+
+def test_openapi_names_every_413_of_the_upload_routes():
+    from web.openapi import build_spec
+
+    spec = build_spec(Settings(_env_file=None))
+    for path in ("/api/v1/students", "/api/v1/recognitions"):
+        responses = spec["paths"][path]["post"]["responses"]
+        described = responses["413"]["description"]
+        for code in ("payload_too_large", "request_too_large", "form_field_too_large",
+                     "too_many_form_parts"):
+            assert code in described, (path, code)
+        assert "photos_part_not_a_file" in responses["400"]["description"]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 
 import redis
 from flask import Blueprint, jsonify
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from common.errors import AppError
 from common.queue import task_queue
 from web.auth import public
 from web.context import services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
@@ -25,8 +30,21 @@ def healthz():
     return jsonify({"status": "ok"})
 
 
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
+def _reason(check: str, exc: Exception) -> str:
+    """What is down, for anyone who asks: never the exception's text, which can hold file
+    paths, hosts or library internals. The details go to the log."""
+    log.warning("readiness check %r failed: %s: %s", check, type(exc).__name__, exc)
+    if isinstance(exc, AppError):
+        # Written for people (it names the bucket or table and what to do) and already what
+        # the API's own 503 answers say at the same moment.
+        return exc.message[:300]
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "unreachable"
+    if isinstance(exc, sqlite3.Error):
+        return "cannot be opened or read"
+    if isinstance(exc, OSError):
+        return "not writable"
+    return "failed (the details are in the web's log)"
 
 
 # What each worker published about itself (worker/info.py).
@@ -80,7 +98,7 @@ def readyz():
             ping()
             checks[name] = "ok"
         except Exception as exc:
-            checks[name] = _reason(exc)
+            checks[name] = _reason(name, exc)
 
     # Celery's broadcast retries its broker connection for a long time; with Redis known to be
     # down, asking the workers would only make this endpoint hang.
@@ -94,7 +112,8 @@ def readyz():
             names = sorted(name for reply in replies for name in reply)
             workers = _worker_details(svc.settings.redis_url, names) if names else []
         except Exception as exc:
-            checks["workers"] = _reason(exc)
+            log.warning("readiness check 'workers' failed: %s: %s", type(exc).__name__, exc)
+            checks["workers"] = "the workers could not be asked (the details are in the web's log)"
         # Jobs go to one queue ("cpu" or "gpu", from the settings): someone must consume it.
         queue = task_queue(svc.celery)
         known = [w for w in workers if w["queues"] is not None]
