@@ -398,10 +398,15 @@ class Stack:
         return job
 
     def enroll(self, student_id: str, name: str, class_id: str, paths: list[Path]) -> None:
+        # At most 20 photos a request: the first enrolls, the next ones add photos.
         for start in range(0, len(paths), 20):
             chunk = [(p.name, p.read_bytes()) for p in paths[start:start + 20]]
-            self.run_job("/api/v1/students",
-                         {"student_id": student_id, "name": name, "class_id": class_id}, chunk)
+            if start == 0:
+                self.run_job("/api/v1/students",
+                             {"student_id": student_id, "name": name, "class_id": class_id},
+                             chunk)
+            else:
+                self.run_job(f"/api/v1/students/{student_id}/photos", {}, chunk)
 
     def recognise(self, class_id: str, photos: list[tuple[str, bytes]],
                   date: str = "2026-11-25") -> dict:

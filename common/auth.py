@@ -21,8 +21,8 @@ class Role(enum.IntEnum):
     """Each role may do everything the ones below it may."""
 
     viewer = 1  # read attendance
-    teacher = 2  # take attendance, read students, the model and jobs
-    admin = 3  # enroll, delete, export, read the audit log: everything
+    teacher = 2  # take attendance, export it as CSV, read students, the model and jobs
+    admin = 3  # enroll, add photos, rename, erase, read the audit log: everything
 
 
 class TokenEntry(BaseModel):

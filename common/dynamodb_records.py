@@ -11,9 +11,14 @@ Five tables, each shaped for the queries the API serves (docs/deploy.md has the 
 ``<prefix>-gallery``        HASH scope ("global"): version, manifest_key, updated_at.
 ``<prefix>-audit``          HASH log ("audit"), RANGE at_id ("<ISO time>#<uuid>"): the audit log,
                             newest first is one Query in reverse.
+``<prefix>-erasures``       HASH student_id. erased_at: the tombstones of erased students.
+
+An attendance item also holds ``job_ids`` (string set): every recognition job that saw the
+student for that class and date, so that an erasure finds all their photos.
 
 Every Query and Scan follows LastEvaluatedKey. Attendance is written with
-``attribute_not_exists`` so a repeat is a no-op; the gallery pointer moves only with a
+``attribute_not_exists`` so a repeat is a no-op; a write guarded against erasure is one
+TransactWriteItems with a ConditionCheck on the student's tombstone; the gallery pointer moves only with a
 ConditionExpression on the version it was read at (compare-and-set), which is what
 GalleryRepository.commit retries on. Reads of the base tables are strongly consistent; the GSI
 is eventually consistent (a record shows in a student's history within about a second).
@@ -32,14 +37,16 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
-from common.errors import StoreBusy, StoreUnavailable
-from common.records import GalleryPointer, parse_dynamodb_url
+from common.errors import StoreBusy, StoreUnavailable, StudentErased
+from common.records import (
+    GalleryPointer, erased_message, parse_dynamodb_url, stamp,
+)
 from common.schemas import AttendanceRecord, AuditEntry, Student
 
 if TYPE_CHECKING:
@@ -104,6 +111,7 @@ class DynamoRecords:
         self.attendance_table = f"{table_prefix}-attendance"
         self.gallery_table = f"{table_prefix}-gallery"
         self.audit_table = f"{table_prefix}-audit"
+        self.erasures_table = f"{table_prefix}-erasures"
         self.region = region
         self.endpoint_url = endpoint_url
         self.create_tables = create_tables
@@ -138,7 +146,7 @@ class DynamoRecords:
     @property
     def tables(self) -> tuple[str, ...]:
         return (self.students_table, self.members_table, self.attendance_table,
-                self.gallery_table, self.audit_table)
+                self.gallery_table, self.audit_table, self.erasures_table)
 
     # --- clients and errors --------------------------------------------------------------------
 
@@ -272,6 +280,9 @@ class DynamoRecords:
             self.audit_table: {
                 "AttributeDefinitions": attrs("log", "at_id"), "KeySchema": key("log", "at_id"),
             },
+            self.erasures_table: {
+                "AttributeDefinitions": attrs("student_id"), "KeySchema": key("student_id"),
+            },
         }
 
     def _describe(self, client, table: str) -> dict | None:
@@ -347,7 +358,36 @@ class DynamoRecords:
 
     # --- students ------------------------------------------------------------------------------
 
-    def upsert_student(self, student_id: str, name: str, class_id: str | None) -> None:
+    # --- erasure guards -------------------------------------------------------------------------
+
+    def _not_erased(self, student_id: str, since: dt.datetime) -> dict:
+        """A transaction item that holds only while the student has no tombstone >= since."""
+        return {"ConditionCheck": {
+            "TableName": self.erasures_table, "Key": {"student_id": _s(student_id)},
+            "ConditionExpression": "attribute_not_exists(student_id) OR erased_at < :since",
+            "ExpressionAttributeValues": {":since": _s(stamp(since))},
+        }}
+
+    def _transact(self, table: str, items: list[dict]) -> list[str]:
+        """Run the transaction; [] if it went through, else each item's cancellation code."""
+        self._ensure_tables()
+        try:
+            with self._errors(table):
+                self._client().transact_write_items(TransactItems=items)
+        except bexc.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [r.get("Code", "None") for r in reasons]
+            if not codes or any(c not in ("None", "ConditionalCheckFailed") for c in codes):
+                # Cancelled for another reason (a conflicting transaction, throttling).
+                raise StoreBusy(f"{self._where(table)}: transaction cancelled "
+                                f"({', '.join(codes) or 'no reason given'})") from exc
+            return codes
+        return []
+
+    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
+                       not_erased_since: dt.datetime | None = None) -> None:
         update = {
             "TableName": self.students_table,
             "Key": {"student_id": _s(student_id)},
@@ -355,20 +395,38 @@ class DynamoRecords:
             "ExpressionAttributeNames": {"#n": "name"},
             "ExpressionAttributeValues": {":name": _s(name), ":now": _s(_now())},
         }
-        if class_id is None:
+        if class_id is None and not_erased_since is None:
             update.pop("TableName")
             self._call(self.students_table, "update_item", **update)
             return
-        update["UpdateExpression"] += " ADD class_ids :classes"
-        update["ExpressionAttributeValues"][":classes"] = {"SS": [class_id]}
+        # One transaction: the student, the class roster and the tombstone check agree.
+        items = []
+        if not_erased_since is not None:
+            items.append(self._not_erased(student_id, not_erased_since))
+        if class_id is not None:
+            update["UpdateExpression"] += " ADD class_ids :classes"
+            update["ExpressionAttributeValues"][":classes"] = {"SS": [class_id]}
+            items.append({"Put": {"TableName": self.members_table, "Item": {
+                "class_id": _s(class_id), "student_id": _s(student_id)}}})
+        items.append({"Update": update})
+        if self._transact(self.students_table, items):
+            raise StudentErased(erased_message(student_id))
+
+    def rename_student(self, student_id: str, name: str) -> bool:
         self._ensure_tables()
-        # One transaction: the student and the class roster never disagree.
-        with self._errors(self.students_table):
-            self._client().transact_write_items(TransactItems=[
-                {"Update": update},
-                {"Put": {"TableName": self.members_table,
-                         "Item": {"class_id": _s(class_id), "student_id": _s(student_id)}}},
-            ])
+        try:
+            with self._errors(self.students_table):
+                self._client().update_item(
+                    TableName=self.students_table, Key={"student_id": _s(student_id)},
+                    UpdateExpression="SET #n = :name",
+                    ConditionExpression="attribute_exists(student_id)",
+                    ExpressionAttributeNames={"#n": "name"},
+                    ExpressionAttributeValues={":name": _s(name)})
+        except bexc.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     @staticmethod
     def _student(item: dict) -> Student:
@@ -393,25 +451,26 @@ class DynamoRecords:
         )]
         return sorted(self._batch_get_students(ids), key=lambda s: s.student_id)
 
-    def _batch_get_students(self, ids: list[str]) -> list[Student]:
+    def _batch_get(self, table: str, student_ids: list[str]) -> Iterator[dict]:
+        """The items of ``table`` keyed by these student ids (those that exist)."""
         self._ensure_tables()
-        found: list[Student] = []
-        for start in range(0, len(ids), 100):  # BatchGetItem takes at most 100 keys
-            request = {self.students_table: {
-                "Keys": [{"student_id": _s(sid)} for sid in ids[start:start + 100]],
+        for start in range(0, len(student_ids), 100):  # BatchGetItem takes at most 100 keys
+            request = {table: {
+                "Keys": [{"student_id": _s(sid)} for sid in student_ids[start:start + 100]],
                 "ConsistentRead": True,
             }}
             delay = 0.05
             while request:
-                with self._errors(self.students_table):
+                with self._errors(table):
                     reply = self._client().batch_get_item(RequestItems=request)
-                found += [self._student(i) for i in reply["Responses"].get(
-                    self.students_table, [])]
+                yield from reply["Responses"].get(table, [])
                 request = reply.get("UnprocessedKeys") or {}
                 if request:  # throttled part of the batch: back off, ask again
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
-        return found
+
+    def _batch_get_students(self, ids: list[str]) -> list[Student]:
+        return [self._student(item) for item in self._batch_get(self.students_table, ids)]
 
     def class_exists(self, class_id: str) -> bool:
         reply = self._call(self.members_table, "query", ConsistentRead=True, Limit=1,
@@ -421,7 +480,8 @@ class DynamoRecords:
 
     # --- attendance ----------------------------------------------------------------------------
 
-    def mark_present(self, record: AttendanceRecord) -> bool:
+    def mark_present(self, record: AttendanceRecord, *,
+                     not_erased_since: dt.datetime | None = None) -> bool:
         day = record.date.isoformat()
         item = {
             "class_id": _s(record.class_id),
@@ -434,18 +494,41 @@ class DynamoRecords:
         }
         if record.job_id is not None:
             item["job_id"] = _s(record.job_id)
-        self._ensure_tables()
-        try:
-            with self._errors(self.attendance_table):
-                self._client().put_item(
-                    TableName=self.attendance_table, Item=item,
-                    ConditionExpression="attribute_not_exists(class_id)",
-                )
-        except bexc.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            item["job_ids"] = {"SS": [record.job_id]}
+        put = {"TableName": self.attendance_table, "Item": item,
+               "ConditionExpression": "attribute_not_exists(class_id)"}
+        items = [{"Put": put}]
+        if not_erased_since is not None:
+            items.insert(0, self._not_erased(record.student_id, not_erased_since))
+        codes = self._transact(self.attendance_table, items)
+        if not codes:
+            return True
+        if len(codes) == 2 and codes[0] == "ConditionalCheckFailed":
+            raise StudentErased(erased_message(record.student_id))
+        # Marked already: note this job among those that saw the student.
+        if record.job_id is not None:
+            try:
+                with self._errors(self.attendance_table):
+                    self._client().update_item(
+                        TableName=self.attendance_table,
+                        Key={"class_id": item["class_id"], "date_student": item["date_student"]},
+                        UpdateExpression="ADD job_ids :j",
+                        ConditionExpression="attribute_exists(class_id)",
+                        ExpressionAttributeValues={":j": {"SS": [record.job_id]}})
+            except bexc.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+        return False
+
+    def attendance_jobs(self, student_id: str) -> set[str]:
+        jobs: set[str] = set()
+        for item in self._pages(self.attendance_table, "query", IndexName=STUDENT_INDEX,
+                                KeyConditionExpression="student_id = :sid",
+                                ExpressionAttributeValues={":sid": _s(student_id)}):
+            jobs.update(item.get("job_ids", {}).get("SS", []))
+            if "job_id" in item:
+                jobs.add(item["job_id"]["S"])
+        return jobs
 
     @staticmethod
     def _record(item: dict) -> AttendanceRecord:
@@ -533,7 +616,8 @@ class DynamoRecords:
             return None
         return GalleryPointer(int(item["version"]["N"]), item["manifest_key"]["S"])
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer) -> bool:
+    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
+                             guard: tuple[str, dt.datetime] | None = None) -> bool:
         item = {
             "scope": _s(GALLERY_SCOPE), "version": {"N": str(new.version)},
             "manifest_key": _s(new.manifest_key), "updated_at": _s(_now()),
@@ -545,6 +629,13 @@ class DynamoRecords:
             condition = {"ConditionExpression": "#v = :expected",
                          "ExpressionAttributeNames": {"#v": "version"},
                          "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}}}
+        if guard is not None:
+            codes = self._transact(self.gallery_table, [
+                self._not_erased(*guard),
+                {"Put": {"TableName": self.gallery_table, "Item": item, **condition}}])
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise StudentErased(erased_message(guard[0]))
+            return not codes
         self._ensure_tables()
         try:
             with self._errors(self.gallery_table):
@@ -584,6 +675,26 @@ class DynamoRecords:
         for key in keys:
             self._call(self.attendance_table, "delete_item", Key=key)
         return len(keys)
+
+    def record_erasure(self, student_id: str, at: dt.datetime) -> None:
+        self._ensure_tables()
+        try:
+            with self._errors(self.erasures_table):
+                self._client().update_item(
+                    TableName=self.erasures_table, Key={"student_id": _s(student_id)},
+                    UpdateExpression="SET erased_at = :at",
+                    ConditionExpression="attribute_not_exists(erased_at) OR erased_at < :at",
+                    ExpressionAttributeValues={":at": _s(stamp(at))})
+        except bexc.ClientError as exc:
+            # A later erasure is recorded already: keep it.
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
+        cutoff = stamp(since)
+        return {item["student_id"]["S"]
+                for item in self._batch_get(self.erasures_table, sorted(set(student_ids)))
+                if item["erased_at"]["S"] >= cutoff}
 
     def append_audit(self, entry: AuditEntry) -> None:
         self._call(self.audit_table, "put_item", Item={

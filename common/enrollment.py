@@ -8,10 +8,11 @@ from typing import Callable
 
 import numpy as np
 
-from common.errors import AppError, NoUsablePhoto
+from common.errors import AppError, NoUsablePhoto, NotFound, StudentErased, StudentExists
 from common.images import decode_bgr
 from common.keys import student_photo_key
 from common.pipeline import FacePipeline
+from common.records import erased_message
 from common.schemas import AuditEntry, EnrollmentRequest, EnrollmentResult, Rejected
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ Progress = Callable[[int, int], None]
 
 
 def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> EnrollmentResult:
+    asked_at = req.requested_at or dt.datetime.now(dt.timezone.utc)
+    name = _enrolled_name(pipe, req, asked_at)
     crops: list[np.ndarray] = []
     accepted: list[str] = []
     rejected: list[Rejected] = []
@@ -27,6 +30,11 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     for done, upload in enumerate(req.photos, start=1):
         try:
             faces = pipe.detector.detect(decode_bgr(pipe.blobs.get(upload.key)))
+        except NotFound:
+            # The erasure of the student deletes the uploads of every enrollment asked for them.
+            if pipe.records.erased_since([req.student_id], asked_at):
+                raise StudentErased(erased_message(req.student_id)) from None
+            raise
         except AppError:
             raise
         except Exception as exc:  # a photo the decoder or detector cannot handle
@@ -49,20 +57,33 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
         reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
         raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
 
+    guard = (req.student_id, asked_at)
     embeddings = pipe.embedder.embed(np.stack(crops))
+    # Photos first: if anything below fails or the student is erased meanwhile, what was filed
+    # is deleted again (or found by the erasure, which lists the student's photos after it has
+    # left its tombstone).
+    filed = _keep_accepted_photos(pipe, req, accepted)
     s = pipe.settings
-    version = pipe.gallery_repo.commit(
-        embeddings, [req.student_id] * len(crops), segment_id=req.job_id,
-        model_name=s.model_name, detector=s.detector, metric=s.metric,
-        threshold=s.match_threshold,
-    )
-    # The student record follows the gallery commit, so a failed commit leaves no half student.
-    pipe.records.upsert_student(req.student_id, req.name, req.class_id)
-    _keep_accepted_photos(pipe, req, accepted)
+    try:
+        version = pipe.gallery_repo.commit(
+            embeddings, [req.student_id] * len(crops), segment_id=req.job_id,
+            model_name=s.model_name, detector=s.detector, metric=s.metric,
+            threshold=s.match_threshold, guard=guard,
+        )
+        # The student record follows the gallery commit, so a failed commit leaves no half
+        # student; both refuse a student erased since the enrollment was asked for.
+        pipe.records.upsert_student(req.student_id, name, req.class_id,
+                                    not_erased_since=asked_at)
+    except StudentErased:
+        for key in filed:
+            pipe.blobs.delete(key)
+        log.info("job %s: the student was erased after this enrollment was asked for",
+                 req.job_id)
+        raise
     # Written when the enrollment took effect; a redelivered task may note it twice.
     pipe.records.append_audit(AuditEntry(
         at=dt.datetime.now(dt.timezone.utc), actor=req.requested_by or "unknown",
-        action="enroll", target=req.student_id,
+        action="enroll" if req.mode == "create" else "add_photos", target=req.student_id,
         detail={"job_id": req.job_id, "photos": len(accepted), "class_id": req.class_id,
                 "model_version": version},
     ))
@@ -72,10 +93,35 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     )
 
 
-def _keep_accepted_photos(pipe: FacePipeline, req: EnrollmentRequest, accepted: list[str]) -> None:
+def _enrolled_name(pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.datetime) -> str:
+    """The name the student is to have: an id belongs to one person (the API checks this when
+    it accepts the request; this checks it again for two requests racing)."""
+    existing = pipe.records.get_student(req.student_id)
+    if req.mode == "add":
+        if existing is None:
+            if pipe.records.erased_since([req.student_id], asked_at):
+                raise StudentErased(erased_message(req.student_id))
+            raise NotFound(f"no student {req.student_id!r} to add photos to",
+                           code="student_not_found")
+        return existing.name
+    if req.name is None:
+        raise AppError("an enrollment of a new student needs a name", code="missing_name")
+    if existing is not None and existing.name != req.name:
+        raise StudentExists(
+            f"student id {req.student_id!r} belongs to another student already; add photos "
+            "to them or rename them with a request of its own")
+    return req.name
+
+
+def _keep_accepted_photos(pipe: FacePipeline, req: EnrollmentRequest,
+                          accepted: list[str]) -> list[str]:
     """File the used photos under the student, so erasing the student finds them.
 
     The uploads stay until the retention purge, so a redelivered task can still read them.
     """
+    filed = []
     for key in accepted:
-        pipe.blobs.put(student_photo_key(req.student_id, req.job_id, key), pipe.blobs.get(key))
+        target = student_photo_key(req.student_id, req.job_id, key)
+        pipe.blobs.put(target, pipe.blobs.get(key))
+        filed.append(target)
+    return filed

@@ -1,9 +1,13 @@
 """Erasing a student everywhere: embeddings, enrollment photos, records and, on request,
 attendance with the class photos that showed them.
 
-The gallery gets a new version without the student's embeddings; the segments that held them,
-and every older manifest and snapshot (which name the student), are then deleted, so no earlier
-version can bring them back.
+A tombstone (student id, erased_at) is written first. Every later write that could bring the
+student back checks it in the same transaction (records.py), so a recognition or an enrollment
+asked for before the erasure, still queued or running, cannot undo it; one asked for afterwards
+(a new enrollment) is allowed. Everything below runs after the tombstone, so it sees whatever
+such work wrote before it. The gallery gets a new version without the student's embeddings; the
+segments that held them, and every older manifest and snapshot (which name the student), are
+then deleted, so no earlier version can bring them back. Erasing again removes whatever is left.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from common.errors import GalleryConflict, NotFound
 from common.gallery import (
     MAX_COMMIT_ATTEMPTS, SNAPSHOTS, GalleryRepository, Manifest, Snapshot, _segment_bytes,
 )
-from common.keys import student_photos_prefix
+from common.keys import (
+    GALLERY_SEGMENTS, annotated_prefix, enrollment_job_of, student_photos_prefix, upload_prefix,
+)
 from common.records import GalleryPointer, RecordsStore
 
 log = logging.getLogger(__name__)
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _VERSIONED = re.compile(r"^gallery/(manifests|snapshots)/v(\d{8})-")
 
 
@@ -85,40 +92,66 @@ def _delete_older_versions(blobs: BlobStore, version: int) -> None:
                 blobs.delete(key)
 
 
+def _orphan_segments(repo: GalleryRepository, student_id: str,
+                     before: dt.datetime) -> dict[str, int]:
+    """Segments no version names (an enrollment that failed after writing its own) that hold
+    the student's embeddings. Only those written before the erasure: a newer one may belong
+    to an enrollment asked for after it, about to be committed. Returns {key: the student's
+    embeddings in it}."""
+    manifest = repo.current_manifest()
+    found = {}
+    for key in repo.blobs.list_older_than(GALLERY_SEGMENTS, before):
+        if manifest is not None and manifest.has_segment(key):
+            continue
+        count = int((repo.load_segment(key).student_ids == student_id).sum())
+        if count:
+            found[key] = count
+    return found
+
+
 def erase_student(
-    blobs: BlobStore, records: RecordsStore, student_id: str, *, attendance: bool
+    blobs: BlobStore, records: RecordsStore, student_id: str, *, attendance: bool,
+    now: dt.datetime | None = None,
 ) -> dict:
-    """Erase the student; NotFound if nothing of them is known. Returns what was removed."""
+    """Erase the student; NotFound if nothing of them is known or was ever erased. Returns
+    what was removed (all zero when an earlier erasure left nothing)."""
+    erased_at = now or dt.datetime.now(dt.timezone.utc)
     student = records.get_student(student_id)
     repo = GalleryRepository(blobs, records)
     manifest = repo.current_manifest()
-    if student is None and (manifest is None
-                            or student_id not in manifest.embeddings_per_student()):
+    photos = blobs.list(student_photos_prefix(student_id))
+    known = (student is not None or bool(photos)
+             or (manifest is not None and student_id in manifest.embeddings_per_student())
+             or bool(records.erased_since([student_id], _EPOCH))
+             or bool(records.attendance_jobs(student_id))
+             or bool(records.list_attendance(student_id=student_id)))
+    if not known:
         raise NotFound(f"no student {student_id!r}", code="student_not_found")
+    records.record_erasure(student_id, erased_at)
 
     version, embeddings = _remove_from_gallery(repo, student_id)
+    orphans = _orphan_segments(repo, student_id, erased_at)
+    # Listed again: an enrollment that ran until the tombstone may have filed photos since.
     photos = blobs.list(student_photos_prefix(student_id))
-    enrollment_jobs = {key.rsplit("/", 1)[-1].split("-", 1)[0] for key in photos}
-    doomed = list(photos)
-    for job_id in enrollment_jobs:
-        doomed += blobs.list(f"uploads/{job_id}/")
+    doomed = list(photos) + list(orphans)
+    for job_id in {enrollment_job_of(key) for key in photos}:
+        doomed += blobs.list(upload_prefix(job_id))
     records_removed = 0
     if attendance:
-        # The class photos that recognised them show their face and name: they go too.
-        for record in records.list_attendance(student_id=student_id):
-            if record.job_id:
-                doomed += blobs.list(f"uploads/{record.job_id}/")
-                doomed += blobs.list(f"annotated/{record.job_id}/")
+        # The class photos that recognised them show their face, the annotated ones their name.
+        for job_id in records.attendance_jobs(student_id):
+            doomed += blobs.list(upload_prefix(job_id))
+            doomed += blobs.list(annotated_prefix(job_id))
         records_removed = records.delete_attendance(student_id)
     for key in doomed:
         blobs.delete(key)
     records.delete_student(student_id)
     log.info("student erased: %d embeddings, %d photos, %d attendance records",
-             embeddings, len(doomed), records_removed)
+             embeddings + sum(orphans.values()), len(doomed), records_removed)
     return {
         "student_id": student_id,
-        "embeddings_removed": embeddings,
-        "photos_removed": len(doomed),
+        "embeddings_removed": embeddings + sum(orphans.values()),
+        "photos_removed": sum(not key.startswith(GALLERY_SEGMENTS) for key in doomed),
         "attendance_removed": records_removed,
         "model_version": version,
     }

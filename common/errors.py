@@ -74,3 +74,17 @@ class StoreUnavailable(ServiceUnavailable):
 class StoreBusy(StoreUnavailable):
     """Transient: throttled, a 5xx or a timeout that outlasted the client's own retries with
     backoff. A task tries again later; if it keeps failing the job fails with this message."""
+
+
+class StudentExists(AppError):
+    """The id is taken: adding photos or renaming are requests of their own."""
+
+    status = 409
+    code = "student_exists"
+
+
+class StudentErased(AppError):
+    """The student was erased after this work was asked for: it must not bring them back."""
+
+    status = 409
+    code = "student_erased"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.blobstore import BlobStore
-from common.errors import GalleryConflict
+from common.errors import GalleryConflict, StudentErased
 from common.matching import CandidateSet, select_candidates
 from common.records import GalleryPointer, RecordsStore
 
@@ -179,11 +179,14 @@ class GalleryRepository:
         detector: str,
         metric: str,
         threshold: float,
+        guard: tuple[str, dt.datetime] | None = None,
     ) -> int:
         """Add embeddings as a new version; return its number. Retries when another writer wins.
 
         ``segment_id`` names the enrollment (its job id): committing the same one twice, as a
-        redelivered task does, adds nothing the second time.
+        redelivered task does, adds nothing the second time. ``guard`` (student_id, asked_at):
+        StudentErased, and nothing of this commit left behind, if that student was erased
+        since the enrollment was asked for.
         """
         seg_key = f"gallery/segments/{segment_id}.npz"
         current = self.current_manifest()
@@ -234,7 +237,15 @@ class GalleryRepository:
             manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
             self.blobs.put(manifest_key, manifest.to_json(), "application/json")
             expected = pointer.version if pointer else 0
-            if self.records.swap_gallery_pointer(expected, GalleryPointer(version, manifest_key)):
+            try:
+                swapped = self.records.swap_gallery_pointer(
+                    expected, GalleryPointer(version, manifest_key), guard=guard)
+            except StudentErased:
+                for key in (manifest_key, new_snapshot.key if new_snapshot else None, seg_key):
+                    if key:
+                        self.blobs.delete(key)
+                raise
+            if swapped:
                 if new_snapshot is not None:
                     SNAPSHOTS.put(new_snapshot)
                 log.info("gallery version %d committed (%d new embeddings)", version, len(student_ids))

@@ -37,11 +37,12 @@ class JobStore:
     def _save(self, job: JobView) -> None:
         self.redis.set(_PREFIX + job.job_id, job.model_dump_json(), ex=self.ttl)
 
-    def create(self, job_id: str, kind: JobKind, total: int) -> JobView:
+    def create(self, job_id: str, kind: JobKind, total: int,
+               class_id: str | None = None) -> JobView:
         now = _now()
         job = JobView(
-            job_id=job_id, kind=kind, state="queued", progress=Progress(done=0, total=total),
-            created_at=now, updated_at=now,
+            job_id=job_id, kind=kind, class_id=class_id, state="queued",
+            progress=Progress(done=0, total=total), created_at=now, updated_at=now,
         )
         self._save(job)
         return job

@@ -57,5 +57,8 @@ def task_queue(app: Celery) -> str:
 def enqueue(
     app: Celery, task_name: str, payload: dict, job_id: str, queue: str | None = None
 ) -> None:
+    # What Flower, the task events and the logs show of the message: the job id only, never
+    # a student's name (the message itself is gone from Redis once a worker has taken it).
     app.send_task(task_name, kwargs={"payload": payload}, task_id=job_id,
-                  queue=queue or task_queue(app))
+                  queue=queue or task_queue(app),
+                  argsrepr="()", kwargsrepr=repr({"payload": {"job_id": job_id}}))

@@ -6,6 +6,11 @@ file writes release the GIL). Embedding is not overlapped with detection: both u
 and overlapping them measured no faster (docs/performance.md). Only a downscaled copy of each
 photo (what annotation draws on) is kept until the end, so a job of many large photos does not
 hold every original in memory.
+
+Attendance is written after the annotated photos are stored, each mark refusing a student erased
+since the job was asked for. So an erasure either comes after a mark, and then finds this job
+and its photos through the mark, or before it, and then this job draws the photos again without
+that student. The stored result names students by id only.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from common.annotate import ANNOTATED_MAX_SIDE, annotate
+from common.errors import StudentErased
 from common.images import decode_bgr
 from common.keys import annotated_key
 from common.matching import match_groups
@@ -145,6 +151,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
 
     annotate_work = [0.0]
     store_work = [0.0]
+    keys: dict[int, str] = {}
 
     def draw_and_store(index: int) -> str:
         image, scale = previews[index]
@@ -157,33 +164,60 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         store_work[0] += time.perf_counter() - t1
         return key
 
+    def draw_all(indices: list[int]) -> None:
+        with ThreadPoolExecutor(max_workers=min(2, max(1, len(indices))),
+                                thread_name_prefix="annotate") as drawers:
+            keys.update(zip(indices, drawers.map(draw_and_store, indices)))
+
     t0 = time.perf_counter()
-    readable = [i for i, p in enumerate(previews) if p is not None]
-    with ThreadPoolExecutor(max_workers=min(2, max(1, len(readable))),
-                            thread_name_prefix="annotate") as drawers:
-        keys = dict(zip(readable, drawers.map(draw_and_store, readable)))
-    previews.clear()
+    draw_all([i for i, p in enumerate(previews) if p is not None])
     timings["annotate"] = _ms(annotate_work[0])
     timings["store"] = _ms(store_work[0])
     timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
 
-    photos = [
-        PhotoResult(filename=upload.filename, faces=photo_faces[i], annotated_key=keys.get(i),
-                    error=errors[i])
-        for i, upload in enumerate(req.photos)
-    ]
-
     t0 = time.perf_counter()
+    asked_at = req.requested_at or dt.datetime.now(dt.timezone.utc)
     seen_at = dt.datetime.now(dt.timezone.utc)
+    erased = set()
     for sid, distance in sorted(best.items()):
         # Conditional insert: a second photo, a second upload or a redelivered task adds nothing.
-        pipe.records.mark_present(AttendanceRecord(
-            class_id=req.class_id, date=req.date, student_id=sid, name=roster[sid],
-            first_seen_at=seen_at, distance=round(float(distance), 4), job_id=req.job_id,
-        ))
+        try:
+            pipe.records.mark_present(AttendanceRecord(
+                class_id=req.class_id, date=req.date, student_id=sid, name=roster[sid],
+                first_seen_at=seen_at, distance=round(float(distance), 4), job_id=req.job_id,
+            ), not_erased_since=asked_at)
+        except StudentErased:
+            erased.add(sid)
     timings["attendance"] = _ms(time.perf_counter() - t0)
+    if erased:
+        log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
+        redraw = _forget(photo_faces, erased)
+        unknown += sum(redraw.values())
+        for sid in erased:
+            del best[sid]
+        draw_all([i for i in redraw if i in keys])
+    previews.clear()
+
+    photos = [
+        PhotoResult(filename=upload.filename, faces=[f.model_copy(update={"name": None})
+                                                     for f in photo_faces[i]],
+                    annotated_key=keys.get(i), error=errors[i])
+        for i, upload in enumerate(req.photos)
+    ]
     timings["total"] = _ms(time.perf_counter() - started)
     return RecognitionResult(
         class_id=req.class_id, date=req.date, photos=photos, present=sorted(best),
         unknown_faces=unknown, model_version=version, timings=timings,
     )
+
+
+def _forget(photo_faces: list[list[FaceMatch]], erased: set[str]) -> dict[int, int]:
+    """Turn the faces of erased students into unknown faces; return {photo: faces changed}."""
+    changed: dict[int, int] = {}
+    for index, faces in enumerate(photo_faces):
+        for k, face in enumerate(faces):
+            if face.student_id in erased:
+                faces[k] = face.model_copy(update={"student_id": None, "name": None,
+                                                   "distance": None})
+                changed[index] = changed.get(index, 0) + 1
+    return changed

@@ -1,6 +1,12 @@
 """Records store: students, attendance and the gallery's current-version pointer.
 
 The pointer moves only by compare-and-set, so concurrent enrollments never lose each other's work.
+
+Erasure leaves a tombstone (the student id and when it was erased). Every write that could bring
+a student back (an attendance mark, a gallery commit, the student record) takes the time its work
+was asked for, ``not_erased_since``, and is refused with StudentErased, in the same transaction or
+conditional write, when the student was erased at or after that time. Work asked for after the
+erasure (a new enrollment) goes ahead.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from common.errors import StudentErased
 from common.schemas import AttendanceRecord, AuditEntry, Student
 
 if TYPE_CHECKING:
@@ -27,8 +34,27 @@ class GalleryPointer:
     manifest_key: str
 
 
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def stamp(at: dt.datetime) -> str:
+    """A UTC time as fixed-width text, so stored times compare as strings do."""
+    return at.astimezone(dt.timezone.utc).strftime(_STAMP)
+
+
+def erased_message(student_id: str) -> str:
+    return f"student {student_id!r} was erased after this work was asked for"
+
+
 class RecordsStore(Protocol):
-    def upsert_student(self, student_id: str, name: str, class_id: str | None) -> None: ...
+    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
+                       not_erased_since: dt.datetime | None = None) -> None:
+        """Create or update the student; StudentErased if erased at or after not_erased_since."""
+        ...
+
+    def rename_student(self, student_id: str, name: str) -> bool:
+        """Change the name of an existing student; False if there is no such student."""
+        ...
 
     def get_student(self, student_id: str) -> Student | None: ...
 
@@ -36,8 +62,15 @@ class RecordsStore(Protocol):
 
     def class_exists(self, class_id: str) -> bool: ...
 
-    def mark_present(self, record: AttendanceRecord) -> bool:
-        """Insert unless (class_id, date, student_id) exists; True if this call inserted it."""
+    def mark_present(self, record: AttendanceRecord, *,
+                     not_erased_since: dt.datetime | None = None) -> bool:
+        """Insert unless (class_id, date, student_id) exists; True if this call inserted it.
+        Either way the record's job is noted among the jobs that saw the student. StudentErased,
+        writing nothing, if the student was erased at or after not_erased_since."""
+        ...
+
+    def attendance_jobs(self, student_id: str) -> set[str]:
+        """Every recognition job that marked the student or saw them again."""
         ...
 
     def list_attendance(
@@ -50,8 +83,19 @@ class RecordsStore(Protocol):
 
     def get_gallery_pointer(self) -> GalleryPointer | None: ...
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer) -> bool:
-        """Point at ``new`` only if the current version is still ``expected_version`` (0: none)."""
+    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
+                             guard: tuple[str, dt.datetime] | None = None) -> bool:
+        """Point at ``new`` only if the current version is still ``expected_version`` (0: none).
+        ``guard`` (student_id, not_erased_since): StudentErased instead, if that student was
+        erased at or after that time."""
+        ...
+
+    def record_erasure(self, student_id: str, at: dt.datetime) -> None:
+        """Leave (or move forward) the student's tombstone."""
+        ...
+
+    def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
+        """Those of the students erased at or after ``since``."""
         ...
 
     def delete_student(self, student_id: str) -> bool:
@@ -93,6 +137,15 @@ CREATE TABLE IF NOT EXISTS attendance (
     PRIMARY KEY (class_id, date, student_id)
 );
 CREATE INDEX IF NOT EXISTS attendance_by_student ON attendance (student_id, date);
+CREATE TABLE IF NOT EXISTS attendance_jobs (
+    student_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (student_id, job_id)
+);
+CREATE TABLE IF NOT EXISTS erasures (
+    student_id TEXT PRIMARY KEY,
+    erased_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -145,8 +198,20 @@ class SqliteRecords:
                 raise
             conn.execute("COMMIT")
 
-    def upsert_student(self, student_id: str, name: str, class_id: str | None) -> None:
+    @staticmethod
+    def _refuse_if_erased(conn: sqlite3.Connection, student_id: str,
+                          since: dt.datetime | None) -> None:
+        if since is None:
+            return
+        row = conn.execute("SELECT 1 FROM erasures WHERE student_id = ? AND erased_at >= ?",
+                           (student_id, stamp(since))).fetchone()
+        if row is not None:
+            raise StudentErased(erased_message(student_id))
+
+    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
+                       not_erased_since: dt.datetime | None = None) -> None:
         with self._tx() as conn:
+            self._refuse_if_erased(conn, student_id, not_erased_since)
             conn.execute(
                 "INSERT INTO students (student_id, name, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(student_id) DO UPDATE SET name = excluded.name",
@@ -157,6 +222,11 @@ class SqliteRecords:
                     "INSERT OR IGNORE INTO student_classes (student_id, class_id) VALUES (?, ?)",
                     (student_id, class_id),
                 )
+
+    def rename_student(self, student_id: str, name: str) -> bool:
+        with self._tx() as conn:
+            return conn.execute("UPDATE students SET name = ? WHERE student_id = ?",
+                                (name, student_id)).rowcount == 1
 
     def _students(self, where: str, args: tuple) -> list[Student]:
         with self._conn() as conn:
@@ -196,8 +266,13 @@ class SqliteRecords:
             ).fetchone()
         return row is not None
 
-    def mark_present(self, record: AttendanceRecord) -> bool:
+    def mark_present(self, record: AttendanceRecord, *,
+                     not_erased_since: dt.datetime | None = None) -> bool:
         with self._tx() as conn:
+            self._refuse_if_erased(conn, record.student_id, not_erased_since)
+            if record.job_id:
+                conn.execute("INSERT OR IGNORE INTO attendance_jobs (student_id, job_id) "
+                             "VALUES (?, ?)", (record.student_id, record.job_id))
             cur = conn.execute(
                 "INSERT OR IGNORE INTO attendance "
                 "(class_id, date, student_id, name, first_seen_at, distance, job_id) "
@@ -213,6 +288,13 @@ class SqliteRecords:
                 ),
             )
             return cur.rowcount == 1
+
+    def attendance_jobs(self, student_id: str) -> set[str]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT job_id FROM attendance_jobs WHERE student_id = ? "
+                                "UNION SELECT job_id FROM attendance WHERE student_id = ? "
+                                "AND job_id IS NOT NULL", (student_id, student_id)).fetchall()
+        return {row["job_id"] for row in rows}
 
     def list_attendance(
         self,
@@ -245,8 +327,11 @@ class SqliteRecords:
             ).fetchone()
         return GalleryPointer(row["version"], row["manifest_key"]) if row else None
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer) -> bool:
+    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
+                             guard: tuple[str, dt.datetime] | None = None) -> bool:
         with self._tx() as conn:
+            if guard is not None:
+                self._refuse_if_erased(conn, *guard)
             row = conn.execute(
                 "SELECT version FROM gallery_pointer WHERE scope = 'global'"
             ).fetchone()
@@ -271,9 +356,29 @@ class SqliteRecords:
 
     def delete_attendance(self, student_id: str) -> int:
         with self._tx() as conn:
+            conn.execute("DELETE FROM attendance_jobs WHERE student_id = ?", (student_id,))
             return conn.execute(
                 "DELETE FROM attendance WHERE student_id = ?", (student_id,)
             ).rowcount
+
+    def record_erasure(self, student_id: str, at: dt.datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO erasures (student_id, erased_at) VALUES (?, ?) "
+                "ON CONFLICT(student_id) DO UPDATE SET erased_at = "
+                "max(erased_at, excluded.erased_at)", (student_id, stamp(at)))
+
+    def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
+        ids = sorted(set(student_ids))
+        found: set[str] = set()
+        with self._conn() as conn:
+            for start in range(0, len(ids), 500):  # below SQLite's limit on parameters
+                chunk = ids[start:start + 500]
+                rows = conn.execute(
+                    f"SELECT student_id FROM erasures WHERE erased_at >= ? AND student_id IN "
+                    f"({', '.join('?' * len(chunk))})", (stamp(since), *chunk)).fetchall()
+                found.update(row["student_id"] for row in rows)
+        return found
 
     def append_audit(self, entry: AuditEntry) -> None:
         with self._tx() as conn:

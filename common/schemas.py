@@ -40,14 +40,22 @@ class Upload(Strict):
 # --- task messages: references to stored uploads, never image bytes -----------------------------
 
 
+EnrollmentMode = Literal["create", "add"]
+
+
 class EnrollmentRequest(Strict):
     job_id: str
     student_id: str
-    name: str
+    # create: a new student (the id must be free, or theirs under the same name); add: more
+    # photos for an existing student, whose stored name stays (name is then None).
+    mode: EnrollmentMode = "create"
+    name: str | None = None
     class_id: str | None = None
     photos: list[Upload]
     # The name of the API token that asked, for the audit log.
     requested_by: str | None = None
+    # When the API accepted it: an erasure after this time wins over the enrollment.
+    requested_at: dt.datetime | None = None
 
 
 class RecognitionRequest(Strict):
@@ -55,6 +63,8 @@ class RecognitionRequest(Strict):
     class_id: str
     date: dt.date
     photos: list[Upload]
+    # When the API accepted it: a student erased after this time is not marked by it.
+    requested_at: dt.datetime | None = None
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -75,6 +85,7 @@ class EnrollmentResult(Strict):
 class FaceMatch(Strict):
     box: Box
     student_id: str | None
+    # Stored job results hold ids only; the API fills in the current name when it is read.
     name: str | None
     distance: float | None
 
@@ -110,6 +121,8 @@ class ErrorBody(Strict):
 class JobView(Strict):
     job_id: str
     kind: JobKind
+    # The class the job is for (an enrollment without a class: None): who may read it.
+    class_id: str | None = None
     state: JobState
     progress: Progress
     result: dict | None = None

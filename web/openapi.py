@@ -153,6 +153,8 @@ def _schemas() -> dict:
             "properties": {
                 "job_id": {"type": "string"},
                 "kind": {"type": "string", "enum": ["enrollment", "recognition"]},
+                "class_id": {"type": "string", "nullable": True,
+                             "description": "The class the job is for (who may read it)."},
                 "state": {"type": "string",
                           "enum": ["queued", "running", "succeeded", "failed"]},
                 "progress": _ref("Progress"),
@@ -269,7 +271,8 @@ def build_spec(settings: Settings) -> dict:
         "/api/v1/students": {
             "post": {
                 "operationId": "enrollStudent",
-                "summary": "Enroll a student (or add photos to one); runs as a job.",
+                "summary": "Enroll a new student; runs as a job. An id that is taken answers "
+                           "409 student_exists (add photos or rename with their own routes).",
                 "requestBody": _multipart({
                     "student_id": student_id,
                     "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
@@ -279,7 +282,8 @@ def build_spec(settings: Settings) -> dict:
                     "class_id": class_id,
                     "photos": _photos(settings.max_enroll_photos),
                 }, ["student_id", "name", "photos"]),
-                "responses": {"202": _accepted(), **_UPLOAD_ERRORS, **_COMMON_ERRORS},
+                "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
+                              "409": _error("The student_id is taken."), **_COMMON_ERRORS},
             },
             "get": {
                 "operationId": "listStudents", "summary": "Enrolled students.",
@@ -288,7 +292,31 @@ def build_spec(settings: Settings) -> dict:
                               "400": _error("Invalid class_id."), **_COMMON_ERRORS},
             },
         },
-        "/api/v1/students/{student_id}": {"get": {
+        "/api/v1/students/{student_id}/photos": {"post": {
+            "operationId": "addStudentPhotos",
+            "summary": "Add photos to an enrolled student (and optionally a class); runs as "
+                       "a job, like an enrollment.",
+            "parameters": [_path("student_id", student_id)],
+            "requestBody": _multipart({
+                "class_id": class_id,
+                "photos": _photos(settings.max_enroll_photos),
+            }, ["photos"]),
+            "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
+                          "404": _error("No such student."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/students/{student_id}": {"patch": {
+            "operationId": "renameStudent", "summary": "Rename a student (audited).",
+            "parameters": [_path("student_id", student_id)],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"], "additionalProperties": False,
+                "properties": {"name": {"type": "string", "minLength": 1,
+                                        "maxLength": MAX_NAME_LENGTH,
+                                        "pattern": NAME_PATTERN}}}}}},
+            "responses": {"200": _json(_ref("Student"), "The student, renamed."),
+                          "400": _error("Invalid student_id or name."),
+                          "404": _error("No such student."),
+                          "415": _error("The body is not a JSON object."), **_COMMON_ERRORS},
+        }, "get": {
             "operationId": "getStudent", "summary": "One student.",
             "parameters": [_path("student_id", student_id)],
             "responses": {"200": _json(_ref("Student"), "The student."),
@@ -298,7 +326,9 @@ def build_spec(settings: Settings) -> dict:
             "operationId": "deleteStudent",
             "summary": "Erase a student everywhere: embeddings (a new gallery version), "
                        "enrollment photos, records; with attendance=true also their attendance "
-                       "and the class photos that recognised them.",
+                       "and the class photos that recognised them. Idempotent: again, it "
+                       "removes whatever is left (200, maybe all zero); 404 only for an id "
+                       "never known.",
             "parameters": [_path("student_id", student_id),
                            _query("attendance", {"type": "string", "enum": ["true", "false"]})],
             "responses": {"200": _json(_ref("Erasure"), "What was removed."),

@@ -30,24 +30,35 @@ def submit_job(
     task_name: str,
     photos: list[CheckedPhoto],
     build_payload: Callable[[str, list[Upload]], BaseModel],
+    *,
+    class_id: str | None = None,
+    marker: Callable[[str], str] | None = None,
 ):
-    """Create the job, store the photos, enqueue; answer 202 with where to poll."""
+    """Create the job, store the photos, enqueue; answer 202 with where to poll.
+
+    ``class_id`` is whose job it is (who may read it); ``marker(job_id)`` names an empty blob
+    stored with the uploads (and gone with them on failure), for an erasure to find the job."""
     svc = services()
     job_id = new_job_id()
     # The job exists before the task does, so a fast worker always finds it to update; and when
     # Redis is down this fails before any upload is written.
     try:
-        svc.jobs.create(job_id, kind, total=len(photos))
+        svc.jobs.create(job_id, kind, total=len(photos), class_id=class_id)
     except UNAVAILABLE_ERRORS as exc:
         raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
 
     uploads: list[Upload] = []
+    marker_key = marker(job_id) if marker is not None else None
     try:
+        if marker_key is not None:
+            svc.blobs.put(marker_key, b"")
         uploads = store_photos(svc.blobs, job_id, photos)
         payload = build_payload(job_id, uploads).model_dump(mode="json")
         enqueue(svc.celery, task_name, payload, job_id)
     except BaseException as exc:
         discard_uploads(svc.blobs, uploads)
+        if marker_key is not None:
+            discard_uploads(svc.blobs, [Upload(key=marker_key, filename="marker")])
         _forget_job(job_id)
         if isinstance(exc, UNAVAILABLE_ERRORS):
             raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc

@@ -94,7 +94,7 @@ class FailingSwap:
     def __init__(self, inner):
         self.inner = inner
 
-    def swap_gallery_pointer(self, expected_version, new):
+    def swap_gallery_pointer(self, expected_version, new, **guard):
         raise StoreBusy("injected: the records store went down moving the pointer")
 
     def __getattr__(self, name):

@@ -208,3 +208,65 @@ def test_audit_log_newest_first(records):
     got = records.list_audit(limit=3)
     assert [e.target for e in got] == ["s4", "s3", "s2"]
     assert got[0].detail == {"photos": 4} and got[0].actor == "admin"
+
+
+# --- erasure: tombstones that every write checks ----------------------------------------------
+
+ASKED = dt.datetime(2026, 4, 1, 9, tzinfo=dt.timezone.utc)
+
+
+def test_a_tombstone_refuses_work_asked_for_before_it_and_allows_later_work(records):
+    import pytest
+
+    from common.errors import StudentErased
+
+    records.upsert_student("ann", "Ann", "c1")
+    assert records.erased_since(["ann", "bob"], ASKED) == set()
+    erased = ASKED + dt.timedelta(minutes=1)
+    records.record_erasure("ann", erased)
+    records.record_erasure("ann", erased - dt.timedelta(hours=1))  # an older one never wins
+    assert records.erased_since(["ann", "bob"], ASKED) == {"ann"}
+    assert records.erased_since(["ann"], erased) == {"ann"}
+    assert records.erased_since(["ann"], erased + dt.timedelta(microseconds=1)) == set()
+    records.delete_student("ann")
+
+    # Asked for before the erasure: every write that could bring Ann back is refused.
+    with pytest.raises(StudentErased):
+        records.mark_present(record(student_id="ann", job_id="j1"), not_erased_since=ASKED)
+    with pytest.raises(StudentErased):
+        records.upsert_student("ann", "Ann", "c1", not_erased_since=ASKED)
+    with pytest.raises(StudentErased):
+        records.swap_gallery_pointer(0, GalleryPointer(1, "k1"), guard=("ann", ASKED))
+    assert records.list_attendance(student_id="ann") == []
+    assert records.attendance_jobs("ann") == set()
+    assert records.get_student("ann") is None and records.list_students("c1") == []
+    assert records.get_gallery_pointer() is None
+
+    # Other students are not held back, and work asked for after the erasure goes ahead.
+    assert records.mark_present(record(student_id="bob", job_id="j1"), not_erased_since=ASKED)
+    later = erased + dt.timedelta(seconds=1)
+    assert records.swap_gallery_pointer(0, GalleryPointer(1, "k1"), guard=("ann", later))
+    records.upsert_student("ann", "Ann", "c1", not_erased_since=later)
+    assert records.get_student("ann").class_ids == ["c1"]
+    assert records.mark_present(record(student_id="ann", job_id="j2"), not_erased_since=later)
+
+
+def test_every_job_that_saw_a_student_is_kept_until_their_attendance_goes(records):
+    assert records.mark_present(record(job_id="j1")) is True
+    assert records.mark_present(record(job_id="j2")) is False  # seen again, same day
+    assert records.mark_present(record(day=D(2026, 1, 6), job_id="j3")) is True
+    records.mark_present(record(student_id="bob", job_id="j4"))
+    assert records.attendance_jobs("ann") == {"j1", "j2", "j3"}
+    assert [r.job_id for r in records.list_attendance(student_id="ann")] == ["j1", "j3"]
+    assert records.delete_attendance("ann") == 2
+    assert records.attendance_jobs("ann") == set()
+    assert records.attendance_jobs("bob") == {"j4"}
+
+
+def test_rename_changes_only_an_existing_student(records):
+    records.upsert_student("ann", "Ann", "c1")
+    assert records.rename_student("ann", "Ann Lee") is True
+    assert records.get_student("ann").name == "Ann Lee"
+    assert records.get_student("ann").class_ids == ["c1"]
+    assert records.rename_student("nobody", "X") is False
+    assert records.get_student("nobody") is None

@@ -189,8 +189,14 @@ def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client,
     [message] = queued_messages(redis_client)
     assert message["headers"]["task"] == ENROLL_TASK
     assert message["headers"]["id"] == job_id
-    assert task_payload(message) == {
-        "job_id": job_id, "student_id": "s-001", "name": "Ada Lovelace", "class_id": "CS101",
+    # Flower and the logs see the job id only, never the student's name.
+    assert "Ada" not in message["headers"]["argsrepr"] + message["headers"]["kwargsrepr"]
+    payload = task_payload(message)
+    asked = dt.datetime.fromisoformat(payload.pop("requested_at"))
+    assert abs(dt.datetime.now(dt.timezone.utc) - asked) < dt.timedelta(minutes=1)
+    assert payload == {
+        "job_id": job_id, "student_id": "s-001", "mode": "create", "name": "Ada Lovelace",
+        "class_id": "CS101",
         "photos": [{"key": keys[0], "filename": "img2.jpg"},
                    {"key": keys[1], "filename": "passwd"},
                    {"key": keys[2], "filename": "holiday.gif"}],
@@ -317,7 +323,10 @@ def test_recognition_queues_a_job(client, tmp_path, redis_client, records, face_
     assert len(stored_files(tmp_path)) == 2
     [message] = queued_messages(redis_client)
     assert message["headers"]["task"] == RECOGNIZE_TASK
-    assert task_payload(message) == {
+    payload = task_payload(message)
+    assert dt.datetime.fromisoformat(payload.pop("requested_at")) <= dt.datetime.now(
+        dt.timezone.utc)
+    assert payload == {
         "job_id": job_id, "class_id": "CS101", "date": "2024-09-02",
         "photos": [{"key": f"uploads/{job_id}/000.jpg", "filename": "class photo.jpg"},
                    {"key": f"uploads/{job_id}/001.png", "filename": "b.png"}],

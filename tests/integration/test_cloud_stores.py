@@ -305,9 +305,9 @@ lost = 0
 swap = repo.records.swap_gallery_pointer
 
 
-def counting_swap(expected, new):
+def counting_swap(expected, new, **guard):
     global lost
-    won = swap(expected, new)
+    won = swap(expected, new, **guard)
     lost += not won
     return won
 

@@ -8,7 +8,7 @@ from common.auth import Role
 from common.errors import ValidationFailed
 from common.exports import to_csv
 from web.audit import audit
-from web.auth import allowed_classes, check_class, requires
+from web.auth import Forbidden, allowed_classes, check_class, current_principal, requires
 from web.context import services
 from web.forms import date_range, optional_identifier
 
@@ -37,6 +37,9 @@ def list_attendance():
         return jsonify({"records": rows})
     if fmt != "csv":
         raise ValidationFailed("format must be json or csv", code="invalid_format")
+    if current_principal().role < Role.teacher:
+        raise Forbidden("the viewer role may read attendance but not export it; exporting "
+                        "needs teacher")
     # An export leaves the system: the audit log says who took which records.
     audit("export_attendance", class_id or "*", records=len(rows), student_id=student_id,
           date_from=date_from.isoformat() if date_from else None,

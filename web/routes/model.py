@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 
 from common.schemas import ModelInfo
 from common.auth import Role
-from web.auth import requires
+from web.auth import allowed_classes, requires
 from web.context import current_manifest, services
 
 bp = Blueprint("model", __name__, url_prefix="/api/v1/model")
@@ -26,6 +26,12 @@ def model_info():
         )
     else:
         counts = manifest.embeddings_per_student()
+        allowed = allowed_classes()
+        if allowed is not None:
+            # A class-limited teacher sees the counts of their own classes' students only.
+            records = services().records
+            mine = {s.student_id for c in sorted(allowed) for s in records.list_students(c)}
+            counts = {sid: n for sid, n in counts.items() if sid in mine}
         info = ModelInfo(
             version=manifest.version, model_name=manifest.model_name,
             detector=manifest.detector, metric=manifest.metric, threshold=manifest.threshold,

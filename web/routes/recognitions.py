@@ -11,9 +11,10 @@ from common.keys import annotated_key
 from common.queue import RECOGNIZE_TASK
 from common.schemas import RecognitionRequest, validate_identifier
 from common.auth import Role
-from web.auth import check_class, requires
+from web.auth import check_class, current_principal, requires
 from web.context import services
 from web.forms import is_job_id, optional_date, require_form
+from web.routes.jobs import visible_job
 from web.submission import submit_job
 from web.uploads import read_photos
 
@@ -36,18 +37,25 @@ def recognize():
         request.files, form,
         max_count=svc.settings.max_recognition_photos, max_pixels=svc.settings.max_image_pixels,
     )
+    requested_at = dt.datetime.now(dt.timezone.utc)
     return submit_job(
         "recognition", RECOGNIZE_TASK, photos,
         lambda job_id, uploads: RecognitionRequest(
-            job_id=job_id, class_id=class_id, date=date, photos=uploads
+            job_id=job_id, class_id=class_id, date=date, photos=uploads,
+            requested_at=requested_at,
         ),
+        class_id=class_id,
     )
 
 
 @bp.get("/annotated/<job_id>/<int:n>")
 @requires(Role.teacher)
 def annotated_photo(job_id: str, n: int):
-    if not is_job_id(job_id):
+    if current_principal().classes is not None:
+        # Only the job says whose photo this is: a class-limited teacher sees the photos of
+        # their classes' jobs while the job is kept (ATTENDANCE_JOB_TTL_SECONDS).
+        visible_job(job_id)
+    elif not is_job_id(job_id):
         raise NotFound(f"no job {job_id[:64]!r}", code="job_not_found")
     key = annotated_key(job_id, n)
     try:
