@@ -234,6 +234,16 @@ class DynamoRecords:
         with self._errors(table):
             return getattr(self._client(), operation)(TableName=table, **kwargs)
 
+    def _conditional(self, table: str, operation: str, **kwargs) -> bool:
+        """A write with a ConditionExpression: False, having changed nothing, if it failed."""
+        try:
+            self._call(table, operation, **kwargs)
+        except bexc.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def _pages(self, table: str, operation: str, **kwargs) -> Iterator[dict]:
         """Every item of a Query or Scan, following LastEvaluatedKey."""
         if self.page_size:
@@ -413,20 +423,10 @@ class DynamoRecords:
             raise StudentErased(erased_message(student_id))
 
     def rename_student(self, student_id: str, name: str) -> bool:
-        self._ensure_tables()
-        try:
-            with self._errors(self.students_table):
-                self._client().update_item(
-                    TableName=self.students_table, Key={"student_id": _s(student_id)},
-                    UpdateExpression="SET #n = :name",
-                    ConditionExpression="attribute_exists(student_id)",
-                    ExpressionAttributeNames={"#n": "name"},
-                    ExpressionAttributeValues={":name": _s(name)})
-        except bexc.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditional(
+            self.students_table, "update_item", Key={"student_id": _s(student_id)},
+            UpdateExpression="SET #n = :name", ConditionExpression="attribute_exists(student_id)",
+            ExpressionAttributeNames={"#n": "name"}, ExpressionAttributeValues={":name": _s(name)})
 
     @staticmethod
     def _student(item: dict) -> Student:
@@ -507,17 +507,11 @@ class DynamoRecords:
             raise StudentErased(erased_message(record.student_id))
         # Marked already: note this job among those that saw the student.
         if record.job_id is not None:
-            try:
-                with self._errors(self.attendance_table):
-                    self._client().update_item(
-                        TableName=self.attendance_table,
-                        Key={"class_id": item["class_id"], "date_student": item["date_student"]},
-                        UpdateExpression="ADD job_ids :j",
-                        ConditionExpression="attribute_exists(class_id)",
-                        ExpressionAttributeValues={":j": {"SS": [record.job_id]}})
-            except bexc.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+            self._conditional(
+                self.attendance_table, "update_item",
+                Key={"class_id": item["class_id"], "date_student": item["date_student"]},
+                UpdateExpression="ADD job_ids :j", ConditionExpression="attribute_exists(class_id)",
+                ExpressionAttributeValues={":j": {"SS": [record.job_id]}})
         return False
 
     def attendance_jobs(self, student_id: str) -> set[str]:
@@ -636,15 +630,7 @@ class DynamoRecords:
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise StudentErased(erased_message(guard[0]))
             return not codes
-        self._ensure_tables()
-        try:
-            with self._errors(self.gallery_table):
-                self._client().put_item(TableName=self.gallery_table, Item=item, **condition)
-        except bexc.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditional(self.gallery_table, "put_item", Item=item, **condition)
 
     # --- erasure and audit ---------------------------------------------------------------------
 
@@ -677,18 +663,12 @@ class DynamoRecords:
         return len(keys)
 
     def record_erasure(self, student_id: str, at: dt.datetime) -> None:
-        self._ensure_tables()
-        try:
-            with self._errors(self.erasures_table):
-                self._client().update_item(
-                    TableName=self.erasures_table, Key={"student_id": _s(student_id)},
-                    UpdateExpression="SET erased_at = :at",
-                    ConditionExpression="attribute_not_exists(erased_at) OR erased_at < :at",
-                    ExpressionAttributeValues={":at": _s(stamp(at))})
-        except bexc.ClientError as exc:
-            # A later erasure is recorded already: keep it.
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        # Where the condition fails a later erasure is recorded already: it stays.
+        self._conditional(
+            self.erasures_table, "update_item", Key={"student_id": _s(student_id)},
+            UpdateExpression="SET erased_at = :at",
+            ConditionExpression="attribute_not_exists(erased_at) OR erased_at < :at",
+            ExpressionAttributeValues={":at": _s(stamp(at))})
 
     def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
         cutoff = stamp(since)
