@@ -198,3 +198,44 @@ def test_two_enrollments_racing_for_one_id_do_not_merge_two_people(stack, faces_
     student = stack.client.get(f"/api/v1/students/{sid}").get_json()
     assert (student["name"], student["embeddings"]) == ("Angelina Jolie", 1)
     assert stack.client.delete(f"/api/v1/students/{sid}").status_code == 200
+
+
+def test_flower_shows_the_job_id_of_a_task_and_never_a_name(stack, faces_dir):
+    """Flower keeps every task it has seen in memory, where no erasure can reach: what it is
+    shown must name no one."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import stop_process
+    from tests.emulators import free_port
+
+    port = free_port()
+    env = {**stack.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower",
+         "--address=127.0.0.1", f"--port={port}"],
+        env=env, cwd=Path(__file__).resolve().parents[2],
+        stdout=open(stack.root / "flower.log", "ab"), stderr=subprocess.STDOUT)
+    try:
+        def tasks() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks", timeout=5) as r:
+                return r.read().decode()
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                tasks()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (stack.root / "flower.log").read_text()
+                time.sleep(0.5)
+        job = enroll(stack, faces_dir, "flower-f07", name="Zebedee Quartermaine")
+        deadline = time.monotonic() + 30
+        while job["job_id"] not in (seen := tasks()):
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.5)
+        assert "Zebedee" not in seen and "Quartermaine" not in seen
+    finally:
+        stop_process(flower)
+    stack.client.delete("/api/v1/students/flower-f07")

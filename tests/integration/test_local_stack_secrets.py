@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -28,17 +27,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.emulators import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 REDIS_SERVER = shutil.which("redis-server")
 
 needs_redis_server = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server")
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_sandbox(root: Path) -> Path:
