@@ -4,10 +4,14 @@ progress bars."""
 from __future__ import annotations
 
 import hashlib
+import io
+import re
+import string
 import time
 from typing import Callable, Sequence, TypeVar
 
 import streamlit as st
+from PIL import Image, ImageOps
 
 from common.schemas import JobView
 from common.settings import Settings
@@ -28,6 +32,32 @@ INPUT_KEY = "auth.token_input"  # the password box
 ROLE_VIEWER = "viewer"
 ROLE_TEACHER_OR_ADMIN = "teacher or admin"
 
+THUMBNAIL_PX = 160
+# Every ASCII punctuation character may be backslash-escaped in (GitHub-flavoured) Markdown,
+# which then shows it as it is; Streamlit's own additions (":red[...]", ":material/x:", "$math$")
+# are built from punctuation too.
+_MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
+# GitHub-flavoured Markdown also turns bare "http://...", "www.x.y" and "a@b.c" into links, and
+# Streamlit does so after the escapes are read; an invisible WORD JOINER (U+2060) right after
+# "http"/"https"/"www" and after "@" breaks those patterns without changing what is shown.
+WORD_JOINER = "\u2060"
+_AUTOLINK_STARTS = re.compile(r"(?i)(https?(?=:)|www(?=\.)|@)")
+
+
+def plain(value: object, *, links: bool = False) -> str:
+    """``value`` as Markdown source that shows it literally: for anything a user typed (names,
+    class ids, file names) or the API repeats (its error messages) that goes into st.markdown,
+    st.caption, st.error and the like, or into a label (metric, button, progress bar, image
+    caption), all of which render Markdown. A name like ``**x** [link](http://x)`` or
+    ``<b>x</b>`` then shows as typed: no bold, no link, no HTML (a bare web address or e-mail
+    address gets an invisible word joiner, so it is not made a link either). ``links=True``
+    leaves bare addresses clickable: only for text made from the settings (the API's URL),
+    never for anything someone typed."""
+    text = " ".join(str(value).splitlines()) if value is not None else ""
+    if not links:
+        text = _AUTOLINK_STARTS.sub(lambda m: m.group(1) + WORD_JOINER, text)
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
 
 def settings() -> Settings:
     # Read on every run (it is cheap), so a changed ATTENDANCE_API_URL applies without a restart.
@@ -38,7 +68,7 @@ def settings() -> Settings:
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
         ) if callable(errors) else f"{type(exc).__name__}: {exc}"
-        st.error(f"The settings (ATTENDANCE_* variables, .env) are invalid: {detail}",
+        st.error(plain(f"The settings (ATTENDANCE_* variables, .env) are invalid: {detail}"),
                  icon=":material/settings:")
         st.stop()
         raise
@@ -171,22 +201,62 @@ def login_sidebar(api_up: bool) -> None:
                                   type="primary")
 
 
+def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
+    """A small JPEG of a photo, turned upright as its EXIF says; None when it cannot be read
+    (the API then says why it refuses it)."""
+    return _thumbnail(hashlib.sha256(data).hexdigest(), size, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail(digest: str, size: int, _data: bytes) -> bytes | None:
+    try:
+        with Image.open(io.BytesIO(_data)) as image:
+            image = ImageOps.exif_transpose(image)
+            image.thumbnail((size, size))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="JPEG", quality=85)
+            return out.getvalue()
+    except Exception:  # noqa: BLE001 - any unreadable upload just has no preview
+        return None
+
+
+def show_thumbnails(photos: Sequence[tuple[str, bytes]], what: str = "to be sent") -> None:
+    """The photos that will be sent, small, each captioned with its file name (literally)."""
+    if not photos:
+        return
+    st.caption(f"{len(photos)} photo{'s' * (len(photos) != 1)} {what}:")
+    shown = [(name, thumbnail(data)) for name, data in photos]
+    images = [t for _, t in shown if t is not None]
+    if images:
+        st.image(images, caption=[plain(name) for name, t in shown if t is not None],
+                 width=THUMBNAIL_PX)
+    unreadable = [name for name, t in shown if t is None]
+    if unreadable:
+        st.caption("No preview (not an image this app can read): "
+                   + ", ".join(plain(n) for n in unreadable))
+
+
 def flower_url() -> str:
     return f"http://127.0.0.1:{settings().flower_port}"
 
 
 def show_error(exc: ApiError, doing: str | None = None) -> None:
-    """An ApiError as people read it: what failed, why, and the API's code in small print."""
+    """An ApiError as people read it: what failed, why, and the API's code in small print;
+    ``doing`` and the message are shown literally (never as Markdown)."""
     if exc.unreachable:
-        st.error(exc.message, icon=":material/cloud_off:")
+        # Made from the API's URL (the settings) and the connection's failure only.
+        st.error(plain(exc.message, links=True), icon=":material/cloud_off:")
         return
     if exc.unauthorized:
         # The token stopped working (revoked?): check it again on the next run.
         st.session_state[ROLE_KEY] = None
     icon = ":material/lock:" if exc.forbidden or exc.unauthorized else ":material/error:"
-    st.error(f"{doing}: {exc.message}" if doing else exc.message, icon=icon)
+    # Both may carry what someone typed (a file name, a student id the API repeats).
+    message = plain(exc.message)
+    st.error(f"{plain(doing)}: {message}" if doing else message, icon=icon)
     if exc.code:
-        st.caption(f"error code: `{exc.code}`" + (f", HTTP {exc.status}" if exc.status else ""))
+        st.caption(f"error code: `{exc.code.replace('`', '')}`"
+                   + (f", HTTP {exc.status}" if exc.status else ""))
 
 
 def fetch(doing: str, call: Callable[..., T], *args, **kwargs) -> T:
@@ -217,7 +287,7 @@ def _progress_text(label: str, job: JobView) -> str:
     done, total = job.progress.done, job.progress.total
     state = {"queued": "queued, waiting for a worker", "running": "running",
              "succeeded": "done", "failed": "failed"}[job.state]
-    return f"{label}: {state} ({done}/{total} photos)"
+    return f"{plain(label)}: {state} ({done}/{total} photos)"
 
 
 def wait_for_jobs(
@@ -232,7 +302,9 @@ def wait_for_jobs(
     Returns each job's final view, or the ApiError that stopped following it (the API went
     away, or the job did not finish within ``timeout``).
     """
-    bars = {job_id: st.progress(0.0, text=f"{label}: submitted") for label, job_id in jobs}
+    # The labels carry names: every text below is Markdown-escaped (see plain()).
+    bars = {job_id: st.progress(0.0, text=f"{plain(label)}: submitted")
+            for label, job_id in jobs}
     labels = dict((job_id, label) for label, job_id in jobs)
     outcome: dict[str, JobView | ApiError] = {}
     deadline = time.monotonic() + timeout
@@ -244,7 +316,8 @@ def wait_for_jobs(
                 job = api.job(job_id)
             except ApiError as exc:
                 outcome[job_id] = exc
-                bars[job_id].progress(0.0, text=f"{labels[job_id]}: {exc.message}")
+                bars[job_id].progress(
+                    0.0, text=f"{plain(labels[job_id])}: {plain(exc.message)}")
                 continue
             total = max(job.progress.total, 1)
             fraction = 1.0 if job.state == "succeeded" else min(job.progress.done / total, 1.0)
@@ -269,10 +342,12 @@ def api_status_sidebar() -> bool:
         api.health()
     except ApiError as exc:
         if exc.unreachable:
-            st.sidebar.error(f"API not reachable: {api.base_url}", icon=":material/cloud_off:")
+            st.sidebar.error(f"API not reachable: {plain(api.base_url, links=True)}",
+                             icon=":material/cloud_off:")
         else:
-            st.sidebar.error(f"API at {api.base_url} fails: {exc.message}",
+            st.sidebar.error(f"API at {plain(api.base_url, links=True)} fails: "
+                             f"{plain(exc.message)}",
                              icon=":material/error:")
         return False
-    st.sidebar.success(f"API: {api.base_url}", icon=":material/cloud_done:")
+    st.sidebar.success(f"API: {plain(api.base_url, links=True)}", icon=":material/cloud_done:")
     return True

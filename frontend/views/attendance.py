@@ -51,7 +51,7 @@ def _charts(records: list[AttendanceRecord], roster: list[Student] | None,
     per_student = student_rates(records, roster or [], class_id)
     chosen = next((r for r in per_student if r.student_id == student_id), None)
     if chosen is not None:
-        st.metric(f"{chosen.name}: attendance rate", f"{100 * chosen.rate:.0f} %",
+        st.metric(f"{ui.plain(chosen.name)}: attendance rate", f"{100 * chosen.rate:.0f} %",
                   f"{chosen.present_days} of {chosen.class_days} class days", delta_color="off")
     left, right = st.columns(2, gap="large")
     with left:

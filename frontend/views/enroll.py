@@ -8,6 +8,7 @@ from typing import Sequence
 import pandas as pd
 import streamlit as st
 
+from common.exports import to_csv
 from common.schemas import EnrollmentResult, JobView
 from frontend import ui
 from frontend.api_client import ApiClient, ApiError, Photo, parse
@@ -15,7 +16,14 @@ from frontend.roster import BulkPlan, classes_of, photo_batches, plan_bulk_enrol
 
 SINGLE_KEY = "enroll.single_result"
 BULK_KEY = "enroll.bulk_result"
-CSV_EXAMPLE = "student_id,name,class_id\ns001,Ada Lovelace,room-1\ns002,Alan Turing,room-1\n"
+# How many times the one-student form was submitted: part of its widgets' keys, so that every
+# submission gets a new, empty form (Streamlit cannot otherwise empty a file uploader).
+FORM_GEN_KEY = "enroll.form_generation"
+CSV_FIELDS = ["student_id", "name", "class_id"]
+CSV_EXAMPLE = to_csv([
+    {"student_id": "s001", "name": "Ada Lovelace", "class_id": "room-1"},
+    {"student_id": "s002", "name": "Alan Turing", "class_id": "room-1"},
+], CSV_FIELDS)
 
 
 @dataclass
@@ -129,36 +137,54 @@ def show_outcomes(outcomes: list[JobOutcome]) -> None:
             hide_index=True, width="stretch",
         )
     for o in failed:
-        st.error(f"{o.label}: {o.state.replace('_', ' ')}: {o.error}",
+        # Names, ids and the API's message (which repeats file names) are shown literally.
+        st.error(f"{ui.plain(o.label)}: {o.state.replace('_', ' ')}: {ui.plain(o.error)}",
                  icon=":material/error:")
 
 
+def form_key(name: str) -> str:
+    """The key of the one-student form's widget ``name`` in its current generation."""
+    return f"enroll.{name}.{st.session_state.get(FORM_GEN_KEY, 0)}"
+
+
 def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
-    with st.form("enroll_single"):
-        c1, c2, c3 = st.columns(3)
-        student_id = c1.text_input("Student id", key="enroll.student_id",
-                                   help="1-64 letters, digits, '.', '_' or '-'")
-        name = c2.text_input("Name", key="enroll.name")
-        class_id = c3.text_input("Class", key="enroll.class_id",
-                                 placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
-                                 help="The class the student attends; known classes: "
-                                      + (", ".join(classes) or "none yet"))
-        photos = st.file_uploader(
-            "Photos of the student (one face each; several angles help)", type=ui.IMAGE_TYPES,
-            accept_multiple_files=True, key="enroll.photos",
-        )
-        submitted = st.form_submit_button("Enroll student", type="primary",
-                                          icon=":material/person_add:")
-    if submitted:
-        if not photos:
-            st.warning("Choose at least one photo of the student.", icon=":material/warning:")
+    form, below = st.container(border=True), st.container()
+    # The submission is handled before the form is drawn: it then starts a new generation of
+    # widgets (new keys), so the form comes back empty and one student's photos can never be
+    # sent again with the next student.
+    if st.session_state.get(form_key("submit")):
+        files = st.session_state.get(form_key("photos")) or []
+        if not files:
+            below.warning("Choose at least one photo of the student.", icon=":material/warning:")
         else:
-            st.session_state[SINGLE_KEY] = run_enrollments(api, single_requests(
-                student_id.strip(), name.strip(), class_id.strip() or None,
-                [(f.name, f.getvalue()) for f in photos], max_photos,
-                ui.request_bytes(ui.settings()),
-            ))
-    show_outcomes(st.session_state.get(SINGLE_KEY, []))
+            student_id = (st.session_state.get(form_key("student_id")) or "").strip()
+            name = (st.session_state.get(form_key("name")) or "").strip()
+            class_id = (st.session_state.get(form_key("class_id")) or "").strip() or None
+            photos = [(f.name, f.getvalue()) for f in files]
+            st.session_state[FORM_GEN_KEY] = st.session_state.get(FORM_GEN_KEY, 0) + 1
+            with below:
+                st.session_state[SINGLE_KEY] = run_enrollments(api, single_requests(
+                    student_id, name, class_id, photos, max_photos,
+                    ui.request_bytes(ui.settings()),
+                ))
+    with form:
+        c1, c2, c3 = st.columns(3)
+        c1.text_input("Student id", key=form_key("student_id"),
+                      help="1-64 letters, digits, '.', '_' or '-'")
+        c2.text_input("Name", key=form_key("name"))
+        c3.text_input("Class", key=form_key("class_id"),
+                      placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
+                      help="The class the student attends; known classes: "
+                           + (", ".join(classes) or "none yet"))
+        files = st.file_uploader(
+            "Photos of the student (one face each; several angles help)", type=ui.IMAGE_TYPES,
+            accept_multiple_files=True, key=form_key("photos"),
+        )
+        ui.show_thumbnails([(f.name, f.getvalue()) for f in files or []])
+        st.button("Enroll student", type="primary", icon=":material/person_add:",
+                  key=form_key("submit"))
+    with below:
+        show_outcomes(st.session_state.get(SINGLE_KEY, []))
 
 
 def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
@@ -168,7 +194,8 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
     )
     st.download_button("Example roster CSV", CSV_EXAMPLE, file_name="roster-example.csv",
                        mime="text/csv", icon=":material/download:")
-    with st.form("enroll_bulk"):
+    # Emptied after every submission: the same roster is not sent twice by accident.
+    with st.form("enroll_bulk", clear_on_submit=True):
         class_id = st.text_input("Class for rows without a class_id", key="bulk.class_id",
                                  placeholder=f"e.g. {classes[0] if classes else 'room-1'}")
         c1, c2 = st.columns(2)
@@ -187,7 +214,7 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         with st.expander(f"{len(plan.problems)} problem(s) in the roster or the zip: "
                          "these were skipped", expanded=True):
             for problem in plan.problems:
-                st.markdown(f"- {problem}")
+                st.markdown(f"- {ui.plain(problem)}")  # they quote the CSV and file names
     if not plan.entries:
         st.error("Nothing to enroll: no roster row has a matching photo.", icon=":material/error:")
         st.session_state.pop(BULK_KEY, None)

@@ -17,11 +17,11 @@ def render() -> None:
         "(queued, running, succeeded, failed, retried). `make run` starts it."
     )
     st.link_button("Open Flower", flower, icon=":material/open_in_new:", type="primary")
-    st.caption(f"Flower: {flower}")
+    st.caption(f"Flower: {ui.plain(flower, links=True)}")
 
     st.subheader("API readiness")
     api = ui.client()
-    st.caption(f"GET {api.base_url}/readyz")
+    st.caption(f"GET {ui.plain(api.base_url, links=True)}/readyz")
     try:
         ready = api.readiness()
     except ApiError as exc:

@@ -58,7 +58,7 @@ def render() -> None:
     )
     if without:
         st.warning("No embedding (cannot be recognised): "
-                   + ", ".join(f"{s.name} ({s.student_id})" for s in without),
+                   + ", ".join(ui.plain(f"{s.name} ({s.student_id})") for s in without),
                    icon=":material/warning:")
 
 

@@ -67,7 +67,7 @@ def _roster_list(students: Sequence[Student]) -> None:
     if not students:
         st.caption("nobody")
     for s in students:
-        st.markdown(f"- **{s.name}** `{s.student_id}`")
+        st.markdown(f"- **{ui.plain(s.name)}** `{s.student_id}`")  # ids: letters, digits, ._-
 
 
 def show_result(api: ApiClient, last: dict) -> None:
@@ -75,15 +75,16 @@ def show_result(api: ApiClient, last: dict) -> None:
     results: list[tuple[str, RecognitionResult]] = []
     for job in last["jobs"]:
         if "error" in job:
-            st.error(job["error"], icon=":material/error:")
+            st.error(ui.plain(job["error"]), icon=":material/error:")
             continue
         view = parse(JobView, job["view"], "a job")
         if view.state == "failed":
             error = view.error
-            st.error(f"Recognition failed: {error.message if error else 'no reason given'}",
+            st.error("Recognition failed: "
+                     + (ui.plain(error.message) if error else "no reason given"),
                      icon=":material/error:")
             if error:
-                st.caption(f"error code: `{error.code}`")
+                st.caption(f"error code: `{error.code.replace('`', '')}`")
             continue
         try:
             results.append((view.job_id, parse(RecognitionResult, view.result, "a result")))
@@ -101,7 +102,7 @@ def show_result(api: ApiClient, last: dict) -> None:
     present, absent = split_roster(roster, present_ids)
     unknown = sum(r.unknown_faces for _, r in results)
 
-    st.subheader(f"Class {class_id} on {date}")
+    st.subheader(f"Class {ui.plain(class_id)} on {date}")
     m1, m2, m3 = st.columns(3)
     m1.metric("Present", f"{len(present)} of {len(roster)}")
     m2.metric("Absent", len(absent))
@@ -113,7 +114,8 @@ def show_result(api: ApiClient, last: dict) -> None:
         for job_id, result in results:
             for n, photo in enumerate(result.photos):
                 if photo.error:
-                    st.warning(f"{photo.filename}: {photo.error}", icon=":material/warning:")
+                    st.warning(f"{ui.plain(photo.filename)}: {ui.plain(photo.error)}",
+                               icon=":material/warning:")
                 if photo.annotated_key is None:
                     continue
                 try:
@@ -121,7 +123,8 @@ def show_result(api: ApiClient, last: dict) -> None:
                 except ApiError as exc:
                     ui.show_error(exc, f"Could not load the annotated {photo.filename}")
                     continue
-                st.image(image, caption=f"{photo.filename}: {_face_summary(photo.faces)}",
+                st.image(image,
+                         caption=f"{ui.plain(photo.filename)}: {_face_summary(photo.faces)}",
                          width="stretch")
     with roster_col:
         st.markdown(f"#### Present ({len(present)})")
@@ -131,7 +134,8 @@ def show_result(api: ApiClient, last: dict) -> None:
         # Recognised but since removed from the class: still worth a line.
         others = [sid for sid in present_ids if sid not in {s.student_id for s in roster}]
         if others:
-            st.caption("Recognised but not on the roster: " + ", ".join(others))
+            st.caption("Recognised but not on the roster: "
+                       + ", ".join(ui.plain(sid) for sid in others))
 
 
 def render() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import LOGIN_HINT
+from frontend.ui import WORD_JOINER, plain
 from tests import tokens
 from tests.conftest import REPO
 from tests.emulators import free_port
@@ -52,8 +54,24 @@ def app_at(monkeypatch, url: str, page: str | None = None, *,
     return at
 
 
+def unescape(markdown: str) -> str:
+    """What a person reads: the app escapes Markdown specials in names and messages
+    (frontend.ui.plain), so ``a\\_b`` in the source shows as ``a_b``."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
+
+
 def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
+    return [unescape(str(e.value)) for e in elements]
+
+
+def enroll_form(at: AppTest, name: str):
+    """A widget of the one-student form, in its current generation (every submission starts
+    a new, empty one)."""
+    generation = at.session_state["enroll.form_generation"] \
+        if "enroll.form_generation" in at.session_state else 0
+    key = f"enroll.{name}.{generation}"
+    kind = {"photos": "file_uploader", "submit": "button"}.get(name, "text_input")
+    return getattr(at, kind)(key=key)
 
 
 def jpeg(path: Path) -> tuple[str, bytes, str]:
@@ -73,7 +91,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 def shown_text(at: AppTest) -> str:
     """Everything the run put on screen as text, sidebar included."""
     kinds = ("title", "markdown", "caption", "info", "success", "warning", "error")
-    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+    return "\n".join(unescape(str(e.value)) for kind in kinds for e in getattr(at, kind))
 
 
 def log_in(at: AppTest, token: str) -> AppTest:
@@ -204,10 +222,10 @@ def test_a_viewer_is_told_it_may_not_enroll(monkeypatch, api_url):
 
 def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py", token=tokens.TEACHER)
-    at.text_input(key="enroll.student_id").input("nobody")
-    at.text_input(key="enroll.name").input("No Body")
-    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / "img2.jpg")])
-    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    enroll_form(at, "student_id").input("nobody")
+    enroll_form(at, "name").input("No Body")
+    enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    enroll_form(at, "submit").click()
     at.run()
     assert texts(at.main.error) == [
         "No Body (nobody): not submitted: Your token's role may not do this: the teacher role "
@@ -217,13 +235,23 @@ def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
 
 def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
-    at.text_input(key="enroll.student_id").input("jolie")
-    at.text_input(key="enroll.name").input("Angelina Jolie")
-    at.text_input(key="enroll.class_id").input("room-1")
-    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / p) for p in JOLIE_PHOTOS])
-    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    enroll_form(at, "student_id").input("jolie")
+    enroll_form(at, "name").input("Angelina Jolie")
+    enroll_form(at, "class_id").input("room-1")
+    enroll_form(at, "photos").set_value([jpeg(faces_dir / p) for p in JOLIE_PHOTOS])
+    at.run()
+    # Before submitting, the photos to be sent are shown small, with their file names.
+    assert "4 photos to be sent:" in texts(at.caption)
+    [preview] = at.image
+    assert [unescape(c) for c in preview.captions] == JOLIE_PHOTOS
+    enroll_form(at, "submit").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
+    # The form came back empty (new widgets): nothing of this student goes to the next one.
+    assert at.session_state["enroll.form_generation"] == 1
+    assert [enroll_form(at, f).value for f in ("student_id", "name", "class_id")] == ["", "", ""]
+    assert enroll_form(at, "photos").value in (None, [])
+    assert not at.image
     assert texts(at.main.success) == [
         "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."], texts(at.error)
     table = at.dataframe[0].value
@@ -241,13 +269,32 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
 
 def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
-    at.text_input(key="enroll.student_id").input("bad id!")
-    at.file_uploader(key="enroll.photos").set_value([jpeg(faces_dir / "img2.jpg")])
-    at.button(key="FormSubmitter:enroll_single-Enroll student").click()
+    enroll_form(at, "student_id").input("bad id!")
+    enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    enroll_form(at, "submit").click()
     at.run()
     errors = texts(at.main.error)
     assert errors == ["bad id!: not submitted: student_id must be 1-64 characters of "
                       "letters, digits, '.', '_' or '-', starting with a letter or a digit"], errors
+
+
+def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
+    name = "**bold** [link](http://x) <b>x</b> :red[red]"
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
+    enroll_form(at, "student_id").input("hostile")
+    enroll_form(at, "name").input(name)
+    enroll_form(at, "photos").set_value([("*wall*_[1].png", blank_png(), "image/png")])
+    at.run()
+    # The thumbnail's caption is the file name, escaped.
+    assert at.image[0].captions == [plain("*wall*_[1].png")]
+    enroll_form(at, "submit").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.main.error
+    # The Markdown source escapes every special, so Streamlit shows the name as it was typed.
+    assert error.value.startswith(plain(f"{name} (hostile)") + ": failed: "), error.value
+    assert "*wall*_[1].png: no face found" in unescape(error.value)
+    assert "**bold**" not in error.value and "](http" not in error.value
 
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
@@ -305,7 +352,7 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     assert "#### Present (1)" in markdown and "- **Angelina Jolie** `jolie`" in markdown
     images = at.image
     assert len(images) == 1
-    [caption] = images[0].captions
+    [caption] = [unescape(c) for c in images[0].captions]  # file names are escaped
     assert images[0].value[0]  # a media URL: the annotated JPEG was fetched and served
     assert caption.startswith("couple.jpg: 1 recognised (green), ") and "unknown (red)" in caption
 
@@ -344,7 +391,7 @@ def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api
     assert [(b.value, b.proto.text) for b in bars] == [
         (100, "Photos batch 1 of 2: done (1/1 photos)"),
         (100, "Photos batch 2 of 2: done (1/1 photos)")]
-    assert [i.captions[0].split(":")[0] for i in at.image] == [
+    assert [unescape(i.captions[0]).split(":")[0] for i in at.image] == [
         "couple.jpg", "selfie-many-people.jpg"]
     assert metrics(at)["Present"] == "1 of 1"
 

