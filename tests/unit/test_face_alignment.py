@@ -1,0 +1,77 @@
+"""CenterFace's decoding and the landmark alignment: pure geometry, no weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.face.centerface import CenterFace, nms
+from common.face.detect import TEMPLATE_160, align_by_landmarks, similarity
+
+
+def rotation(degrees: float) -> np.ndarray:
+    a = np.deg2rad(degrees)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+@pytest.mark.parametrize("degrees, scale, shift", [(0, 1, (0, 0)), (30, 2.5, (300, -40)),
+                                                   (-35, 0.3, (12, 900)), (90, 1.7, (5, 5))])
+def test_similarity_recovers_a_known_transform(degrees, scale, shift):
+    src = np.random.default_rng(1).uniform(0, 200, (5, 2))
+    dst = scale * src @ rotation(degrees).T + shift
+    matrix = similarity(src, dst)
+    assert np.allclose(matrix[:, :2], scale * rotation(degrees), atol=1e-9)
+    assert np.allclose(matrix[:, 2], shift, atol=1e-7)
+
+
+def test_similarity_never_mirrors():
+    src = TEMPLATE_160.astype(np.float64)
+    mirrored = src * [-1, 1]
+    matrix = similarity(src, mirrored)
+    assert np.linalg.det(matrix[:, :2]) > 0
+
+
+def draw_face(size: int, landmarks: np.ndarray, radius: int) -> np.ndarray:
+    """A grey image with a bright square on each landmark."""
+    img = np.full((size, size, 3), 60, np.uint8)
+    for x, y in landmarks.round().astype(int):
+        img[y - radius:y + radius + 1, x - radius:x + radius + 1] = (255, 255, 255)
+    return img
+
+
+@pytest.mark.parametrize("degrees, scale", [(0, 1.0), (25, 3.0), (-35, 0.8), (10, 9.0)])
+def test_a_tilted_face_at_any_size_comes_out_upright_on_the_template(degrees, scale):
+    centre = np.array([500.0, 500.0])
+    marks = (TEMPLATE_160 - 80) * scale @ rotation(degrees).T + centre
+    crop = align_by_landmarks(draw_face(1000, marks, max(2, round(2 * scale))), marks)
+    assert crop.shape == (160, 160, 3) and crop.dtype == np.float32
+    assert 0.0 <= crop.min() and crop.max() <= 1.0
+    for x, y in TEMPLATE_160.round().astype(int):
+        assert crop[y - 1:y + 2, x - 1:x + 2].max() > 0.6, (degrees, scale, x, y)
+
+
+def test_degenerate_landmarks_give_no_crop():
+    assert align_by_landmarks(np.zeros((50, 50, 3), np.uint8), np.full((5, 2), 20.0)) is None
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]],
+                     np.float32)
+    scores = np.array([0.6, 0.9, 0.5, 0.4], np.float32)
+    assert nms(boxes, scores).tolist() == [1, 2]
+
+
+def test_decode_places_a_face_where_the_heatmap_peaks():
+    h, w = 20, 30
+    heatmap = np.zeros((h, w), np.float32)
+    heatmap[10, 5] = 0.9
+    scale = np.full((2, h, w), np.log(40 / 4), np.float32)  # 40 x 40 px
+    offset = np.zeros((2, h, w), np.float32)
+    marks = np.zeros((10, h, w), np.float32)
+    marks[:, 10, 5] = [0.3, 0.25, 0.3, 0.75, 0.55, 0.5, 0.8, 0.3, 0.8, 0.7]  # (dy, dx) x 5
+    found = CenterFace.decode(heatmap, scale, offset, marks, 0.5, (h * 4, w * 4))
+    assert found.scores.tolist() == pytest.approx([0.9])
+    cx, cy = (5 + 0.5) * 4, (10 + 0.5) * 4
+    assert found.boxes[0] == pytest.approx([cx - 20, cy - 20, cx + 20, cy + 20])
+    assert found.landmarks[0][0] == pytest.approx([cx - 20 + 0.25 * 40, cy - 20 + 0.3 * 40])
+    assert CenterFace.decode(heatmap, scale, offset, marks, 0.95, (80, 120)).scores.size == 0
