@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -57,6 +58,15 @@ class ApiError(Exception):
     def forbidden(self) -> bool:
         """HTTP 403: a valid token whose role (or classes) may not do this."""
         return self.status == 403
+
+    @property
+    def student_exists(self) -> bool:
+        """HTTP 409 ``student_exists``: enrolling an id that is taken (add photos instead)."""
+        return self.status == 409 and self.code == "student_exists"
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
 
     def __str__(self) -> str:
         return self.message
@@ -166,14 +176,36 @@ class ApiClient:
         return [parse(AttendanceRecord, r, "an attendance record")
                 for r in _list(data, "records")]
 
+    def student(self, student_id: str) -> Student:
+        """GET /api/v1/students/<id>; 404 ``student_not_found`` when there is none."""
+        return parse(Student, self._json("GET", _student_path(student_id)), "a student")
+
     def enroll(
         self, student_id: str, name: str, class_id: str | None, photos: Sequence[Photo]
     ) -> JobAccepted:
+        """A new student (POST /api/v1/students). An id that is taken is refused with 409
+        ``student_exists`` (ApiError.student_exists): add_photos() is the way to add to them."""
         form = {"student_id": student_id, "name": name}
         if class_id:
             form["class_id"] = class_id
         data = self._json("POST", "/api/v1/students", data=form, files=_files(photos))
         return parse(JobAccepted, data, "a job")
+
+    def add_photos(
+        self, student_id: str, photos: Sequence[Photo], class_id: str | None = None
+    ) -> JobAccepted:
+        """More photos (1-20 a request) of an enrolled student, and optionally a class for them
+        (POST /api/v1/students/<id>/photos): a job like an enrollment's; 404
+        ``student_not_found`` when there is no such student."""
+        form = {"class_id": class_id} if class_id else {}
+        data = self._json("POST", f"{_student_path(student_id)}/photos", data=form,
+                          files=_files(photos))
+        return parse(JobAccepted, data, "a job")
+
+    def rename(self, student_id: str, name: str) -> Student:
+        """PATCH /api/v1/students/<id> with ``{"name": ...}``: the student as renamed."""
+        data = self._json("PATCH", _student_path(student_id), json={"name": name})
+        return parse(Student, data, "a student")
 
     def recognize(self, class_id: str, date: dt.date, photos: Sequence[Photo]) -> JobAccepted:
         form = {"class_id": class_id, "date": date.isoformat()}
@@ -224,6 +256,10 @@ def parse(model: type[M], data: Any, what: str) -> M:
             f"{where + ': ' if where else ''}{first.get('msg', exc)}",
             code="bad_response",
         ) from None
+
+
+def _student_path(student_id: str) -> str:
+    return f"/api/v1/students/{urllib.parse.quote(student_id, safe='')}"
 
 
 def _files(photos: Sequence[Photo]) -> list[tuple[str, tuple[str, bytes]]]:

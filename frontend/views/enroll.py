@@ -12,7 +12,7 @@ from common.exports import to_csv
 from common.schemas import EnrollmentResult, JobView
 from frontend import ui
 from frontend.api_client import ApiClient, ApiError, Photo, parse
-from frontend.roster import BulkPlan, classes_of, photo_batches, plan_bulk_enrollment
+from frontend.roster import classes_of, photo_batches, plan_bulk_enrollment
 
 SINGLE_KEY = "enroll.single_result"
 BULK_KEY = "enroll.bulk_result"
@@ -26,6 +26,15 @@ CSV_EXAMPLE = to_csv([
 ], CSV_FIELDS)
 
 
+ALREADY = "already_enrolled"
+# The last one-student submission whose id was taken: its photos, kept for the choice to add
+# them to that student instead.
+PENDING_KEY = "enroll.pending_existing"
+NOTE_KEY = "enroll.note"
+# (student_id, name, class_id, all of the student's photos)
+StudentPhotos = tuple[str, str, str | None, Sequence[Photo]]
+
+
 @dataclass
 class JobOutcome:
     """One enrollment request and how it ended, as the results table shows it."""
@@ -33,11 +42,12 @@ class JobOutcome:
     student_id: str
     name: str
     job_id: str | None
-    state: str  # succeeded, failed, or not_submitted
+    state: str  # queued, succeeded, failed, unknown, not_submitted or already_enrolled
     photos: int
     accepted: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    added: bool = False  # photos added to a student enrolled already
 
     @property
     def label(self) -> str:
@@ -46,20 +56,18 @@ class JobOutcome:
         return self.name or self.student_id or "(no student id)"
 
 
-def submit_enrollments(
-    api: ApiClient, requests_: Sequence[tuple[str, str, str | None, Sequence[Photo]]]
-) -> list[JobOutcome]:
-    """Queue each (student_id, name, class_id, photos); a refusal is an outcome, not a stop."""
-    outcomes = []
-    for student_id, name, class_id, photos in requests_:
-        try:
-            job_id = api.enroll(student_id, name, class_id, photos).job_id
-        except ApiError as exc:
-            outcomes.append(JobOutcome(student_id, name, None, "not_submitted", len(photos),
-                                       error=exc.message))
-            continue
-        outcomes.append(JobOutcome(student_id, name, job_id, "queued", len(photos)))
-    return outcomes
+def submit_one(api: ApiClient, student_id: str, name: str, class_id: str | None,
+               photos: Sequence[Photo], *, add: bool = False) -> JobOutcome:
+    """Queue one request: a new student, or (``add``) photos for an enrolled one. A refusal is
+    an outcome, not a stop; an id that is taken (409 student_exists) is ``already_enrolled``."""
+    try:
+        job = (api.add_photos(student_id, photos, class_id) if add
+               else api.enroll(student_id, name, class_id, photos))
+    except ApiError as exc:
+        state = ALREADY if exc.student_exists and not add else "not_submitted"
+        return JobOutcome(student_id, name, None, state, len(photos), error=exc.message,
+                          added=add)
+    return JobOutcome(student_id, name, job.job_id, "queued", len(photos), added=add)
 
 
 def settle(outcomes: list[JobOutcome], finished: dict[str, JobView | ApiError]) -> None:
@@ -85,47 +93,77 @@ def settle(outcomes: list[JobOutcome], finished: dict[str, JobView | ApiError]) 
             outcome.error = f"{final.error.message} ({final.error.code})"
 
 
+def _follow(api: ApiClient, outcomes: list[JobOutcome]) -> None:
+    """A progress bar per queued job until all have ended; then their outcomes filled in."""
+    queued = [(f"{o.label}, {o.photos} photo{'s' * (o.photos != 1)}", o.job_id)
+              for o in outcomes if o.state == "queued" and o.job_id]
+    settle(outcomes, ui.wait_for_jobs(api, queued) if queued else {})
+
+
 def run_enrollments(
-    api: ApiClient, requests_: Sequence[tuple[str, str, str | None, Sequence[Photo]]]
+    api: ApiClient, students: Sequence[StudentPhotos], max_photos: int,
+    max_bytes: int | None = None, *, add: bool = False,
 ) -> list[JobOutcome]:
-    """Submit, show a progress bar per job until all are done, and return the outcomes."""
-    outcomes = submit_enrollments(api, requests_)
-    submitted = [(f"{o.label}, {o.photos} photo{'s' * (o.photos != 1)}", o.job_id)
-                 for o in outcomes if o.job_id]
-    finished = ui.wait_for_jobs(api, submitted) if submitted else {}
-    settle(outcomes, finished)
+    """Enroll each student (or, with ``add``, add photos to each enrolled one), following every
+    job with a progress bar; the outcomes, in order.
+
+    A student with more photos than one request takes is sent as several requests: the first
+    goes with everyone else's; the rest are added to the student (POST .../photos) once that
+    first job has succeeded, since only then does the student exist. When it did not succeed
+    (or the id is enrolled already), the rest are not sent.
+    """
+    batches = [photo_batches(photos, max_photos, max_bytes) for *_, photos in students]
+    first: list[tuple[int, JobOutcome]] = [
+        (i, submit_one(api, sid, name, class_id, batches[i][0], add=add))
+        for i, (sid, name, class_id, _) in enumerate(students) if batches[i]
+    ]
+    _follow(api, [o for _, o in first])
+    outcomes: list[JobOutcome] = []
+    later: list[JobOutcome] = []
+    for i, outcome in first:
+        sid, name, class_id, photos = students[i]
+        rest = batches[i][1:]
+        outcomes.append(outcome)
+        if outcome.state == ALREADY:
+            outcome.photos = len(photos)  # none of them was sent
+        elif rest and outcome.state != "succeeded":
+            left = sum(len(part) for part in rest)
+            outcome.error = (f"{outcome.error or outcome.state}; the other {left} "
+                             f"photo{'s' * (left != 1)} were not sent")
+        elif rest:
+            for part in rest:
+                more = submit_one(api, sid, name, class_id, part, add=True)
+                outcomes.append(more)
+                later.append(more)
+    _follow(api, later)
     return outcomes
-
-
-def single_requests(
-    student_id: str, name: str, class_id: str | None, photos: Sequence[Photo], max_photos: int,
-    max_bytes: int | None = None,
-) -> list[tuple[str, str, str | None, Sequence[Photo]]]:
-    return [(student_id, name, class_id, part)
-            for part in photo_batches(photos, max_photos, max_bytes)]
-
-
-def bulk_requests(
-    plan: BulkPlan, max_photos: int, max_bytes: int | None = None
-) -> list[tuple[str, str, str | None, Sequence[Photo]]]:
-    return [(e.student_id, e.name, e.class_id, part)
-            for e, part in plan.jobs(max_photos, max_bytes)]
 
 
 def show_outcomes(outcomes: list[JobOutcome]) -> None:
     if not outcomes:
         return
-    ok = sum(o.state == "succeeded" for o in outcomes)
-    accepted = sum(o.accepted for o in outcomes)
-    rejected = [(o, f, r) for o in outcomes for f, r in o.rejected]
-    failed = [o for o in outcomes if o.state != "succeeded"]
-    summary = (f"{ok} of {len(outcomes)} enrollment job{'s' * (len(outcomes) != 1)} succeeded: "
-               f"{accepted} photo{'s' * (accepted != 1)} accepted, {len(rejected)} rejected.")
-    (st.success if not failed and not rejected else st.warning)(summary)
+    already = [o for o in outcomes if o.state == ALREADY]
+    jobs = [o for o in outcomes if o.state != ALREADY]
+    ok = sum(o.state == "succeeded" for o in jobs)
+    accepted = sum(o.accepted for o in jobs)
+    rejected = [(o, f, r) for o in jobs for f, r in o.rejected]
+    failed = [o for o in jobs if o.state != "succeeded"]
+    if jobs:
+        summary = (f"{ok} of {len(jobs)} enrollment job{'s' * (len(jobs) != 1)} succeeded: "
+                   f"{accepted} photo{'s' * (accepted != 1)} accepted, "
+                   f"{len(rejected)} rejected.")
+        (st.success if not failed and not rejected else st.warning)(summary)
+    if already:
+        st.info("Already enrolled, so not changed: "
+                + ", ".join(ui.plain(o.label) for o in already)
+                + ". Their photos can be added to them on *Students and model*.",
+                icon=":material/info:")
     st.dataframe(
         pd.DataFrame([{
-            "student_id": o.student_id, "name": o.name, "state": o.state, "photos": o.photos,
-            "accepted": o.accepted, "rejected": len(o.rejected), "job_id": o.job_id or "",
+            "student_id": o.student_id, "name": o.name,
+            "state": "already enrolled" if o.state == ALREADY else o.state,
+            "photos": o.photos, "accepted": o.accepted, "rejected": len(o.rejected),
+            "job_id": o.job_id or "",
         } for o in outcomes]),
         hide_index=True, width="stretch",
     )
@@ -162,11 +200,18 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             class_id = (st.session_state.get(form_key("class_id")) or "").strip() or None
             photos = [(f.name, f.getvalue()) for f in files]
             st.session_state[FORM_GEN_KEY] = st.session_state.get(FORM_GEN_KEY, 0) + 1
+            st.session_state.pop(NOTE_KEY, None)
             with below:
-                st.session_state[SINGLE_KEY] = run_enrollments(api, single_requests(
-                    student_id, name, class_id, photos, max_photos,
-                    ui.request_bytes(ui.settings()),
-                ))
+                outcomes = run_enrollments(api, [(student_id, name, class_id, photos)],
+                                           max_photos, ui.request_bytes(ui.settings()))
+            st.session_state[SINGLE_KEY] = outcomes
+            if outcomes and outcomes[0].state == ALREADY:
+                # Nothing was sent: keep the photos for an explicit choice to add them.
+                st.session_state[PENDING_KEY] = {
+                    "student_id": student_id, "name": name, "class_id": class_id,
+                    "photos": photos, "message": outcomes[0].error}
+            else:
+                st.session_state.pop(PENDING_KEY, None)
     with form:
         c1, c2, c3 = st.columns(3)
         c1.text_input("Student id", key=form_key("student_id"),
@@ -184,7 +229,58 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         st.button("Enroll student", type="primary", icon=":material/person_add:",
                   key=form_key("submit"))
     with below:
-        show_outcomes(st.session_state.get(SINGLE_KEY, []))
+        outcomes = st.session_state.get(SINGLE_KEY, [])
+        if st.session_state.get(PENDING_KEY) and outcomes and outcomes[0].state == ALREADY:
+            _add_to_existing(api, max_photos)
+        else:
+            show_outcomes(outcomes)
+        note = st.session_state.get(NOTE_KEY)
+        if note:
+            (st.success if note[0] == "ok" else st.error)(note[1])
+
+
+def _add_to_existing(api: ApiClient, max_photos: int) -> None:
+    """The API refused a new student because the id is taken: say so in its words, and offer
+    to add the photos to that student instead (or to drop them)."""
+    pending = st.session_state[PENDING_KEY]
+    sid, name, photos = pending["student_id"], pending["name"], pending["photos"]
+    try:
+        existing = api.student(sid)
+    except ApiError:
+        existing = None  # e.g. in a class this token may not see: the API's message says enough
+    st.warning(ui.plain(pending["message"]), icon=":material/person_alert:")
+    with st.container(border=True):
+        who = f"{ui.plain(existing.name)} ({ui.plain(sid)})" if existing else ui.plain(sid)
+        n = len(photos)
+        these = "this photo" if n == 1 else f"these {n} photos"
+        st.markdown(f"{who} is enrolled already. Add {these} to them instead?")
+        ui.show_thumbnails(photos, "not sent yet")
+        rename = False
+        if existing is not None and name and existing.name != name:
+            rename = st.checkbox(f"Also rename them to {ui.plain(name)}",
+                                 key="enroll.pending_rename")
+        c1, c2 = st.columns([1, 1])
+        add = c1.button(f"Add the photo{'s' * (n != 1)} to {ui.plain(sid)}", type="primary",
+                        icon=":material/add_photo_alternate:", key="enroll.pending_add")
+        cancel = c2.button("Do not add them", key="enroll.pending_cancel")
+    if cancel:
+        st.session_state.pop(PENDING_KEY, None)
+        st.session_state.pop(SINGLE_KEY, None)
+        st.rerun()
+    if add:
+        st.session_state.pop(PENDING_KEY, None)
+        outcomes = run_enrollments(api, [(sid, name, pending["class_id"], photos)], max_photos,
+                                   ui.request_bytes(ui.settings()), add=True)
+        st.session_state[SINGLE_KEY] = outcomes
+        if rename:
+            try:
+                api.rename(sid, name)
+                st.session_state[NOTE_KEY] = ("ok", f"Renamed {ui.plain(sid)} to "
+                                                     f"{ui.plain(name)}.")
+            except ApiError as exc:
+                st.session_state[NOTE_KEY] = ("error", "Could not rename them: "
+                                                        + ui.plain(exc.message))
+        st.rerun()
 
 
 def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
@@ -220,7 +316,8 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         st.session_state.pop(BULK_KEY, None)
         return
     st.session_state[BULK_KEY] = run_enrollments(
-        api, bulk_requests(plan, max_photos, ui.request_bytes(ui.settings())))
+        api, [(e.student_id, e.name, e.class_id, e.photos) for e in plan.entries], max_photos,
+        ui.request_bytes(ui.settings()))
     show_outcomes(st.session_state[BULK_KEY])
 
 

@@ -130,8 +130,8 @@ def assert_form_is_empty(page) -> None:
     assert page.get_by_text("to be sent:").count() == 0
 
 
-def test_two_students_in_a_row_each_get_only_their_own_photos(browser, app_url, api_url,  # noqa: F811
-                                                              faces_dir):
+def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
+        browser, app_url, api_url, faces_dir):
     jolie = [faces_dir / name for name in JOLIE]
     seinfeld = seinfeld_photos(2)
     context, page = new_page(browser)
@@ -166,6 +166,34 @@ def test_two_students_in_a_row_each_get_only_their_own_photos(browser, app_url, 
         assert student["class_ids"] == ["room-e"]
     assert jobs["row_jolie"]["result"]["accepted_photos"] == 2
     assert jobs["row_seinfeld"]["result"]["accepted_photos"] >= 1
+
+
+def test_enrolling_a_taken_id_offers_to_add_the_photos(browser, app_url, api_url,  # noqa: F811
+                                                       faces_dir):
+    before = api_get(api_url, "/api/v1/students/row_jolie")["embeddings"]
+    context, page = new_page(browser)
+    try:
+        page.goto(f"{app_url}/enroll")
+        page.get_by_role("heading", name="Enroll", exact=True).wait_for()
+        settle(page)
+        fill(page, "Student id", "row_jolie")
+        fill(page, "Name", "Angelina Jolie")
+        choose_photos(page, [faces_dir / "img5.jpg"])
+        page.get_by_role("button", name="Enroll student").click()
+        page.get_by_text("student id 'row_jolie' is taken by a student enrolled already")\
+            .wait_for()
+        page.get_by_text("Angelina Jolie (row_jolie) is enrolled already. Add this photo to "
+                         "them instead?").wait_for()
+        settle(page)
+        assert_form_is_empty(page)
+        full_screenshot(page, "enroll-existing-id")
+        assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before
+        page.get_by_role("button", name="Add the photo to row_jolie").click()
+        page.get_by_text("1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected.")\
+            .wait_for(timeout=JOB_TIMEOUT)
+    finally:
+        context.close()
+    assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before + 1
 
 
 HOSTILE = "**bold** [link](http://evil.example) <b>x</b> :red[red]"

@@ -299,6 +299,7 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     roster = ("student_id,name,class_id\n"
+              "jolie,Angelina Jolie,room-1\n"  # enrolled already (one student, above)
               "jolie_b,Angelina B,\n"
               "wall,Just A Wall,\n"
               "ghost,Nobody Here,\n"
@@ -306,6 +307,7 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("jolie_b/1.jpg", (faces_dir / "img5.jpg").read_bytes())
+        z.writestr("jolie.jpg", (faces_dir / "img4.jpg").read_bytes())
         z.writestr("jolie_b_2.png", blank_png())
         z.writestr("wall.png", blank_png())
         z.writestr("stranger.jpg", (faces_dir / "img6.jpg").read_bytes())
@@ -319,19 +321,99 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     assert not at.exception, [e.value for e in at.exception]
 
     problems = " ".join(texts(at.markdown))
-    assert "CSV line 5: student_id 'bad id' must be" in problems
+    assert "CSV line 6: student_id 'bad id' must be" in problems
     assert "photo stranger.jpg: matches no student_id in the roster" in problems
     assert "student ghost: no photo in the zip (not enrolled)" in problems
     assert texts(at.main.warning) == [
         "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."]
     results, rejected = at.dataframe[0].value, at.dataframe[1].value
     assert dict(zip(results["student_id"], results["state"])) == {
-        "jolie_b": "succeeded", "wall": "failed"}
+        "jolie": "already enrolled", "jolie_b": "succeeded", "wall": "failed"}
+    # A row whose id is taken does not fail the batch: it is reported, and left as it was.
+    assert texts(at.main.info) == [
+        "Already enrolled, so not changed: Angelina Jolie (jolie). Their photos can be added "
+        "to them on *Students and model*."]
     assert rejected.to_dict("records") == [
         {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}]
     errors = texts(at.main.error)
     assert len(errors) == 1 and errors[0].startswith("Just A Wall (wall): failed: ")
     assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
+
+
+def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_url,
+                                                                faces_dir):
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
+    enroll_form(at, "student_id").input("jolie")
+    enroll_form(at, "name").input("A. Jolie")
+    enroll_form(at, "photos").set_value([jpeg(faces_dir / "img5.jpg")])
+    enroll_form(at, "submit").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    # The API's 409, in its words; nothing was sent, and the form is empty again.
+    [warning] = texts(at.main.warning)
+    assert warning.startswith("student id 'jolie' is taken by a student enrolled already")
+    assert "(the name given differs from theirs)" in warning
+    assert enroll_form(at, "student_id").value == ""
+    assert "Angelina Jolie (jolie) is enrolled already. Add this photo to them instead?" in \
+        texts(at.main.markdown)
+    assert "1 photo not sent yet:" in texts(at.main.caption)
+    assert at.checkbox(key="enroll.pending_rename").label == plain("Also rename them to A. Jolie")
+    at.button(key="enroll.pending_add").click()  # the explicit choice; no rename
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.main.success) == [
+        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."], texts(at.main.error)
+    assert not [b for b in at.button if b.key == "enroll.pending_add"]
+    at.switch_page("views/students.py").run()
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie", "name"] == "Angelina Jolie"
+    assert table.loc["jolie", "embeddings"] == 5
+
+
+def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_dir):
+    at = app_at(monkeypatch, api_url, "views/students.py")
+    at.selectbox(key="students.change_id").select("jolie_b")
+    at.run()
+    generation = 0
+    box = at.text_input(key=f"students.name.jolie_b.{generation}")
+    assert box.value == "Angelina B"
+    box.input("**Angelina** [B](http://x)")
+    at.button(key=f"students.rename.{generation}").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.main.success) == ["Renamed jolie_b to **Angelina** [B](http://x)."]
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie_b", "name"] == "**Angelina** [B](http://x)"
+    before = table.loc["jolie_b", "embeddings"]
+
+    generation = at.session_state["students.form_generation"]
+    at.file_uploader(key=f"students.photos.{generation}").set_value(
+        [jpeg(faces_dir / "img6.jpg")])
+    at.run()
+    assert "1 photo to be sent:" in texts(at.main.caption)
+    at.button(key=f"students.add.{generation}").click()
+    at.run(timeout=JOB_RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.main.success) == [
+        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."], texts(at.main.error)
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie_b", "embeddings"] == before + 1
+    # The uploader is a new, empty one.
+    generation = at.session_state["students.form_generation"]
+    assert at.file_uploader(key=f"students.photos.{generation}").value in (None, [])
+
+
+def test_a_teacher_may_not_rename(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, "views/students.py", token=tokens.TEACHER)
+    at.selectbox(key="students.change_id").select("jolie")
+    at.run()
+    at.text_input(key="students.name.jolie.0").input("Someone Else")
+    at.button(key="students.rename.0").click()
+    at.run()
+    [error] = texts(at.main.error)
+    assert error.startswith("Could not rename jolie: Your token's role may not do this"), error
+    assert at.dataframe[0].value.set_index("student_id").loc["jolie", "name"] == \
+        "Angelina Jolie"
 
 
 def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url, faces_dir):

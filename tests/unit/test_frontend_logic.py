@@ -15,8 +15,9 @@ import zipfile
 import pytest
 import requests
 
-from common.schemas import AttendanceRecord, RecognitionResult, Student
-from frontend.api_client import LOGIN_HINT, ApiClient, ApiError, _error_from, parse
+from common.schemas import AttendanceRecord, JobView, RecognitionResult, Student
+from frontend import ui
+from frontend.api_client import LOGIN_HINT, ApiClient, ApiError, JobAccepted, _error_from, parse
 from frontend.roster import (
     photo_batches,
     classes_of,
@@ -28,6 +29,7 @@ from frontend.roster import (
 )
 from frontend.stats import daily_rates, records_csv, roster_sizes, student_rates
 from frontend.ui import WORD_JOINER, plain
+from frontend.views.enroll import ALREADY, run_enrollments
 
 D1, D2, D3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
 
@@ -313,8 +315,9 @@ def response(status: int, body: bytes, content_type: str = "application/json"):
     resp.status_code = status
     resp._content = body
     resp.headers["Content-Type"] = content_type
-    resp.reason = {200: "OK", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
-                   502: "Bad Gateway", 503: "SERVICE UNAVAILABLE"}[status]
+    resp.reason = {200: "OK", 202: "ACCEPTED", 400: "BAD REQUEST", 401: "UNAUTHORIZED",
+                   403: "FORBIDDEN", 404: "NOT FOUND", 409: "CONFLICT", 502: "Bad Gateway",
+                   503: "SERVICE UNAVAILABLE"}[status]
     return resp
 
 
@@ -449,3 +452,132 @@ def test_403_for_a_class_says_the_token_is_limited_to_other_classes():
     assert info.value.code == "class_forbidden"
     assert str(info.value).startswith(
         "Your token is limited to other classes: this token may not access class 'room-2'.")
+
+
+# --- enrolling an id that is taken; adding photos; renaming --------------------------------------
+
+JOB = {"job_id": "b" * 32, "status_url": f"/api/v1/jobs/{'b' * 32}"}
+
+
+def test_enrolling_a_taken_id_is_a_student_exists_error_with_the_apis_message():
+    message = ("student id 's1' is taken by a student enrolled already; to add photos to them "
+               "use POST /api/v1/students/s1/photos, to rename them PATCH /api/v1/students/s1")
+    session = FakeSession(response(409, api_error("student_exists", message)))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", token="t", session=session).enroll(
+            "s1", "Ann", None, [("a.jpg", b"x")])
+    exc = info.value
+    assert (exc.student_exists, exc.status, exc.code, str(exc)) == (
+        True, 409, "student_exists", message)
+    assert not exc.forbidden and not exc.not_found
+
+
+def test_add_photos_posts_the_photos_and_the_class_to_the_students_photos():
+    session = FakeSession(response(202, json.dumps(JOB).encode()))
+    api = ApiClient("http://api", token="t", session=session)
+    job = api.add_photos("s1", [("a.jpg", b"1"), ("b.png", b"2")], "room-2")
+    assert job.job_id == "b" * 32
+    method, url, kwargs = session.calls[0]
+    assert (method, url) == ("POST", "http://api/api/v1/students/s1/photos")
+    assert kwargs["data"] == {"class_id": "room-2"}
+    assert kwargs["files"] == [("photos", ("a.jpg", b"1")), ("photos", ("b.png", b"2"))]
+    assert kwargs["headers"] == {"Authorization": "Bearer t"}
+    api.add_photos("s.1_x-2", [("a.jpg", b"1")])  # no class: no class_id field at all
+    assert session.calls[1][1] == "http://api/api/v1/students/s.1_x-2/photos"
+    assert session.calls[1][2]["data"] == {}
+    api.add_photos("a/b", [("a.jpg", b"1")])  # an id is one path segment, whatever it holds
+    assert session.calls[2][1] == "http://api/api/v1/students/a%2Fb/photos"
+
+
+def test_add_photos_to_nobody_is_student_not_found():
+    session = FakeSession(response(404, api_error("student_not_found", "no student 's9'")))
+    with pytest.raises(ApiError) as info:
+        ApiClient("http://api", token="t", session=session).add_photos("s9", [("a.jpg", b"1")])
+    assert (info.value.not_found, info.value.code, str(info.value)) == (
+        True, "student_not_found", "no student 's9'")
+
+
+def test_rename_patches_the_name_and_returns_the_student():
+    body = {"student_id": "s1", "name": "Ann Lee", "class_ids": ["room-1"], "embeddings": 3}
+    session = FakeSession(response(200, json.dumps(body).encode()))
+    api = ApiClient("http://api", token="t", session=session)
+    assert api.rename("s1", "Ann Lee") == Student(**body)
+    method, url, kwargs = session.calls[0]
+    assert (method, url, kwargs["json"]) == ("PATCH", "http://api/api/v1/students/s1",
+                                             {"name": "Ann Lee"})
+    assert kwargs["headers"] == {"Authorization": "Bearer t"}
+    assert api.student("s1").embeddings == 3
+    assert session.calls[1][:2] == ("GET", "http://api/api/v1/students/s1")
+
+
+class ScriptedApi:
+    """An ApiClient's enroll/add_photos as far as run_enrollments uses them: an id in
+    ``taken`` is refused with 409, every other request is queued, and what was asked is kept."""
+
+    def __init__(self, taken=()):
+        self.taken = set(taken)
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def _job(self, kind, sid, photos):
+        self.calls.append((kind, sid, [n for n, _ in photos]))
+        return JobAccepted(job_id=f"{len(self.calls):032x}", status_url="/x")
+
+    def enroll(self, sid, name, class_id, photos):
+        if sid in self.taken:
+            self.calls.append(("refused", sid, [n for n, _ in photos]))
+            raise ApiError(f"student id {sid!r} is taken", code="student_exists", status=409)
+        return self._job("enroll", sid, photos)
+
+    def add_photos(self, sid, photos, class_id=None):
+        return self._job("add", sid, photos)
+
+
+def finished(job_ids, state="succeeded"):
+    now = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+    return {j: JobView(job_id=j, kind="enrollment", state=state,
+                       progress={"done": 1, "total": 1}, created_at=now, updated_at=now,
+                       result={"student_id": "x", "accepted_photos": 1, "rejected": [],
+                               "model_version": 1} if state == "succeeded" else None)
+            for _, j in job_ids}
+
+
+def photos(*names):
+    return [(n, b"x") for n in names]
+
+
+def test_a_student_with_many_photos_is_created_first_and_the_rest_added_after(monkeypatch):
+    waits = []
+    monkeypatch.setattr(ui, "wait_for_jobs",
+                        lambda api, jobs: waits.append([j for _, j in jobs]) or finished(jobs))
+    api = ScriptedApi(taken={"s2"})
+    outcomes = run_enrollments(api, [
+        ("s1", "Ann", "room-1", photos("a1", "a2", "a3", "a4", "a5")),
+        ("s2", "Bob", "room-1", photos("b1", "b2", "b3")),  # enrolled already
+        ("s3", "Cy", "room-1", photos("c1")),
+    ], max_photos=2)
+    # First round: one request per student; s1's other photos are added once s1 exists.
+    assert api.calls == [("enroll", "s1", ["a1", "a2"]), ("refused", "s2", ["b1", "b2"]),
+                         ("enroll", "s3", ["c1"]), ("add", "s1", ["a3", "a4"]),
+                         ("add", "s1", ["a5"])]
+    assert len(waits) == 2 and len(waits[0]) == 2 and len(waits[1]) == 2
+    assert [(o.student_id, o.state, o.photos, o.added) for o in outcomes] == [
+        ("s1", "succeeded", 2, False), ("s1", "succeeded", 2, True),
+        ("s1", "succeeded", 1, True), ("s2", ALREADY, 3, False), ("s3", "succeeded", 1, False)]
+    assert outcomes[3].error == "student id 's2' is taken"
+
+
+def test_when_a_students_first_job_fails_the_rest_of_their_photos_are_not_sent(monkeypatch):
+    monkeypatch.setattr(ui, "wait_for_jobs", lambda api, jobs: finished(jobs, "failed"))
+    api = ScriptedApi()
+    [outcome] = run_enrollments(api, [("s1", "Ann", None, photos("a1", "a2", "a3"))], 2)
+    assert api.calls == [("enroll", "s1", ["a1", "a2"])]
+    assert outcome.state == "failed" and outcome.error.endswith("the other 1 photo were not sent")
+
+
+def test_adding_photos_to_an_enrolled_student_never_enrolls(monkeypatch):
+    monkeypatch.setattr(ui, "wait_for_jobs", lambda api, jobs: finished(jobs))
+    api = ScriptedApi(taken={"s1"})
+    outcomes = run_enrollments(api, [("s1", "Ann", "room-2", photos("a1", "a2", "a3"))], 2,
+                               add=True)
+    assert api.calls == [("add", "s1", ["a1", "a2"]), ("add", "s1", ["a3"])]
+    assert all(o.state == "succeeded" and o.added for o in outcomes)
