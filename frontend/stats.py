@@ -14,10 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from common.exports import to_csv
 from common.schemas import AttendanceRecord, Student
 
-EXPORT_COLUMNS = ("date", "class_id", "student_id", "name", "first_seen_at", "distance", "job_id")
 
 
 @dataclass(frozen=True)
@@ -99,15 +97,3 @@ def student_rates(
         rates.append(StudentRate(student_id, name, len(present), len(held)))
     rates.sort(key=lambda r: (-r.rate, r.name.lower(), r.student_id))
     return rates
-
-
-def records_csv(records: Iterable[AttendanceRecord]) -> bytes:
-    """The attendance table as CSV (UTF-8 with a BOM, so spreadsheets read names right), every
-    cell spreadsheet-safe (common.exports): a name such as ``=HYPERLINK(...)`` is written as
-    text, never as a formula the reader's spreadsheet would run."""
-    rows = ({
-        "date": r.date.isoformat(), "class_id": r.class_id, "student_id": r.student_id,
-        "name": r.name, "first_seen_at": r.first_seen_at.isoformat(),
-        "distance": f"{r.distance:.4f}", "job_id": r.job_id or "",
-    } for r in sorted(records, key=lambda r: (r.date, r.class_id, r.name.lower(), r.student_id)))
-    return to_csv(rows, list(EXPORT_COLUMNS)).encode("utf-8-sig")

@@ -103,7 +103,8 @@ def test_the_csv_export_never_holds_a_formula(client, records):
         job_id="ab" * 16))
     response = client.get("/api/v1/attendance?class_id=room-1&format=csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True), newline="")))
+    assert response.data.startswith("\ufeff".encode())  # spreadsheets then read UTF-8
+    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline="")))
     assert [r["name"] for r in rows] == ["'" + HOSTILE]
     assert rows[0]["distance"] == "0.2"
     # The JSON answer is data, not a spreadsheet: the name as it was given.

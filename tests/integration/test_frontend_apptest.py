@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
@@ -451,11 +452,20 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     assert table[["date", "class_id", "student_id", "name"]].to_dict("records") == [
         {"date": "2026-11-02", "class_id": "room-1", "student_id": "jolie",
          "name": "Angelina Jolie"}]
-    assert not at.get("download_button")[0].proto.disabled
+    # The export is the API's: asked for once, noted in the audit log, then downloaded.
+    assert not at.get("download_button")
+    at.button(key="attendance.export_prepare").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    [download] = at.get("download_button")
+    assert not download.proto.disabled
+    audit = requests.get(f"{api_url}/api/v1/audit", headers=tokens.bearer(tokens.ADMIN),
+                         timeout=10).json()["entries"]
+    assert (audit[0]["action"], audit[0]["target"]) == ("export_attendance", "room-1")
 
     at.selectbox(key="attendance.student_id").select("jolie")
     at.run()
     assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
+    assert not at.get("download_button")  # prepared for other filters: asked for again
 
 
 def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api_url,
@@ -496,6 +506,10 @@ def test_a_viewer_sees_the_attendance_page(monkeypatch, api_url):
     at.selectbox(key="attendance.student_id").select("jolie")
     at.run()
     assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
+    # Exporting needs a teacher: the page says so, and offers nothing to download.
+    at.button(key="attendance.export_prepare").click().run()
+    assert any("may read attendance but not export it" in t for t in texts(at.main.error))
+    assert not at.get("download_button")
     # Taking attendance needs the teacher role: the page says so, in the API's words.
     at.switch_page("views/take_attendance.py").run()
     assert texts(at.main.error)[0].startswith(

