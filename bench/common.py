@@ -172,11 +172,8 @@ class Models:
         if backend not in self._detectors:
             setup_env()
             from common.face.detect import FaceDetector
-            from common.settings import Settings
 
-            s = Settings()
-            self._detectors[backend] = FaceDetector(backend, s.detect_max_side, s.min_face_px,
-                                                    s.detect_scale_step, s.detect_min_neighbors)
+            self._detectors[backend] = FaceDetector.from_settings(self.settings, backend)
         return self._detectors[backend]
 
     @property

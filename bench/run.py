@@ -1,8 +1,8 @@
 """Run the benchmark suite: `python -m bench.run [NAME ...] [--quick]` (`make bench` runs all).
 
 Prints each figure as it is measured, then writes bench/results.json (figures, details and the
-machine they came from) and bench/results.png. Names: embedding, bulk_upload, class_photo,
-gallery_search, enrollment_commit, detectors, load.
+machine they came from) and bench/results.png. Names: accuracy, embedding, bulk_upload,
+class_photo, gallery_search, enrollment_commit, detectors, load.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import BENCH_REDIS_DB, Context, machine_info, say, setup_env
 
-MODULES = ["embedding", "bulk_upload", "class_photo", "gallery_search", "enrollment_commit",
+MODULES = ["accuracy", "embedding", "bulk_upload", "class_photo", "gallery_search", "enrollment_commit",
            "detectors", "load"]
 HERE = Path(__file__).resolve().parent
 

@@ -43,10 +43,7 @@ class FacePipeline:
         from common.matching import warm_up as warm_up_matching
 
         warm_up_matching()
-        detector = FaceDetector(
-            settings.detector, settings.detect_max_side, settings.min_face_px,
-            settings.detect_scale_step, settings.detect_min_neighbors,
-        )
+        detector = FaceDetector.from_settings(settings)
         log.info("face pipeline ready: FaceNet on %s (%s), detector %s", embedder.device,
                  embedder.engine, settings.detector)
         return cls(

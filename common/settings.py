@@ -65,7 +65,11 @@ class Settings(BaseSettings):
 
     # Face pipeline.
     model_name: Literal["Facenet"] = "Facenet"
-    detector: Literal["opencv", "mtcnn"] = "opencv"
+    # "centerface" (a CNN with five landmarks; faces aligned on them), "opencv" (Haar cascades,
+    # eye rotation) or "mtcnn" (README, "Detector").
+    detector: Literal["centerface", "opencv", "mtcnn"] = "opencv"
+    # CenterFace's confidence a detection needs to count as a face.
+    detect_min_confidence: float = Field(default=0.5, gt=0.0, lt=1.0)
     # Detection runs on a copy downscaled to this longest side; faces are cropped from the original.
     # 2048 rather than 1600: on the 30-face class photo opencv found 29 real faces instead of 27,
     # for ~25% more detection time (docs/performance.md, "Detector").

@@ -123,7 +123,9 @@ class FaceDetector:
         self.min_confidence = min_confidence
         if backend == "centerface":
             from common.face.centerface import CenterFace
+            from common.face.weights import check_centerface_weights
 
+            check_centerface_weights(centerface_weights)
             self._detector = CenterFace(centerface_weights)
         else:
             from deepface.modules import modeling
@@ -132,6 +134,16 @@ class FaceDetector:
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
                                         thread_name_prefix="faces")
         self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings, backend: str | None = None) -> "FaceDetector":
+        """The detector the settings describe (``backend`` overrides theirs)."""
+        return cls(
+            backend or settings.detector, settings.detect_max_side, settings.min_face_px,
+            settings.detect_scale_step, settings.detect_min_neighbors,
+            centerface_weights=settings.centerface_path,
+            min_confidence=settings.detect_min_confidence,
+        )
 
     def _regions(self, img: np.ndarray, min_size: float) -> list:
         """The detector's face regions on ``img``, none smaller than ``min_size`` pixels; for
