@@ -1,4 +1,5 @@
-"""Draw the recognition result on a photo: green boxes with names, red boxes for unknown faces."""
+"""Draw the recognition result on a photo: green boxes with names, red boxes for unknown faces,
+amber boxes for faces too unclear to decide."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from common.schemas import FaceMatch
 
 KNOWN = (46, 160, 67)
 UNKNOWN = (214, 39, 40)
+UNIDENTIFIABLE = (204, 121, 0)
 # Annotated photos are at most this large (the worker keeps only a copy this size for drawing).
 ANNOTATED_MAX_SIDE = 1600
 
@@ -27,9 +29,12 @@ def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_
         b = face.box
         x0, y0 = b.x * scale, b.y * scale
         x1, y1 = (b.x + b.w) * scale, (b.y + b.h) * scale
-        colour = KNOWN if face.student_id else UNKNOWN
+        if face.outcome == "unidentifiable":
+            colour, label = UNIDENTIFIABLE, face.reason or "unclear"
+        else:
+            colour = KNOWN if face.student_id else UNKNOWN
+            label = face.name or face.student_id or "unknown"
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        label = face.name or face.student_id or "unknown"
         left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
         label_y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1
         draw.rectangle((x0, label_y, x0 + (right - left) + 2 * line,

@@ -41,15 +41,23 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
             log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
             rejected.append(Rejected(filename=upload.filename, reason="not a readable image"))
         else:
-            if not faces:
-                rejected.append(Rejected(filename=upload.filename, reason="no face found"))
-            elif len(faces) > 1:
+            clear = [f for f in faces if f.identifiable]
+            if faces and not clear:
                 rejected.append(Rejected(
                     filename=upload.filename,
-                    reason=f"{len(faces)} faces found; an enrollment photo must show one face",
+                    reason=f"the face is too small to recognise: a photo in which the face is "
+                           f"at least {pipe.settings.min_face_px} pixels wide is needed"))
+            elif not faces:
+                rejected.append(Rejected(filename=upload.filename, reason="no face found"))
+            elif len(clear) > 1:
+                rejected.append(Rejected(
+                    filename=upload.filename,
+                    reason=f"{len(clear)} faces found; an enrollment photo must show one face",
                 ))
             else:
-                crops.append(faces[0].pixels)
+                # Faces too small to recognise (in the background) could not be enrolled
+                # anyway: the one clear face is the student's.
+                crops.append(clear[0].pixels)
                 accepted.append(upload.key)
         progress(done, total)
 

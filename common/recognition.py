@@ -118,7 +118,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
 
     # One batched FaceNet run over the faces of all photos.
     t0 = time.perf_counter()
-    all_pixels = [f.pixels for faces in detections for f in faces]
+    all_pixels = [f.pixels for faces in detections for f in faces if f.identifiable]
     embeddings = (pipe.embedder.embed(np.stack(all_pixels)) if all_pixels
                   else np.zeros((0, 128), dtype=np.float32))
     del all_pixels
@@ -127,20 +127,30 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
 
     # One pass over the class's embeddings for the faces of all photos.
     t0 = time.perf_counter()
-    matches = match_groups(embeddings, [len(faces) for faces in detections], candidates,
-                           pipe.settings.match_threshold)
+    matches = match_groups(embeddings, [sum(f.identifiable for f in faces)
+                                        for faces in detections],
+                           candidates, pipe.settings.match_threshold)
     timings["match"] = _ms(time.perf_counter() - t0)
 
     photo_faces: list[list[FaceMatch]] = []
     best: dict[str, float] = {}
-    unknown = 0
+    unknown = unidentifiable = 0
     for faces, photo_matches in zip(detections, matches):
         face_results = []
-        for face, match in zip(faces, photo_matches):
+        next_match = iter(photo_matches)
+        for face in faces:
+            if not face.identifiable:
+                face_results.append(FaceMatch(box=face.box, student_id=None, name=None,
+                                              distance=None, outcome="unidentifiable",
+                                              reason=face.reason))
+                unidentifiable += 1
+                continue
+            match = next(next_match)
             sid = match.student_id
             face_results.append(FaceMatch(
                 box=face.box, student_id=sid, name=roster.get(sid) if sid else None,
                 distance=None if match.distance is None else round(match.distance, 4),
+                outcome="recognised" if sid else "unknown",
             ))
             if sid is None:
                 unknown += 1
@@ -207,7 +217,8 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     timings["total"] = _ms(time.perf_counter() - started)
     return RecognitionResult(
         class_id=req.class_id, date=req.date, photos=photos, present=sorted(best),
-        unknown_faces=unknown, model_version=version, timings=timings,
+        unknown_faces=unknown, unidentifiable_faces=unidentifiable, model_version=version,
+        timings=timings,
     )
 
 
@@ -218,6 +229,6 @@ def _forget(photo_faces: list[list[FaceMatch]], erased: set[str]) -> dict[int, i
         for k, face in enumerate(faces):
             if face.student_id in erased:
                 faces[k] = face.model_copy(update={"student_id": None, "name": None,
-                                                   "distance": None})
+                                                   "distance": None, "outcome": "unknown"})
                 changed[index] = changed.get(index, 0) + 1
     return changed

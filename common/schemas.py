@@ -82,12 +82,19 @@ class EnrollmentResult(Strict):
     model_version: int
 
 
+FaceOutcome = Literal["recognised", "unknown", "unidentifiable"]
+
+
 class FaceMatch(Strict):
     box: Box
     student_id: str | None
     # Stored job results hold ids only; the API fills in the current name when it is read.
     name: str | None
     distance: float | None
+    # recognised: matched to a student; unknown: a clear face that matches nobody;
+    # unidentifiable: a face found but not clear enough to decide (``reason`` says why).
+    outcome: FaceOutcome = "unknown"
+    reason: str | None = None
 
 
 class PhotoResult(Strict):
@@ -103,6 +110,7 @@ class RecognitionResult(Strict):
     photos: list[PhotoResult]
     present: list[str]
     unknown_faces: int
+    unidentifiable_faces: int = 0
     model_version: int
     # Where the worker's time went, in ms: decode, detect, embed, match, annotate, store, total.
     timings: dict[str, float] | None = None

@@ -55,12 +55,22 @@ def _overlapping(regions, overlap: float = OVERLAP) -> set[int]:
     return dropped
 
 
+TOO_SMALL = "too small to recognise"
+
+
 @dataclass(frozen=True)
 class DetectedFace:
     box: Box
     confidence: float
-    pixels: np.ndarray  # (160, 160, 3) float32 in [0, 1], BGR, what FaceNet expects
+    # (160, 160, 3) float32 in [0, 1], BGR, what FaceNet expects; None for a face found but
+    # not identifiable (``reason`` says why): it is reported, never matched.
+    pixels: np.ndarray | None
     landmarks: np.ndarray | None = None  # (5, 2) in the photo's pixels, CenterFace only
+    reason: str | None = None
+
+    @property
+    def identifiable(self) -> bool:
+        return self.pixels is not None
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -239,13 +249,15 @@ class FaceDetector:
         for box, score, marks in zip(found.boxes / scale, found.scores, found.landmarks / scale):
             x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
             x1, y1 = min(width, int(round(box[2]))), min(height, int(round(box[3])))
-            if min(x1 - x0, y1 - y0) * CNN_BOX_SCALE < self.min_face_px:
+            box_ = Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+            if min(box_.w, box_.h) * CNN_BOX_SCALE < self.min_face_px:
+                # Found, but too small for FaceNet to tell who it is: a face nobody can vouch
+                # for is reported as such, neither matched nor left out.
+                faces.append(DetectedFace(box_, float(score), None, marks, TOO_SMALL))
                 continue
             pixels = align_by_landmarks(bgr, marks)
-            if pixels is None:
-                continue
-            faces.append(DetectedFace(Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0), float(score),
-                                      pixels, marks))
+            if pixels is not None:
+                faces.append(DetectedFace(box_, float(score), pixels, marks))
         return faces
 
     def _aligned(self, bgr: np.ndarray, region, scale: float, pad_x: int,

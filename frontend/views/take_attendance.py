@@ -56,11 +56,12 @@ def run_recognition(
 
 
 def _face_summary(faces) -> str:
-    known = sum(1 for f in faces if f.student_id)
-    unknown = len(faces) - known
     if not faces:
         return "no face found"
-    return f"{known} recognised (green), {unknown} unknown (red)"
+    known = sum(1 for f in faces if f.outcome == "recognised")
+    unclear = sum(1 for f in faces if f.outcome == "unidentifiable")
+    summary = f"{known} recognised (green), {len(faces) - known - unclear} unknown (red)"
+    return summary + (f", {unclear} too small to tell (amber)" if unclear else "")
 
 
 def _roster_list(students: Sequence[Student]) -> None:
@@ -101,12 +102,15 @@ def show_result(api: ApiClient, last: dict) -> None:
     present_ids = sorted({sid for _, r in results for sid in r.present})
     present, absent = split_roster(roster, present_ids)
     unknown = sum(r.unknown_faces for _, r in results)
+    unclear = sum(r.unidentifiable_faces for _, r in results)
 
     st.subheader(f"Class {ui.plain(class_id)} on {date}")
-    m1, m2, m3 = st.columns(3)
+    m1, m2, m3, m4 = st.columns(4)
     m1.metric("Present", f"{len(present)} of {len(roster)}")
     m2.metric("Absent", len(absent))
     m3.metric("Unknown faces", unknown)
+    # A student whose face was too small is not shown as present: the teacher should look.
+    m4.metric("Too small to tell", unclear)
 
     photos_col, roster_col = st.columns([3, 2], gap="large")
     with photos_col:
@@ -141,7 +145,8 @@ def show_result(api: ApiClient, last: dict) -> None:
 def render() -> None:
     st.title("Take attendance")
     st.caption("Pick a class and a date, drop one or more class photos, and submit. "
-               "Recognised faces are boxed in green with their name, unknown faces in red.")
+               "Recognised faces are boxed in green with their name, unknown faces in red, "
+               "faces too small to tell who they are in amber.")
     api = ui.logged_in_client()
     students = ui.fetch("Could not load the classes", api.students)
     classes = classes_of(students)
