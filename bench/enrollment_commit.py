@@ -20,7 +20,8 @@ from bench.common import Context, Result, median, say
 NAME = "enrollment_commit"
 TITLE = "Enrollment commit + refresh vs gallery size"
 GOAL = "100k-student gallery within 2x of a 100-student one"
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45)
+META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45,
+            pipeline="Facenet/opencv-v1")
 PER_STUDENT = 5
 
 
@@ -44,7 +45,7 @@ def run(ctx: Context) -> Result:
             t0 = time.perf_counter()
             repo.commit(vectors, ids, segment_id="bulk", **META)
             bulk = time.perf_counter() - t0
-            cache = GalleryCache(repo)
+            cache = GalleryCache(repo, META["pipeline"])
             t0 = time.perf_counter()
             cache.refresh()
             cold = time.perf_counter() - t0

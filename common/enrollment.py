@@ -75,8 +75,8 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     try:
         version = pipe.gallery_repo.commit(
             embeddings, [req.student_id] * len(crops), segment_id=req.job_id,
-            model_name=s.model_name, detector=s.detector, metric=s.metric,
-            threshold=s.match_threshold, guard=guard,
+            pipeline=pipe.pipeline_id, model_name=s.model_name, detector=s.detector,
+            metric=s.metric, threshold=s.match_threshold, guard=guard,
         )
         # The student record follows the gallery commit, so a failed commit leaves no half
         # student; both refuse a student erased since the enrollment was asked for.

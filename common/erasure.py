@@ -21,6 +21,7 @@ from common.blobstore import BlobStore
 from common.errors import GalleryConflict, NotFound
 from common.gallery import (
     MAX_COMMIT_ATTEMPTS, SNAPSHOTS, GalleryRepository, Manifest, Snapshot, _segment_bytes,
+    segment_pipeline,
 )
 from common.keys import (
     GALLERY_SEGMENTS, annotated_prefix, enrollment_job_of, student_photos_prefix, upload_prefix,
@@ -59,7 +60,9 @@ def _remove_from_gallery(repo: GalleryRepository, student_id: str) -> tuple[int,
                                                    data.student_ids[keep].tolist()))
                 written.append(key)
                 counts = {k: v for k, v in seg["students"].items() if k != student_id}
-                kept.append({"key": key, "count": int(keep.sum()), "students": counts})
+                # The rewritten segment holds embeddings of the same pipeline as before.
+                kept.append({"key": key, "count": int(keep.sum()), "students": counts,
+                             "pipeline": segment_pipeline(seg)})
         # Everything goes into one new snapshot: this version names nothing older.
         snapshot = Snapshot.from_segments(
             f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json", kept)

@@ -10,6 +10,12 @@ segments; the older ones are folded into an immutable snapshot object it names (
 commit folds when the recent list grows past FOLD_SEGMENTS entries or FOLD_STUDENTS students,
 so the manifest a commit reads and writes is bounded, and snapshots, being immutable, are read
 once per process and cached.
+
+Every segment entry names the pipeline that made its embeddings (``"pipeline"``, e.g.
+``Facenet/centerface-v1``: common.pipeline.pipeline_id). Embeddings of different pipelines
+(another detector, another alignment, another model) are not comparable, so a reader loads only
+the segments of its own pipeline. Entries written before pipelines were recorded have none:
+they were made by Haar cascades with eye alignment, LEGACY_PIPELINE.
 """
 
 from __future__ import annotations
@@ -38,6 +44,18 @@ MAX_COMMIT_ATTEMPTS = 20
 # a commit folds them into a new snapshot.
 FOLD_SEGMENTS = 64
 FOLD_STUDENTS = 1024
+# What made the embeddings of a segment entry that names no pipeline (written before entries
+# recorded one): FaceNet on OpenCV's Haar cascades with eye alignment.
+LEGACY_PIPELINE = "Facenet/opencv-v1"
+
+
+def segment_pipeline(entry: dict) -> str:
+    """The pipeline that made a segment entry's embeddings."""
+    return entry.get("pipeline") or LEGACY_PIPELINE
+
+
+def segment_key(segment_id: str) -> str:
+    return f"gallery/segments/{segment_id}.npz"
 
 
 @dataclass(frozen=True)
@@ -54,15 +72,20 @@ class Snapshot:
     key: str
     segments: tuple[dict, ...]
     keys: frozenset[str]
-    counts: dict[str, int]
+    counts: dict[str, int]  # embeddings per student, every pipeline
+    by_pipeline: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def from_segments(cls, key: str, segments: list[dict]) -> "Snapshot":
         counts: dict[str, int] = {}
+        by_pipeline: dict[str, dict[str, int]] = {}
         for seg in segments:
+            mine = by_pipeline.setdefault(segment_pipeline(seg), {})
             for sid, n in seg["students"].items():
                 counts[sid] = counts.get(sid, 0) + n
-        return cls(key, tuple(segments), frozenset(seg["key"] for seg in segments), counts)
+                mine[sid] = mine.get(sid, 0) + n
+        return cls(key, tuple(segments), frozenset(seg["key"] for seg in segments), counts,
+                   by_pipeline)
 
     def to_json(self) -> bytes:
         return json.dumps({"segments": list(self.segments)}, sort_keys=True).encode()
@@ -107,7 +130,8 @@ class Manifest:
     metric: str
     threshold: float
     created_at: str
-    # The recent segments, after those of the base snapshot: {"key", "count", "students": {id: n}}
+    # The recent segments, after those of the base snapshot:
+    # {"key", "count", "students": {id: n}, "pipeline"} ("pipeline" missing: LEGACY_PIPELINE)
     segments: list[dict] = field(default_factory=list)
     base: str | None = None  # key of the snapshot holding the older segments
     snapshot: Snapshot = field(default=_EMPTY_SNAPSHOT, repr=False, compare=False)
@@ -134,12 +158,33 @@ class Manifest:
     def has_segment(self, key: str) -> bool:
         return key in self.snapshot.keys or any(seg["key"] == key for seg in self.segments)
 
-    def embeddings_per_student(self) -> dict[str, int]:
-        counts = dict(self.snapshot.counts)
+    def embeddings_per_student(self, pipeline: str | None = None) -> dict[str, int]:
+        """Embeddings per student: of ``pipeline`` only, or (None) of every pipeline."""
+        if pipeline is None:
+            counts = dict(self.snapshot.counts)
+        else:
+            counts = dict(self.snapshot.by_pipeline.get(pipeline, {}))
         for seg in self.segments:
+            if pipeline is not None and segment_pipeline(seg) != pipeline:
+                continue
             for sid, n in seg["students"].items():
                 counts[sid] = counts.get(sid, 0) + n
         return counts
+
+    def embeddings_by_pipeline(self) -> dict[str, dict[str, int]]:
+        """{pipeline: {student_id: embeddings}} over every segment of this version."""
+        out = {p: dict(c) for p, c in self.snapshot.by_pipeline.items()}
+        for seg in self.segments:
+            mine = out.setdefault(segment_pipeline(seg), {})
+            for sid, n in seg["students"].items():
+                mine[sid] = mine.get(sid, 0) + n
+        return out
+
+    def segment_entry(self, key: str) -> dict | None:
+        for seg in self.all_segments():
+            if seg["key"] == key:
+                return seg
+        return None
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -175,6 +220,7 @@ class GalleryRepository:
         student_ids: list[str],
         *,
         segment_id: str,
+        pipeline: str,
         model_name: str,
         detector: str,
         metric: str,
@@ -184,11 +230,13 @@ class GalleryRepository:
         """Add embeddings as a new version; return its number. Retries when another writer wins.
 
         ``segment_id`` names the enrollment (its job id): committing the same one twice, as a
-        redelivered task does, adds nothing the second time. ``guard`` (student_id, asked_at):
+        redelivered task does, adds nothing the second time. ``pipeline`` names what made the
+        embeddings (common.pipeline.pipeline_id); readers of another pipeline skip them.
+        ``guard`` (student_id, asked_at):
         StudentErased, and nothing of this commit left behind, if that student was erased
         since the enrollment was asked for.
         """
-        seg_key = f"gallery/segments/{segment_id}.npz"
+        seg_key = segment_key(segment_id)
         current = self.current_manifest()
         if current and current.has_segment(seg_key):
             return current.version
@@ -198,7 +246,8 @@ class GalleryRepository:
         counts: dict[str, int] = {}
         for sid in student_ids:
             counts[sid] = counts.get(sid, 0) + 1
-        entry = {"key": seg_key, "count": len(student_ids), "students": counts}
+        entry = {"key": seg_key, "count": len(student_ids), "students": counts,
+                 "pipeline": pipeline}
 
         for _ in range(MAX_COMMIT_ATTEMPTS):
             pointer = self.records.get_gallery_pointer()
@@ -264,13 +313,15 @@ class GalleryCache:
     Embeddings live in one buffer that grows by doubling, and a new version's segments are
     appended to it: picking up an enrollment costs what the enrollment added, not the gallery's
     size. Students are kept as integer codes; the candidate rows of a class are computed once
-    per version and roster (see candidates()).
+    per version and roster (see candidates()). Only the segments of ``pipeline`` (the worker's
+    own: common.pipeline.pipeline_id) are loaded; the others are never read.
     """
 
     CANDIDATE_SETS = 8  # rosters kept per version
 
-    def __init__(self, repo: GalleryRepository):
+    def __init__(self, repo: GalleryRepository, pipeline: str):
         self.repo = repo
+        self.pipeline = pipeline
         self.version = 0
         self.manifest: Manifest | None = None
         self._reset()
@@ -350,7 +401,8 @@ class GalleryCache:
         if pointer is None or pointer.version == self.version:
             return self.version
         manifest = Manifest.from_json(self.repo.blobs.get(pointer.manifest_key), self.repo.blobs)
-        wanted = [seg["key"] for seg in manifest.all_segments()]
+        wanted = [seg["key"] for seg in manifest.all_segments()
+                  if segment_pipeline(seg) == self.pipeline]
         if wanted[:len(self._order)] != self._order:
             # Segments went away or changed order (never done by commit): start over.
             self._reset()
@@ -358,6 +410,7 @@ class GalleryCache:
             self._append(self.repo.load_segment(key))
         self._derived = {}
         self.version, self.manifest = manifest.version, manifest
-        log.info("gallery version %d loaded (%d embeddings)", self.version, self._size)
+        log.info("gallery version %d loaded (%d embeddings of %s)", self.version, self._size,
+                 self.pipeline)
         return self.version
 

@@ -14,6 +14,18 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The version of each detector's alignment (how a detected face becomes FaceNet's 160x160 input).
+# Bump a detector's number whenever its cropping or alignment changes: the embeddings it makes
+# then differ from the stored ones, which a new pipeline id keeps apart (README, "Upgrading the
+# detector or the model").
+ALIGNMENT_VERSIONS = {"opencv": 1, "mtcnn": 1, "centerface": 1}
+
+
+def pipeline_id(settings: Settings) -> str:
+    """What makes embeddings under these settings, e.g. ``Facenet/centerface-v1``: the model, the
+    detector and the version of its alignment. Embeddings of different ids are never compared."""
+    return f"{settings.model_name}/{settings.detector}-v{ALIGNMENT_VERSIONS[settings.detector]}"
+
 
 @dataclass
 class FacePipeline:
@@ -25,6 +37,11 @@ class FacePipeline:
     gallery: GalleryCache
     detector: "FaceDetector"  # noqa: F821 - imported lazily with TensorFlow
     embedder: "FaceNetEmbedder"  # noqa: F821
+
+    @property
+    def pipeline_id(self) -> str:
+        """The pipeline this worker's embeddings come from (common.pipeline.pipeline_id)."""
+        return pipeline_id(self.settings)
 
     @classmethod
     def load(cls, settings: Settings) -> "FacePipeline":
@@ -44,10 +61,11 @@ class FacePipeline:
 
         warm_up_matching()
         detector = FaceDetector.from_settings(settings)
-        log.info("face pipeline ready: FaceNet on %s (%s), detector %s", embedder.device,
-                 embedder.engine, settings.detector)
+        log.info("face pipeline ready: FaceNet on %s (%s), detector %s, pipeline %s",
+                 embedder.device, embedder.engine, settings.detector, pipeline_id(settings))
         return cls(
             settings=settings, blobs=blobs, records=records,
             jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
-            gallery_repo=repo, gallery=GalleryCache(repo), detector=detector, embedder=embedder,
+            gallery_repo=repo, gallery=GalleryCache(repo, pipeline_id(settings)),
+            detector=detector, embedder=embedder,
         )

@@ -12,6 +12,9 @@ from common.settings import Settings
 ENROLL_TASK = "attendance.enroll"
 PURGE_TASK = "attendance.purge_expired"
 RECOGNIZE_TASK = "attendance.recognize"
+# Re-embeds the stored enrollment photos of students whose embeddings come from another
+# pipeline (an older detector, alignment or model) with the current one (common/reembed.py).
+REEMBED_TASK = "attendance.reembed"
 # Answers which device (CPU/GPU) a worker's TensorFlow uses, its queues and its stores.
 WORKER_INFO_TASK = "attendance.worker_info"
 CPU_QUEUE = "cpu"
@@ -29,7 +32,8 @@ def make_celery(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=queue,
-        task_routes={ENROLL_TASK: {"queue": queue}, RECOGNIZE_TASK: {"queue": queue}},
+        task_routes={ENROLL_TASK: {"queue": queue}, RECOGNIZE_TASK: {"queue": queue},
+                     REEMBED_TASK: {"queue": queue}},
         # A task is acknowledged only when it finished, and requeued if its worker dies, so a
         # killed worker never loses a job; the tasks are idempotent, so running twice is safe.
         task_acks_late=True,

@@ -175,9 +175,16 @@ class ModelInfo(Strict):
     detector: str
     metric: str
     threshold: float
+    # students and embeddings count those of the current pipeline (the only ones matched).
     students: int
     embeddings: int
     updated_at: dt.datetime | None = None
+    # What makes embeddings now (common.pipeline.pipeline_id), e.g. "Facenet/centerface-v1".
+    pipeline: str
+    # Embeddings of other pipelines still stored (never matched): {pipeline: embeddings}.
+    other_pipelines: dict[str, int] = Field(default_factory=dict)
+    # Students with embeddings of other pipelines only: not recognised until re-embedded.
+    students_to_reembed: int = 0
 
 
 MAX_NAME_LENGTH = 200

@@ -159,7 +159,8 @@ def _schemas() -> dict:
                           "enum": ["queued", "running", "succeeded", "failed"]},
                 "progress": _ref("Progress"),
                 "result": {"type": "object", "nullable": True, "additionalProperties": True,
-                           "description": "EnrollmentResult or RecognitionResult once succeeded."},
+                           "description": "EnrollmentResult, RecognitionResult or (POST "
+                                          "/api/v1/model/reembed) ReembedResult once succeeded."},
                 # $ref cannot be nullable in 3.0: siblings of $ref are ignored.
                 "error": {"allOf": [_ref("ErrorBody")], "nullable": True},
                 "created_at": {"type": "string", "format": "date-time"},
@@ -173,7 +174,8 @@ def _schemas() -> dict:
                 "name": {"type": "string"},
                 "class_ids": {"type": "array", "items": {"type": "string"}},
                 "embeddings": {"type": "integer", "minimum": 0,
-                               "description": "Face embeddings in the current gallery."},
+                               "description": "Face embeddings in the current gallery, of "
+                                              "the current pipeline."},
             },
         },
         "StudentList": {
@@ -200,7 +202,8 @@ def _schemas() -> dict:
         "ModelInfo": {
             "type": "object",
             "required": ["version", "model_name", "detector", "metric", "threshold",
-                         "students", "embeddings", "updated_at"],
+                         "students", "embeddings", "updated_at", "pipeline", "other_pipelines",
+                         "students_to_reembed"],
             "properties": {
                 "version": {"type": "integer", "minimum": 0,
                             "description": "Gallery version; 0 until someone is enrolled."},
@@ -208,9 +211,23 @@ def _schemas() -> dict:
                 "detector": {"type": "string"},
                 "metric": {"type": "string"},
                 "threshold": {"type": "number"},
-                "students": {"type": "integer", "minimum": 0},
-                "embeddings": {"type": "integer", "minimum": 0},
+                "students": {"type": "integer", "minimum": 0,
+                             "description": "Students with embeddings of the current pipeline."},
+                "embeddings": {"type": "integer", "minimum": 0,
+                               "description": "Embeddings of the current pipeline (the only "
+                                              "ones matched)."},
                 "updated_at": nullable_datetime,
+                "pipeline": {"type": "string",
+                             "description": "What makes embeddings now: model/detector-"
+                                            "alignment version, e.g. Facenet/centerface-v1."},
+                "other_pipelines": {
+                    "type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "Embeddings of other pipelines still stored, per pipeline; "
+                                   "never matched (POST /api/v1/model/reembed replaces them)."},
+                "students_to_reembed": {
+                    "type": "integer", "minimum": 0,
+                    "description": "Students with embeddings of other pipelines only: not "
+                                   "recognised until re-embedded."},
             },
         },
         "Health": {
@@ -382,6 +399,16 @@ def build_spec(settings: Settings) -> dict:
         "/api/v1/model": {"get": {
             "operationId": "modelInfo", "summary": "The current gallery version.",
             "responses": {"200": _json(_ref("ModelInfo"), "The gallery."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/model/reembed": {"post": {
+            "operationId": "reembedModel",
+            "summary": "Re-embed, with the current pipeline, the stored enrollment photos of "
+                       "every student whose embeddings come from another pipeline (admin); runs "
+                       "as a job (kind enrollment) whose result is {pipeline, students, "
+                       "embeddings, skipped: [{student_id, reason}], model_version}.",
+            "responses": {"202": _accepted(),
+                          "503": _error("Redis is unavailable; nothing was queued."),
+                          **_COMMON_ERRORS},
         }},
         "/api/v1/annotated/{job_id}/{n}": {"get": {
             "operationId": "annotatedPhoto",

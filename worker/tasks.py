@@ -10,8 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 from common.enrollment import enroll
 from common.errors import AppError, StoreBusy
-from common.queue import ENROLL_TASK, RECOGNIZE_TASK
+from common.queue import ENROLL_TASK, RECOGNIZE_TASK, REEMBED_TASK
 from common.recognition import recognise
+from common.reembed import ReembedRequest, reembed
 from common.schemas import EnrollmentRequest, RecognitionRequest
 from worker.celery_app import app
 from worker.runtime import get_jobs, get_pipeline
@@ -83,3 +84,8 @@ def enroll_task(self, payload: dict) -> dict:
 @app.task(name=RECOGNIZE_TASK, bind=True)
 def recognize_task(self, payload: dict) -> dict:
     return _run(self, payload, RecognitionRequest, recognise)
+
+
+@app.task(name=REEMBED_TASK, bind=True)
+def reembed_task(self, payload: dict) -> dict:
+    return _run(self, payload, ReembedRequest, reembed)

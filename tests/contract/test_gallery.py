@@ -10,7 +10,9 @@ import pytest
 from common.errors import StoreBusy
 from common.gallery import GalleryCache, GalleryRepository, Manifest
 
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4)
+META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
+            pipeline="Facenet/opencv-v1")
+NEW = {**META, "detector": "centerface", "pipeline": "Facenet/centerface-v1"}
 
 
 def vectors(n, seed=0):
@@ -33,7 +35,7 @@ def assert_pointer_names_complete_version(repo: GalleryRepository) -> Manifest |
 def test_commits_make_versions_and_cache_loads_only_new_segments(repo):
     assert repo.current_manifest() is None
     assert repo.commit(vectors(3), ["a"] * 3, segment_id="j1", **META) == 1
-    cache = GalleryCache(repo)
+    cache = GalleryCache(repo, META["pipeline"])
     assert cache.refresh() == 1 and cache.embeddings.shape == (3, 128)
     assert repo.commit(vectors(2, 1), ["b", "b"], segment_id="j2", **META) == 2
     first = cache._segments["gallery/segments/j1.npz"]
@@ -66,8 +68,8 @@ def test_concurrent_commits_lose_nothing(repo):
 
 def test_a_cache_in_another_process_picks_up_new_versions(repo, blob_store, records):
     """Two readers over the same stores (as two workers are): each sees the other's commits."""
-    other = GalleryCache(GalleryRepository(blob_store, records))
-    mine = GalleryCache(repo)
+    other = GalleryCache(GalleryRepository(blob_store, records), META["pipeline"])
+    mine = GalleryCache(repo, META["pipeline"])
     repo.commit(vectors(1), ["a"], segment_id="j1", **META)
     assert other.refresh() == 1
     GalleryRepository(blob_store, records).commit(vectors(1, 1), ["b"], segment_id="j2", **META)
@@ -119,3 +121,112 @@ def test_a_commit_that_fails_halfway_leaves_the_last_complete_version(
     assert repo.commit(vectors(1, 1), ["b"], segment_id="j2", **META) == 2
     assert assert_pointer_names_complete_version(repo).embeddings_per_student() == {
         "a": 2, "b": 1}
+
+
+# --- one pipeline per gallery: what made the embeddings is recorded, readers keep to theirs ----
+
+
+def test_segments_record_their_pipeline_and_counts_keep_pipelines_apart(repo):
+    repo.commit(vectors(3), ["a"] * 3, segment_id="j1", **META)
+    repo.commit(vectors(2, 1), ["a", "b"], segment_id="j2", **NEW)
+    manifest = repo.current_manifest()
+    assert [seg["pipeline"] for seg in manifest.all_segments()] == [
+        "Facenet/opencv-v1", "Facenet/centerface-v1"]
+    assert manifest.embeddings_per_student() == {"a": 4, "b": 1}
+    assert manifest.embeddings_per_student("Facenet/centerface-v1") == {"a": 1, "b": 1}
+    assert manifest.embeddings_per_student("Facenet/opencv-v1") == {"a": 3}
+    assert manifest.embeddings_by_pipeline() == {
+        "Facenet/opencv-v1": {"a": 3}, "Facenet/centerface-v1": {"a": 1, "b": 1}}
+
+
+def test_a_manifest_written_before_pipelines_reads_as_opencv(repo):
+    """Entries of older manifests name no pipeline: Haar cascades made them."""
+    import json
+
+    from common.records import GalleryPointer
+
+    repo.commit(vectors(2), ["a", "a"], segment_id="old", **META)
+    pointer = repo.records.get_gallery_pointer()
+    body = json.loads(repo.blobs.get(pointer.manifest_key))
+    for seg in body["segments"]:
+        del seg["pipeline"]
+    body["version"] = 2
+    old_key = "gallery/manifests/v00000002-00000000.json"
+    repo.blobs.put(old_key, json.dumps(body).encode(), "application/json")
+    assert repo.records.swap_gallery_pointer(1, GalleryPointer(2, old_key))
+
+    manifest = repo.current_manifest()
+    assert "pipeline" not in manifest.segments[0]
+    assert manifest.embeddings_by_pipeline() == {"Facenet/opencv-v1": {"a": 2}}
+    opencv, centerface = (GalleryCache(repo, "Facenet/opencv-v1"),
+                          GalleryCache(repo, "Facenet/centerface-v1"))
+    assert opencv.refresh() == 2 and centerface.refresh() == 2
+    assert list(opencv.student_ids) == ["a", "a"] and len(centerface.embeddings) == 0
+    # A commit on top keeps the old entry as it was, and records its own pipeline.
+    repo.commit(vectors(1, 1), ["b"], segment_id="new", **NEW)
+    assert repo.current_manifest().embeddings_by_pipeline() == {
+        "Facenet/opencv-v1": {"a": 2}, "Facenet/centerface-v1": {"b": 1}}
+
+
+class CountingRepo(GalleryRepository):
+    def __init__(self, inner):
+        super().__init__(inner.blobs, inner.records)
+        self.loaded = []
+
+    def load_segment(self, key):
+        self.loaded.append(key)
+        return super().load_segment(key)
+
+
+def test_a_cache_loads_only_the_segments_of_its_pipeline(repo):
+    repo.commit(vectors(2), ["a", "a"], segment_id="j1", **META)
+    repo.commit(vectors(1, 1), ["b"], segment_id="j2", **NEW)
+    repo.commit(vectors(1, 2), ["c"], segment_id="j3", **META)
+    counting = CountingRepo(repo)
+    cache = GalleryCache(counting, "Facenet/centerface-v1")
+    assert cache.refresh() == 3
+    assert counting.loaded == ["gallery/segments/j2.npz"]  # the others are never read
+    assert list(cache.student_ids) == ["b"]
+    old = GalleryCache(repo, "Facenet/opencv-v1")
+    old.refresh()
+    assert list(old.student_ids) == ["a", "a", "c"]
+    # A later commit of the other pipeline moves the version but loads nothing.
+    repo.commit(vectors(1, 3), ["d"], segment_id="j4", **META)
+    assert cache.refresh() == 4 and counting.loaded == ["gallery/segments/j2.npz"]
+    repo.commit(vectors(1, 4), ["e"], segment_id="j5", **NEW)
+    assert cache.refresh() == 5 and list(cache.student_ids) == ["b", "e"]
+
+
+def test_erasure_keeps_the_pipeline_of_each_rewritten_segment(repo):
+    from common.erasure import erase_student
+
+    repo.commit(vectors(3), ["a", "b", "b"], segment_id="j1", **META)
+    repo.commit(vectors(3, 1), ["a", "c", "a"], segment_id="j2", **NEW)
+    repo.records.upsert_student("a", "A", None)
+    summary = erase_student(repo.blobs, repo.records, "a", attendance=False)
+    assert summary["embeddings_removed"] == 3
+    manifest = repo.current_manifest()
+    assert [seg["pipeline"] for seg in manifest.all_segments()] == [
+        "Facenet/opencv-v1", "Facenet/centerface-v1"]
+    assert manifest.embeddings_by_pipeline() == {
+        "Facenet/opencv-v1": {"b": 2}, "Facenet/centerface-v1": {"c": 1}}
+    cache = GalleryCache(repo, "Facenet/centerface-v1")
+    cache.refresh()
+    assert list(cache.student_ids) == ["c"]
+
+
+def test_dropping_other_pipelines_leaves_only_the_current_ones(repo):
+    from common.reembed import drop_other_pipelines
+
+    repo.commit(vectors(2), ["a", "a"], segment_id="j1", **META)
+    repo.commit(vectors(1, 1), ["a"], segment_id="j2", **NEW)
+    cache = GalleryCache(repo, NEW["pipeline"])
+    cache.refresh()
+    version, dropped = drop_other_pipelines(repo, NEW["pipeline"])
+    assert (version, dropped) == (3, 2)
+    manifest = assert_pointer_names_complete_version(repo)
+    assert manifest.embeddings_by_pipeline() == {NEW["pipeline"]: {"a": 1}}
+    assert repo.blobs.list("gallery/segments/") == ["gallery/segments/j2.npz"]
+    assert len(repo.blobs.list("gallery/manifests/")) == 1  # older versions named j1
+    assert cache.refresh() == 3 and list(cache.student_ids) == ["a"]
+    assert drop_other_pipelines(repo, NEW["pipeline"]) == (3, 0)

@@ -24,6 +24,7 @@ from PIL import Image
 
 from common.blobstore import open_blob_store
 from common.gallery import GalleryRepository
+from common.pipeline import pipeline_id
 from common.queue import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
 from common.records import open_records
 from common.schemas import AttendanceRecord
@@ -541,6 +542,7 @@ def test_reads_on_an_empty_store(client, settings):
         "version": 0, "model_name": settings.model_name, "detector": settings.detector,
         "metric": settings.metric, "threshold": settings.match_threshold,
         "students": 0, "embeddings": 0, "updated_at": None,
+        "pipeline": pipeline_id(settings), "other_pipelines": {}, "students_to_reembed": 0,
     }
     assert_error(client.get("/api/v1/students/s-001"), 404, "student_not_found", "s-001")
 
@@ -550,7 +552,7 @@ def test_students_and_model_count_gallery_embeddings(client, settings, records, 
     enroll_student(records, "s-002", "MATH200")
     GalleryRepository(blobs, records).commit(
         np.random.default_rng(0).normal(size=(3, 128)), ["s-001", "s-001", "s-002"],
-        segment_id="0" * 32,
+        segment_id="0" * 32, pipeline=pipeline_id(settings),
         model_name=settings.model_name, detector=settings.detector, metric=settings.metric,
         threshold=settings.match_threshold,
     )

@@ -152,7 +152,7 @@ def test_a_class_limited_teacher_sees_only_their_classes_of_a_student_and_the_mo
     records.upsert_student("bob", "Bob", "room-2")
     GalleryRepository(blobs, records).commit(
         __import__("numpy").ones((3, 128)), ["ann", "bob", "bob"], segment_id="j1",
-        model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45)
+        pipeline="Facenet/opencv-v1", model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45)
 
     ann = client.get("/api/v1/students/ann", headers=room1_teacher()).get_json()
     assert ann["class_ids"] == ["room-1"]

@@ -75,6 +75,7 @@ def test_missing_or_wrong_token_is_401(app, headers):
     ("get", "/api/v1/jobs/" + "0" * 32, "teacher"),
     ("post", "/api/v1/recognitions", "teacher"),
     ("post", "/api/v1/students", "admin"),
+    ("post", "/api/v1/model/reembed", "admin"),
     ("delete", "/api/v1/students/ann", "admin"),
     ("get", "/api/v1/audit", "admin"),
 ])

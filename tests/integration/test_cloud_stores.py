@@ -321,7 +321,7 @@ while not go.exists():  # all start together
 for i in range(count):
     vec = np.random.default_rng(i).normal(size=(1, 128)).astype("float32")
     repo.commit(vec, [f"{name}-{i}"], segment_id=f"{name}-{i}", model_name="Facenet",
-                detector="opencv", metric="cosine", threshold=0.4)
+                pipeline="Facenet/opencv-v1", detector="opencv", metric="cosine", threshold=0.4)
 print(lost)
 """
 

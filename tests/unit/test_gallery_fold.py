@@ -12,7 +12,8 @@ from common.blobstore import LocalBlobStore
 from common.gallery import GalleryCache, GalleryRepository, Manifest
 from common.records import SqliteRecords
 
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4)
+META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
+            pipeline="Facenet/opencv-v1")
 
 
 def repo_at(tmp_path) -> GalleryRepository:
@@ -27,7 +28,7 @@ def vectors(n, seed=0):
 def test_recent_segments_fold_into_a_snapshot_and_nothing_is_lost(tmp_path, monkeypatch):
     monkeypatch.setattr(gallery_module, "FOLD_SEGMENTS", 3)
     repo = repo_at(tmp_path)
-    cache = GalleryCache(repo)
+    cache = GalleryCache(repo, META["pipeline"])
     for i in range(8):
         assert repo.commit(vectors(2, i), [f"s{i}"] * 2, segment_id=f"j{i}", **META) == i + 1
         assert cache.refresh() == i + 1
@@ -42,7 +43,7 @@ def test_recent_segments_fold_into_a_snapshot_and_nothing_is_lost(tmp_path, monk
     assert repo.commit(vectors(2), ["s0"] * 2, segment_id="j0", **META) == 8
     assert repo.commit(vectors(2), ["s7"] * 2, segment_id="j7", **META) == 8
     # The incrementally built cache equals a fresh one.
-    fresh = GalleryCache(repo)
+    fresh = GalleryCache(repo, META["pipeline"])
     fresh.refresh()
     assert list(cache.student_ids) == list(fresh.student_ids) == [
         f"s{i}" for i in range(8) for _ in range(2)]
@@ -66,7 +67,7 @@ def test_a_bulk_commit_of_many_students_folds_at_once(tmp_path):
 
 def test_cache_candidates_are_the_class_rows_and_follow_new_versions(tmp_path):
     repo = repo_at(tmp_path)
-    cache = GalleryCache(repo)
+    cache = GalleryCache(repo, META["pipeline"])
     repo.commit(vectors(3), ["a", "a", "b"], segment_id="j1", **META)
     cache.refresh()
     only_a = cache.candidates({"a"})

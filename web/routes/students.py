@@ -10,6 +10,7 @@ from common.auth import Role
 from common.erasure import erase_student
 from common.errors import AppError, NotFound, StudentExists, ValidationFailed
 from common.keys import enrollment_marker_key
+from common.pipeline import pipeline_id
 from common.queue import ENROLL_TASK
 from common.schemas import (
     EnrollmentMode, EnrollmentRequest, Student, validate_identifier, validate_name,
@@ -122,7 +123,9 @@ def _visible(student: Student) -> Student | None:
 
 def _with_embeddings(students: list[Student]) -> list[dict]:
     manifest = current_manifest()
-    counts = manifest.embeddings_per_student() if manifest else {}
+    # Those of the current pipeline: the only ones a recognition matches.
+    counts = (manifest.embeddings_per_student(pipeline_id(services().settings))
+              if manifest else {})
     return [
         s.model_copy(update={"embeddings": counts.get(s.student_id, 0)}).model_dump(mode="json")
         for s in students
