@@ -21,6 +21,23 @@ def rows(report: dict) -> list[tuple[str, str, str, str]]:
     """(figure, measured, baseline / goal, verdict) per benchmark."""
     res = report["results"]
     out = []
+    if "accuracy" in res:
+        pipes = res["accuracy"]["details"]["pipelines"]
+        parts = []
+        for name, row in pipes.items():
+            det, room, known = row["detection"], row["classrooms"], row["recognition"]
+            parts.append(
+                f"{name}: labelled photos {det['found']}/{det['faces']} found, "
+                f"{det['false_detections']} false; classrooms {room['found']}/{room['faces']}, "
+                f"{room['false_detections']} false; val {known['recognised']}/"
+                f"{known['val_photos']}; classroom students {known['classroom_recognised']}/"
+                f"{known['classroom_students']}; strangers accepted "
+                f"{known['strangers_accepted']}/{known['strangers']} at "
+                f"{_f(known['threshold'])}"
+                + (f"; {_f(row['classroom_seconds'])} s per 12 MP classroom"
+                   if "classroom_seconds" in row else ""))
+        out.append(("8. Accuracy (faces found, students recognised, strangers accepted)",
+                    "; ".join(parts), res["accuracy"]["goal"], VERDICT[res["accuracy"]["met"]]))
     if "embedding" in res:
         f = res["embedding"]["figures"]
         out.append((

@@ -14,85 +14,48 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import uuid
 
 from common.blobstore import BlobStore
-from common.errors import GalleryConflict, NotFound
-from common.gallery import (
-    MAX_COMMIT_ATTEMPTS, SNAPSHOTS, GalleryRepository, Manifest, Snapshot, _segment_bytes,
-    segment_pipeline,
-)
+from common.errors import NotFound
+from common.gallery import GalleryRepository, Rewrite, _segment_bytes, segment_pipeline
 from common.keys import (
     GALLERY_SEGMENTS, annotated_prefix, enrollment_job_of, student_photos_prefix, upload_prefix,
 )
-from common.records import GalleryPointer, RecordsStore
+from common.records import RecordsStore
 
 log = logging.getLogger(__name__)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_VERSIONED = re.compile(r"^gallery/(manifests|snapshots)/v(\d{8})-")
 
 
 def _remove_from_gallery(repo: GalleryRepository, student_id: str) -> tuple[int, int]:
     """Commit a version without the student; return (version, embeddings removed)."""
-    for _ in range(MAX_COMMIT_ATTEMPTS):
-        pointer = repo.records.get_gallery_pointer()
-        if pointer is None:
-            return 0, 0
-        base = Manifest.from_json(repo.blobs.get(pointer.manifest_key), repo.blobs)
-        segments = base.all_segments()
+
+    def without_student(segments: list[dict]) -> Rewrite | None:
         if not any(student_id in seg["students"] for seg in segments):
-            return base.version, 0
-        version = pointer.version + 1
-        kept, written, dropped, removed = [], [], [], 0
+            return None
+        change = Rewrite(kept=[])
         for seg in segments:
             if student_id not in seg["students"]:
-                kept.append(seg)
+                change.kept.append(seg)
                 continue
-            dropped.append(seg["key"])
+            change.drop.append(seg["key"])
             data = repo.load_segment(seg["key"])
             keep = data.student_ids != student_id
-            removed += int((~keep).sum())
+            change.removed += int((~keep).sum())
             if keep.any():
                 key = f"{seg['key'].removesuffix('.npz')}-e{uuid.uuid4().hex[:8]}.npz"
                 repo.blobs.put(key, _segment_bytes(data.embeddings[keep],
                                                    data.student_ids[keep].tolist()))
-                written.append(key)
+                change.written.append(key)
                 counts = {k: v for k, v in seg["students"].items() if k != student_id}
                 # The rewritten segment holds embeddings of the same pipeline as before.
-                kept.append({"key": key, "count": int(keep.sum()), "students": counts,
-                             "pipeline": segment_pipeline(seg)})
-        # Everything goes into one new snapshot: this version names nothing older.
-        snapshot = Snapshot.from_segments(
-            f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json", kept)
-        repo.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
-        manifest = Manifest(
-            version=version, model_name=base.model_name, detector=base.detector,
-            metric=base.metric, threshold=base.threshold,
-            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-            segments=[], base=snapshot.key, snapshot=snapshot,
-        )
-        manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
-        repo.blobs.put(manifest_key, manifest.to_json(), "application/json")
-        if repo.records.swap_gallery_pointer(pointer.version, GalleryPointer(version,
-                                                                             manifest_key)):
-            SNAPSHOTS.put(snapshot)
-            for key in dropped:
-                repo.blobs.delete(key)
-            _delete_older_versions(repo.blobs, version)
-            return version, removed
-        for key in written + [snapshot.key, manifest_key]:
-            repo.blobs.delete(key)
-    raise GalleryConflict("the gallery kept changing during the erasure; try again")
+                change.kept.append({"key": key, "count": int(keep.sum()), "students": counts,
+                                    "pipeline": segment_pipeline(seg)})
+        return change
 
-
-def _delete_older_versions(blobs: BlobStore, version: int) -> None:
-    for prefix in ("gallery/manifests/", "gallery/snapshots/"):
-        for key in blobs.list(prefix):
-            match = _VERSIONED.match(key)
-            if match and int(match.group(2)) < version:
-                blobs.delete(key)
+    return repo.rewrite(without_student, "the erasure")
 
 
 def _orphan_segments(repo: GalleryRepository, student_id: str,

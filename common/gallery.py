@@ -23,11 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import logging
 import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -199,6 +201,21 @@ def _segment_bytes(embeddings: np.ndarray, student_ids: list[str]) -> bytes:
     return out.getvalue()
 
 
+@dataclass
+class Rewrite:
+    """What an edit of the gallery's segments wants: the entries the new version keeps, the
+    keys to delete once it is current (the segments it replaces), those to delete if it never
+    becomes current (what the edit wrote), and what to report (e.g. embeddings removed)."""
+
+    kept: list[dict]
+    drop: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    removed: int = 0
+
+
+_VERSIONED = re.compile(r"gallery/(manifests|snapshots)/v(\d{8})-.*")
+
+
 class GalleryRepository:
     def __init__(self, blobs: BlobStore, records: RecordsStore):
         self.blobs = blobs
@@ -209,6 +226,49 @@ class GalleryRepository:
         if pointer is None:
             return None
         return Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
+
+    def rewrite(self, edit: Callable[[list[dict]], "Rewrite | None"], what: str) -> tuple[int, int]:
+        """Commit a version whose segments ``edit`` chose from the current ones (None: no change),
+        all folded into one new snapshot, then delete what it replaced and every older manifest
+        and snapshot, so no earlier version can bring the replaced segments back. Retries when
+        another writer wins. Returns (version, the edit's ``removed``)."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            pointer = self.records.get_gallery_pointer()
+            if pointer is None:
+                return 0, 0
+            base = Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
+            change = edit(base.all_segments())
+            if change is None:
+                return base.version, 0
+            version = pointer.version + 1
+            snapshot = Snapshot.from_segments(
+                f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json", change.kept)
+            self.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
+            manifest = Manifest(
+                version=version, model_name=base.model_name, detector=base.detector,
+                metric=base.metric, threshold=base.threshold,
+                created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                segments=[], base=snapshot.key, snapshot=snapshot,
+            )
+            manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
+            self.blobs.put(manifest_key, manifest.to_json(), "application/json")
+            if self.records.swap_gallery_pointer(pointer.version,
+                                                 GalleryPointer(version, manifest_key)):
+                SNAPSHOTS.put(snapshot)
+                for key in change.drop:
+                    self.blobs.delete(key)
+                self.delete_older_versions(version)
+                return version, change.removed
+            for key in change.written + [snapshot.key, manifest_key]:
+                self.blobs.delete(key)
+        raise GalleryConflict(f"the gallery kept changing during {what}; try again")
+
+    def delete_older_versions(self, version: int) -> None:
+        for prefix in ("gallery/manifests/", "gallery/snapshots/"):
+            for key in self.blobs.list(prefix):
+                match = _VERSIONED.fullmatch(key)
+                if match and int(match.group(2)) < version:
+                    self.blobs.delete(key)
 
     def load_segment(self, key: str) -> Segment:
         with np.load(io.BytesIO(self.blobs.get(key)), allow_pickle=False) as data:

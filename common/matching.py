@@ -86,16 +86,34 @@ def select_candidates(
                         students)
 
 
+def _agreeing(face_idx: np.ndarray, student: np.ndarray, dist: np.ndarray,
+              need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (face, student, distance) per pair whose student has ``need[student]`` embeddings
+    within the threshold of that face; the distance is the farthest of those (the
+    need[student]-th nearest): the evidence that many of the student's photos agree."""
+    order = np.lexsort((dist, student, face_idx))
+    face_idx, student, dist = face_idx[order], student[order], dist[order]
+    starts = np.flatnonzero(np.r_[True, (face_idx[1:] != face_idx[:-1])
+                                  | (student[1:] != student[:-1])])
+    rank = np.arange(len(face_idx)) - np.repeat(starts, np.diff(np.r_[starts, len(face_idx)]))
+    keep = rank == need[student] - 1
+    return face_idx[keep], student[keep], dist[keep]
+
+
 def match_groups(
     faces: np.ndarray,
     groups: Sequence[int],
     cands: CandidateSet,
     threshold: float,
+    min_photos: int = 1,
 ) -> list[list[Match]]:
     """Match the faces of several photos at once: ``groups`` gives each photo's face count.
 
-    Within a photo each student is given to at most one face (the closest); a face farther than
-    ``threshold`` from every candidate is unknown (student_id None), never forced onto the nearest.
+    A face is a student's when ``min_photos`` of the student's embeddings (all of them, if the
+    student has fewer) are within ``threshold`` of it: one look-alike photo is not enough. Its
+    distance is then the farthest of those. Within a photo each student is given to at most one
+    face (the closest); a face that is nobody's is unknown (student_id None), never forced onto
+    the nearest.
     """
     n = len(faces)
     assert sum(groups) == n, (groups, n)
@@ -126,6 +144,10 @@ def match_groups(
         face_idx = np.concatenate(pair_face)
         student = cands.codes[np.concatenate(pair_row)]
         dist = 1.0 - np.concatenate(pair_sim).astype(np.float64)
+        if min_photos > 1:
+            need = np.minimum(min_photos, np.bincount(cands.codes,
+                                                      minlength=len(cands.students)))
+            face_idx, student, dist = _agreeing(face_idx, student, dist, need)
         # Closest first; ties broken by face then student, so the result is deterministic.
         order = np.lexsort((student, face_idx, dist))
         face_idx, student, dist = face_idx[order], student[order], dist[order]
@@ -156,6 +178,7 @@ def match_faces(
     gallery_ids: np.ndarray,
     candidates: set[str],
     threshold: float,
+    min_photos: int = 1,
 ) -> list[Match]:
     """Match the faces of ONE photo: each student at most once, the closest face wins.
 
@@ -165,4 +188,4 @@ def match_faces(
     if len(faces) == 0:
         return []
     return match_groups(faces, [len(faces)], candidate_set(gallery, gallery_ids, candidates),
-                        threshold)[0]
+                        threshold, min_photos)[0]

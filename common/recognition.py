@@ -129,7 +129,8 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     t0 = time.perf_counter()
     matches = match_groups(embeddings, [sum(f.identifiable for f in faces)
                                         for faces in detections],
-                           candidates, pipe.settings.match_threshold)
+                           candidates, pipe.settings.match_threshold,
+                           pipe.settings.match_min_photos)
     timings["match"] = _ms(time.perf_counter() - t0)
 
     photo_faces: list[list[FaceMatch]] = []

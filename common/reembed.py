@@ -20,22 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import uuid
 from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from common.erasure import _delete_older_versions
-from common.errors import AppError, GalleryConflict, NotFound, StudentErased
-from common.gallery import (
-    MAX_COMMIT_ATTEMPTS, SNAPSHOTS, GalleryRepository, Manifest, Snapshot, segment_key,
-    segment_pipeline,
-)
+from common.errors import AppError, NotFound, StudentErased
+from common.gallery import GalleryRepository, Manifest, Rewrite, segment_key, segment_pipeline
 from common.images import decode_bgr
 from common.keys import enrollment_job_of, student_photos_prefix
 from common.pipeline import FacePipeline
-from common.records import GalleryPointer
 from common.schemas import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -191,36 +185,13 @@ def drop_other_pipelines(repo: GalleryRepository, keep: str) -> tuple[int, int]:
     every older version (which name them). Returns (version, embeddings dropped). Run it once
     every student has been re-embedded: a student with embeddings of other pipelines only
     loses them (``students_to_reembed`` of GET /api/v1/model says how many there are)."""
-    for _ in range(MAX_COMMIT_ATTEMPTS):
-        pointer = repo.records.get_gallery_pointer()
-        if pointer is None:
-            return 0, 0
-        base = Manifest.from_json(repo.blobs.get(pointer.manifest_key), repo.blobs)
-        segments = base.all_segments()
-        kept = [seg for seg in segments if segment_pipeline(seg) == keep]
+
+    def only_kept(segments: list[dict]) -> Rewrite | None:
         dropped = [seg for seg in segments if segment_pipeline(seg) != keep]
         if not dropped:
-            return base.version, 0
-        version = pointer.version + 1
-        snapshot = Snapshot.from_segments(
-            f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json", kept)
-        repo.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
-        manifest = Manifest(
-            version=version, model_name=base.model_name, detector=base.detector,
-            metric=base.metric, threshold=base.threshold,
-            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-            segments=[], base=snapshot.key, snapshot=snapshot,
-        )
-        manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
-        repo.blobs.put(manifest_key, manifest.to_json(), "application/json")
-        if repo.records.swap_gallery_pointer(pointer.version,
-                                             GalleryPointer(version, manifest_key)):
-            SNAPSHOTS.put(snapshot)
-            for seg in dropped:
-                repo.blobs.delete(seg["key"])
-            _delete_older_versions(repo.blobs, version)
-            return version, sum(seg["count"] for seg in dropped)
-        for key in (snapshot.key, manifest_key):
-            repo.blobs.delete(key)
-    raise GalleryConflict("the gallery kept changing while old pipelines were dropped; "
-                          "try again")
+            return None
+        return Rewrite(kept=[seg for seg in segments if segment_pipeline(seg) == keep],
+                       drop=[seg["key"] for seg in dropped],
+                       removed=sum(seg["count"] for seg in dropped))
+
+    return repo.rewrite(only_kept, "the dropping of old pipelines")

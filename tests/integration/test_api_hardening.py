@@ -144,15 +144,17 @@ def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client,
 
 
 def test_a_class_limited_teacher_sees_only_their_classes_of_a_student_and_the_model(
-        client, records, blobs):
+        client, records, blobs, settings):
     from common.gallery import GalleryRepository
+    from common.pipeline import pipeline_id
 
     records.upsert_student("ann", "Ann", "room-1")
     records.upsert_student("ann", "Ann", "room-2")
     records.upsert_student("bob", "Bob", "room-2")
     GalleryRepository(blobs, records).commit(
         __import__("numpy").ones((3, 128)), ["ann", "bob", "bob"], segment_id="j1",
-        pipeline="Facenet/opencv-v1", model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45)
+        pipeline=pipeline_id(settings), model_name="Facenet", detector=settings.detector,
+        metric="cosine", threshold=0.45)
 
     ann = client.get("/api/v1/students/ann", headers=room1_teacher()).get_json()
     assert ann["class_ids"] == ["room-1"]

@@ -83,6 +83,10 @@ def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
         for face in photo["faces"]:
             assert set(face["box"]) == {"x", "y", "w", "h"} and face["box"]["w"] > 0
     assert result["unknown_faces"] == sum(len(p["faces"]) for p in result["photos"]) - 2
+    # Every face in both photos, and nothing else (tests/data/faces/labels.json: 2 and 7).
+    assert [len(p["faces"]) for p in result["photos"]] == [2, 7]
+    assert {f["outcome"] for p in result["photos"] for f in p["faces"]} == {"recognised",
+                                                                          "unknown"}
 
     # The annotated photo is stored and served.
     resp = stack.client.get(f"/api/v1/annotated/{job['job_id']}/0")
@@ -91,6 +95,26 @@ def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
 
     records = attendance(stack, "room-1", "2026-11-02")
     assert [(r["student_id"], r["name"]) for r in records] == [("jolie", "Angelina Jolie")]
+
+
+def test_faces_too_small_to_recognise_are_reported_not_matched(stack, faces_dir):
+    """The front rows of retina_img3.jpg are 30-45 px faces, with a crowd of smaller ones
+    behind: found, drawn in amber, never matched nor counted as unknown."""
+    job = enroll(stack, "jolie-s", "Angelina Jolie", "room-s",
+                 files([faces_dir / f for f in JOLIE_PHOTOS[:2]]))
+    assert job["state"] == "succeeded", job
+    crowd = Path(__file__).resolve().parents[1] / "data" / "groups" / "retina_img3.jpg"
+    job = recognise(stack, "room-s", files([crowd]))
+    assert job["state"] == "succeeded", job
+    result = job["result"]
+    faces = result["photos"][0]["faces"]
+    unclear = [f for f in faces if f["outcome"] == "unidentifiable"]
+    assert len(unclear) >= 10 and result["unidentifiable_faces"] == len(unclear)
+    assert all(f["student_id"] is None and f["distance"] is None and f["reason"]
+               for f in unclear)
+    assert result["unknown_faces"] == len(faces) - len(unclear)
+    assert result["present"] == []
+    assert stack.client.get(f"/api/v1/annotated/{job['job_id']}/0").status_code == 200
 
 
 def test_enrollment_rejects_photos_without_exactly_one_face(stack, faces_dir):

@@ -359,8 +359,9 @@ def test_a_response_missing_a_field_is_a_readable_error():
 
 # --- the API token -----------------------------------------------------------------------------
 
-MODEL = {"version": 0, "model_name": "Facenet", "detector": "opencv", "metric": "cosine",
-         "threshold": 0.4, "students": 0, "embeddings": 0, "updated_at": None}
+MODEL = {"version": 0, "model_name": "Facenet", "detector": "centerface", "metric": "cosine",
+         "threshold": 0.4, "students": 0, "embeddings": 0, "updated_at": None,
+         "pipeline": "Facenet/centerface-v1"}
 
 
 def test_every_request_carries_the_token_as_a_bearer_header():

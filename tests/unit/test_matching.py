@@ -71,3 +71,52 @@ def test_matching_in_blocks_gives_the_same_answer(monkeypatch):
     monkeypatch.setattr(matching, "BLOCK_ROWS", 97)
     assert match_faces(faces, gallery, ids, candidates, 0.3) == whole
     assert [m.student_id for m in whole] == ["s3", "s666", "s1666"]
+
+
+# --- a face is a student's when several of their photos agree -----------------------------------
+
+ROWS = np.stack([unit(1, 0, 0), unit(1, 0.6, 0), unit(1, -0.6, 0),   # dan: 3 photos
+                 unit(0, 1, 0), unit(0, 1, 0.7),                      # eve: 2 photos
+                 unit(0, 0, 1)])                                      # fay: 1 photo
+ROW_IDS = np.array(["dan", "dan", "dan", "eve", "eve", "fay"])
+EVERYONE = {"dan", "eve", "fay"}
+
+
+def distance(a, b) -> float:
+    return float(1 - a @ b)
+
+
+def test_one_look_alike_photo_is_not_enough_when_two_must_agree():
+    # Very close to one photo of dan's, far from his other two: a look-alike.
+    face = unit(1, 0.6, 0.05)
+    assert match_faces(face[None], ROWS, ROW_IDS, EVERYONE, 0.1)[0].student_id == "dan"
+    [got] = match_faces(face[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=2)
+    assert got.student_id is None
+
+
+def test_when_two_agree_the_distance_is_the_second_nearest():
+    face = unit(1, 0.25, 0)
+    [got] = match_faces(face[None], ROWS, ROW_IDS, EVERYONE, 0.3, min_photos=2)
+    second = sorted(distance(face, r) for r in ROWS[:3])[1]
+    assert got.student_id == "dan" and got.distance == np.float32(second) or \
+        abs(got.distance - second) < 1e-6
+
+
+def test_a_student_with_fewer_photos_needs_all_of_them():
+    only = unit(0, 0.05, 1)  # fay has one photo
+    assert match_faces(only[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=3)[0].student_id \
+        == "fay"
+    both = unit(0, 1, 0.35)  # between eve's two photos
+    got = match_faces(both[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=3)[0]
+    assert got.student_id == "eve"
+    assert abs(got.distance - max(distance(both, r) for r in ROWS[3:5])) < 1e-6
+
+
+def test_with_agreement_each_student_still_goes_to_one_face_per_photo():
+    # The first face is nearer dan's nearest photo, the second agrees better with two of them:
+    # the second wins.
+    faces = np.stack([unit(1, 0.01, 0), unit(1, 0.3, 0)])
+    got = match_faces(faces, ROWS, ROW_IDS, EVERYONE, 0.3, min_photos=2)
+    assert [m.student_id for m in got] == [None, "dan"]
+    assert [m.student_id for m in match_faces(faces, ROWS, ROW_IDS, EVERYONE, 0.3)] == \
+        ["dan", None]
