@@ -30,10 +30,12 @@ def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_
         x0, y0 = b.x * scale, b.y * scale
         x1, y1 = (b.x + b.w) * scale, (b.y + b.h) * scale
         if face.outcome == "unidentifiable":
-            colour, label = UNIDENTIFIABLE, face.reason or "unclear"
-        else:
-            colour = KNOWN if face.student_id else UNKNOWN
-            label = face.name or face.student_id or "unknown"
+            # A box without a label: a crowd's small faces would bury the photo under text;
+            # the caption says what amber means.
+            draw.rectangle((x0, y0, x1, y1), outline=UNIDENTIFIABLE, width=max(1, line // 2))
+            continue
+        colour = KNOWN if face.student_id else UNKNOWN
+        label = face.name or face.student_id or "unknown"
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
         label_y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1

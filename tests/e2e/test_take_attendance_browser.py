@@ -1,0 +1,64 @@
+"""Take attendance in a real browser on a photo with faces too small to tell who they are: the
+three outcomes are told apart (green, red, amber) in the picture, its caption and the metrics,
+on a desktop and on a phone. Screenshots go to var/test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from tests import tokens
+from tests.conftest import REPO
+from tests.e2e.test_browser import browser, settle  # noqa: F401 (a fixture)
+from tests.e2e.test_enroll_browser import (  # noqa: F401 (a fixture)
+    JOB_TIMEOUT, app_url, full_screenshot, new_page,
+)
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
+              pytest.mark.timeout(600)]
+
+CROWD = REPO / "tests" / "data" / "groups" / "retina_img3.jpg"
+
+
+@pytest.fixture(scope="module")
+def crowd_class(api_url, faces_dir):
+    files = [("photos", (n, (faces_dir / n).read_bytes(), "image/jpeg"))
+             for n in ("img2.jpg", "img4.jpg")]
+    resp = requests.post(f"{api_url}/api/v1/students", headers=tokens.bearer(tokens.ADMIN),
+                         data={"student_id": "jolie-crowd", "name": "Angelina Jolie",
+                               "class_id": "crowd-room"}, files=files, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job_url = f"{api_url}{resp.json()['status_url']}"
+    for _ in range(600):
+        job = requests.get(job_url, headers=tokens.bearer(tokens.ADMIN), timeout=10).json()
+        if job["state"] in ("succeeded", "failed"):
+            break
+        __import__("time").sleep(0.2)
+    assert job["state"] == "succeeded", job
+    return "crowd-room"
+
+
+@pytest.mark.parametrize("size", ["1280x900", "390x844"])
+def test_faces_too_small_to_tell_are_shown_as_such(browser, app_url, crowd_class, size):
+    context, page = new_page(browser, size)
+    try:
+        page.goto(f"{app_url}/")
+        page.get_by_text("Take attendance").first.wait_for()
+        settle(page)
+        page.get_by_role("combobox", name="Class").click()
+        page.get_by_role("option", name=crowd_class).click()
+        settle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(CROWD))
+        page.get_by_text(CROWD.name, exact=True).first.wait_for()
+        page.get_by_role("button", name="Take attendance").click()
+        page.get_by_text("Present (0)").wait_for(timeout=JOB_TIMEOUT)
+        settle(page)
+        caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+        assert "too small to tell (amber)" in caption, caption
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Too small to tell")
+        assert int(metric.locator('[data-testid="stMetricValue"]').inner_text()) >= 10
+        full_screenshot(page, f"take-attendance-crowd-{size}")
+    finally:
+        context.close()
