@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from common.errors import AppError, NoUsablePhoto, NotFound, StudentErased, StudentExists
+from common.gallery import normalise
 from common.images import decode_bgr
 from common.keys import student_photo_key
 from common.pipeline import FacePipeline
@@ -25,6 +26,7 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     name = _enrolled_name(pipe, req, asked_at)
     crops: list[np.ndarray] = []
     accepted: list[str] = []
+    names: list[str] = []
     rejected: list[Rejected] = []
     total = len(req.photos)
     for done, upload in enumerate(req.photos, start=1):
@@ -54,11 +56,14 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
                     filename=upload.filename,
                     reason=f"{len(clear)} faces found; an enrollment photo must show one face",
                 ))
+            elif (problem := _not_enrollable(pipe, clear[0])) is not None:
+                rejected.append(Rejected(filename=upload.filename, reason=problem))
             else:
                 # Faces too small to recognise (in the background) could not be enrolled
                 # anyway: the one clear face is the student's.
                 crops.append(clear[0].pixels)
                 accepted.append(upload.key)
+                names.append(upload.filename)
         progress(done, total)
 
     if not crops:
@@ -66,7 +71,19 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
         raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
 
     guard = (req.student_id, asked_at)
-    embeddings = pipe.embedder.embed(np.stack(crops))
+    embeddings = normalise(pipe.embedder.embed(np.stack(crops)))
+    consistent = _consistent(pipe, req.student_id, embeddings)
+    for i in np.flatnonzero(~consistent):
+        rejected.append(Rejected(filename=names[i], reason=(
+            "does not look like the other photos of this student (is it the same person, "
+            "and is the face clear?)")))
+    if not consistent.any():
+        reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
+        raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
+    keep = np.flatnonzero(consistent)
+    embeddings = embeddings[keep]
+    crops = [crops[i] for i in keep]
+    accepted = [accepted[i] for i in keep]
     # Photos first: if anything below fails or the student is erased meanwhile, what was filed
     # is deleted again (or found by the erasure, which lists the student's photos after it has
     # left its tombstone).
@@ -99,6 +116,35 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
         student_id=req.student_id, accepted_photos=len(crops), rejected=rejected,
         model_version=version,
     )
+
+
+def _not_enrollable(pipe: FacePipeline, face) -> str | None:
+    """Why a clear face is still not good enough to enroll, in plain words; None if it is."""
+    s = pipe.settings
+    if pipe.detector.width(face) < s.enroll_min_face_px:
+        return (f"the face is too small for an enrollment photo: a photo in which the face is "
+                f"at least {s.enroll_min_face_px} pixels wide is needed")
+    if face.confidence < s.enroll_min_confidence:
+        return "the face is not clear enough (turned away, blurred or covered)"
+    return None
+
+
+def _consistent(pipe: FacePipeline, student_id: str, embeddings: np.ndarray) -> np.ndarray:
+    """Which of the new embeddings look like the student's other photos (this enrollment's
+    others and those already enrolled): the second nearest of them, when there are two or
+    more, or the one there is, within enroll_consistency_distance. A lone first photo is
+    accepted as it is."""
+    pipe.gallery.refresh()
+    existing = pipe.gallery.candidates({student_id}).embeddings
+    everything = np.concatenate([embeddings, existing]) if len(existing) else embeddings
+    limit = pipe.settings.enroll_consistency_distance
+    ok = np.ones(len(embeddings), dtype=bool)
+    for i, vector in enumerate(embeddings):
+        distances = np.delete(1.0 - everything @ vector, i)
+        if len(distances) == 0:
+            continue
+        ok[i] = np.sort(distances)[min(2, len(distances)) - 1] <= limit
+    return ok
 
 
 def _enrolled_name(pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.datetime) -> str:

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     # fewer) are within the threshold: one look-alike photo is not enough (README, "How the
     # threshold was chosen"). 1: the nearest embedding decides.
     match_min_photos: int = Field(default=2, ge=1, le=20)
+    # Enrollment is stricter than recognition (README, "Enrollment photos"): a face at least
+    # this wide (in min_face_px's terms) and this sure, and no farther than
+    # enroll_consistency_distance from the student's other photos (the second nearest of them,
+    # when there are two or more).
+    enroll_min_face_px: int = Field(default=48, ge=8)
+    enroll_min_confidence: float = Field(default=0.7, gt=0.0, lt=1.0)
+    enroll_consistency_distance: float = Field(default=0.6, gt=0.0, lt=2.0)
 
     # Upload limits.
     max_upload_mb: float = Field(default=50.0, gt=0)

@@ -149,6 +149,10 @@ class FaceDetector:
                                         thread_name_prefix="faces")
         self._local = threading.local()
 
+    def width(self, face: DetectedFace) -> float:
+        """The face's width as min_face_px measures faces (Haar's looser boxes)."""
+        return face.box.w * (CNN_BOX_SCALE if self.backend == "centerface" else 1.0)
+
     @classmethod
     def from_settings(cls, settings, backend: str | None = None) -> "FaceDetector":
         """The detector the settings describe (``backend`` overrides theirs)."""

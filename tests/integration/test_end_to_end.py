@@ -117,6 +117,25 @@ def test_faces_too_small_to_recognise_are_reported_not_matched(stack, faces_dir)
     assert stack.client.get(f"/api/v1/annotated/{job['job_id']}/0").status_code == 200
 
 
+def test_enrollment_refuses_a_photo_of_someone_else(stack, faces_dir, celeb_dir):
+    """Three photos of Angelina Jolie and one of Ben Affleck under one student: his is refused
+    in plain words, hers are enrolled; more photos of him later are refused too."""
+    ben = sorted((celeb_dir / "train" / "ben_afflek").glob("*.jpg"))[0]
+    job = enroll(stack, "jolie-c", "Angelina Jolie", "room-c",
+                 files([faces_dir / f for f in JOLIE_PHOTOS[:3]] + [ben]))
+    assert job["state"] == "succeeded", job
+    result = job["result"]
+    assert result["accepted_photos"] == 3
+    assert [(r["filename"], r["reason"].split(" (")[0]) for r in result["rejected"]] == [
+        (ben.name, "does not look like the other photos of this student")]
+    resp = stack.client.post("/api/v1/students/jolie-c/photos",
+                             data={"photos": files([ben])}, content_type="multipart/form-data")
+    assert resp.status_code == 202, resp.get_json()
+    added = stack.wait_for_job(resp.get_json()["job_id"])
+    assert added["state"] == "failed" and added["error"]["code"] == "no_usable_photo", added
+    assert stack.client.get("/api/v1/students/jolie-c").get_json()["embeddings"] == 3
+
+
 def test_enrollment_rejects_photos_without_exactly_one_face(stack, faces_dir):
     photos = files([faces_dir / "img2.jpg", faces_dir / "couple.jpg"]) + [blank_png()]
     job = enroll(stack, "jolie2", "Angelina J.", "room-2", photos)
