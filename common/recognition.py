@@ -30,7 +30,7 @@ from common.keys import annotated_key
 from common.matching import match_groups
 from common.pipeline import FacePipeline
 from common.schemas import (
-    AttendanceRecord, Box, FaceMatch, PhotoResult, RecognitionRequest, RecognitionResult,
+    AttendanceRecord, Box, Evidence, FaceMatch, PhotoResult, RecognitionRequest, RecognitionResult,
 )
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,13 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         draw_all([i for i in redraw if i in keys])
     previews.clear()
 
+    # A student found in any photo is present; the best face among them is the evidence.
+    evidence: dict[str, Evidence] = {}
+    for i, faces in enumerate(photo_faces):
+        for k, face in enumerate(faces):
+            sid = face.student_id
+            if sid and (sid not in evidence or face.distance < evidence[sid].distance):
+                evidence[sid] = Evidence(student_id=sid, photo=i, face=k, distance=face.distance)
     photos = [
         PhotoResult(filename=upload.filename, faces=[f.model_copy(update={"name": None})
                                                      for f in photo_faces[i]],
@@ -218,7 +225,8 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     timings["total"] = _ms(time.perf_counter() - started)
     return RecognitionResult(
         class_id=req.class_id, date=req.date, photos=photos, present=sorted(best),
-        unknown_faces=unknown, unidentifiable_faces=unidentifiable, model_version=version,
+        unknown_faces=unknown, unidentifiable_faces=unidentifiable,
+        evidence=[evidence[sid] for sid in sorted(evidence)], model_version=version,
         timings=timings,
     )
 

@@ -104,6 +104,15 @@ class PhotoResult(Strict):
     error: str | None = None
 
 
+class Evidence(Strict):
+    """Where a present student was seen best in a job: photo and face indices, distance."""
+
+    student_id: str
+    photo: int
+    face: int
+    distance: float
+
+
 class RecognitionResult(Strict):
     class_id: str
     date: dt.date
@@ -111,6 +120,8 @@ class RecognitionResult(Strict):
     present: list[str]
     unknown_faces: int
     unidentifiable_faces: int = 0
+    # One entry per present student: their best face among all the job's photos.
+    evidence: list[Evidence] = Field(default_factory=list)
     model_version: int
     # Where the worker's time went, in ms: decode, detect, embed, match, annotate, store, total.
     timings: dict[str, float] | None = None

@@ -83,6 +83,12 @@ def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
         for face in photo["faces"]:
             assert set(face["box"]) == {"x", "y", "w", "h"} and face["box"]["w"] > 0
     assert result["unknown_faces"] == sum(len(p["faces"]) for p in result["photos"]) - 2
+    # The best of her two faces is the evidence.
+    [evidence] = result["evidence"]
+    best = min((f["distance"], i, k) for i, p in enumerate(result["photos"])
+               for k, f in enumerate(p["faces"]) if f["student_id"] == "jolie")
+    assert (evidence["student_id"], evidence["distance"], evidence["photo"],
+            evidence["face"]) == ("jolie", *best)
     # Every face in both photos, and nothing else (tests/data/faces/labels.json: 2 and 7).
     assert [len(p["faces"]) for p in result["photos"]] == [2, 7]
     assert {f["outcome"] for p in result["photos"] for f in p["faces"]} == {"recognised",
