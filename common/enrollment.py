@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from common.errors import AppError, NoUsablePhoto, NotFound, StudentErased, StudentExists
+from common.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS
 from common.gallery import normalise
 from common.images import decode_bgr
 from common.keys import student_photo_key
@@ -126,6 +127,10 @@ def _not_enrollable(pipe: FacePipeline, face) -> str | None:
                 f"at least {s.enroll_min_face_px} pixels wide is needed")
     if face.confidence < s.enroll_min_confidence:
         return "the face is not clear enough (turned away, blurred or covered)"
+    if abs(face.turn) > ENROLL_MAX_TURN:
+        return "the face is turned away: a photo facing the camera is needed"
+    if face.sharpness < ENROLL_MIN_SHARPNESS:
+        return "the face is blurred: a sharper photo is needed"
     return None
 
 

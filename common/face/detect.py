@@ -60,6 +60,14 @@ def _overlapping(regions, overlap: float = OVERLAP) -> set[int]:
 
 
 TOO_SMALL = "too small to recognise"
+TURNED = "turned too far away to recognise"
+BLURRED = "too blurred to recognise"
+# How far a face may be turned (the nose's offset from the eyes' midpoint along the eye line,
+# in eye distances: 0 frontal, 0.5 with the nose in line with an eye, more in profile) and how sharp it must be (the variance of the
+# Laplacian of its 160x160 crop) to be matched at all, and to be enrolled. README, "Enrollment
+# photos", has the measurements behind them.
+MAX_TURN, ENROLL_MAX_TURN = 1.0, 0.6
+MIN_SHARPNESS, ENROLL_MIN_SHARPNESS = 6.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,30 @@ class DetectedFace:
     pixels: np.ndarray | None
     landmarks: np.ndarray | None = None  # (5, 2) in the photo's pixels, CenterFace only
     reason: str | None = None
+    turn: float = 0.0  # signed, in eye distances (CenterFace only)
+    sharpness: float = float("inf")  # variance of the Laplacian of the crop (CenterFace only)
 
     @property
     def identifiable(self) -> bool:
         return self.pixels is not None
+
+
+def turn_of(landmarks: np.ndarray) -> float:
+    """How far the head is turned: the nose tip's offset from the eyes' midpoint, along the
+    line of the eyes, in eye distances (0 frontal, 0.5 with the nose in line with an eye)."""
+    left, right, nose = (np.asarray(p, np.float64) for p in landmarks[:3])
+    across = right - left
+    distance = float(np.linalg.norm(across))
+    if distance < 1e-6:
+        return float("inf")
+    return float(np.dot(nose - (left + right) / 2, across / distance) / distance)
+
+
+def sharpness_of(pixels: np.ndarray) -> float:
+    import cv2
+
+    gray = cv2.cvtColor((pixels * 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -264,8 +292,13 @@ class FaceDetector:
                 faces.append(DetectedFace(box_, float(score), None, marks, TOO_SMALL))
                 continue
             pixels = align_by_landmarks(bgr, marks)
-            if pixels is not None:
-                faces.append(DetectedFace(box_, float(score), pixels, marks))
+            if pixels is None:
+                continue
+            turn, sharpness = turn_of(marks), sharpness_of(pixels)
+            reason = (TURNED if abs(turn) > MAX_TURN
+                      else BLURRED if sharpness < MIN_SHARPNESS else None)
+            faces.append(DetectedFace(box_, float(score), None if reason else pixels, marks,
+                                      reason, turn, sharpness))
         return faces
 
     def _aligned(self, bgr: np.ndarray, region, scale: float, pad_x: int,

@@ -61,7 +61,7 @@ def _face_summary(faces) -> str:
     known = sum(1 for f in faces if f.outcome == "recognised")
     unclear = sum(1 for f in faces if f.outcome == "unidentifiable")
     summary = f"{known} recognised (green), {len(faces) - known - unclear} unknown (red)"
-    return summary + (f", {unclear} too small to tell (amber)" if unclear else "")
+    return summary + (f", {unclear} too small or unclear to tell (amber)" if unclear else "")
 
 
 def _roster_list(students: Sequence[Student]) -> None:
@@ -109,8 +109,8 @@ def show_result(api: ApiClient, last: dict) -> None:
     m1.metric("Present", f"{len(present)} of {len(roster)}")
     m2.metric("Absent", len(absent))
     m3.metric("Unknown faces", unknown)
-    # A student whose face was too small is not shown as present: the teacher should look.
-    m4.metric("Too small to tell", unclear)
+    # A student whose face was too unclear is not shown as present: the teacher should look.
+    m4.metric("Too unclear to tell", unclear)
 
     photos_col, roster_col = st.columns([3, 2], gap="large")
     with photos_col:
@@ -146,7 +146,7 @@ def render() -> None:
     st.title("Take attendance")
     st.caption("Pick a class and a date, drop one or more class photos, and submit. "
                "Recognised faces are boxed in green with their name, unknown faces in red, "
-               "faces too small to tell who they are in amber.")
+               "faces too small, blurred or turned away to tell who they are in amber.")
     api = ui.logged_in_client()
     students = ui.fetch("Could not load the classes", api.students)
     classes = classes_of(students)

@@ -56,8 +56,8 @@ def test_faces_too_small_to_tell_are_shown_as_such(browser, app_url, crowd_class
         page.get_by_text("Present (0)").wait_for(timeout=JOB_TIMEOUT)
         settle(page)
         caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
-        assert "too small to tell (amber)" in caption, caption
-        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Too small to tell")
+        assert "too small or unclear to tell (amber)" in caption, caption
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Too unclear to tell")
         assert int(metric.locator('[data-testid="stMetricValue"]').inner_text()) >= 10
         full_screenshot(page, f"take-attendance-crowd-{size}")
     finally:

@@ -75,3 +75,29 @@ def test_decode_places_a_face_where_the_heatmap_peaks():
     assert found.boxes[0] == pytest.approx([cx - 20, cy - 20, cx + 20, cy + 20])
     assert found.landmarks[0][0] == pytest.approx([cx - 20 + 0.25 * 40, cy - 20 + 0.3 * 40])
     assert CenterFace.decode(heatmap, scale, offset, marks, 0.95, (80, 120)).scores.size == 0
+
+
+def test_turn_is_zero_facing_the_camera_and_grows_as_the_nose_moves_to_an_eye():
+    from common.face.detect import turn_of
+
+    frontal = TEMPLATE_160.astype(np.float64)
+    assert abs(turn_of(frontal)) < 1e-6
+    turned = frontal.copy()
+    turned[2, 0] = frontal[1, 0]  # the nose at the right eye's x: a profile
+    assert turn_of(turned) == pytest.approx(0.5, abs=1e-6)
+    turned[2, 0] = frontal[0, 0]
+    assert turn_of(turned) == pytest.approx(-0.5, abs=1e-6)
+    # Rotating the whole face in the image plane does not change it.
+    tilted = (frontal - 80) @ rotation(30).T + 80
+    assert abs(turn_of(tilted)) < 1e-6
+
+
+def test_a_blurred_crop_is_less_sharp():
+    import cv2
+
+    from common.face.detect import sharpness_of
+
+    rng = np.random.default_rng(0)
+    crop = rng.uniform(0, 1, (160, 160, 3)).astype(np.float32)
+    blurred = cv2.GaussianBlur(crop, (0, 0), 3)
+    assert sharpness_of(blurred) < sharpness_of(crop) / 10
