@@ -1,10 +1,11 @@
 """Take attendance in a real browser on a photo with faces too small to tell who they are: the
-three outcomes are told apart (green, red, amber) in the picture, its caption and the metrics,
-on a desktop and on a phone. Screenshots go to var/test-artifacts/screenshots/."""
+three outcomes are told apart (green, red, amber) in the picture, its caption and the metrics;
+then the Attendance page's export, prepared by the API. On a desktop and on a phone;
+screenshots go to var/test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import io
+import time
 
 import pytest
 import requests
@@ -22,21 +23,30 @@ pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pyte
 CROWD = REPO / "tests" / "data" / "groups" / "retina_img3.jpg"
 
 
-@pytest.fixture(scope="module")
-def crowd_class(api_url, faces_dir):
-    files = [("photos", (n, (faces_dir / n).read_bytes(), "image/jpeg"))
-             for n in ("img2.jpg", "img4.jpg")]
-    resp = requests.post(f"{api_url}/api/v1/students", headers=tokens.bearer(tokens.ADMIN),
-                         data={"student_id": "jolie-crowd", "name": "Angelina Jolie",
-                               "class_id": "crowd-room"}, files=files, timeout=30)
+def run_job(api_url: str, path: str, data: dict, names: list[str], folder) -> dict:
+    files = [("photos", (n, (folder / n).read_bytes(), "image/jpeg")) for n in names]
+    resp = requests.post(f"{api_url}{path}", headers=tokens.bearer(tokens.ADMIN), data=data,
+                         files=files, timeout=30)
     assert resp.status_code == 202, resp.text
     job_url = f"{api_url}{resp.json()['status_url']}"
     for _ in range(600):
         job = requests.get(job_url, headers=tokens.bearer(tokens.ADMIN), timeout=10).json()
         if job["state"] in ("succeeded", "failed"):
             break
-        __import__("time").sleep(0.2)
+        time.sleep(0.2)
     assert job["state"] == "succeeded", job
+    return job
+
+
+@pytest.fixture(scope="module")
+def crowd_class(api_url, faces_dir):
+    """Angelina Jolie enrolled in crowd-room, and marked present once (so there is something
+    to export)."""
+    run_job(api_url, "/api/v1/students", {"student_id": "jolie-crowd", "name": "Angelina Jolie",
+                                          "class_id": "crowd-room"},
+            ["img2.jpg", "img4.jpg"], faces_dir)
+    run_job(api_url, "/api/v1/recognitions", {"class_id": "crowd-room"}, ["couple.jpg"],
+            faces_dir)
     return "crowd-room"
 
 
@@ -60,5 +70,14 @@ def test_faces_too_small_to_tell_are_shown_as_such(browser, app_url, crowd_class
         metric = page.locator('[data-testid="stMetric"]').filter(has_text="Too unclear to tell")
         assert int(metric.locator('[data-testid="stMetricValue"]').inner_text()) >= 10
         full_screenshot(page, f"take-attendance-crowd-{size}")
+
+        # The export is prepared by the API, then offered for download.
+        page.goto(f"{app_url}/attendance")
+        page.get_by_role("button", name="Prepare CSV export").wait_for()
+        settle(page)
+        page.get_by_role("button", name="Prepare CSV export").click()
+        page.get_by_role("button", name="Download CSV").wait_for()
+        settle(page)
+        full_screenshot(page, f"attendance-export-{size}")
     finally:
         context.close()
