@@ -84,6 +84,8 @@ def match_boxes(truth: list, found: list, threshold: float = IOU) -> tuple[int, 
 class Faces:
     boxes: list  # [x, y, w, h] each
     embeddings: np.ndarray  # (n, 128), L2-normalised
+    # Per face: whether enrollment's own rules (size, confidence, turn, sharpness) take it.
+    enrollable: list[bool] | None = None
 
 
 @dataclass
@@ -111,9 +113,14 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
     from common.face.detect import FaceDetector
     from common.gallery import normalise
 
+    from types import SimpleNamespace
+
+    from common.enrollment import _not_enrollable
+
     settings = ctx.models.settings
     detector = FaceDetector.from_settings(settings, backend=backend)
     embedder = ctx.models.embedder
+    rules = SimpleNamespace(settings=settings, detector=detector)
 
     def run(bgr) -> Faces:
         found = detector.detect(bgr)
@@ -122,7 +129,8 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
         if clear:
             vectors[clear] = normalise(embedder.embed(np.stack([found[i].pixels
                                                                 for i in clear])))
-        return Faces([[f.box.x, f.box.y, f.box.w, f.box.h] for f in found], vectors)
+        return Faces([[f.box.x, f.box.y, f.box.w, f.box.h] for f in found], vectors,
+                     [f.identifiable and _not_enrollable(rules, f) is None for f in found])
 
     return Pipeline(f"project {backend}", settings.match_threshold, run,
                     settings.match_min_photos)
@@ -185,9 +193,11 @@ def recognition(pipe: Pipeline, photos: list[Labelled], people: list[str], quick
     for person in people:
         for path in enrollment[person][: (4 if quick else None)]:
             faces = pipe.faces(str(path), lambda p=path: decode(p))
-            clear = faces.embeddings[~np.isnan(faces.embeddings).any(axis=1)]
-            if len(clear) == 1:  # enrollment takes a photo with exactly one clear face
-                gallery_vectors.append(clear[0])
+            clear = np.flatnonzero(~np.isnan(faces.embeddings).any(axis=1))
+            # Enrollment takes a photo with exactly one clear face that its rules accept (its
+            # check against the student's other photos aside).
+            if len(clear) == 1 and (faces.enrollable is None or faces.enrollable[clear[0]]):
+                gallery_vectors.append(faces.embeddings[clear[0]])
                 gallery_people.append(person)
     gallery = np.array(gallery_vectors, np.float32)
     who = np.array(gallery_people)
