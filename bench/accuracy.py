@@ -115,7 +115,7 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
 
     from types import SimpleNamespace
 
-    from common.enrollment import _not_enrollable
+    from common.enrollment import not_enrollable
 
     settings = ctx.models.settings
     detector = FaceDetector.from_settings(settings, backend=backend)
@@ -130,7 +130,7 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
             vectors[clear] = normalise(embedder.embed(np.stack([found[i].pixels
                                                                 for i in clear])))
         return Faces([[f.box.x, f.box.y, f.box.w, f.box.h] for f in found], vectors,
-                     [f.identifiable and _not_enrollable(rules, f) is None for f in found])
+                     [f.identifiable and not_enrollable(rules, f) is None for f in found])
 
     return Pipeline(f"project {backend}", settings.match_threshold, run,
                     settings.match_min_photos)

@@ -44,25 +44,13 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
             log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
             rejected.append(Rejected(filename=upload.filename, reason="not a readable image"))
         else:
-            clear = [f for f in faces if f.identifiable]
-            if faces and not clear:
-                rejected.append(Rejected(
-                    filename=upload.filename,
-                    reason=f"the face is too small to recognise: a photo in which the face is "
-                           f"at least {pipe.settings.min_face_px} pixels wide is needed"))
-            elif not faces:
-                rejected.append(Rejected(filename=upload.filename, reason="no face found"))
-            elif len(clear) > 1:
-                rejected.append(Rejected(
-                    filename=upload.filename,
-                    reason=f"{len(clear)} faces found; an enrollment photo must show one face",
-                ))
-            elif (problem := _not_enrollable(pipe, clear[0])) is not None:
+            face, problem = the_one_face(faces, pipe.settings.min_face_px)
+            if face is not None:
+                problem = not_enrollable(pipe, face)
+            if problem is not None:
                 rejected.append(Rejected(filename=upload.filename, reason=problem))
             else:
-                # Faces too small to recognise (in the background) could not be enrolled
-                # anyway: the one clear face is the student's.
-                crops.append(clear[0].pixels)
+                crops.append(face.pixels)
                 accepted.append(upload.key)
                 names.append(upload.filename)
         progress(done, total)
@@ -119,7 +107,22 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     )
 
 
-def _not_enrollable(pipe: FacePipeline, face) -> str | None:
+def the_one_face(faces: list, min_face_px: int):
+    """(the photo's one clear face, None), or (None, why there is none) in plain words. Faces
+    too small to recognise (in the background) could not be enrolled anyway, so they do not
+    count: beside them, the one clear face is the student's."""
+    clear = [f for f in faces if f.identifiable]
+    if len(clear) == 1:
+        return clear[0], None
+    if not faces:
+        return None, "no face found"
+    if not clear:
+        return None, (f"the face is too small to recognise: a photo in which the face is at "
+                      f"least {min_face_px} pixels wide is needed")
+    return None, f"{len(clear)} faces found; an enrollment photo must show one face"
+
+
+def not_enrollable(pipe: FacePipeline, face) -> str | None:
     """Why a clear face is still not good enough to enroll, in plain words; None if it is."""
     s = pipe.settings
     if pipe.detector.width(face) < s.enroll_min_face_px:

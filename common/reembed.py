@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from common.errors import AppError, NotFound, StudentErased
 from common.gallery import GalleryRepository, Manifest, Rewrite, segment_key, segment_pipeline
+from common.enrollment import the_one_face
 from common.images import decode_bgr
 from common.keys import enrollment_job_of, student_photos_prefix
 from common.pipeline import FacePipeline
@@ -167,16 +168,11 @@ def _crops(pipe: FacePipeline, manifest: Manifest,
                         type(exc).__name__)
             reasons.append(f"{name}: not a readable image")
             continue
-        # The enrollment's rule: faces too small to recognise do not count.
-        clear = [f for f in faces if f.identifiable]
-        if len(clear) == 1:
-            crops.append(clear[0].pixels)
-        elif not faces:
-            reasons.append(f"{name}: no face found")
-        elif not clear:
-            reasons.append(f"{name}: the face is too small to recognise")
+        face, problem = the_one_face(faces, pipe.settings.min_face_px)
+        if face is not None:
+            crops.append(face.pixels)
         else:
-            reasons.append(f"{name}: {len(clear)} faces found")
+            reasons.append(f"{name}: {problem}")
     return crops, reasons
 
 

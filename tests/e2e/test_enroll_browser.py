@@ -70,6 +70,12 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def open_enroll(page, app_url: str) -> None:
+    page.goto(f"{app_url}/enroll")
+    page.get_by_role("heading", name="Enroll", exact=True).wait_for()
+    settle(page)
+
+
 def fill(page, label: str, value: str) -> None:
     """Type into a text box and commit it (Enter), as the app reruns on every committed value."""
     box = page.get_by_role("textbox", name=label, exact=True).first
@@ -136,9 +142,7 @@ def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
     seinfeld = seinfeld_photos(2)
     context, page = new_page(browser)
     try:
-        page.goto(f"{app_url}/enroll")
-        page.get_by_role("heading", name="Enroll", exact=True).wait_for()
-        settle(page)
+        open_enroll(page, app_url)
         first = enroll_through_the_page(page, "row_jolie", "Angelina Jolie", "room-e", jolie)
         page.get_by_text("1 of 1 enrollment job succeeded: 2 photos accepted, 0 rejected.")\
             .wait_for()
@@ -173,9 +177,7 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos(browser, app_url, api_url
     before = api_get(api_url, "/api/v1/students/row_jolie")["embeddings"]
     context, page = new_page(browser)
     try:
-        page.goto(f"{app_url}/enroll")
-        page.get_by_role("heading", name="Enroll", exact=True).wait_for()
-        settle(page)
+        open_enroll(page, app_url)
         fill(page, "Student id", "row_jolie")
         fill(page, "Name", "Angelina Jolie")
         choose_photos(page, [faces_dir / "img5.jpg"])
@@ -204,9 +206,7 @@ def test_a_hostile_name_is_shown_as_typed(browser, app_url, tmp_path):  # noqa: 
     Image.new("RGB", (320, 240), (120, 140, 160)).save(wall)
     context, page = new_page(browser)
     try:
-        page.goto(f"{app_url}/enroll")
-        page.get_by_role("heading", name="Enroll", exact=True).wait_for()
-        settle(page)
+        open_enroll(page, app_url)
         fill(page, "Student id", "hostile")
         fill(page, "Name", HOSTILE)
         choose_photos(page, [wall])
@@ -246,9 +246,7 @@ def test_screenshots_of_the_enroll_and_students_pages(browser, app_url, faces_di
                                                       size):
     context, page = new_page(browser, size)
     try:
-        page.goto(f"{app_url}/enroll")
-        page.get_by_role("heading", name="Enroll", exact=True).wait_for()
-        settle(page)
+        open_enroll(page, app_url)
         fill(page, "Student id", "jolie_shot")
         fill(page, "Name", "Angelina Jolie")
         fill(page, "Class", "room-1")

@@ -31,19 +31,19 @@ def pipe():
                            embedder=embedder)
 
 
-def clear_faces(pipe, path):
+def detect(pipe, path):
     from common.images import decode_bgr
 
-    return [f for f in pipe.detector.detect(decode_bgr(path.read_bytes())) if f.identifiable]
+    return pipe.detector.detect(decode_bgr(path.read_bytes()))
 
 
 def test_every_face_enrollment_accepts_is_its_persons(pipe, celeb_dir):
-    from common.enrollment import _not_enrollable
+    from common.enrollment import not_enrollable, the_one_face
     from common.gallery import normalise
 
     val, val_people = [], []
     for path in sorted((celeb_dir / "val").glob("*/*.jpg")):
-        faces = clear_faces(pipe, path)
+        faces = [f for f in detect(pipe, path) if f.identifiable]
         if len(faces) == 1:
             val.append(faces[0].pixels)
             val_people.append(path.parent.name)
@@ -53,9 +53,9 @@ def test_every_face_enrollment_accepts_is_its_persons(pipe, celeb_dir):
     accepted, refused = [], []
     for person in PEOPLE:
         for path in sorted((celeb_dir / "train" / person).glob("*.jpg")):
-            faces = clear_faces(pipe, path)
-            if len(faces) == 1 and _not_enrollable(pipe, faces[0]) is None:
-                accepted.append((person, path.name, faces[0].pixels))
+            face, _ = the_one_face(detect(pipe, path), pipe.settings.min_face_px)
+            if face is not None and not_enrollable(pipe, face) is None:
+                accepted.append((person, path.name, face.pixels))
             else:
                 refused.append(path.name)
     vectors = normalise(pipe.embedder.embed(np.stack([a[2] for a in accepted])))
