@@ -35,6 +35,7 @@ import numpy as np
 
 from common.blobstore import BlobStore
 from common.errors import GalleryConflict, StudentErased
+from common.keys import GALLERY_SEGMENTS
 from common.matching import CandidateSet, select_candidates
 from common.records import GalleryPointer, RecordsStore
 
@@ -57,7 +58,13 @@ def segment_pipeline(entry: dict) -> str:
 
 
 def segment_key(segment_id: str) -> str:
-    return f"gallery/segments/{segment_id}.npz"
+    return f"{GALLERY_SEGMENTS}{segment_id}.npz"
+
+
+def _versioned_key(kind: str, version: int) -> str:
+    """A new manifest or snapshot of a version: unique, so a writer that loses a race never
+    overwrites the winner's."""
+    return f"gallery/{kind}/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,7 @@ class GalleryRepository:
                 return base.version, 0
             version = pointer.version + 1
             snapshot = Snapshot.from_segments(
-                f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json", change.kept)
+                _versioned_key("snapshots", version), change.kept)
             self.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
             manifest = Manifest(
                 version=version, model_name=base.model_name, detector=base.detector,
@@ -250,7 +257,7 @@ class GalleryRepository:
                 created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
                 segments=[], base=snapshot.key, snapshot=snapshot,
             )
-            manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
+            manifest_key = _versioned_key("manifests", version)
             self.blobs.put(manifest_key, manifest.to_json(), "application/json")
             if self.records.swap_gallery_pointer(pointer.version,
                                                  GalleryPointer(version, manifest_key)):
@@ -327,7 +334,7 @@ class GalleryRepository:
                 # Fold: the older segments and these go into a new immutable snapshot, so the
                 # manifests of the next commits stay small.
                 new_snapshot = Snapshot.from_segments(
-                    f"gallery/snapshots/v{version:08d}-{uuid.uuid4().hex[:8]}.json",
+                    _versioned_key("snapshots", version),
                     list(snapshot.segments) + recent,
                 )
                 self.blobs.put(new_snapshot.key, new_snapshot.to_json(), "application/json")
@@ -343,7 +350,7 @@ class GalleryRepository:
                 base=snapshot.key or None,
                 snapshot=snapshot,
             )
-            manifest_key = f"gallery/manifests/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
+            manifest_key = _versioned_key("manifests", version)
             self.blobs.put(manifest_key, manifest.to_json(), "application/json")
             expected = pointer.version if pointer else 0
             try:
