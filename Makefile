@@ -8,17 +8,19 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQUIREMENTS := $(wildcard requirements/*.txt)
+# The package's metadata and pins (pyproject.toml) and the pins of everything they pull in
+# (constraints.txt): the venv is reinstalled when either changes.
+REQUIREMENTS := $(wildcard pyproject.toml constraints.txt)
 
 # make test PYTEST_ARGS="tests/unit -k provisioning"
 PYTEST_ARGS ?=
 # make run PROCS="redis flower"   (default: every process in the Procfile)
 PROCS ?=
 
-# Every process runs from the repo root with the venv first on PATH and the repo importable.
+# Every process runs from the checkout with the venv first on PATH; the venv holds the project
+# itself as an editable install (`pip install -e '.[dev]'`), so `attendance` imports from src/.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-WITH_REPO_ON_PYTHONPATH = PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}"
 
 .PHONY: help venv install sysdeps browser compose-tool provision run test bench clean
 
@@ -28,7 +30,8 @@ help:
 	@echo "                (Ctrl-C stops them all; PROCS=\"redis flower\" starts only some)"
 	@echo "make test       install everything needed, then run pytest against a private Redis"
 	@echo "                (PYTEST_ARGS=... is passed to pytest)"
-	@echo "make venv       create $(VENV) and install requirements/dev.txt (again when it changes)"
+	@echo "make venv       create $(VENV) and install the project with its dev extra, pinned by"
+	@echo "                constraints.txt (again when pyproject.toml or constraints.txt changes)"
 	@echo "make sysdeps    install redis-server with apt-get if it is missing"
 	@echo "make browser    install Debian's chromium for the browser tests if it is missing"
 	@echo "                (never fails: without it tests/e2e are skipped)"
@@ -47,7 +50,7 @@ $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(REQUIREMENTS) | $(VENV_PY)
-	$(VENV_PY) -m pip install -r requirements/dev.txt
+	$(VENV_PY) -m pip install -c constraints.txt -e '.[dev]'
 	@touch $@
 
 venv install: $(STAMP)
@@ -117,8 +120,8 @@ compose-tool:
 # once done)
 
 provision: $(STAMP)
-	$(VENV_PY) scripts/provision_weights.py
-	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) -m common.face.onnx_export
+	$(VENV)/bin/attendance-provision
+	$(VENV)/bin/attendance-export-onnx
 
 # ---------------------------------------------------------------------------------------------
 
@@ -126,20 +129,20 @@ provision: $(STAMP)
 # group/other permissions off what is already under var/, then sets REDIS_URL (yours, or the
 # stack's own password-protected Redis, password in var/redis-password) and execs honcho.
 run: $(STAMP) sysdeps provision
-	umask 077 && $(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/tokens.py init-local
-	umask 077 && $(WITH_REPO_ON_PYTHONPATH) exec $(VENV_PY) scripts/ensure_redis.py --stack -- \
+	umask 077 && $(VENV)/bin/attendance-tokens init-local
+	umask 077 && exec $(VENV)/bin/attendance-redis --stack -- \
 	  $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
 test: $(STAMP) sysdeps browser compose-tool provision
-	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/ensure_redis.py --with-test-redis -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/attendance-redis --with-test-redis -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 # The benchmark suite (bench/, docs/performance.md) against a private Redis, like the tests.
 # make bench BENCH_ARGS="gallery_search enrollment_commit"   (default: every benchmark)
 BENCH_ARGS ?=
 
 bench: $(STAMP) sysdeps provision
-	$(WITH_REPO_ON_PYTHONPATH) $(VENV_PY) scripts/ensure_redis.py --with-test-redis -- $(VENV_PY) -m bench.run $(BENCH_ARGS)
+	$(VENV)/bin/attendance-redis --with-test-redis -- $(VENV)/bin/attendance-bench $(BENCH_ARGS)
 
 clean:
 	@if [ -d var ]; then find var -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +; fi

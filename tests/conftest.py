@@ -64,7 +64,7 @@ class Stack:
     ) -> subprocess.Popen:
         log = open(self.root / f"worker-{name}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
+            [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "worker", "-Q", queues,
              "--concurrency", str(concurrency), "--pool", "prefork", "-n", f"{name}@%h",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -100,8 +100,8 @@ def make_stack(
     """``overrides`` are further settings (e.g. gcs_create_bucket=True), given to the in-process
     app and, as ATTENDANCE_* variables, to the workers; ``extra_env`` goes to the workers only
     (e.g. an emulator's address, which the in-process clients read from os.environ)."""
-    from common.settings import Settings
-    from web.app import create_app
+    from attendance.config.settings import Settings
+    from attendance.web.app import create_app
 
     url = redis_url or redis_url_for(db)
     redis.Redis.from_url(url).flushdb()
@@ -112,8 +112,7 @@ def make_stack(
         "ATTENDANCE_DEEPFACE_HOME": str(DEEPFACE_HOME),
         **{f"ATTENDANCE_{k.upper()}": str(v) for k, v in overrides.items()},
     }
-    env = {**os.environ, **(extra_env or {}), **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **(extra_env or {}), **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2"}
     settings = Settings(
         REDIS_URL=url, blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
         records_url=env_settings["ATTENDANCE_RECORDS_URL"], deepface_home=DEEPFACE_HOME,
@@ -201,7 +200,7 @@ def api_url(stack):
     """The real API over the stack's settings, on a free port, for the module's tests."""
     from werkzeug.serving import make_server
 
-    from web.app import create_app
+    from attendance.web.app import create_app
 
     server = make_server("127.0.0.1", 0, create_app(stack.settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)

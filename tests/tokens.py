@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from common.auth import hash_token
+from attendance.domain.auth import hash_token
 
 ADMIN = "test-admin-token"
 TEACHER = "test-teacher-token"

@@ -22,12 +22,12 @@ BENCH_REDIS_DB = 13
 
 
 def test_every_benchmark_runs_on_tiny_inputs(tmp_path, celeb_dir, faces_dir):
-    from bench.run import MODULES
+    from attendance.bench.run import MODULES
 
     out, png = tmp_path / "results.json", tmp_path / "results.png"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--plot", str(png),
+        [sys.executable, "-m", "attendance.bench.run", "--quick", "--out", str(out), "--plot", str(png),
          "--redis-db", str(BENCH_REDIS_DB)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=280,
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.blobstore import LocalBlobStore
-from common.gallery import GalleryRepository
-from common.records import SqliteRecords
+from attendance.stores.blob import LocalBlobStore
+from attendance.stores.gallery import GalleryRepository
+from attendance.stores.records import SqliteRecords
 from tests.emulators import unique
 
 BLOB_BACKENDS = ["local", "gcs"]
@@ -21,7 +21,7 @@ PAGE_SIZE = 2
 
 
 def gcs_store(emulators, **kwargs):
-    from common.gcs_store import GcsBlobStore
+    from attendance.stores.blob.gcs import GcsBlobStore
 
     kwargs.setdefault("create_bucket", True)
     kwargs.setdefault("retry_deadline", 5.0)
@@ -30,7 +30,7 @@ def gcs_store(emulators, **kwargs):
 
 
 def dynamo_store(emulators, **kwargs):
-    from common.dynamodb_records import DynamoRecords
+    from attendance.stores.records.dynamodb import DynamoRecords
     from tests.emulators import REGION
 
     kwargs.setdefault("page_size", PAGE_SIZE)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from common.errors import NotFound
+from attendance.domain.errors import NotFound
 
 
 def test_put_get_round_trip_of_any_bytes(blob_store):

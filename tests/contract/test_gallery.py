@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from common.errors import StoreBusy
-from common.gallery import GalleryCache, GalleryRepository, Manifest
+from attendance.domain.errors import StoreBusy
+from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest
 
 META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
             pipeline="Facenet/opencv-v1")
@@ -143,7 +143,7 @@ def test_a_manifest_written_before_pipelines_reads_as_opencv(repo):
     """Entries of older manifests name no pipeline: Haar cascades made them."""
     import json
 
-    from common.records import GalleryPointer
+    from attendance.stores.records import GalleryPointer
 
     repo.commit(vectors(2), ["a", "a"], segment_id="old", **META)
     pointer = repo.records.get_gallery_pointer()
@@ -198,7 +198,7 @@ def test_a_cache_loads_only_the_segments_of_its_pipeline(repo):
 
 
 def test_erasure_keeps_the_pipeline_of_each_rewritten_segment(repo):
-    from common.erasure import erase_student
+    from attendance.services.erasure import erase_student
 
     repo.commit(vectors(3), ["a", "b", "b"], segment_id="j1", **META)
     repo.commit(vectors(3, 1), ["a", "c", "a"], segment_id="j2", **NEW)
@@ -216,7 +216,7 @@ def test_erasure_keeps_the_pipeline_of_each_rewritten_segment(repo):
 
 
 def test_dropping_other_pipelines_leaves_only_the_current_ones(repo):
-    from common.reembed import drop_other_pipelines
+    from attendance.services.reembed import drop_other_pipelines
 
     repo.commit(vectors(2), ["a", "a"], segment_id="j1", **META)
     repo.commit(vectors(1, 1), ["a"], segment_id="j2", **NEW)

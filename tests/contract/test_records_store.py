@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
-from common.records import GalleryPointer
-from common.schemas import AttendanceRecord
+from attendance.stores.records import GalleryPointer
+from attendance.domain.schemas import AttendanceRecord
 
 D = dt.date
 SEEN = dt.datetime(2026, 1, 5, 9, tzinfo=dt.timezone.utc)
@@ -177,7 +177,7 @@ def test_ping_answers_when_usable(records):
 def test_delete_student_and_their_attendance(records):
     import datetime as dt
 
-    from common.schemas import AttendanceRecord
+    from attendance.domain.schemas import AttendanceRecord
 
     records.upsert_student("gone", "Gone", "c1")
     records.upsert_student("gone", "Gone", "c2")
@@ -199,7 +199,7 @@ def test_delete_student_and_their_attendance(records):
 def test_audit_log_newest_first(records):
     import datetime as dt
 
-    from common.schemas import AuditEntry
+    from attendance.domain.schemas import AuditEntry
 
     base = dt.datetime(2026, 3, 1, 9, tzinfo=dt.timezone.utc)
     for i in range(5):
@@ -218,7 +218,7 @@ ASKED = dt.datetime(2026, 4, 1, 9, tzinfo=dt.timezone.utc)
 def test_a_tombstone_refuses_work_asked_for_before_it_and_allows_later_work(records):
     import pytest
 
-    from common.errors import StudentErased
+    from attendance.domain.errors import StudentErased
 
     records.upsert_student("ann", "Ann", "c1")
     assert records.erased_since(["ann", "bob"], ASKED) == set()

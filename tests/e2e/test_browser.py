@@ -1,7 +1,7 @@
 """The Streamlit app in a real browser: headless Chromium (Debian's) driven by Playwright.
 
 Everything is live: the API (werkzeug, in a thread) over the ``stack`` fixture's Redis database
-and stores, a real Celery worker running FaceNet, and ``streamlit run frontend/app.py`` in a
+and stores, a real Celery worker running FaceNet, and ``streamlit run src/attendance/frontend/app.py`` in a
 subprocess, each on a free port. The browser logs in as a person does: the admin token of
 tests/tokens.py typed into the sidebar's password box. A screenshot of every page goes to
 var/test-artifacts/screenshots/<page>.png (and of the login, login.png).
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from frontend.api_client import LOGIN_HINT, ApiClient
+from attendance.frontend.api_client import LOGIN_HINT, ApiClient
 from tests import tokens
 from tests.conftest import REPO, stop_process
 from tests.emulators import free_port
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "var" / "test-artifacts" / "screenshots"
-APP = REPO / "frontend" / "app.py"
+APP = REPO / "src" / "attendance" / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 VIEWPORT = {"width": 1440, "height": 1600}
 # Milliseconds, as Playwright counts: a page's own API calls are quick, a recognition is not.
@@ -66,7 +66,7 @@ def browser():
 
 def start_streamlit(api_url: str, env: dict, log,
                     token: str | None = None) -> tuple[subprocess.Popen, str]:
-    """`streamlit run frontend/app.py` on a free port, pointed at ``api_url``, once it answers;
+    """`streamlit run src/attendance/frontend/app.py` on a free port, pointed at ``api_url``, once it answers;
     with ATTENDANCE_API_TOKEN=``token``, or none (then people log in in the sidebar)."""
     port = free_port()
     env = {k: v for k, v in env.items() if k != "ATTENDANCE_API_TOKEN"}
@@ -76,7 +76,7 @@ def start_streamlit(api_url: str, env: dict, log,
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env={**env, "PYTHONPATH": str(REPO), "ATTENDANCE_API_URL": api_url},
+        cwd=REPO, env={**env, "ATTENDANCE_API_URL": api_url},
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

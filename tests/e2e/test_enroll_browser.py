@@ -1,7 +1,7 @@
 """The Enroll and Students pages in a real browser (headless Chromium driven by Playwright).
 
 Like tests/e2e/test_browser.py, everything is live: the API (werkzeug, in a thread), a real
-Celery worker running FaceNet, and ``streamlit run frontend/app.py``; here the app starts with
+Celery worker running FaceNet, and ``streamlit run src/attendance/frontend/app.py``; here the app starts with
 the admin token in ATTENDANCE_API_TOKEN, so pages can be opened by URL (on a phone-sized window
 the sidebar is folded away). Screenshots of both pages, at 1280x900 and 390x844, go to
 var/test-artifacts/screenshots/ (ATTENDANCE_SCREENSHOTS_DIR names another folder).
@@ -18,7 +18,7 @@ import pytest
 import requests
 from PIL import Image
 
-from frontend.ui import WORD_JOINER
+from attendance.frontend.ui import WORD_JOINER
 from tests import tokens
 from tests.conftest import CELEB_DIR, REPO, stop_process
 from tests.e2e.test_browser import browser, settle, start_streamlit  # noqa: F401 (a fixture)

@@ -86,8 +86,8 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
 
 
 def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, faces_dir):
-    from common.jobs import JobStore, new_job_id
-    from common.queue import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
+    from attendance.stores.jobs import JobStore, new_job_id
+    from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
 
     stack = fault_stack
     stack.worker = stack.start_worker()

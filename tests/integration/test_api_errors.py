@@ -22,16 +22,16 @@ import pytest
 import redis
 from PIL import Image
 
-from common.blobstore import open_blob_store
-from common.gallery import GalleryRepository
-from common.pipeline import pipeline_id
-from common.queue import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
-from common.records import open_records
-from common.schemas import AttendanceRecord
-from common.settings import Settings
-from web.app import create_app
+from attendance.stores.blob import open_blob_store
+from attendance.stores.gallery import GalleryRepository
+from attendance.services.pipeline import pipeline_id
+from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
+from attendance.stores.records import open_records
+from attendance.domain.schemas import AttendanceRecord
+from attendance.config.settings import Settings
+from attendance.web.app import create_app
 from tests import tokens
-from web.context import Services, producer_celery
+from attendance.web.context import Services, producer_celery
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
@@ -485,12 +485,12 @@ def test_a_filename_with_a_raw_cr_or_lf_refuses_the_request(client, tmp_path, re
 
 
 def test_a_job_failed_by_an_unexpected_error_shows_a_plain_reason(redis_client, caplog):
-    from common.jobs import JobStore
+    from attendance.stores.jobs import JobStore
 
     jobs = JobStore(redis_client, 600)
     job_id = "ef" * 16
     jobs.create(job_id, "recognition", 2)
-    with caplog.at_level(logging.ERROR, logger="common.jobs"):
+    with caplog.at_level(logging.ERROR, logger="attendance.stores.jobs"):
         jobs.fail(job_id, RuntimeError("cannot open /srv/attendance/var/secret.db"))
     error = jobs.get(job_id).error
     assert error.code == "internal_error"
@@ -513,7 +513,7 @@ def test_readyz_says_what_is_down_without_exception_text(app, client, monkeypatc
 
     monkeypatch.setattr(svc.blobs, "ping", blob_ping)
     monkeypatch.setattr(svc.records, "ping", records_ping)
-    with caplog.at_level(logging.WARNING, logger="web.routes.health"):
+    with caplog.at_level(logging.WARNING, logger="attendance.web.routes.health"):
         response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.get_json()["checks"]

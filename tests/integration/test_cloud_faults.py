@@ -20,16 +20,16 @@ import boto3
 import pytest
 import redis
 
-from common.blobstore import open_blob_store
-from common.dynamodb_records import DynamoRecords
-from common.jobs import JobStore, new_job_id
-from common.queue import ENROLL_TASK, enqueue, make_celery
-from common.schemas import EnrollmentRequest, Upload
-from common.settings import Settings
+from attendance.stores.blob import open_blob_store
+from attendance.stores.records.dynamodb import DynamoRecords
+from attendance.stores.jobs import JobStore, new_job_id
+from attendance.dispatch import ENROLL_TASK, enqueue, make_celery
+from attendance.domain.schemas import EnrollmentRequest, Upload
+from attendance.config.settings import Settings
 from tests import tokens
 from tests.conftest import DEEPFACE_HOME, make_stack, redis_url_for, stop_process
 from tests.emulators import REGION, MotoDynamoDB, dead_endpoint, unique
-from web.app import create_app
+from attendance.web.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from common.blobstore import open_blob_store
-from common.dynamodb_records import DynamoRecords
-from common.errors import NotFound, StoreBusy, StoreUnavailable
-from common.gcs_store import GcsBlobStore
-from common.records import open_records
-from common.settings import Settings
+from attendance.stores.blob import open_blob_store
+from attendance.stores.records.dynamodb import DynamoRecords
+from attendance.domain.errors import NotFound, StoreBusy, StoreUnavailable
+from attendance.stores.blob.gcs import GcsBlobStore
+from attendance.stores.records import open_records
+from attendance.config.settings import Settings
 from tests.emulators import REGION, FlakyProxy, dead_endpoint, unique
 
 pytestmark = pytest.mark.integration
@@ -293,9 +293,9 @@ def test_settings_choose_the_backends_and_their_retry_policy(emulators, tmp_path
 COMMITTER = """
 import sys
 import numpy as np
-from common.blobstore import open_blob_store
-from common.gallery import GalleryRepository
-from common.records import open_records
+from attendance.stores.blob import open_blob_store
+from attendance.stores.gallery import GalleryRepository
+from attendance.stores.records import open_records
 
 import time
 
@@ -331,7 +331,7 @@ def test_commits_from_several_processes_lose_nothing(emulators, tmp_path):
     import subprocess
     import sys
 
-    from common.gallery import GalleryRepository
+    from attendance.stores.gallery import GalleryRepository
 
     blob_url = emulators.blob_url(unique("cas"), "g")
     records_url = emulators.records_url(unique("cas"))
@@ -339,8 +339,7 @@ def test_commits_from_several_processes_lose_nothing(emulators, tmp_path):
     bucket = blob_url[len("gs://"):].split("/")[0]
     GcsBlobStore(bucket, create_bucket=True).ping()
     open_records(records_url).ping()
-    env = {**os.environ, **emulators.env,
-           "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])}
+    env = {**os.environ, **emulators.env}
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", COMMITTER, blob_url, records_url, name,
                                "12", str(go)], env=env, stdout=subprocess.PIPE,

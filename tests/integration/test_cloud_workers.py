@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.blobstore import open_blob_store
-from common.jobs import JobStore, new_job_id
-from common.queue import (
+from attendance.stores.blob import open_blob_store
+from attendance.stores.jobs import JobStore, new_job_id
+from attendance.dispatch import (
     ENROLL_TASK, RECOGNIZE_TASK, WORKER_INFO_TASK, enqueue, make_celery, task_queue,
 )
-from common.schemas import EnrollmentRequest, RecognitionRequest, Upload
+from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
 from tests.conftest import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -87,7 +87,7 @@ def test_workers_report_device_and_queues(two_workers):
 def test_jobs_go_to_the_gpu_queue_when_gpu_workers_are_configured(two_workers):
     """With gpu_workers on, jobs are sent to "gpu"; these workers consume only "cpu", so the
     API is not ready and says why."""
-    from web.app import create_app
+    from attendance.web.app import create_app
 
     stack, _celery, _infos = two_workers
     settings = stack.settings.model_copy(update={"gpu_workers": True})

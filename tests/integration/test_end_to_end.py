@@ -211,10 +211,10 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
     """acks_late can run a task twice: the second run adds no embedding and no record."""
     import redis
 
-    from common.blobstore import open_blob_store
-    from common.jobs import JobStore, new_job_id
-    from common.queue import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
-    from common.schemas import EnrollmentRequest, RecognitionRequest, Upload
+    from attendance.stores.blob import open_blob_store
+    from attendance.stores.jobs import JobStore, new_job_id
+    from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
+    from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
 
     blobs = open_blob_store(stack.settings.blob_store_url)
     jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)

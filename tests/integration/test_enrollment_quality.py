@@ -20,9 +20,9 @@ PEOPLE = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling
 @pytest.fixture(scope="module")
 def pipe():
     os.environ["DEEPFACE_HOME"] = str(DEEPFACE_HOME.resolve())
-    from common.face.detect import FaceDetector
-    from common.face.embed import FaceNetEmbedder
-    from common.settings import Settings
+    from attendance.face.detect import FaceDetector
+    from attendance.face.embed import FaceNetEmbedder
+    from attendance.config.settings import Settings
 
     settings = Settings(_env_file=None, deepface_home=DEEPFACE_HOME)
     embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
@@ -32,14 +32,14 @@ def pipe():
 
 
 def detect(pipe, path):
-    from common.images import decode_bgr
+    from attendance.photos.images import decode_bgr
 
     return pipe.detector.detect(decode_bgr(path.read_bytes()))
 
 
 def test_every_face_enrollment_accepts_is_its_persons(pipe, celeb_dir):
-    from common.enrollment import not_enrollable, the_one_face
-    from common.gallery import normalise
+    from attendance.services.enrollment import not_enrollable, the_one_face
+    from attendance.stores.gallery import normalise
 
     val, val_people = [], []
     for path in sorted((celeb_dir / "val").glob("*/*.jpg")):

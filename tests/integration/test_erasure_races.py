@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from common.gallery import _segment_bytes
-from common.keys import enrollment_marker_key, upload_key
+from attendance.stores.gallery import _segment_bytes
+from attendance.domain.keys import enrollment_marker_key, upload_key
 from tests.integration.test_privacy import traces
 
 # Long ids: a short one could turn up by chance in a JPEG's bytes.
@@ -132,7 +132,7 @@ def test_erasure_removes_what_a_failed_enrollment_left_and_every_job_that_saw_th
         stack, faces_dir):
     sid = "left-over-b3f"
     blobs_root = stack.root / "store"
-    from common.blobstore import open_blob_store
+    from attendance.stores.blob import open_blob_store
 
     blobs = open_blob_store(stack.settings.blob_store_url)
     # What an enrollment that failed midway leaves: its marker, its uploads and the gallery
@@ -213,7 +213,7 @@ def test_flower_shows_the_job_id_of_a_task_and_never_a_name(stack, faces_dir):
     port = free_port()
     env = {**stack.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower",
+        [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "flower",
          "--address=127.0.0.1", f"--port={port}"],
         env=env, cwd=Path(__file__).resolve().parents[2],
         stdout=open(stack.root / "flower.log", "ab"), stderr=subprocess.STDOUT)

@@ -24,14 +24,14 @@ MAX_COSINE_DISTANCE = 1e-3
 @pytest.fixture(scope="module")
 def settings():
     os.environ["DEEPFACE_HOME"] = str(DEEPFACE_HOME.resolve())
-    from common.settings import Settings
+    from attendance.config.settings import Settings
 
     return Settings(deepface_home=DEEPFACE_HOME)
 
 
 @pytest.fixture(scope="module")
 def detector(settings):
-    from common.face.detect import FaceDetector
+    from attendance.face.detect import FaceDetector
 
     return FaceDetector.from_settings(settings)
 
@@ -39,14 +39,14 @@ def detector(settings):
 @pytest.fixture(scope="module")
 def haar(settings):
     """The opencv detector with the project's coarser scan (ATTENDANCE_DETECTOR=opencv)."""
-    from common.face.detect import FaceDetector
+    from attendance.face.detect import FaceDetector
 
     return FaceDetector.from_settings(settings, backend="opencv")
 
 
 @pytest.fixture(scope="module")
 def real_faces(detector, faces_dir, celeb_dir) -> np.ndarray:
-    from common.images import decode_bgr
+    from attendance.photos.images import decode_bgr
 
     paths = [faces_dir / name for name in ("selfie-many-people.jpg", "couple.jpg", "img2.jpg")]
     paths += sorted((celeb_dir / "val").glob("*/*.jpg"))
@@ -58,7 +58,7 @@ def real_faces(detector, faces_dir, celeb_dir) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def on_tensorflow(settings, real_faces) -> np.ndarray:
-    from common.face.embed import FaceNetEmbedder
+    from attendance.face.embed import FaceNetEmbedder
 
     return FaceNetEmbedder(settings.weights_path, engine="tensorflow").embed(real_faces)
 
@@ -66,8 +66,8 @@ def on_tensorflow(settings, real_faces) -> np.ndarray:
 @pytest.mark.parametrize("engine", ["openvino", "onnx"])
 def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(settings, real_faces,
                                                                  on_tensorflow, engine):
-    from common.face.embed import FaceNetEmbedder
-    from common.face.onnx_export import cosine_distances
+    from attendance.face.embed import FaceNetEmbedder
+    from attendance.face.onnx_export import cosine_distances
 
     embedder = FaceNetEmbedder(settings.weights_path, engine=engine)
     assert embedder.engine == engine
@@ -85,7 +85,7 @@ def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(settings, real
 def test_auto_engine_is_openvino_without_a_gpu(settings):
     import tensorflow as tf
 
-    from common.face.embed import resolve_engine
+    from attendance.face.embed import resolve_engine
 
     expected = "tensorflow" if tf.config.list_physical_devices("GPU") else "openvino"
     assert resolve_engine("auto") == expected
@@ -95,9 +95,9 @@ def test_auto_engine_is_openvino_without_a_gpu(settings):
 def test_a_graph_converted_from_other_weights_is_refused(settings, tmp_path):
     import onnx
 
-    from common.errors import ModelWeightsMissing
-    from common.face.embed import FaceNetEmbedder
-    from common.face.onnx_export import WEIGHTS_SHA_KEY, onnx_path
+    from attendance.domain.errors import ModelWeightsMissing
+    from attendance.face.embed import FaceNetEmbedder
+    from attendance.face.onnx_export import WEIGHTS_SHA_KEY, onnx_path
 
     weights = tmp_path / ".deepface" / "weights" / settings.weights_path.name
     weights.parent.mkdir(parents=True)
@@ -118,8 +118,8 @@ def test_a_graph_converted_from_other_weights_is_refused(settings, tmp_path):
 @pytest.mark.parametrize("photo, people", [("selfie-many-people.jpg", 7), ("couple.jpg", 2)])
 def test_the_coarser_scan_finds_every_face_deepfaces_scan_finds(haar, faces_dir, photo,
                                                                people):
-    from common.face.detect import FaceDetector
-    from common.images import decode_bgr
+    from attendance.face.detect import FaceDetector
+    from attendance.photos.images import decode_bgr
 
     deepfaces = FaceDetector("opencv", haar.detect_max_side, haar.min_face_px,
                              scale_step=1.1, min_neighbors=10)

@@ -20,8 +20,8 @@ from PIL import Image
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
-from frontend.api_client import LOGIN_HINT
-from frontend.ui import WORD_JOINER, plain
+from attendance.frontend.api_client import LOGIN_HINT
+from attendance.frontend.ui import WORD_JOINER, plain
 from tests import tokens
 from tests.conftest import REPO
 from tests.emulators import free_port
@@ -29,7 +29,7 @@ from tests.emulators import free_port
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
               pytest.mark.timeout(600)]
 
-APP = REPO / "frontend" / "app.py"
+APP = REPO / "src" / "attendance" / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 DAY = dt.date(2026, 11, 2)
 JOB_RUN_TIMEOUT = 240  # a page run that submits a job and follows it to the end
@@ -57,7 +57,7 @@ def app_at(monkeypatch, url: str, page: str | None = None, *,
 
 def unescape(markdown: str) -> str:
     """What a person reads: the app escapes Markdown specials in names and messages
-    (frontend.ui.plain), so ``a\\_b`` in the source shows as ``a_b``."""
+    (attendance.frontend.ui.plain), so ``a\\_b`` in the source shows as ``a_b``."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
 
 

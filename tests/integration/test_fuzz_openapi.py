@@ -40,13 +40,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from common.records import open_records
-from common.schemas import AttendanceRecord
-from common.settings import Settings
+from attendance.stores.records import open_records
+from attendance.domain.schemas import AttendanceRecord
+from attendance.config.settings import Settings
 from tests import tokens
 from tests.conftest import DEEPFACE_HOME, redis_url_for
-from web.app import create_app
-from web.openapi import PUBLIC_PATHS, build_spec
+from attendance.web.app import create_app
+from attendance.web.openapi import PUBLIC_PATHS, build_spec
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.timeout(300)]
 

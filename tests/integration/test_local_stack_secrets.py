@@ -1,8 +1,8 @@
 """The local stack (`make run`) keeps its secrets off command lines and its files private.
 
 Real processes throughout: the Makefile's `run` recipe and the Procfile run in a sandbox (a
-temporary directory holding copies of the Procfile and of scripts/ensure_redis.py and
-scripts/tokens.py, with the repository on PYTHONPATH, so its var/ is the sandbox's), redis-server
+temporary directory holding a copy of the Procfile, as the working directory of the installed
+commands, so its var/ is the sandbox's), redis-server
 instances started here with and without passwords and persistence, and /proc/<pid>/cmdline of
 every process started.
 """
@@ -37,11 +37,9 @@ needs_redis_server = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redi
 
 
 def make_sandbox(root: Path) -> Path:
-    (root / "scripts").mkdir(parents=True)
-    for name in ("ensure_redis.py", "tokens.py"):
-        shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
+    root.mkdir(parents=True)
     shutil.copy2(REPO / "Procfile", root / "Procfile")
-    (root / "frontend").symlink_to(REPO / "frontend")  # `streamlit run frontend/app.py`
+    (root / "src").symlink_to(REPO / "src")  # `streamlit run src/attendance/frontend/app.py`
     return root
 
 
@@ -50,7 +48,6 @@ def base_env(**extra: str) -> dict:
            if k not in ("REDIS_URL", "ATTENDANCE_TEST_REDIS_URL", "ATTENDANCE_LOCAL_REDIS_PORT")
            and not k.startswith("FLOWER_")}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-    env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
 
@@ -169,7 +166,7 @@ def redis_server(tmp: Path, password: str | None, appendonly: str = "no", save: 
 
 
 def run_script(args: list[str], env: dict, cwd: Path = REPO, timeout: float = 30):
-    return subprocess.run([sys.executable, str(cwd / "scripts" / "ensure_redis.py"), *args],
+    return subprocess.run([str(VENV_BIN / "attendance-redis"), *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -179,7 +176,7 @@ def run_script(args: list[str], env: dict, cwd: Path = REPO, timeout: float = 30
 
 def _serve_until(env: dict, needle: str, timeout: float = 15) -> tuple[str, int]:
     """Run ensure_redis.py (serve mode) until needle appears, then SIGTERM it."""
-    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "ensure_redis.py")],
+    process = subprocess.Popen([str(VENV_BIN / "attendance-redis")],
                                cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = Output(process)
@@ -259,7 +256,7 @@ def test_a_redis_started_for_a_url_with_a_password_requires_it_and_hides_it(tmp_
     env = base_env(REDIS_URL=f"redis://:{password}@127.0.0.1:{port}/0")
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     process = subprocess.Popen(
-        [sys.executable, "scripts/ensure_redis.py"], cwd=sandbox, env=env,
+        [str(VENV_BIN / "attendance-redis")], cwd=sandbox, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: os.umask(0o077),
     )

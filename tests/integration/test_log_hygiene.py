@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from common.auth import hash_token
+from attendance.domain.auth import hash_token
 from tests import tokens
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,

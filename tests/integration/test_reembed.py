@@ -105,8 +105,8 @@ def test_a_new_detector_recognises_students_once_reembedded(tmp_path, faces_dir)
 def test_reembed_with_nothing_to_do_and_a_photo_the_new_detector_rejects(tmp_path, faces_dir):
     """A photo in which the new detector finds no single face is skipped with its reason; the
     student's other photos are re-embedded."""
-    from common.blobstore import open_blob_store
-    from common.keys import student_photos_prefix
+    from attendance.stores.blob import open_blob_store
+    from attendance.domain.keys import student_photos_prefix
 
     stores = dict(blob_store_url=f"file://{tmp_path}/store",
                   records_url=f"sqlite:///{tmp_path}/attendance.db")

@@ -50,7 +50,6 @@ def gunicorn(tmp_path_factory):
     port = free_port()
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
         "REDIS_URL": url,
         "ATTENDANCE_BLOB_STORE_URL": f"file://{tmp}/store",
         "ATTENDANCE_RECORDS_URL": f"sqlite:///{tmp}/attendance.db",
@@ -61,7 +60,7 @@ def gunicorn(tmp_path_factory):
     with open(log_path, "ab") as log:
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--control-socket", str(tmp / "gunicorn.ctl"), "web.app:create_app()"],
+             "--control-socket", str(tmp / "gunicorn.ctl"), "attendance.web.app:create_app()"],
             cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"

@@ -33,7 +33,7 @@ def test_beat_purges_expired_photos_and_keeps_the_rest(tmp_path):
     stack.env = env
     worker = stack.start_worker("ret")
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "beat",
+        [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "beat",
          "--schedule", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
         cwd=REPO, env=env, stdout=open(tmp_path / "beat.log", "wb"), stderr=subprocess.STDOUT,
     )

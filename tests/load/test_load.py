@@ -127,7 +127,7 @@ def load_stack(tmp_path_factory):
     with open(gunicorn_log, "ab") as log:
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--access-logfile", "-", "web.app:create_app()"],
+             "--access-logfile", "-", "attendance.web.app:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"

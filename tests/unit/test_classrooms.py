@@ -1,11 +1,11 @@
-"""bench/classrooms.py: a small synthetic classroom's ground truth is consistent with itself."""
+"""src/attendance/bench/classrooms.py: a small synthetic classroom's ground truth is consistent with itself."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench import classrooms as C
+from attendance.bench import classrooms as C
 
 SIZE = (1600, 1200)  # the room at 0.4x: faces 16-60 px
 
@@ -30,7 +30,7 @@ def room():
 def test_truth_is_inside_the_photo_and_sized_as_the_scene(room):
     assert (room.width, room.height) == SIZE
     assert room.jpeg[:2] == b"\xff\xd8"
-    from common.images import decode_bgr
+    from attendance.photos.images import decode_bgr
 
     assert decode_bgr(room.jpeg).shape == (SIZE[1], SIZE[0], 3)
     lo, hi = C.HARD.faces

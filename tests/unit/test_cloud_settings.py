@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from common.blobstore import LocalBlobStore, open_blob_store, parse_gs_url
-from common.queue import CPU_QUEUE, ENROLL_TASK, GPU_QUEUE, RECOGNIZE_TASK, make_celery, task_queue
-from common.records import SqliteRecords, open_records, parse_dynamodb_url
-from common.settings import Settings
+from attendance.stores.blob import LocalBlobStore, open_blob_store, parse_gs_url
+from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, GPU_QUEUE, RECOGNIZE_TASK, make_celery, task_queue
+from attendance.stores.records import SqliteRecords, open_records, parse_dynamodb_url
+from attendance.config.settings import Settings
 
 
 def settings(**kwargs) -> Settings:

@@ -4,6 +4,7 @@ with the settings. No Docker engine is used: nothing is built or started here.""
 from __future__ import annotations
 
 import re
+import tomllib
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,9 +13,34 @@ from typing import Literal, get_args, get_origin
 import pytest
 import yaml
 
-from common.settings import Settings
+from attendance.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def extra_requirements(extra: str) -> list[str]:
+    return PYPROJECT["optional-dependencies"][extra]
+
+
+def test_every_pin_in_pyproject_is_the_pin_in_constraints():
+    """pyproject.toml pins the direct dependencies, constraints.txt everything: they agree."""
+    pinned = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    direct = PYPROJECT["dependencies"] + [
+        r for reqs in PYPROJECT["optional-dependencies"].values() for r in reqs]
+    checked = 0
+    for req in direct:
+        name, sep, version = req.partition("==")
+        if not sep:
+            continue
+        name = re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
+        assert pinned.get(name) == version, (name, version, pinned.get(name))
+        checked += 1
+    assert checked > 20
 COMPOSE = REPO / "docker-compose.yml"
 
 
@@ -82,7 +108,7 @@ def test_compose_runs_the_cloud_code_path_with_local_stand_ins():
         assert "endpoint_url=http://dynamodb:8000" in settings.records_url
         assert env["STORAGE_EMULATOR_HOST"] == "http://gcs:4443"
     assert services["frontend"]["environment"]["ATTENDANCE_API_URL"] == "http://web:8080"
-    assert "streamlit" in (REPO / "requirements" / "frontend.txt").read_text()
+    assert any(r.startswith("streamlit==") for r in extra_requirements("frontend"))
 
 
 def test_gpu_worker_is_a_profile_with_an_nvidia_reservation_and_cuda_tensorflow():
@@ -110,7 +136,8 @@ def test_dockerfiles_are_slim_non_root_and_checked(name):
 
 def test_worker_image_provisions_the_weights_at_build_time():
     text = (REPO / "Dockerfile.worker").read_text()
-    assert re.search(r"^RUN python scripts/provision_weights\.py", text, re.M)
+    assert re.search(r"^RUN attendance-provision ", text, re.M)
+    assert "attendance-export-onnx" in text
     assert "tensorflow${TENSORFLOW_EXTRAS}" in text
 
 

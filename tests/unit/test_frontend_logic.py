@@ -14,10 +14,10 @@ import zipfile
 import pytest
 import requests
 
-from common.schemas import AttendanceRecord, JobView, RecognitionResult, Student
-from frontend import ui
-from frontend.api_client import LOGIN_HINT, ApiClient, ApiError, JobAccepted, _error_from, parse
-from frontend.roster import (
+from attendance.domain.schemas import AttendanceRecord, JobView, RecognitionResult, Student
+from attendance.frontend import ui
+from attendance.frontend.api_client import LOGIN_HINT, ApiClient, ApiError, JobAccepted, _error_from, parse
+from attendance.frontend.roster import (
     photo_batches,
     classes_of,
     parse_roster_csv,
@@ -26,9 +26,9 @@ from frontend.roster import (
     split_roster,
     student_for_photo,
 )
-from frontend.stats import daily_rates, roster_sizes, student_rates
-from frontend.ui import WORD_JOINER, plain
-from frontend.views.enroll import ALREADY, run_enrollments
+from attendance.frontend.stats import daily_rates, roster_sizes, student_rates
+from attendance.frontend.ui import WORD_JOINER, plain
+from attendance.frontend.views.enroll import ALREADY, run_enrollments
 
 D1, D2, D3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
 
@@ -279,7 +279,7 @@ def test_plain_escapes_every_markdown_special_and_keeps_letters():
 
 
 def test_the_example_roster_csv_parses_back():
-    from frontend.views.enroll import CSV_EXAMPLE
+    from attendance.frontend.views.enroll import CSV_EXAMPLE
 
     parsed = parse_roster_csv(CSV_EXAMPLE)
     assert parsed.errors == [] and [r.student_id for r in parsed.rows] == ["s001", "s002"]

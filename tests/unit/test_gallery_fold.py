@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 
-from common import gallery as gallery_module
-from common.blobstore import LocalBlobStore
-from common.gallery import GalleryCache, GalleryRepository, Manifest
-from common.records import SqliteRecords
+from attendance.stores import gallery as gallery_module
+from attendance.stores.blob import LocalBlobStore
+from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest
+from attendance.stores.records import SqliteRecords
 
 META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
             pipeline="Facenet/opencv-v1")

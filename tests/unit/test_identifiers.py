@@ -8,10 +8,10 @@ import string
 import pytest
 from hypothesis import given, strategies as st
 
-from common.blobstore import LocalBlobStore, check_key, check_prefix
-from common.errors import ValidationFailed
-from common.schemas import validate_identifier
-from web.forms import is_job_id
+from attendance.stores.blob import LocalBlobStore, check_key, check_prefix
+from attendance.domain.errors import ValidationFailed
+from attendance.domain.schemas import validate_identifier
+from attendance.web.forms import is_job_id
 
 ALLOWED = string.ascii_letters + string.digits + "._-"
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.errors import InvalidImage
-from common.images import check_image, decode_bgr, probe_image
+from attendance.domain.errors import InvalidImage
+from attendance.photos.images import check_image, decode_bgr, probe_image
 
 MAX_PIXELS = 50_000_000
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from common.gallery import normalise
-from common.matching import match_faces
+from attendance.stores.gallery import normalise
+from attendance.domain.matching import match_faces
 
 
 def unit(*v):
@@ -45,7 +45,7 @@ def test_empty_inputs():
 
 
 def test_match_groups_matches_each_photo_like_match_faces():
-    from common.matching import candidate_set, match_groups
+    from attendance.domain.matching import candidate_set, match_groups
 
     photo1 = np.stack([unit(1, 0.05, 0), unit(0, 1, 0.02)])
     photo2 = np.stack([unit(1, 0.3, 0), unit(1, 0.01, 0), unit(1, 1, 1)])
@@ -60,7 +60,7 @@ def test_match_groups_matches_each_photo_like_match_faces():
 
 
 def test_matching_in_blocks_gives_the_same_answer(monkeypatch):
-    from common import matching
+    from attendance.domain import matching
 
     rng = np.random.default_rng(1)
     gallery = normalise(rng.normal(size=(5000, 16)).astype(np.float32))

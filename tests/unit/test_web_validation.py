@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from common.errors import InvalidImage, PayloadTooLarge, ValidationFailed
-from common.schemas import (
+from attendance.domain.errors import InvalidImage, PayloadTooLarge, ValidationFailed
+from attendance.domain.schemas import (
     AttendanceRecord, ErrorBody, JobView, ModelInfo, Progress, Student, validate_name,
 )
-from common.settings import Settings
-from web.forms import date_range, is_job_id, optional_identifier, parse_date
-from web.uploads import display_name, read_photos, store_photos, upload_key
+from attendance.config.settings import Settings
+from attendance.web.forms import date_range, is_job_id, optional_identifier, parse_date
+from attendance.web.uploads import display_name, read_photos, store_photos, upload_key
 
 from tests.unit.test_images import tiny_gif
 
@@ -196,12 +196,12 @@ def test_read_photos_bounds_the_pixels_of_the_whole_request():
 
 
 def test_the_request_pixel_budget_is_checked_before_anything_is_decoded(monkeypatch):
-    import web.uploads
+    import attendance.web.uploads
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a photo was decoded")
 
-    monkeypatch.setattr(web.uploads, "check_image", no_decoding)
+    monkeypatch.setattr(attendance.web.uploads, "check_image", no_decoding)
     # 34-byte GIFs declaring 7000x7000 each: their pixel data is cut short, so decoding one
     # would fail as damaged; the header check must come first and refuse the request.
     gifs = files(*[(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)])
@@ -212,7 +212,7 @@ def test_the_request_pixel_budget_is_checked_before_anything_is_decoded(monkeypa
 
 
 def test_read_photos_takes_the_request_pixel_limit_from_the_app(tmp_path):
-    from web.app import create_app
+    from attendance.web.app import create_app
 
     app = create_app(settings_for(tmp_path).model_copy(update={"max_request_pixels": 2_000_000}))
     with app.app_context():
@@ -285,8 +285,8 @@ def test_store_photos_uses_our_keys_and_cleans_up_after_a_partial_failure():
 def test_importing_the_web_never_loads_tensorflow_or_deepface(tmp_path):
     code = (
         "import sys\n"
-        "from common.settings import Settings\n"
-        "from web.app import create_app\n"
+        "from attendance.config.settings import Settings\n"
+        "from attendance.web.app import create_app\n"
         f"create_app(Settings(_env_file=None, blob_store_url='file://{tmp_path}/s', "
         f"records_url='sqlite:///{tmp_path}/d.sqlite'))\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -301,7 +301,7 @@ def test_importing_the_web_never_loads_tensorflow_or_deepface(tmp_path):
 def test_openapi_document_is_valid_and_covers_every_route(tmp_path):
     from openapi_spec_validator import validate
 
-    from web.app import create_app
+    from attendance.web.app import create_app
 
     app = create_app(settings_for(tmp_path))
     spec = app.test_client().get("/api/v1/openapi.json").get_json()
@@ -317,7 +317,7 @@ def test_openapi_document_is_valid_and_covers_every_route(tmp_path):
 
 
 def test_openapi_limits_follow_settings(tmp_path):
-    from web.openapi import build_spec
+    from attendance.web.openapi import build_spec
 
     settings = Settings(_env_file=None, max_enroll_photos=7, max_recognition_photos=9)
     spec = build_spec(settings)
@@ -333,7 +333,7 @@ def test_openapi_limits_follow_settings(tmp_path):
      "nb\u00a0sp", "zero\u200bwidth", "private\ue000", "line\u2028sep", "soft\u00adhyphen"],
 )
 def test_openapi_name_pattern_agrees_with_validate_name(name):
-    from web.openapi import NAME_PATTERN
+    from attendance.web.openapi import NAME_PATTERN
 
     try:
         validate_name(name)
@@ -349,7 +349,7 @@ def test_openapi_name_pattern_agrees_with_validate_name(name):
      ("JobView", JobView), ("Progress", Progress), ("ErrorBody", ErrorBody)],
 )
 def test_openapi_components_match_the_shared_schemas(component, model):
-    from web.openapi import build_spec
+    from attendance.web.openapi import build_spec
 
     schema = build_spec(Settings(_env_file=None))["components"]["schemas"][component]
     assert set(schema["properties"]) == set(model.model_fields)
@@ -359,7 +359,7 @@ def test_openapi_components_match_the_shared_schemas(component, model):
 
 
 def test_openapi_names_every_413_of_the_upload_routes():
-    from web.openapi import build_spec
+    from attendance.web.openapi import build_spec
 
     spec = build_spec(Settings(_env_file=None))
     for path in ("/api/v1/students", "/api/v1/recognitions"):

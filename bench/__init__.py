@@ -1,1 +1,0 @@
-"""Benchmarks: one module per figure, run by bench/run.py (`make bench`)."""

@@ -1,1 +1,0 @@
-"""The face pipeline: detection, FaceNet embedding. Imports TensorFlow lazily, never at import."""

@@ -1,2 +1,0 @@
-"""One script per page of the Streamlit app (frontend/app.py registers them; the folder is not
-called pages/, which Streamlit would take for an old-style multipage app)."""

@@ -1,0 +1,1 @@
+"""Classroom attendance by face recognition."""

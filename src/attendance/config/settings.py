@@ -1,0 +1,190 @@
+"""One typed settings object, read from the environment (prefix ``ATTENDANCE_``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ATTENDANCE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Broker, job state and Celery results all live in Redis. REDIS_URL (no prefix) is honoured
+    # too because it is the name every hosting platform uses.
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias="REDIS_URL",
+    )
+    # Where uploads, annotated photos and gallery versions live: file://<dir> on one machine, or
+    # gs://<bucket>[/<prefix>] on Google Cloud Storage (STORAGE_EMULATOR_HOST, as the
+    # google-cloud-storage client reads it, points it at an emulator with anonymous credentials).
+    blob_store_url: str = "file://./var/store"
+    # Where students, attendance and the gallery's current-version pointer live:
+    # sqlite:///<path> on one machine, or DynamoDB as
+    # dynamodb://<table-prefix>[?region=<region>][&endpoint_url=<url>] (docs/deploy.md).
+    records_url: str = "sqlite:///./var/attendance.db"
+    # DynamoDB: create the tables (on-demand capacity) when they are missing. Turn off in
+    # production, where the tables are provisioned beforehand and the role cannot create them.
+    dynamodb_create_tables: bool = True
+    # GCS: create the bucket when it is missing (meant for emulators; a production bucket is
+    # provisioned with its location, retention and IAM beforehand).
+    gcs_create_bucket: bool = False
+    # Cloud clients. Throttling, 5xx answers and timeouts are retried with exponential backoff:
+    # DynamoDB up to cloud_max_attempts calls (botocore's aws_retry_mode), GCS until
+    # cloud_retry_deadline_seconds have passed. cloud_timeout_seconds bounds each request.
+    cloud_max_attempts: int = Field(default=5, ge=1, le=20)
+    aws_retry_mode: Literal["standard", "adaptive"] = "standard"
+    cloud_timeout_seconds: float = Field(default=30.0, gt=0)
+    cloud_retry_deadline_seconds: float = Field(default=60.0, gt=0)
+    # /readyz probes each store once, without retries, within this many seconds.
+    store_ping_timeout_seconds: float = Field(default=2.0, gt=0)
+    # DeepFace looks for weights under $DEEPFACE_HOME/.deepface/weights.
+    deepface_home: Path = Path("./var/deepface")
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 5000
+    flower_port: int = 5555
+    frontend_port: int = 8501
+    # Where the Streamlit app (frontend/) finds the API; it talks to nothing else.
+    api_url: str = "http://127.0.0.1:5000"
+    # The token the Streamlit app uses until someone logs in with another (optional).
+    api_token: str | None = None
+
+    # Access. API tokens are JSON lists of {"name", "role", "sha256", "classes"} (roles: admin,
+    # teacher, viewer; sha256 of the token; classes limits a teacher to those classes), read from
+    # api_tokens (e.g. a secret in the environment) and from the file api_tokens_file, which
+    # `attendance-tokens` writes (`make run` creates a local admin token there on first start).
+    api_tokens: str | None = None
+    api_tokens_file: Path = Path("./var/tokens.json")
+
+    # Face pipeline.
+    model_name: Literal["Facenet"] = "Facenet"
+    # "centerface" (a CNN with five landmarks; faces aligned on them), "opencv" (Haar cascades,
+    # eye rotation) or "mtcnn" (README, "Detector").
+    detector: Literal["centerface", "opencv", "mtcnn"] = "centerface"
+    # CenterFace's confidence a detection needs to count as a face: 0.4 finds the face cut by
+    # the frame in selfie-many-people.jpg (0.43) with no false detection in the labelled photos
+    # or the synthetic classrooms (README, "Detector").
+    detect_min_confidence: float = Field(default=0.4, gt=0.0, lt=1.0)
+    # Detection runs on a copy downscaled to this longest side; faces are cropped from the original.
+    # 2048 rather than 1600: on the 30-face class photo opencv found 29 real faces instead of 27,
+    # for ~25% more detection time (docs/performance.md, "Detector").
+    detect_max_side: int = Field(default=2048, ge=320, le=8000)
+    # Faces smaller than this (pixels, in the original photo) are ignored as too small to recognise:
+    # measured here, val faces shrunk to 24-28 px were detected 11-17 times in 25 and recognised
+    # 7-10 times; at 40 px 22 and 20. Not scanning for them makes opencv ~40% faster on photos
+    # up to detect_max_side (docs/performance.md).
+    min_face_px: int = Field(default=32, ge=8)
+    # The opencv cascade's scan: window sizes grow by detect_scale_step, and a face needs
+    # detect_min_neighbors overlapping hits. DeepFace's 1.1 and 10 scan ~2.6x more windows; 1.25
+    # and 3 found the same faces in the group photos and class photo, and 100 of 118 single-face
+    # photos with exactly one face against 105 (docs/performance.md, "Detection").
+    detect_scale_step: float = Field(default=1.25, ge=1.01, le=2.0)
+    detect_min_neighbors: int = Field(default=3, ge=0, le=50)
+    embed_batch_size: int = Field(default=32, ge=1, le=256)
+    # What runs FaceNet: "openvino" or "onnx" (ONNX Runtime), both on the CPU and on the graph
+    # `make provision` converts from the same weights, "tensorflow", or "auto": TensorFlow where
+    # it sees a GPU, else OpenVINO (docs/performance.md, "Embedding").
+    embed_engine: Literal["auto", "openvino", "onnx", "tensorflow"] = "auto"
+    metric: Literal["cosine"] = "cosine"
+    # Cosine distance above which a face is "unknown". Calibrated on the 5 Celebrity Faces split
+    # (see README: "How the threshold was chosen").
+    match_threshold: float = Field(default=0.45, gt=0.0, lt=2.0)
+    # A face is a student's only when this many of the student's embeddings (all of them, if
+    # fewer) are within the threshold: one look-alike photo is not enough (README, "How the
+    # threshold was chosen"). 1: the nearest embedding decides.
+    match_min_photos: int = Field(default=2, ge=1, le=20)
+    # Enrollment is stricter than recognition (README, "Enrollment photos"): a face at least
+    # this wide (in min_face_px's terms) and this sure, and no farther than
+    # enroll_consistency_distance from the student's other photos (the second nearest of them,
+    # when there are two or more).
+    enroll_min_face_px: int = Field(default=48, ge=8)
+    enroll_min_confidence: float = Field(default=0.7, gt=0.0, lt=1.0)
+    enroll_consistency_distance: float = Field(default=0.6, gt=0.0, lt=2.0)
+
+    # Upload limits.
+    max_upload_mb: float = Field(default=50.0, gt=0)
+    max_enroll_photos: int = Field(default=20, ge=1)
+    max_recognition_photos: int = Field(default=50, ge=1)
+    max_image_pixels: int = Field(default=50_000_000, ge=1_000_000)
+    # The pixels all photos of one request may declare, checked from their headers before any
+    # is decoded: decoding costs the web and the worker ~12 ms per megapixel of JPEG and ~24 of
+    # a palette GIF here, and a tiny file can declare max_image_pixels. 250 Mpx admits 20
+    # photos of 12 MP (an enrollment at its limit; more than 50 MB of ordinary phone JPEGs
+    # holds) and bounds a request's decoding to a few seconds, not the ~minute that 50 photos
+    # at max_image_pixels would cost (README, "The API (v1)").
+    max_request_pixels: int = Field(default=250_000_000, ge=1_000_000)
+
+    # Jobs.
+    job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # Privacy: uploaded photos and annotated images are deleted this long after they were
+    # written, by a periodic task (Celery beat) that runs every retention_sweep_seconds.
+    # A student's enrollment photos are kept until the student is erased.
+    retention_days: float = Field(default=30, gt=0)
+    retention_sweep_seconds: float = Field(default=3600, ge=1)
+    # Every start of a task counts, whether a retry after a transient error or a redelivery after
+    # its worker died: a job that keeps failing (a poison input) is failed after this many.
+    task_max_attempts: int = Field(default=4, ge=1, le=20)
+    # Which Celery queue enrollment and recognition go to: "cpu" or "gpu"; "auto" is "gpu" when
+    # gpu_workers says GPU workers (`celery ... worker -Q gpu`) are deployed, else "cpu".
+    task_queue: Literal["auto", "cpu", "gpu"] = "auto"
+    gpu_workers: bool = False
+
+    @field_validator("blob_store_url")
+    @classmethod
+    def _known_blob_scheme(cls, value: str) -> str:
+        from attendance.stores.blob import parse_gs_url
+
+        if value.startswith("gs://"):
+            parse_gs_url(value)  # raises ValueError saying what is wrong
+        elif not value.startswith("file://"):
+            raise ValueError("blob_store_url must start with file:// or gs://")
+        return value
+
+    @field_validator("records_url")
+    @classmethod
+    def _known_records_scheme(cls, value: str) -> str:
+        from attendance.stores.records import parse_dynamodb_url
+
+        if value.startswith("dynamodb://"):
+            parse_dynamodb_url(value)  # raises ValueError saying what is wrong
+        elif not value.startswith("sqlite:///"):
+            raise ValueError("records_url must start with sqlite:/// or dynamodb://")
+        return value
+
+    @property
+    def resolved_task_queue(self) -> Literal["cpu", "gpu"]:
+        if self.task_queue == "auto":
+            return "gpu" if self.gpu_workers else "cpu"
+        return self.task_queue
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def weights_dir(self) -> Path:
+        """DeepFace's weights folder, filled by `make provision` (attendance-provision)."""
+        return self.deepface_home / ".deepface" / "weights"
+
+    @property
+    def weights_path(self) -> Path:
+        """FaceNet's weights (checked by attendance.face.embed.check_weights)."""
+        return self.weights_dir / "facenet_weights.h5"
+
+    @property
+    def centerface_path(self) -> Path:
+        """CenterFace's ONNX graph (checked by attendance.face.weights.check_centerface_weights)."""
+        return self.weights_dir / "centerface.onnx"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,227 @@
+"""Shapes shared by the API, the tasks and the frontend, so each field is named once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from attendance.domain.errors import ValidationFailed
+
+# A plain name segment: it starts with a letter or a digit (so never '.', '..' or a hidden
+# file's name) and is used with fullmatch ('$' would let a trailing newline through).
+STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+CLASS_ID_RE = STUDENT_ID_RE
+
+JobKind = Literal["enrollment", "recognition"]
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Box(Strict):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class Upload(Strict):
+    """A stored upload: the blob key a task reads, and the name the user gave it."""
+
+    key: str
+    filename: str
+
+
+# --- task messages: references to stored uploads, never image bytes -----------------------------
+
+
+EnrollmentMode = Literal["create", "add"]
+
+
+class EnrollmentRequest(Strict):
+    job_id: str
+    student_id: str
+    # create: a new student (the id must be free, or theirs under the same name); add: more
+    # photos for an existing student, whose stored name stays (name is then None).
+    mode: EnrollmentMode = "create"
+    name: str | None = None
+    class_id: str | None = None
+    photos: list[Upload]
+    # The name of the API token that asked, for the audit log.
+    requested_by: str | None = None
+    # When the API accepted it: an erasure after this time wins over the enrollment.
+    requested_at: dt.datetime | None = None
+
+
+class RecognitionRequest(Strict):
+    job_id: str
+    class_id: str
+    date: dt.date
+    photos: list[Upload]
+    # When the API accepted it: a student erased after this time is not marked by it.
+    requested_at: dt.datetime | None = None
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+class Rejected(Strict):
+    filename: str
+    reason: str
+
+
+class EnrollmentResult(Strict):
+    student_id: str
+    accepted_photos: int
+    rejected: list[Rejected]
+    model_version: int
+
+
+FaceOutcome = Literal["recognised", "unknown", "unidentifiable"]
+
+
+class FaceMatch(Strict):
+    box: Box
+    student_id: str | None
+    # Stored job results hold ids only; the API fills in the current name when it is read.
+    name: str | None
+    distance: float | None
+    # recognised: matched to a student; unknown: a clear face that matches nobody;
+    # unidentifiable: a face found but not clear enough to decide (``reason`` says why).
+    outcome: FaceOutcome = "unknown"
+    reason: str | None = None
+
+
+class PhotoResult(Strict):
+    filename: str
+    faces: list[FaceMatch]
+    annotated_key: str | None = None
+    error: str | None = None
+
+
+class Evidence(Strict):
+    """Where a present student was seen best in a job: photo and face indices, distance."""
+
+    student_id: str
+    photo: int
+    face: int
+    distance: float
+
+
+class RecognitionResult(Strict):
+    class_id: str
+    date: dt.date
+    photos: list[PhotoResult]
+    present: list[str]
+    unknown_faces: int
+    unidentifiable_faces: int = 0
+    # One entry per present student: their best face among all the job's photos.
+    evidence: list[Evidence] = Field(default_factory=list)
+    model_version: int
+    # Where the worker's time went, in ms: decode, detect, embed, match, annotate, store, total.
+    timings: dict[str, float] | None = None
+
+
+class Progress(Strict):
+    done: int = 0
+    total: int = 0
+
+
+class ErrorBody(Strict):
+    code: str
+    message: str
+
+
+class JobView(Strict):
+    job_id: str
+    kind: JobKind
+    # The class the job is for (an enrollment without a class: None): who may read it.
+    class_id: str | None = None
+    state: JobState
+    progress: Progress
+    result: dict | None = None
+    error: ErrorBody | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+class Student(Strict):
+    student_id: str
+    name: str
+    class_ids: list[str] = Field(default_factory=list)
+    embeddings: int = 0
+
+
+class AttendanceRecord(Strict):
+    class_id: str
+    date: dt.date
+    student_id: str
+    name: str
+    first_seen_at: dt.datetime
+    distance: float
+    job_id: str | None = None
+
+
+class AuditEntry(Strict):
+    """Who did what to whom: enrollments, deletions and exports, for admins to read."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict = Field(default_factory=dict)
+
+
+class ModelInfo(Strict):
+    version: int
+    model_name: str
+    detector: str
+    metric: str
+    threshold: float
+    # students and embeddings count those of the current pipeline (the only ones matched).
+    students: int
+    embeddings: int
+    updated_at: dt.datetime | None = None
+    # What makes embeddings now (attendance.services.pipeline.pipeline_id), e.g. "Facenet/centerface-v1".
+    pipeline: str
+    # Embeddings of other pipelines still stored (never matched): {pipeline: embeddings}.
+    other_pipelines: dict[str, int] = Field(default_factory=dict)
+    # Students with embeddings of other pipelines only: not recognised until re-embedded.
+    students_to_reembed: int = 0
+
+
+MAX_NAME_LENGTH = 200
+
+
+def validate_identifier(value: str | None, field: str) -> str:
+    """student_id and class_id: 1-64 of [A-Za-z0-9._-] starting with a letter or a digit, so
+    each is one plain segment in blob keys and file paths."""
+    if not value:
+        raise ValidationFailed(f"{field} is required", code=f"missing_{field}")
+    if not isinstance(value, str) or not STUDENT_ID_RE.fullmatch(value):
+        raise ValidationFailed(
+            f"{field} must be 1-64 characters of letters, digits, '.', '_' or '-', starting "
+            "with a letter or a digit",
+            code=f"invalid_{field}",
+        )
+    return value
+
+
+def validate_name(value: str | None) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationFailed("name is required", code="missing_name")
+    if len(value) > MAX_NAME_LENGTH or not value.isprintable():
+        raise ValidationFailed(
+            f"name must be printable text of at most {MAX_NAME_LENGTH} characters",
+            code="invalid_name",
+        )
+    return value

@@ -1,0 +1,354 @@
+"""A small typed client for the attendance API, over requests.
+
+Every failure, whether the API is down, slow, or answers with an error, leaves this module as an
+``ApiError`` whose message is meant to be shown to a person as it is. The frontend talks to the
+API only: nothing here (or anywhere in frontend/) touches Redis or a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from attendance.domain.schemas import AttendanceRecord, JobView, ModelInfo, Student
+
+# (filename, bytes): how photos are handed to the client.
+Photo = tuple[str, bytes]
+M = TypeVar("M", bound=BaseModel)
+
+# What a page says when it needs a token and nobody has logged in.
+LOGIN_HINT = ("Log in with an API token (make run wrote a local admin token to "
+              "var/admin-token).")
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 60.0
+TERMINAL_STATES = ("succeeded", "failed")
+
+
+class ApiError(Exception):
+    """A failed API call, with a message for people and, when the API sent one, its code."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None,
+        body: Any = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        # The decoded JSON body of an HTTP error, if it had one.
+        self.body = body
+
+    @property
+    def unreachable(self) -> bool:
+        return self.code == "api_unreachable"
+
+    @property
+    def unauthorized(self) -> bool:
+        """HTTP 401: no token, or one the API does not know."""
+        return self.status == 401
+
+    @property
+    def forbidden(self) -> bool:
+        """HTTP 403: a valid token whose role (or classes) may not do this."""
+        return self.status == 403
+
+    @property
+    def student_exists(self) -> bool:
+        """HTTP 409 ``student_exists``: enrolling an id that is taken (add photos instead)."""
+        return self.status == 409 and self.code == "student_exists"
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    base_url: str
+    # Sent as "Authorization: Bearer <token>" on every request; kept out of repr() so that a
+    # logged or displayed client never shows it.
+    token: str | None = field(default=None, repr=False)
+    connect_timeout: float = CONNECT_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
+    session: requests.Session | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+
+    # --- the one place where HTTP turns into values or ApiError ----------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        http = self.session or requests
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = http.request(
+                method, url, headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout), **kwargs
+            )
+        except requests.exceptions.ConnectionError as exc:
+            # ConnectTimeout is both a ConnectionError and a Timeout: it means "not reachable".
+            raise ApiError(
+                f"The API at {self.base_url} is not reachable ({_reason(exc)}). "
+                "Is it running? `make run` starts it.",
+                code="api_unreachable",
+            ) from None
+        except requests.exceptions.Timeout:
+            raise ApiError(
+                f"The API at {self.base_url} did not answer {method} {path} within "
+                f"{self.read_timeout:g} s; try again later.",
+                code="api_timeout",
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ApiError(f"Could not call the API at {url}: {_reason(exc)}",
+                           code="api_request_failed") from None
+        if response.status_code >= 400:
+            raise _auth_error(_error_from(response), has_token=bool(self.token))
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"The API answered {method} {path} with something that is not JSON "
+                f"(HTTP {response.status_code}, {response.headers.get('Content-Type', 'no type')})",
+                code="bad_response", status=response.status_code,
+            ) from None
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    def health(self) -> bool:
+        self._json("GET", "/healthz")
+        return True
+
+    def readiness(self) -> dict:
+        """GET /readyz: answered with 503 when not ready, which is not an error here."""
+        try:
+            return self._json("GET", "/readyz")
+        except ApiError as exc:
+            if exc.status == 503 and isinstance(exc.body, dict) and "checks" in exc.body:
+                return exc.body
+            raise
+
+    def model(self) -> ModelInfo:
+        return parse(ModelInfo, self._json("GET", "/api/v1/model"), "model information")
+
+    def students(self, class_id: str | None = None) -> list[Student]:
+        params = {"class_id": class_id} if class_id else None
+        data = self._json("GET", "/api/v1/students", params=params)
+        return [parse(Student, s, "a student") for s in _list(data, "students")]
+
+    def attendance(
+        self,
+        *,
+        class_id: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        student_id: str | None = None,
+    ) -> list[AttendanceRecord]:
+        data = self._json("GET", "/api/v1/attendance", params=_attendance_query(
+            class_id, date_from, date_to, student_id))
+        return [parse(AttendanceRecord, r, "an attendance record")
+                for r in _list(data, "records")]
+
+    def attendance_csv(
+        self,
+        *,
+        class_id: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        student_id: str | None = None,
+    ) -> bytes:
+        """The API's CSV export of the same records: noted in the audit log, and refused (403)
+        to a viewer token, as every export is."""
+        params = _attendance_query(class_id, date_from, date_to, student_id)
+        return self._request("GET", "/api/v1/attendance",
+                             params={**params, "format": "csv"}).content
+
+    def student(self, student_id: str) -> Student:
+        """GET /api/v1/students/<id>; 404 ``student_not_found`` when there is none."""
+        return parse(Student, self._json("GET", _student_path(student_id)), "a student")
+
+    def enroll(
+        self, student_id: str, name: str, class_id: str | None, photos: Sequence[Photo]
+    ) -> JobAccepted:
+        """A new student (POST /api/v1/students). An id that is taken is refused with 409
+        ``student_exists`` (ApiError.student_exists): add_photos() is the way to add to them."""
+        form = {"student_id": student_id, "name": name}
+        if class_id:
+            form["class_id"] = class_id
+        data = self._json("POST", "/api/v1/students", data=form, files=_files(photos))
+        return parse(JobAccepted, data, "a job")
+
+    def add_photos(
+        self, student_id: str, photos: Sequence[Photo], class_id: str | None = None
+    ) -> JobAccepted:
+        """More photos (1-20 a request) of an enrolled student, and optionally a class for them
+        (POST /api/v1/students/<id>/photos): a job like an enrollment's; 404
+        ``student_not_found`` when there is no such student."""
+        form = {"class_id": class_id} if class_id else {}
+        data = self._json("POST", f"{_student_path(student_id)}/photos", data=form,
+                          files=_files(photos))
+        return parse(JobAccepted, data, "a job")
+
+    def rename(self, student_id: str, name: str) -> Student:
+        """PATCH /api/v1/students/<id> with ``{"name": ...}``: the student as renamed."""
+        data = self._json("PATCH", _student_path(student_id), json={"name": name})
+        return parse(Student, data, "a student")
+
+    def recognize(self, class_id: str, date: dt.date, photos: Sequence[Photo]) -> JobAccepted:
+        form = {"class_id": class_id, "date": date.isoformat()}
+        data = self._json("POST", "/api/v1/recognitions", data=form, files=_files(photos))
+        return parse(JobAccepted, data, "a job")
+
+    def job(self, job_id: str) -> JobView:
+        return parse(JobView, self._json("GET", f"/api/v1/jobs/{job_id}"), "a job")
+
+    def annotated(self, job_id: str, n: int) -> bytes:
+        return self._request("GET", f"/api/v1/annotated/{job_id}/{n}").content
+
+    def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[JobView], None] | None = None,
+        timeout: float = 600,
+        interval: float = 0.5,
+    ) -> JobView:
+        """Poll until the job has succeeded or failed; ``on_progress`` sees every poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.state in TERMINAL_STATES:
+                return job
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    f"Job {job_id} is still {job.state} after {timeout:g} s "
+                    f"({job.progress.done}/{job.progress.total} photos); is a worker running?",
+                    code="job_timeout",
+                )
+            time.sleep(interval)
+
+
+def _attendance_query(class_id: str | None, date_from: dt.date | None,
+                      date_to: dt.date | None, student_id: str | None) -> dict[str, str]:
+    params = {
+        "class_id": class_id,
+        "from": date_from.isoformat() if date_from else None,
+        "to": date_to.isoformat() if date_to else None,
+        "student_id": student_id,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def parse(model: type[M], data: Any, what: str) -> M:
+    """``data`` as ``model``; fields this app does not know (a newer API) are ignored, at any
+    depth, rather than refused as attendance.domain.schemas' strict models otherwise would."""
+    try:
+        return model.model_validate(data, extra="ignore")
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ApiError(
+            f"The API sent {what} this app does not understand: "
+            f"{where + ': ' if where else ''}{first.get('msg', exc)}",
+            code="bad_response",
+        ) from None
+
+
+def _student_path(student_id: str) -> str:
+    return f"/api/v1/students/{urllib.parse.quote(student_id, safe='')}"
+
+
+def _files(photos: Sequence[Photo]) -> list[tuple[str, tuple[str, bytes]]]:
+    return [("photos", (name, data)) for name, data in photos]
+
+
+def _list(data: Any, key: str) -> list:
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ApiError(f"The API's answer has no list of {key}", code="bad_response")
+    return data[key]
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause, without urllib3's pool and object reprs."""
+    inner: BaseException = exc
+    while inner.__context__ is not None or inner.__cause__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    text = str(inner)
+    if "Connection refused" in text or isinstance(inner, ConnectionRefusedError):
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
+    if "timed out" in text.lower():
+        return "timed out"
+    # "<urllib3...object at 0x...>: Failed to establish a new connection: [Errno 113] ..."
+    return text.split(": ", 1)[-1][:200] or type(inner).__name__
+
+
+def _auth_error(exc: ApiError, *, has_token: bool) -> ApiError:
+    """401 and 403 as people read them: log in, or this token may not do that. The API's own
+    message is kept (it says which role a route needs, or which class is off limits)."""
+    if exc.status == 401:
+        if not has_token:
+            return ApiError(f"Not logged in: the API needs a token. {LOGIN_HINT}",
+                            code="unauthorized", status=401, body=exc.body)
+        return ApiError(
+            f"The API token is not valid ({_sentence(exc.message)}). Log in again with a valid "
+            "token in the sidebar.", code="unauthorized", status=401, body=exc.body)
+    if exc.status == 403:
+        if exc.code == "class_forbidden":
+            lead = "Your token is limited to other classes"
+        else:
+            lead = "Your token's role may not do this"
+        return ApiError(f"{lead}: {_sentence(exc.message)}. Log in with another token in the "
+                        "sidebar if you need to.", code=exc.code or "forbidden", status=403,
+                        body=exc.body)
+    return exc
+
+
+def _sentence(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def _error_from(response: requests.Response) -> ApiError:
+    """The API's ``{"error": {"code", "message"}}``, or a short description of anything else."""
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        pass
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return ApiError(error["message"], code=str(error.get("code") or "error"),
+                        status=response.status_code, body=body)
+    if isinstance(body, dict) and "checks" in body:  # /readyz's 503
+        return ApiError(f"The API is not ready: {body['checks']}", code="not_ready",
+                        status=response.status_code, body=body)
+    text = " ".join(response.text.split())[:200]
+    return ApiError(
+        f"The API answered HTTP {response.status_code} {response.reason or ''}".rstrip()
+        + (f": {text}" if text else ""),
+        code=f"http_{response.status_code}", status=response.status_code, body=body,
+    )

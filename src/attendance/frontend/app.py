@@ -1,0 +1,42 @@
+"""The Streamlit app's entry point: ``streamlit run src/attendance/frontend/app.py`` (the Procfile's frontend).
+
+It talks to the API at ATTENDANCE_API_URL (attendance.config.settings.Settings.api_url) and to nothing else,
+with the API token someone logged in with in the sidebar (ATTENDANCE_API_TOKEN until then).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from attendance.frontend import ui
+
+# Not "pages/": Streamlit takes a pages/ folder next to the entry point for an old-style
+# multipage app, and a fresh server (or AppTest) would then run a deep-linked page (/attendance)
+# on its own, without this script: no navigation, no API status, no login in the sidebar.
+PAGES = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="Attendance", page_icon=":material/groups:", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Classroom": [
+            st.Page(PAGES / "take_attendance.py", title="Take attendance",
+                    icon=":material/photo_camera:", url_path="take_attendance", default=True),
+            st.Page(PAGES / "attendance.py", title="Attendance",
+                    icon=":material/table_chart:", url_path="attendance"),
+        ],
+        "Administration": [
+            st.Page(PAGES / "enroll.py", title="Enroll",
+                    icon=":material/person_add:", url_path="enroll"),
+            st.Page(PAGES / "students.py", title="Students and model",
+                    icon=":material/badge:", url_path="students"),
+            st.Page(PAGES / "monitoring.py", title="Monitoring",
+                    icon=":material/monitor_heart:", url_path="monitoring"),
+        ],
+    }
+)
+# Before the pages: a login (or log out) takes effect in the same run.
+ui.login_sidebar(ui.api_status_sidebar())
+navigation.run()

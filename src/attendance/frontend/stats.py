@@ -1,0 +1,99 @@
+"""Attendance rates and the CSV export: pure functions over API records, unit-tested.
+
+* Per day and class: present / roster size, where present counts distinct students recorded for
+  that class that day and the roster size is the class's current roster (never less than present,
+  so a rate is at most 100 % even when someone has since left the class).
+* Per student: days present / days the class met, where a day the class met is a (class, date)
+  with at least one attendance record in the chosen range.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from attendance.domain.schemas import AttendanceRecord, Student
+
+
+
+@dataclass(frozen=True)
+class DailyRate:
+    date: dt.date
+    class_id: str
+    present: int
+    roster: int
+
+    @property
+    def rate(self) -> float:
+        return self.present / self.roster if self.roster else 0.0
+
+
+@dataclass(frozen=True)
+class StudentRate:
+    student_id: str
+    name: str
+    present_days: int
+    class_days: int
+
+    @property
+    def rate(self) -> float:
+        return self.present_days / self.class_days if self.class_days else 0.0
+
+
+def roster_sizes(students: Iterable[Student]) -> dict[str, int]:
+    sizes: Counter[str] = Counter()
+    for student in students:
+        sizes.update(set(student.class_ids))
+    return dict(sizes)
+
+
+def daily_rates(
+    records: Iterable[AttendanceRecord], sizes: Mapping[str, int]
+) -> list[DailyRate]:
+    """One row per (date, class) that has records, oldest first."""
+    present: dict[tuple[dt.date, str], set[str]] = {}
+    for record in records:
+        present.setdefault((record.date, record.class_id), set()).add(record.student_id)
+    return [
+        DailyRate(date, class_id, len(ids), max(sizes.get(class_id, 0), len(ids)))
+        for (date, class_id), ids in sorted(present.items())
+    ]
+
+
+def student_rates(
+    records: Iterable[AttendanceRecord],
+    roster: Iterable[Student],
+    class_id: str | None = None,
+) -> list[StudentRate]:
+    """Every roster student (and anyone recorded but no longer on it), by rate then name.
+
+    ``class_id`` narrows both the records and each student's classes to that class.
+    """
+    records = [r for r in records if class_id is None or r.class_id == class_id]
+    sessions = {(r.class_id, r.date) for r in records}
+    attended: dict[str, set[tuple[str, dt.date]]] = {}
+    names: dict[str, str] = {}
+    classes: dict[str, set[str]] = {}
+    for record in records:
+        attended.setdefault(record.student_id, set()).add((record.class_id, record.date))
+        names.setdefault(record.student_id, record.name)
+        classes.setdefault(record.student_id, set()).add(record.class_id)
+    for student in roster:
+        names[student.student_id] = student.name
+        mine = set(student.class_ids) if class_id is None else {class_id} & set(student.class_ids)
+        if class_id is not None and not mine:
+            continue
+        classes.setdefault(student.student_id, set()).update(mine)
+    rates = []
+    for student_id, name in names.items():
+        if student_id not in classes:
+            continue
+        held = {s for s in sessions if s[0] in classes[student_id]}
+        if not held:  # none of the student's classes met in the range: no rate to speak of
+            continue
+        present = attended.get(student_id, set()) & held
+        rates.append(StudentRate(student_id, name, len(present), len(held)))
+    rates.sort(key=lambda r: (-r.rate, r.name.lower(), r.student_id))
+    return rates

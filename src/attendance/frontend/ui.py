@@ -1,0 +1,353 @@
+"""Streamlit helpers shared by the pages: the API client, logging in, error display, job
+progress bars."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import string
+import time
+from typing import Callable, Sequence, TypeVar
+
+import streamlit as st
+from PIL import Image, ImageOps
+
+from attendance.domain.schemas import JobView
+from attendance.config.settings import Settings
+from attendance.frontend.api_client import LOGIN_HINT, TERMINAL_STATES, ApiClient, ApiError
+
+T = TypeVar("T")
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+POLL_INTERVAL = 0.5
+JOB_TIMEOUT = 900.0
+
+# The login lives in st.session_state only: never on disk, never in a widget after it is used.
+TOKEN_KEY = "auth.token"  # the token every call carries; None when logged out
+ROLE_KEY = "auth.role"  # what checking it found (see token_role), None while unchecked
+SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN) or "login" (typed)
+MESSAGE_KEY = "auth.message"  # why the last login failed
+INPUT_KEY = "auth.token_input"  # the password box
+ROLE_VIEWER = "viewer"
+ROLE_TEACHER_OR_ADMIN = "teacher or admin"
+
+THUMBNAIL_PX = 160
+# Every ASCII punctuation character may be backslash-escaped in (GitHub-flavoured) Markdown,
+# which then shows it as it is; Streamlit's own additions (":red[...]", ":material/x:", "$math$")
+# are built from punctuation too.
+_MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
+# GitHub-flavoured Markdown also turns bare "http://...", "www.x.y" and "a@b.c" into links, and
+# Streamlit does so after the escapes are read; an invisible WORD JOINER (U+2060) right after
+# "http"/"https"/"www" and after "@" breaks those patterns without changing what is shown.
+WORD_JOINER = "\u2060"
+_AUTOLINK_STARTS = re.compile(r"(?i)(https?(?=:)|www(?=\.)|@)")
+
+
+def plain(value: object, *, links: bool = False) -> str:
+    """``value`` as Markdown source that shows it literally: for anything a user typed (names,
+    class ids, file names) or the API repeats (its error messages) that goes into st.markdown,
+    st.caption, st.error and the like, or into a label (metric, button, progress bar, image
+    caption), all of which render Markdown. A name like ``**x** [link](http://x)`` or
+    ``<b>x</b>`` then shows as typed: no bold, no link, no HTML (a bare web address or e-mail
+    address gets an invisible word joiner, so it is not made a link either). ``links=True``
+    leaves bare addresses clickable: only for text made from the settings (the API's URL),
+    never for anything someone typed."""
+    text = " ".join(str(value).splitlines()) if value is not None else ""
+    if not links:
+        text = _AUTOLINK_STARTS.sub(lambda m: m.group(1) + WORD_JOINER, text)
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def settings() -> Settings:
+    # Read on every run (it is cheap), so a changed ATTENDANCE_API_URL applies without a restart.
+    try:
+        return Settings()
+    except Exception as exc:  # a bad ATTENDANCE_* variable or .env line: say which, not a trace
+        errors = getattr(exc, "errors", None)
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
+        ) if callable(errors) else f"{type(exc).__name__}: {exc}"
+        st.error(plain(f"The settings (ATTENDANCE_* variables, .env) are invalid: {detail}"),
+                 icon=":material/settings:")
+        st.stop()
+        raise
+
+
+def request_bytes(config: Settings) -> int:
+    """Photo bytes per request: under the API's upload limit, with room for the form's framing."""
+    return int(config.max_upload_bytes * 0.9)
+
+
+def client() -> ApiClient:
+    """The API client, carrying the session's token when someone is logged in."""
+    return ApiClient(settings().api_url, token=current_token())
+
+
+def logged_in_client() -> ApiClient:
+    """The API client for a page that needs a token; without one, the page says how to log in
+    and stops there."""
+    api = client()
+    if not api.token:
+        message = st.session_state.get(MESSAGE_KEY)
+        if message:  # why the last login failed (the sidebar says it too)
+            st.error(message, icon=":material/key_off:")
+        st.info(f"{LOGIN_HINT} Paste it into *API token* in the sidebar and *Log in*.",
+                icon=":material/key:")
+        st.stop()
+    return api
+
+
+# --- logging in ----------------------------------------------------------------------------------
+
+
+def current_token() -> str | None:
+    """The session's token; a new session starts with ATTENDANCE_API_TOKEN when it is set."""
+    if TOKEN_KEY not in st.session_state:
+        configured = settings().api_token
+        st.session_state[TOKEN_KEY] = configured or None
+        st.session_state[SOURCE_KEY] = "settings" if configured else None
+        st.session_state[ROLE_KEY] = None
+    return st.session_state[TOKEN_KEY]
+
+
+def token_role(api: ApiClient) -> str:
+    """What the API lets ``api``'s token do, from one cheap call (GET /api/v1/model, which needs
+    the teacher role): ROLE_TEACHER_OR_ADMIN or ROLE_VIEWER. An invalid token raises the 401's
+    ApiError (``unauthorized``); an API that does not answer raises too."""
+    try:
+        api.model()
+    except ApiError as exc:
+        if exc.forbidden:
+            return ROLE_VIEWER
+        raise
+    return ROLE_TEACHER_OR_ADMIN
+
+
+def _adopt(token: str, source: str) -> None:
+    """Check ``token`` and log in with it, unless the API says it is not valid."""
+    try:
+        role = token_role(ApiClient(settings().api_url, token=token))
+    except ApiError as exc:
+        if exc.unauthorized:
+            whose = ("The token in ATTENDANCE_API_TOKEN" if source == "settings"
+                     else "That token")
+            st.session_state[TOKEN_KEY] = None
+            st.session_state[ROLE_KEY] = None
+            st.session_state[SOURCE_KEY] = None
+            st.session_state[MESSAGE_KEY] = (
+                f"{whose} is not valid: the API refused it. Check it, or ask an "
+                "administrator for one, and log in again.")
+            return
+        role = None  # the API does not answer: keep the token, check it once it does
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[ROLE_KEY] = role
+    st.session_state[SOURCE_KEY] = source
+    st.session_state.pop(MESSAGE_KEY, None)
+
+
+def _log_in() -> None:
+    """The login form's callback (it runs before the script, so the sidebar shows the result)."""
+    token = (st.session_state.get(INPUT_KEY) or "").strip()
+    st.session_state[INPUT_KEY] = ""  # the box never shows the token back
+    if not token:
+        st.session_state[MESSAGE_KEY] = "Paste an API token into the box first."
+        return
+    _adopt(token, "login")
+
+
+def _log_out() -> None:
+    # Everything the session holds goes (a result taken with the old token too), and the
+    # session stays logged out: ATTENDANCE_API_TOKEN is not used again.
+    for key in list(st.session_state):
+        del st.session_state[key]
+    st.session_state[TOKEN_KEY] = None
+    st.session_state[ROLE_KEY] = None
+    st.session_state[SOURCE_KEY] = None
+
+
+def login_sidebar(api_up: bool) -> None:
+    """Who is logged in and a *Log out* button, or the login form, in the sidebar."""
+    token = current_token()
+    if token and st.session_state.get(ROLE_KEY) is None and api_up:
+        _adopt(token, st.session_state.get(SOURCE_KEY) or "login")  # not checked yet
+        token = current_token()
+    with st.sidebar:
+        if token:
+            role = st.session_state.get(ROLE_KEY)
+            if role == ROLE_VIEWER:
+                st.success("Logged in: viewer (may see attendance only)", icon=":material/key:")
+            elif role:
+                st.success(f"Logged in: {role}", icon=":material/key:")
+            else:
+                st.info("Logged in (the token is checked once the API answers)",
+                        icon=":material/key:")
+            if st.session_state.get(SOURCE_KEY) == "settings":
+                st.caption("with the token from ATTENDANCE_API_TOKEN")
+            st.button("Log out", key="auth.logout", on_click=_log_out,
+                      icon=":material/logout:")
+            return
+        message = st.session_state.get(MESSAGE_KEY)
+        if message:
+            st.error(message, icon=":material/key_off:")
+        with st.form("login", border=True):
+            st.text_input(
+                "API token", type="password", key=INPUT_KEY, autocomplete="off",
+                placeholder="paste your token",
+                help="Ask an administrator for a token. `make run` wrote a local admin token "
+                     "to var/admin-token.",
+            )
+            st.form_submit_button("Log in", on_click=_log_in, icon=":material/login:",
+                                  type="primary")
+
+
+def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
+    """A small JPEG of a photo, turned upright as its EXIF says; None when it cannot be read
+    (the API then says why it refuses it)."""
+    return _thumbnail(hashlib.sha256(data).hexdigest(), size, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail(digest: str, size: int, _data: bytes) -> bytes | None:
+    try:
+        with Image.open(io.BytesIO(_data)) as image:
+            image = ImageOps.exif_transpose(image)
+            image.thumbnail((size, size))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="JPEG", quality=85)
+            return out.getvalue()
+    except Exception:  # noqa: BLE001 - any unreadable upload just has no preview
+        return None
+
+
+def show_thumbnails(photos: Sequence[tuple[str, bytes]], what: str = "to be sent") -> None:
+    """The photos that will be sent, small, each captioned with its file name (literally)."""
+    if not photos:
+        return
+    st.caption(f"{len(photos)} photo{'s' * (len(photos) != 1)} {what}:")
+    shown = [(name, thumbnail(data)) for name, data in photos]
+    images = [t for _, t in shown if t is not None]
+    if images:
+        st.image(images, caption=[plain(name) for name, t in shown if t is not None],
+                 width=THUMBNAIL_PX)
+    unreadable = [name for name, t in shown if t is None]
+    if unreadable:
+        st.caption("No preview (not an image this app can read): "
+                   + ", ".join(plain(n) for n in unreadable))
+
+
+def flower_url() -> str:
+    return f"http://127.0.0.1:{settings().flower_port}"
+
+
+def show_error(exc: ApiError, doing: str | None = None) -> None:
+    """An ApiError as people read it: what failed, why, and the API's code in small print;
+    ``doing`` and the message are shown literally (never as Markdown)."""
+    if exc.unreachable:
+        # Made from the API's URL (the settings) and the connection's failure only.
+        st.error(plain(exc.message, links=True), icon=":material/cloud_off:")
+        return
+    if exc.unauthorized:
+        # The token stopped working (revoked?): check it again on the next run.
+        st.session_state[ROLE_KEY] = None
+    icon = ":material/lock:" if exc.forbidden or exc.unauthorized else ":material/error:"
+    # Both may carry what someone typed (a file name, a student id the API repeats).
+    message = plain(exc.message)
+    st.error(f"{plain(doing)}: {message}" if doing else message, icon=icon)
+    if exc.code:
+        st.caption(f"error code: `{exc.code.replace('`', '')}`"
+                   + (f", HTTP {exc.status}" if exc.status else ""))
+
+
+def fetch(doing: str, call: Callable[..., T], *args, **kwargs) -> T:
+    """``call(*args, **kwargs)``, or show why it failed and stop this page's run."""
+    try:
+        return call(*args, **kwargs)
+    except ApiError as exc:
+        show_error(exc, doing)
+        st.stop()
+        raise  # st.stop() raises; this only tells type checkers the call does not fall through
+
+
+def annotated_image(api: ApiClient, job_id: str, n: int) -> bytes:
+    """An annotated photo never changes under its URL, so it is fetched once per token: the
+    cache is keyed by a hash of the token (never the token), so one token's photos are never
+    served to another."""
+    fingerprint = hashlib.sha256(api.token.encode()).hexdigest() if api.token else ""
+    return _annotated_image(api.base_url, fingerprint, job_id, n, api)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _annotated_image(api_url: str, token_fingerprint: str, job_id: str, n: int,
+                     _api: ApiClient) -> bytes:
+    return _api.annotated(job_id, n)
+
+
+def _progress_text(label: str, job: JobView) -> str:
+    done, total = job.progress.done, job.progress.total
+    state = {"queued": "queued, waiting for a worker", "running": "running",
+             "succeeded": "done", "failed": "failed"}[job.state]
+    return f"{plain(label)}: {state} ({done}/{total} photos)"
+
+
+def wait_for_jobs(
+    api: ApiClient,
+    jobs: Sequence[tuple[str, str]],
+    *,
+    timeout: float = JOB_TIMEOUT,
+    interval: float = POLL_INTERVAL,
+) -> dict[str, JobView | ApiError]:
+    """One progress bar per (label, job_id), polled until every job succeeded or failed.
+
+    Returns each job's final view, or the ApiError that stopped following it (the API went
+    away, or the job did not finish within ``timeout``).
+    """
+    # The labels carry names: every text below is Markdown-escaped (see plain()).
+    bars = {job_id: st.progress(0.0, text=f"{plain(label)}: submitted")
+            for label, job_id in jobs}
+    labels = dict((job_id, label) for label, job_id in jobs)
+    outcome: dict[str, JobView | ApiError] = {}
+    deadline = time.monotonic() + timeout
+    while len(outcome) < len(jobs):
+        for job_id in labels:
+            if job_id in outcome:
+                continue
+            try:
+                job = api.job(job_id)
+            except ApiError as exc:
+                outcome[job_id] = exc
+                bars[job_id].progress(
+                    0.0, text=f"{plain(labels[job_id])}: {plain(exc.message)}")
+                continue
+            total = max(job.progress.total, 1)
+            fraction = 1.0 if job.state == "succeeded" else min(job.progress.done / total, 1.0)
+            bars[job_id].progress(fraction, text=_progress_text(labels[job_id], job))
+            if job.state in TERMINAL_STATES:
+                outcome[job_id] = job
+        if len(outcome) < len(jobs):
+            if time.monotonic() > deadline:
+                for job_id in labels:
+                    outcome.setdefault(job_id, ApiError(
+                        f"{labels[job_id]}: job {job_id} has not finished after {timeout:g} s; "
+                        "is a worker running? (see Monitoring)", code="job_timeout"))
+                break
+            time.sleep(interval)
+    return outcome
+
+
+def api_status_sidebar() -> bool:
+    """The API's address and whether it answers, in the sidebar; True when it does."""
+    api = client()
+    try:
+        api.health()
+    except ApiError as exc:
+        if exc.unreachable:
+            st.sidebar.error(f"API not reachable: {plain(api.base_url, links=True)}",
+                             icon=":material/cloud_off:")
+        else:
+            st.sidebar.error(f"API at {plain(api.base_url, links=True)} fails: "
+                             f"{plain(exc.message)}",
+                             icon=":material/error:")
+        return False
+    st.sidebar.success(f"API: {plain(api.base_url, links=True)}", icon=":material/cloud_done:")
+    return True

@@ -1,0 +1,98 @@
+"""Job state in Redis: what the API reports at /api/v1/jobs/<id> while workers make progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+import redis
+
+from attendance.domain.errors import AppError, NotFound
+from attendance.domain.schemas import ErrorBody, JobKind, JobView, Progress
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "attendance:job:"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, ttl_seconds: int):
+        self.redis = client
+        self.ttl = ttl_seconds
+
+    @classmethod
+    def from_url(cls, url: str, ttl_seconds: int) -> "JobStore":
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+        return cls(client, ttl_seconds)
+
+    def _save(self, job: JobView) -> None:
+        self.redis.set(_PREFIX + job.job_id, job.model_dump_json(), ex=self.ttl)
+
+    def create(self, job_id: str, kind: JobKind, total: int,
+               class_id: str | None = None) -> JobView:
+        now = _now()
+        job = JobView(
+            job_id=job_id, kind=kind, class_id=class_id, state="queued",
+            progress=Progress(done=0, total=total), created_at=now, updated_at=now,
+        )
+        self._save(job)
+        return job
+
+    def get(self, job_id: str) -> JobView:
+        raw = self.redis.get(_PREFIX + job_id)
+        if raw is None:
+            raise NotFound(f"no job {job_id!r}", code="job_not_found")
+        return JobView.model_validate_json(raw)
+
+    def progress(self, job_id: str, done: int, total: int | None = None) -> None:
+        job = self.get(job_id)
+        job.state = "running"
+        job.progress = Progress(done=done, total=job.progress.total if total is None else total)
+        job.updated_at = _now()
+        self._save(job)
+
+    def succeed(self, job_id: str, result: dict) -> None:
+        job = self.get(job_id)
+        job.state, job.result, job.error = "succeeded", result, None
+        job.progress = Progress(done=job.progress.total, total=job.progress.total)
+        job.updated_at = _now()
+        self._save(job)
+
+    def fail(self, job_id: str, error: AppError | Exception) -> None:
+        job = self.get(job_id)
+        if isinstance(error, AppError):
+            body = ErrorBody(code=error.code, message=error.message)
+        else:
+            # An unexpected exception's text is for operators (it can hold paths, hosts or
+            # library internals): it goes to the log, and the client gets a plain reason.
+            log.error("job %s failed with an unexpected error: %s: %s", job_id,
+                      type(error).__name__, error)
+            body = ErrorBody(
+                code="internal_error",
+                message="internal error while processing the job; "
+                        f"see the worker log for job {job_id}",
+            )
+        job.state, job.error = "failed", body
+        job.updated_at = _now()
+        self._save(job)
+
+    def count_attempt(self, job_id: str) -> int:
+        """Count one more start of this job's task; the count outlives a killed worker."""
+        key = f"{_PREFIX}{job_id}:attempts"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.ttl)
+        return int(pipe.execute()[0])
+
+    def delete(self, job_id: str) -> None:
+        """Forget a job whose task was never enqueued, so no one waits on it."""
+        self.redis.delete(_PREFIX + job_id)

@@ -1,0 +1,77 @@
+"""Bearer-token access: every route needs a token unless it is marked public.
+
+A view declares the least role it needs with ``@requires(Role.teacher)``; a view that declares
+nothing needs ``admin``, so a route added without thought is closed rather than open.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from attendance.domain.auth import Principal, Role, TokenRegistry
+from attendance.domain.errors import AppError
+
+F = TypeVar("F", bound=Callable)
+EXTENSION_KEY = "attendance_tokens"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+def requires(role: Role) -> Callable[[F], F]:
+    def mark(view: F) -> F:
+        view.required_role = role
+        return view
+    return mark
+
+
+def public(view: F) -> F:
+    view.required_role = None
+    return view
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def allowed_classes() -> frozenset[str] | None:
+    """The classes the caller may see; None means every class."""
+    return current_principal().classes
+
+
+def check_class(class_id: str) -> None:
+    if not current_principal().may_see_class(class_id):
+        raise Forbidden(f"this token may not access class {class_id!r}", code="class_forbidden")
+
+
+def _authenticate() -> None:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None:
+        return  # werkzeug answers 404/405 itself
+    required = getattr(view, "required_role", Role.admin)
+    if required is None:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this route needs an 'Authorization: Bearer <token>' header")
+    principal = current_app.extensions[EXTENSION_KEY].authenticate(token.strip())
+    if principal is None:
+        raise Unauthorized("the token is not valid")
+    if principal.role < required:
+        raise Forbidden(f"the {principal.role.name} role may not do this; "
+                        f"it needs {required.name}")
+    g.principal = principal
+
+
+def init_auth(app: Flask, registry: TokenRegistry) -> None:
+    app.extensions[EXTENSION_KEY] = registry
+    app.before_request(_authenticate)

@@ -1,0 +1,60 @@
+"""The stores one app instance uses, built once in create_app and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import Flask, current_app
+
+from attendance.stores.blob import BlobStore, open_blob_store
+from attendance.stores.gallery import GalleryRepository, Manifest
+from attendance.stores.jobs import JobStore
+from attendance.dispatch import make_celery
+from attendance.stores.records import RecordsStore, open_records
+from attendance.config.settings import Settings
+
+EXTENSION_KEY = "attendance"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    blobs: BlobStore
+    records: RecordsStore
+    jobs: JobStore
+    celery: Celery
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Services":
+        # None of these connects to Redis yet, so an app can be created while Redis is down
+        # and /readyz can then say so.
+        return cls(
+            settings=settings,
+            blobs=open_blob_store(settings.blob_store_url, settings),
+            records=open_records(settings.records_url, settings),
+            jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
+            celery=producer_celery(settings),
+        )
+
+
+def producer_celery(settings: Settings) -> Celery:
+    """The Celery app as the web uses it: to send tasks, never to read their results."""
+    app = make_celery(settings)
+    # Job state lives in JobStore. With a result backend every send would also subscribe this
+    # process to the task's result channel, and retry that for ~20 s when Redis is down.
+    app.conf.result_backend = "disabled"
+    return app
+
+
+def init_services(app: Flask, services: Services) -> None:
+    app.extensions[EXTENSION_KEY] = services
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def current_manifest() -> Manifest | None:
+    svc = services()
+    return GalleryRepository(svc.blobs, svc.records).current_manifest()

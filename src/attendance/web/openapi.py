@@ -1,0 +1,458 @@
+"""The OpenAPI 3.0 description of every route, served at /api/v1/openapi.json.
+
+Written by hand (pydantic emits JSON Schema 2020-12, which OpenAPI 3.0 does not accept); a unit
+test keeps the component schemas in step with attendance.domain.schemas and the paths with the URL map.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
+from attendance.config.settings import Settings
+from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
+from attendance.web.auth import public
+from attendance.web.context import services
+
+bp = Blueprint("openapi", __name__)
+
+# JSON Schema patterns search unanchored: anchor the identifier rule.
+IDENTIFIER_PATTERN = f"^{STUDENT_ID_RE.pattern}$"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+# str.isprintable() cannot be written as an ECMA-262 pattern; this excludes the control, format,
+# separator and private-use characters of the BMP (lone surrogates cannot be sent as UTF-8) and
+# demands one visible character. validate_name stays the authority.
+_UNPRINTABLE = (
+    r"\x00-\x1f\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000"
+    r"\ue000-\uf8ff\ufeff\ufff0-\ufffb"
+)
+NAME_PATTERN = rf"^[^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}][^{_UNPRINTABLE}]*$"
+PUBLIC_PATHS = ("/healthz", "/readyz", "/api/v1/openapi.json")
+IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return _json(_ref("Error"), description)
+
+
+def _identifier(description: str) -> dict:
+    return {"type": "string", "pattern": IDENTIFIER_PATTERN, "minLength": 1, "maxLength": 64,
+            "description": description}
+
+
+def _date(description: str) -> dict:
+    return {"type": "string", "format": "date", "pattern": DATE_PATTERN,
+            "description": description}
+
+
+def _query(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+def _path(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _photos(max_items: int) -> dict:
+    return {
+        "type": "array", "minItems": 1, "maxItems": max_items,
+        "items": {"type": "string", "format": "binary"},
+        "description": f"1 to {max_items} image files ({IMAGE_TYPES}).",
+    }
+
+
+def _multipart(properties: dict, required: list[str]) -> dict:
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": properties, "required": required},
+                "encoding": {"photos": {"contentType": IMAGE_TYPES}},
+            }
+        },
+    }
+
+
+def _accepted() -> dict:
+    # Only the job exists when 202 is sent; the student appears when a worker has run it, so a
+    # link to GET /students/{student_id} would promise what is not there yet.
+    return {**_json(_ref("JobAccepted"), "Queued; poll status_url."),
+            "links": {"GetJob": {"operationId": "getJob",
+                                 "parameters": {"job_id": "$response.body#/job_id"}}}}
+_COMMON_ERRORS = {"default": _error("Any other error, in the same shape.")}
+_UPLOAD_ERRORS = {
+    "400": _error("A missing or invalid field, a file that is not a whole single-frame image, "
+                  "or a photos part that arrived as text (photos_part_not_a_file)."),
+    "413": _error("Too large, by code: payload_too_large (the body is over the upload limit), "
+                  "request_too_large (the photos declare more pixels in all than a request may; "
+                  "checked before any is decoded), form_field_too_large (a text field over the "
+                  "form's limit), too_many_form_parts. Nothing was stored."),
+    "415": _error("The body is not multipart/form-data."),
+    "503": _error("Redis (service_unavailable) or the blob store (store_unavailable) is "
+                  "unavailable; nothing was stored."),
+}
+
+
+def _schemas() -> dict:
+    nullable_datetime = {"type": "string", "format": "date-time", "nullable": True}
+    return {
+        "Erasure": {
+            "type": "object",
+            "required": ["student_id", "embeddings_removed", "photos_removed",
+                         "attendance_removed", "model_version"],
+            "properties": {
+                "student_id": {"type": "string"},
+                "embeddings_removed": {"type": "integer"},
+                "photos_removed": {"type": "integer"},
+                "attendance_removed": {"type": "integer"},
+                "model_version": {"type": "integer"},
+            },
+        },
+        "AuditList": {
+            "type": "object", "required": ["entries"],
+            "properties": {"entries": {"type": "array", "items": {
+                "type": "object", "required": ["at", "actor", "action", "target", "detail"],
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "actor": {"type": "string"}, "action": {"type": "string"},
+                    "target": {"type": "string"}, "detail": {"type": "object"},
+                },
+            }}},
+        },
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": _ref("ErrorBody")},
+        },
+        "ErrorBody": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "JobAccepted": {
+            "type": "object", "required": ["job_id", "status_url"],
+            "properties": {
+                "job_id": {"type": "string", "pattern": JOB_ID_PATTERN},
+                "status_url": {"type": "string"},
+            },
+        },
+        "Progress": {
+            "type": "object", "required": ["done", "total"],
+            "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+        },
+        "JobView": {
+            "type": "object",
+            "required": ["job_id", "kind", "state", "progress", "created_at", "updated_at"],
+            "properties": {
+                "job_id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["enrollment", "recognition"]},
+                "class_id": {"type": "string", "nullable": True,
+                             "description": "The class the job is for (who may read it)."},
+                "state": {"type": "string",
+                          "enum": ["queued", "running", "succeeded", "failed"]},
+                "progress": _ref("Progress"),
+                "result": {"type": "object", "nullable": True, "additionalProperties": True,
+                           "description": "EnrollmentResult, RecognitionResult or (POST "
+                                          "/api/v1/model/reembed) ReembedResult once succeeded."},
+                # $ref cannot be nullable in 3.0: siblings of $ref are ignored.
+                "error": {"allOf": [_ref("ErrorBody")], "nullable": True},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Student": {
+            "type": "object", "required": ["student_id", "name", "class_ids", "embeddings"],
+            "properties": {
+                "student_id": {"type": "string"},
+                "name": {"type": "string"},
+                "class_ids": {"type": "array", "items": {"type": "string"}},
+                "embeddings": {"type": "integer", "minimum": 0,
+                               "description": "Face embeddings in the current gallery, of "
+                                              "the current pipeline."},
+            },
+        },
+        "StudentList": {
+            "type": "object", "required": ["students"],
+            "properties": {"students": {"type": "array", "items": _ref("Student")}},
+        },
+        "AttendanceRecord": {
+            "type": "object",
+            "required": ["class_id", "date", "student_id", "name", "first_seen_at", "distance"],
+            "properties": {
+                "class_id": {"type": "string"},
+                "date": {"type": "string", "format": "date"},
+                "student_id": {"type": "string"},
+                "name": {"type": "string"},
+                "first_seen_at": {"type": "string", "format": "date-time"},
+                "distance": {"type": "number"},
+                "job_id": {"type": "string", "nullable": True},
+            },
+        },
+        "AttendanceList": {
+            "type": "object", "required": ["records"],
+            "properties": {"records": {"type": "array", "items": _ref("AttendanceRecord")}},
+        },
+        "ModelInfo": {
+            "type": "object",
+            "required": ["version", "model_name", "detector", "metric", "threshold",
+                         "students", "embeddings", "updated_at", "pipeline", "other_pipelines",
+                         "students_to_reembed"],
+            "properties": {
+                "version": {"type": "integer", "minimum": 0,
+                            "description": "Gallery version; 0 until someone is enrolled."},
+                "model_name": {"type": "string"},
+                "detector": {"type": "string"},
+                "metric": {"type": "string"},
+                "threshold": {"type": "number"},
+                "students": {"type": "integer", "minimum": 0,
+                             "description": "Students with embeddings of the current pipeline."},
+                "embeddings": {"type": "integer", "minimum": 0,
+                               "description": "Embeddings of the current pipeline (the only "
+                                              "ones matched)."},
+                "updated_at": nullable_datetime,
+                "pipeline": {"type": "string",
+                             "description": "What makes embeddings now: model/detector-"
+                                            "alignment version, e.g. Facenet/centerface-v1."},
+                "other_pipelines": {
+                    "type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "Embeddings of other pipelines still stored, per pipeline; "
+                                   "never matched (POST /api/v1/model/reembed replaces them)."},
+                "students_to_reembed": {
+                    "type": "integer", "minimum": 0,
+                    "description": "Students with embeddings of other pipelines only: not "
+                                   "recognised until re-embedded."},
+            },
+        },
+        "Health": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["ok"]}},
+        },
+        "Readiness": {
+            "type": "object", "required": ["status", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ready", "not_ready"]},
+                "checks": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "Each check (redis, blob_store, records, workers): "
+                                          "\"ok\" or why it failed, naming the bucket, table "
+                                          "or endpoint that is missing or down."},
+                "workers": {
+                    "type": "array",
+                    "description": "The workers that answered the ping: the queues they "
+                                   "consume, the device FaceNet runs on and what runs it "
+                                   "(null until the model has loaded).",
+                    "items": {"type": "object", "required": ["name", "queues", "device"],
+                              "properties": {
+                                  "name": {"type": "string"},
+                                  "queues": {"type": "array", "nullable": True,
+                                             "items": {"type": "string"}},
+                                  "device": {"type": "string", "nullable": True,
+                                             "description": "CPU or GPU"},
+                                  "engine": {"type": "string", "nullable": True,
+                                             "description": "onnx or tensorflow"},
+                              }},
+                },
+            },
+        },
+    }
+
+
+def build_spec(settings: Settings) -> dict:
+    student_id = _identifier("Student id: 1-64 of letters, digits, '.', '_' or '-'.")
+    class_id = _identifier("Class id: same characters as a student id.")
+    job_id = {"type": "string", "pattern": JOB_ID_PATTERN}
+    paths = {
+        "/healthz": {"get": {
+            "operationId": "healthz", "summary": "The process is up.",
+            "responses": {"200": _json(_ref("Health"), "Up."), **_COMMON_ERRORS},
+        }},
+        "/readyz": {"get": {
+            "operationId": "readyz",
+            "summary": "Redis, the stores and at least one worker answer.",
+            "responses": {"200": _json(_ref("Readiness"), "Ready."),
+                          "503": _json(_ref("Readiness"), "Not ready; checks say why."),
+                          **_COMMON_ERRORS},
+        }},
+        "/api/v1/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.0 document.",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          **_COMMON_ERRORS},
+        }},
+        "/api/v1/students": {
+            "post": {
+                "operationId": "enrollStudent",
+                "summary": "Enroll a new student; runs as a job. An id that is taken answers "
+                           "409 student_exists (add photos or rename with their own routes).",
+                "requestBody": _multipart({
+                    "student_id": student_id,
+                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
+                             "pattern": NAME_PATTERN,
+                             "description": "Printable text (Python's str.isprintable), not "
+                                            "only spaces; leading/trailing spaces are dropped."},
+                    "class_id": class_id,
+                    "photos": _photos(settings.max_enroll_photos),
+                }, ["student_id", "name", "photos"]),
+                "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
+                              "409": _error("The student_id is taken."), **_COMMON_ERRORS},
+            },
+            "get": {
+                "operationId": "listStudents", "summary": "Enrolled students.",
+                "parameters": [_query("class_id", class_id)],
+                "responses": {"200": _json(_ref("StudentList"), "Students."),
+                              "400": _error("Invalid class_id."), **_COMMON_ERRORS},
+            },
+        },
+        "/api/v1/students/{student_id}/photos": {"post": {
+            "operationId": "addStudentPhotos",
+            "summary": "Add photos to an enrolled student (and optionally a class); runs as "
+                       "a job, like an enrollment.",
+            "parameters": [_path("student_id", student_id)],
+            "requestBody": _multipart({
+                "class_id": class_id,
+                "photos": _photos(settings.max_enroll_photos),
+            }, ["photos"]),
+            "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
+                          "404": _error("No such student."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/students/{student_id}": {"patch": {
+            "operationId": "renameStudent", "summary": "Rename a student (audited).",
+            "parameters": [_path("student_id", student_id)],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"], "additionalProperties": False,
+                "properties": {"name": {"type": "string", "minLength": 1,
+                                        "maxLength": MAX_NAME_LENGTH,
+                                        "pattern": NAME_PATTERN}}}}}},
+            "responses": {"200": _json(_ref("Student"), "The student, renamed."),
+                          "400": _error("Invalid student_id or name."),
+                          "404": _error("No such student."),
+                          "415": _error("The body is not a JSON object."), **_COMMON_ERRORS},
+        }, "get": {
+            "operationId": "getStudent", "summary": "One student.",
+            "parameters": [_path("student_id", student_id)],
+            "responses": {"200": _json(_ref("Student"), "The student."),
+                          "400": _error("Invalid student_id."),
+                          "404": _error("No such student."), **_COMMON_ERRORS},
+        }, "delete": {
+            "operationId": "deleteStudent",
+            "summary": "Erase a student everywhere: embeddings (a new gallery version), "
+                       "enrollment photos, records; with attendance=true also their attendance "
+                       "and the class photos that recognised them. Idempotent: again, it "
+                       "removes whatever is left (200, maybe all zero); 404 only for an id "
+                       "never known.",
+            "parameters": [_path("student_id", student_id),
+                           _query("attendance", {"type": "string", "enum": ["true", "false"]})],
+            "responses": {"200": _json(_ref("Erasure"), "What was removed."),
+                          "400": _error("Invalid student_id or attendance."),
+                          "404": _error("No such student."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/audit": {"get": {
+            "operationId": "listAudit",
+            "summary": "The audit log (enrollments, deletions, exports), newest first.",
+            "parameters": [_query("limit", {"type": "integer", "minimum": 1,
+                                            "maximum": AUDIT_MAX_LIMIT, "default": 100})],
+            "responses": {"200": _json(_ref("AuditList"), "Entries."),
+                          "400": _error("Invalid limit."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/recognitions": {"post": {
+            "operationId": "recognize",
+            "summary": "Take attendance from class photos; runs as a job.",
+            "requestBody": _multipart({
+                "class_id": class_id,
+                "date": _date("Day of the class (default: today, UTC)."),
+                "photos": _photos(settings.max_recognition_photos),
+            }, ["class_id", "photos"]),
+            "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
+                          "404": _error("No student is enrolled in class_id."),
+                          **_COMMON_ERRORS},
+        }},
+        "/api/v1/jobs/{job_id}": {"get": {
+            "operationId": "getJob", "summary": "State, progress and result of a job.",
+            "parameters": [_path("job_id", job_id)],
+            "responses": {"200": _json(_ref("JobView"), "The job."),
+                          "404": _error("No such job (or it expired)."),
+                          "503": _error("Redis is unavailable."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/attendance": {"get": {
+            "operationId": "listAttendance", "summary": "Attendance records.",
+            "parameters": [
+                _query("class_id", class_id),
+                _query("student_id", student_id),
+                _query("date", _date("One day; the same as from=to=date.")),
+                _query("from", _date("First day, inclusive.")),
+                _query("to", _date("Last day, inclusive.")),
+                _query("format", {"type": "string", "enum": ["json", "csv"]}),
+            ],
+            "responses": {"200": {
+                              "description": "Records (CSV with format=csv: an audited export).",
+                              "content": {
+                                  "application/json": {"schema": _ref("AttendanceList")},
+                                  "text/csv": {"schema": {"type": "string"}}}},
+                          "400": _error("An invalid id or date."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/model": {"get": {
+            "operationId": "modelInfo", "summary": "The current gallery version.",
+            "responses": {"200": _json(_ref("ModelInfo"), "The gallery."), **_COMMON_ERRORS},
+        }},
+        "/api/v1/model/reembed": {"post": {
+            "operationId": "reembedModel",
+            "summary": "Re-embed, with the current pipeline, the stored enrollment photos of "
+                       "every student whose embeddings come from another pipeline (admin); runs "
+                       "as a job (kind enrollment) whose result is {pipeline, students, "
+                       "embeddings, skipped: [{student_id, reason}], model_version}.",
+            "responses": {"202": _accepted(),
+                          "503": _error("Redis is unavailable; nothing was queued."),
+                          **_COMMON_ERRORS},
+        }},
+        "/api/v1/annotated/{job_id}/{n}": {"get": {
+            "operationId": "annotatedPhoto",
+            "summary": "Photo n of a recognition job with the faces boxed and named.",
+            "parameters": [_path("job_id", job_id),
+                           _path("n", {"type": "integer", "minimum": 0})],
+            "responses": {"200": {"description": "JPEG.",
+                                  "content": {"image/jpeg": {"schema": {
+                                      "type": "string", "format": "binary"}}}},
+                          "404": _error("No such job or photo."), **_COMMON_ERRORS},
+        }},
+    }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+            else:
+                operation["responses"].setdefault("401", _error("No valid bearer token."))
+                operation["responses"].setdefault(
+                    "403", _error("The token's role (or classes) may not do this."))
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Classroom attendance API",
+            "version": "1.0.0",
+            "description": (
+                "Enroll students from photos and take attendance from class photos. Both run "
+                "as jobs: POST answers 202 with a status_url to poll. Every error is "
+                '{"error": {"code": ..., "message": ...}}.'
+            ),
+        },
+        "paths": paths,
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API token; roles: admin, teacher, viewer.",
+            }},
+        },
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+@public
+def openapi_json():
+    return jsonify(build_spec(services().settings))

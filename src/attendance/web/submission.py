@@ -1,0 +1,79 @@
+"""Turning a validated request into a queued job: job state, stored uploads, one task message.
+
+Either all three exist afterwards or none does: a client that got an error must not leave
+uploads or a forever-"queued" job behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from flask import jsonify, url_for
+from pydantic import BaseModel
+
+from attendance.domain.errors import ServiceUnavailable
+from attendance.stores.jobs import new_job_id
+from attendance.dispatch import enqueue
+from attendance.domain.schemas import JobKind, Upload
+from attendance.web.context import services
+from attendance.web.errors import UNAVAILABLE_ERRORS
+from attendance.web.uploads import CheckedPhoto, discard_uploads, store_photos
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE_MESSAGE = "the job queue (Redis) is unavailable, nothing was stored; try again later"
+
+
+def submit_job(
+    kind: JobKind,
+    task_name: str,
+    photos: list[CheckedPhoto],
+    build_payload: Callable[[str, list[Upload]], BaseModel],
+    *,
+    class_id: str | None = None,
+    marker: Callable[[str], str] | None = None,
+):
+    """Create the job, store the photos, enqueue; answer 202 with where to poll.
+
+    ``class_id`` is whose job it is (who may read it); ``marker(job_id)`` names an empty blob
+    stored with the uploads (and gone with them on failure), for an erasure to find the job."""
+    svc = services()
+    job_id = new_job_id()
+    # The job exists before the task does, so a fast worker always finds it to update; and when
+    # Redis is down this fails before any upload is written.
+    try:
+        svc.jobs.create(job_id, kind, total=len(photos), class_id=class_id)
+    except UNAVAILABLE_ERRORS as exc:
+        raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
+
+    uploads: list[Upload] = []
+    marker_key = marker(job_id) if marker is not None else None
+    try:
+        if marker_key is not None:
+            svc.blobs.put(marker_key, b"")
+        uploads = store_photos(svc.blobs, job_id, photos)
+        payload = build_payload(job_id, uploads).model_dump(mode="json")
+        enqueue(svc.celery, task_name, payload, job_id)
+    except BaseException as exc:
+        discard_uploads(svc.blobs, uploads)
+        if marker_key is not None:
+            discard_uploads(svc.blobs, [Upload(key=marker_key, filename="marker")])
+        _forget_job(job_id)
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
+        raise
+
+    status_url = url_for("jobs.get_job", job_id=job_id)
+    response = jsonify({"job_id": job_id, "status_url": status_url})
+    response.status_code = 202
+    response.headers["Location"] = status_url
+    return response
+
+
+def _forget_job(job_id: str) -> None:
+    try:
+        services().jobs.delete(job_id)
+    except Exception:
+        # Redis is probably what failed; the key still expires after job_ttl_seconds.
+        log.warning("could not delete job %s after a failed submission", job_id, exc_info=True)

@@ -1,0 +1,13 @@
+"""The worker's Celery app: `celery -A attendance.worker.celery_app worker`. Importing it loads no model."""
+
+from __future__ import annotations
+
+from attendance.dispatch import PURGE_TASK, make_celery
+from attendance.config.settings import get_settings
+
+app = make_celery(get_settings())
+app.conf.include = ["attendance.worker.tasks", "attendance.worker.info", "attendance.worker.retention"]
+# `celery -A attendance.worker.celery_app beat` runs the retention purge on this schedule.
+app.conf.beat_schedule = {
+    "purge-expired-photos": {"task": PURGE_TASK, "schedule": get_settings().retention_sweep_seconds},
+}

@@ -1,0 +1,91 @@
+"""Celery tasks: parse the message, call common/, report progress and the outcome on the job."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import redis
+from pydantic import BaseModel, ValidationError
+
+from attendance.services.enrollment import enroll
+from attendance.domain.errors import AppError, StoreBusy
+from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, REEMBED_TASK
+from attendance.services.recognition import recognise
+from attendance.services.reembed import ReembedRequest, reembed
+from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest
+from attendance.worker.celery_app import app
+from attendance.worker.runtime import get_jobs, get_pipeline
+
+log = logging.getLogger(__name__)
+
+# Worth another try: the broker or a store blinked. Anything else is a property of the input.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError)
+
+
+class TooManyAttempts(AppError):
+    code = "too_many_attempts"
+
+
+def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseModel]) -> dict:
+    jobs, settings = get_jobs()
+    job_id = payload.get("job_id") if isinstance(payload, dict) else None
+    if not isinstance(job_id, str):
+        log.error("task %s dropped: its message names no job", task.request.id)
+        return {"state": "failed", "error": "invalid_message"}
+
+    attempt = jobs.count_attempt(job_id)
+    if attempt > settings.task_max_attempts:
+        # Reached only when earlier attempts died with their worker (e.g. killed for memory):
+        # fail the job instead of letting it take the queue down again.
+        jobs.fail(job_id, TooManyAttempts(
+            f"the job was started {attempt - 1} times without finishing; giving up"))
+        return {"job_id": job_id, "state": "failed", "error": TooManyAttempts.code}
+    try:
+        request = model.model_validate(payload)
+        pipe = get_pipeline()
+        jobs.progress(job_id, 0)
+        result = work(pipe, request, lambda done, total: jobs.progress(job_id, done, total))
+    except (StoreBusy, *TRANSIENT) as exc:
+        # Redis, or a cloud store still throttling or unreachable after its client's own
+        # retries: worth another try later; in the end the job fails saying what was down.
+        reason = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        if attempt < settings.task_max_attempts:
+            log.warning("job %s: %s; retrying", job_id, reason)
+            raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
+        log.info("job %s failed: %s", job_id, reason)
+        jobs.fail(job_id, exc)
+        return {"job_id": job_id, "state": "failed",
+                "error": getattr(exc, "code", "service_unavailable")}
+    except AppError as exc:
+        log.info("job %s failed: %s", job_id, exc.message)
+        jobs.fail(job_id, exc)
+        return {"job_id": job_id, "state": "failed", "error": exc.code}
+    except ValidationError as exc:
+        log.error("job %s: invalid task message: %s", job_id, exc)
+        jobs.fail(job_id, AppError(f"invalid task message: {exc.error_count()} errors",
+                                   code="invalid_message"))
+        return {"job_id": job_id, "state": "failed", "error": "invalid_message"}
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        jobs.fail(job_id, exc)
+        raise
+    jobs.succeed(job_id, result.model_dump(mode="json"))
+    log.info("job %s succeeded", job_id)
+    # The result lives on the job; Celery's own result (and its log line) stays free of names.
+    return {"job_id": job_id, "state": "succeeded"}
+
+
+@app.task(name=ENROLL_TASK, bind=True)
+def enroll_task(self, payload: dict) -> dict:
+    return _run(self, payload, EnrollmentRequest, enroll)
+
+
+@app.task(name=RECOGNIZE_TASK, bind=True)
+def recognize_task(self, payload: dict) -> dict:
+    return _run(self, payload, RecognitionRequest, recognise)
+
+
+@app.task(name=REEMBED_TASK, bind=True)
+def reembed_task(self, payload: dict) -> dict:
+    return _run(self, payload, ReembedRequest, reembed)
