@@ -23,7 +23,7 @@ def requirements(extras: list[str]) -> list[str]:
         seen.add(extra)
         for req in optional[extra]:
             if req.startswith(PROJECT + "["):
-                todo += req[len(PROJECT) + 1:-1].split(",")
+                todo += req[len(PROJECT) + 1 : -1].split(",")
             else:
                 out.append(req)
     return sorted(set(out))

@@ -64,10 +64,30 @@ class Stack:
     ) -> subprocess.Popen:
         log = open(self.root / f"worker-{name}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "worker", "-Q", queues,
-             "--concurrency", str(concurrency), "--pool", "prefork", "-n", f"{name}@%h",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "attendance.worker.celery_app",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "-n",
+                f"{name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         return proc
 
@@ -114,9 +134,12 @@ def make_stack(
     }
     env = {**os.environ, **(extra_env or {}), **env_settings, "TF_CPP_MIN_LOG_LEVEL": "2"}
     settings = Settings(
-        REDIS_URL=url, blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
-        records_url=env_settings["ATTENDANCE_RECORDS_URL"], deepface_home=DEEPFACE_HOME,
-        api_tokens=tokens.TOKENS_JSON, api_tokens_file=tmp / "no-tokens-file.json",
+        REDIS_URL=url,
+        blob_store_url=env_settings["ATTENDANCE_BLOB_STORE_URL"],
+        records_url=env_settings["ATTENDANCE_RECORDS_URL"],
+        deepface_home=DEEPFACE_HOME,
+        api_tokens=tokens.TOKENS_JSON,
+        api_tokens_file=tmp / "no-tokens-file.json",
         **overrides,
     )
     app = create_app(settings)
@@ -170,12 +193,14 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def make_cloud_stack(tmp: Path, db: int, emulators, *, bucket: str, table_prefix: str,
-                     **overrides) -> Stack:
+def make_cloud_stack(
+    tmp: Path, db: int, emulators, *, bucket: str, table_prefix: str, **overrides
+) -> Stack:
     """make_stack on gs:// and dynamodb:// URLs served by the emulators."""
     overrides.setdefault("gcs_create_bucket", True)
     return make_stack(
-        tmp, db,
+        tmp,
+        db,
         blob_store_url=emulators.blob_url(bucket, "attendance"),
         records_url=emulators.records_url(table_prefix),
         extra_env=emulators.env,
@@ -187,8 +212,13 @@ def make_cloud_stack(tmp: Path, db: int, emulators, *, bucket: str, table_prefix
 def cloud_stack(tmp_path_factory, emulators) -> Stack:
     """The stack on the cloud backends (GCS and DynamoDB, emulated over HTTP): the API in this
     process, one real worker process ("c1", consuming the queues cpu and c1)."""
-    s = make_cloud_stack(tmp_path_factory.mktemp("cloud-stack"), CLOUD_REDIS_DB, emulators,
-                         bucket="attendance-e2e", table_prefix="e2e")
+    s = make_cloud_stack(
+        tmp_path_factory.mktemp("cloud-stack"),
+        CLOUD_REDIS_DB,
+        emulators,
+        bucket="attendance-e2e",
+        table_prefix="e2e",
+    )
     s.worker = s.start_worker("c1", queues="cpu,c1")
     yield s
     stop_process(s.worker)

@@ -87,8 +87,9 @@ class Emulators:
 
     def records_url(self, prefix: str, endpoint: str | None = None, **options) -> str:
         query = "&".join(f"{k}={v}" for k, v in options.items())
-        url = (f"dynamodb://{prefix}?region={REGION}"
-               f"&endpoint_url={endpoint or self.dynamodb.endpoint}")
+        url = (
+            f"dynamodb://{prefix}?region={REGION}&endpoint_url={endpoint or self.dynamodb.endpoint}"
+        )
         return f"{url}&{query}" if query else url
 
     @staticmethod
@@ -112,8 +113,15 @@ class FlakyProxy:
     itself with ``status``/``body`` (throttling, a 5xx) and forwards everything else: what a
     cloud service does on a bad minute, seen by the client over real HTTP."""
 
-    def __init__(self, target: str, failures: int, status: int = 503, body: bytes = b"",
-                 headers: dict | None = None, fail_if=None):
+    def __init__(
+        self,
+        target: str,
+        failures: int,
+        status: int = 503,
+        body: bytes = b"",
+        headers: dict | None = None,
+        fail_if=None,
+    ):
         """``fail_if(method, path)``, when given, picks the requests that may fail."""
         import http.client
         import threading
@@ -141,7 +149,8 @@ class FlakyProxy:
                     proxy.requests += 1
                     proxy.seen.append((self.command, self.path))
                     fail = proxy.failed < proxy.failures and (
-                        fail_if is None or fail_if(self.command, self.path))
+                        fail_if is None or fail_if(self.command, self.path)
+                    )
                     if fail:
                         proxy.failed += 1
                 if fail:
@@ -154,15 +163,21 @@ class FlakyProxy:
                     return
                 conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
                 try:
-                    forward = {k: v for k, v in self.headers.items()
-                               if k.lower() not in ("connection", "keep-alive")}
+                    forward = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in ("connection", "keep-alive")
+                    }
                     conn.request(self.command, self.path, body=body_in, headers=forward)
                     resp = conn.getresponse()
                     data = resp.read()
                     self.send_response(resp.status)
                     for name, value in resp.getheaders():
-                        if name.lower() not in ("transfer-encoding", "connection",
-                                                "content-length"):
+                        if name.lower() not in (
+                            "transfer-encoding",
+                            "connection",
+                            "content-length",
+                        ):
                             self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()

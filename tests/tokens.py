@@ -11,13 +11,19 @@ TEACHER = "test-teacher-token"
 ROOM1_TEACHER = "test-room-1-teacher-token"
 VIEWER = "test-viewer-token"
 
-TOKENS_JSON = json.dumps([
-    {"name": "admin", "role": "admin", "sha256": hash_token(ADMIN)},
-    {"name": "teacher", "role": "teacher", "sha256": hash_token(TEACHER)},
-    {"name": "room-1", "role": "teacher", "sha256": hash_token(ROOM1_TEACHER),
-     "classes": ["room-1"]},
-    {"name": "viewer", "role": "viewer", "sha256": hash_token(VIEWER)},
-])
+TOKENS_JSON = json.dumps(
+    [
+        {"name": "admin", "role": "admin", "sha256": hash_token(ADMIN)},
+        {"name": "teacher", "role": "teacher", "sha256": hash_token(TEACHER)},
+        {
+            "name": "room-1",
+            "role": "teacher",
+            "sha256": hash_token(ROOM1_TEACHER),
+            "classes": ["room-1"],
+        },
+        {"name": "viewer", "role": "viewer", "sha256": hash_token(VIEWER)},
+    ]
+)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -32,8 +32,11 @@ def make_celery(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=queue,
-        task_routes={ENROLL_TASK: {"queue": queue}, RECOGNIZE_TASK: {"queue": queue},
-                     REEMBED_TASK: {"queue": queue}},
+        task_routes={
+            ENROLL_TASK: {"queue": queue},
+            RECOGNIZE_TASK: {"queue": queue},
+            REEMBED_TASK: {"queue": queue},
+        },
         # A task is acknowledged only when it finished, and requeued if its worker dies, so a
         # killed worker never loses a job; the tasks are idempotent, so running twice is safe.
         task_acks_late=True,
@@ -63,6 +66,11 @@ def enqueue(
 ) -> None:
     # What Flower, the task events and the logs show of the message: the job id only, never
     # a student's name (the message itself is gone from Redis once a worker has taken it).
-    app.send_task(task_name, kwargs={"payload": payload}, task_id=job_id,
-                  queue=queue or task_queue(app),
-                  argsrepr="()", kwargsrepr=repr({"payload": {"job_id": job_id}}))
+    app.send_task(
+        task_name,
+        kwargs={"payload": payload},
+        task_id=job_id,
+        queue=queue or task_queue(app),
+        argsrepr="()",
+        kwargsrepr=repr({"payload": {"job_id": job_id}}),
+    )

@@ -10,14 +10,18 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.redis, pytest.mark.integration,
-              pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.timeout(300),
+]
 BENCH_REDIS_DB = 13
 
 
@@ -27,9 +31,23 @@ def test_every_benchmark_runs_on_tiny_inputs(tmp_path, celeb_dir, faces_dir):
     out, png = tmp_path / "results.json", tmp_path / "results.png"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
-        [sys.executable, "-m", "attendance.bench.run", "--quick", "--out", str(out), "--plot", str(png),
-         "--redis-db", str(BENCH_REDIS_DB)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "attendance.bench.run",
+            "--quick",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+            "--redis-db",
+            str(BENCH_REDIS_DB),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     report = json.loads(out.read_text())

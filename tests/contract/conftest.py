@@ -35,8 +35,9 @@ def dynamo_store(emulators, **kwargs):
 
     kwargs.setdefault("page_size", PAGE_SIZE)
     kwargs.setdefault("max_attempts", 3)
-    return DynamoRecords(unique("contract"), region=REGION,
-                         endpoint_url=emulators.dynamodb.endpoint, **kwargs)
+    return DynamoRecords(
+        unique("contract"), region=REGION, endpoint_url=emulators.dynamodb.endpoint, **kwargs
+    )
 
 
 @pytest.fixture(params=BLOB_BACKENDS)

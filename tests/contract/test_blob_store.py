@@ -47,13 +47,21 @@ def test_delete_removes_and_tolerates_missing_keys(blob_store):
 
 
 def test_list_is_sorted_recursive_and_by_whole_path_segments(blob_store):
-    keys = ["gallery/segments/b.npz", "gallery/segments/a.npz", "gallery/manifests/v1.json",
-            "gallery/x/deep/er.bin", "gallerything/no.bin", "uploads/1/000.jpg"]
+    keys = [
+        "gallery/segments/b.npz",
+        "gallery/segments/a.npz",
+        "gallery/manifests/v1.json",
+        "gallery/x/deep/er.bin",
+        "gallerything/no.bin",
+        "uploads/1/000.jpg",
+    ]
     for key in keys:
         blob_store.put(key, key.encode())
     assert blob_store.list("gallery") == sorted(k for k in keys if k.startswith("gallery/"))
     assert blob_store.list("gallery/segments") == [
-        "gallery/segments/a.npz", "gallery/segments/b.npz"]
+        "gallery/segments/a.npz",
+        "gallery/segments/b.npz",
+    ]
     assert blob_store.list("gallery/segments/") == blob_store.list("gallery/segments")
     assert blob_store.list("gallery/seg") == []  # not a prefix of names, a folder
     assert blob_store.list("nothing/here") == []
@@ -68,11 +76,16 @@ def test_list_follows_every_page(blob_store):
     assert blob_store.list("many") == keys
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a//b", "a/./b", "a/../b", "",
-                                 "sp ace", "a\\b", "uploads/x?y"])
+@pytest.mark.parametrize(
+    "key", ["../etc/passwd", "/abs", "a//b", "a/./b", "a/../b", "", "sp ace", "a\\b", "uploads/x?y"]
+)
 def test_unsafe_keys_are_refused_before_any_io(blob_store, key):
-    for call in (lambda: blob_store.put(key, b"x"), lambda: blob_store.get(key),
-                 lambda: blob_store.exists(key), lambda: blob_store.delete(key)):
+    for call in (
+        lambda: blob_store.put(key, b"x"),
+        lambda: blob_store.get(key),
+        lambda: blob_store.exists(key),
+        lambda: blob_store.delete(key),
+    ):
         with pytest.raises(ValueError):
             call()
 
@@ -93,7 +106,7 @@ def test_list_older_than(blob_store):
 
     blob_store.put("uploads/j1/000.jpg", b"a")
     blob_store.put("annotated/j1/000.jpg", b"b")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     later = now + dt.timedelta(minutes=5)
     earlier = now - dt.timedelta(minutes=5)
     assert blob_store.list_older_than("uploads", later) == ["uploads/j1/000.jpg"]

@@ -10,8 +10,13 @@ import pytest
 from attendance.domain.errors import StoreBusy
 from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest
 
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
-            pipeline="Facenet/opencv-v1")
+META = dict(
+    model_name="Facenet",
+    detector="opencv",
+    metric="cosine",
+    threshold=0.4,
+    pipeline="Facenet/opencv-v1",
+)
 NEW = {**META, "detector": "centerface", "pipeline": "Facenet/centerface-v1"}
 
 
@@ -55,10 +60,12 @@ def test_same_segment_committed_twice_is_added_once(repo):
 
 def test_concurrent_commits_lose_nothing(repo):
     with ThreadPoolExecutor(8) as pool:
-        versions = list(pool.map(
-            lambda i: repo.commit(vectors(1, i), [f"s{i}"], segment_id=f"j{i}", **META),
-            range(16),
-        ))
+        versions = list(
+            pool.map(
+                lambda i: repo.commit(vectors(1, i), [f"s{i}"], segment_id=f"j{i}", **META),
+                range(16),
+            )
+        )
     assert sorted(versions) == list(range(1, 17))
     assert len(repo.current_manifest().embeddings_per_student()) == 16
     assert_pointer_names_complete_version(repo)
@@ -112,15 +119,15 @@ def test_a_commit_that_fails_halfway_leaves_the_last_complete_version(
         broken = GalleryRepository(blob_store, FailingSwap(records))
     else:
         broken = GalleryRepository(
-            FailingBlobs(blob_store, lambda key: key.startswith(f"gallery/{fails}s/")), records)
+            FailingBlobs(blob_store, lambda key: key.startswith(f"gallery/{fails}s/")), records
+        )
     with pytest.raises(StoreBusy):
         broken.commit(vectors(1, 1), ["b"], segment_id="j2", **META)
     manifest = assert_pointer_names_complete_version(repo)
     assert manifest.version == 1 and manifest.embeddings_per_student() == {"a": 2}
     # The retried job (same segment id) then commits normally.
     assert repo.commit(vectors(1, 1), ["b"], segment_id="j2", **META) == 2
-    assert assert_pointer_names_complete_version(repo).embeddings_per_student() == {
-        "a": 2, "b": 1}
+    assert assert_pointer_names_complete_version(repo).embeddings_per_student() == {"a": 2, "b": 1}
 
 
 # --- one pipeline per gallery: what made the embeddings is recorded, readers keep to theirs ----
@@ -131,12 +138,16 @@ def test_segments_record_their_pipeline_and_counts_keep_pipelines_apart(repo):
     repo.commit(vectors(2, 1), ["a", "b"], segment_id="j2", **NEW)
     manifest = repo.current_manifest()
     assert [seg["pipeline"] for seg in manifest.all_segments()] == [
-        "Facenet/opencv-v1", "Facenet/centerface-v1"]
+        "Facenet/opencv-v1",
+        "Facenet/centerface-v1",
+    ]
     assert manifest.embeddings_per_student() == {"a": 4, "b": 1}
     assert manifest.embeddings_per_student("Facenet/centerface-v1") == {"a": 1, "b": 1}
     assert manifest.embeddings_per_student("Facenet/opencv-v1") == {"a": 3}
     assert manifest.embeddings_by_pipeline() == {
-        "Facenet/opencv-v1": {"a": 3}, "Facenet/centerface-v1": {"a": 1, "b": 1}}
+        "Facenet/opencv-v1": {"a": 3},
+        "Facenet/centerface-v1": {"a": 1, "b": 1},
+    }
 
 
 def test_a_manifest_written_before_pipelines_reads_as_opencv(repo):
@@ -158,14 +169,18 @@ def test_a_manifest_written_before_pipelines_reads_as_opencv(repo):
     manifest = repo.current_manifest()
     assert "pipeline" not in manifest.segments[0]
     assert manifest.embeddings_by_pipeline() == {"Facenet/opencv-v1": {"a": 2}}
-    opencv, centerface = (GalleryCache(repo, "Facenet/opencv-v1"),
-                          GalleryCache(repo, "Facenet/centerface-v1"))
+    opencv, centerface = (
+        GalleryCache(repo, "Facenet/opencv-v1"),
+        GalleryCache(repo, "Facenet/centerface-v1"),
+    )
     assert opencv.refresh() == 2 and centerface.refresh() == 2
     assert list(opencv.student_ids) == ["a", "a"] and len(centerface.embeddings) == 0
     # A commit on top keeps the old entry as it was, and records its own pipeline.
     repo.commit(vectors(1, 1), ["b"], segment_id="new", **NEW)
     assert repo.current_manifest().embeddings_by_pipeline() == {
-        "Facenet/opencv-v1": {"a": 2}, "Facenet/centerface-v1": {"b": 1}}
+        "Facenet/opencv-v1": {"a": 2},
+        "Facenet/centerface-v1": {"b": 1},
+    }
 
 
 class CountingRepo(GalleryRepository):
@@ -207,9 +222,13 @@ def test_erasure_keeps_the_pipeline_of_each_rewritten_segment(repo):
     assert summary["embeddings_removed"] == 3
     manifest = repo.current_manifest()
     assert [seg["pipeline"] for seg in manifest.all_segments()] == [
-        "Facenet/opencv-v1", "Facenet/centerface-v1"]
+        "Facenet/opencv-v1",
+        "Facenet/centerface-v1",
+    ]
     assert manifest.embeddings_by_pipeline() == {
-        "Facenet/opencv-v1": {"b": 2}, "Facenet/centerface-v1": {"c": 1}}
+        "Facenet/opencv-v1": {"b": 2},
+        "Facenet/centerface-v1": {"c": 1},
+    }
     cache = GalleryCache(repo, "Facenet/centerface-v1")
     cache.refresh()
     assert list(cache.student_ids) == ["c"]

@@ -5,18 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
-from attendance.stores.records import GalleryPointer
 from attendance.domain.schemas import AttendanceRecord
+from attendance.stores.records import GalleryPointer
 
 D = dt.date
-SEEN = dt.datetime(2026, 1, 5, 9, tzinfo=dt.timezone.utc)
+SEEN = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 
 
 def record(class_id="c1", day=D(2026, 1, 5), student_id="ann", **extra) -> AttendanceRecord:
-    return AttendanceRecord(class_id=class_id, date=day, student_id=student_id,
-                            name=extra.pop("name", student_id.title()),
-                            first_seen_at=extra.pop("first_seen_at", SEEN),
-                            distance=extra.pop("distance", 0.2), **extra)
+    return AttendanceRecord(
+        class_id=class_id,
+        date=day,
+        student_id=student_id,
+        name=extra.pop("name", student_id.title()),
+        first_seen_at=extra.pop("first_seen_at", SEEN),
+        distance=extra.pop("distance", 0.2),
+        **extra,
+    )
 
 
 # --- students -----------------------------------------------------------------------------------
@@ -71,7 +76,7 @@ def test_attendance_is_recorded_once_per_class_date_student(records):
 
 
 def test_records_round_trip_every_field(records):
-    seen = dt.datetime(2026, 3, 1, 8, 15, 30, 123456, tzinfo=dt.timezone.utc)
+    seen = dt.datetime(2026, 3, 1, 8, 15, 30, 123456, tzinfo=dt.UTC)
     with_job = record(day=D(2026, 3, 1), first_seen_at=seen, distance=0.123456789, job_id="j" * 32)
     without = record(day=D(2026, 3, 1), student_id="bob", distance=0.0)
     records.mark_present(with_job)
@@ -82,8 +87,12 @@ def test_records_round_trip_every_field(records):
 def test_concurrent_marks_of_the_same_record_insert_it_once(records):
     rec = record()
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: records.mark_present(
-            rec.model_copy(update={"distance": i / 100})), range(8)))
+        results = list(
+            pool.map(
+                lambda i: records.mark_present(rec.model_copy(update={"distance": i / 100})),
+                range(8),
+            )
+        )
     assert results.count(True) == 1
     assert len(records.list_attendance()) == 1
 
@@ -117,23 +126,28 @@ def test_one_class_on_one_date(records):
 def test_one_class_over_a_date_range_across_pages(records):
     made = seed_term(records)
     got = records.list_attendance(class_id="c1", date_from=D(2026, 2, 2), date_to=D(2026, 2, 4))
-    want = sorted((r for r in made
-                   if r.class_id == "c1" and D(2026, 2, 2) <= r.date <= D(2026, 2, 4)), key=key)
+    want = sorted(
+        (r for r in made if r.class_id == "c1" and D(2026, 2, 2) <= r.date <= D(2026, 2, 4)),
+        key=key,
+    )
     assert got == want and len(got) == 8
     assert records.list_attendance(class_id="c1") == sorted(
-        (r for r in made if r.class_id == "c1"), key=key)
+        (r for r in made if r.class_id == "c1"), key=key
+    )
     assert len(records.list_attendance(class_id="c1", date_to=D(2026, 2, 1))) == 3
 
 
 def test_one_students_history_over_a_date_range(records):
     made = seed_term(records)
     got = records.list_attendance(student_id="ann", date_from=D(2026, 2, 4))
-    assert got == sorted((r for r in made if r.student_id == "ann" and r.date >= D(2026, 2, 4)),
-                         key=key)
-    assert [(r.date.day, r.class_id) for r in got] == [(4, "c1"), (4, "c2"), (5, "c1"),
-                                                       (5, "c2")]
-    assert [r.date.day for r in records.list_attendance(student_id="ann", class_id="c2",
-                                                         date_to=D(2026, 2, 2))] == [1, 2]
+    assert got == sorted(
+        (r for r in made if r.student_id == "ann" and r.date >= D(2026, 2, 4)), key=key
+    )
+    assert [(r.date.day, r.class_id) for r in got] == [(4, "c1"), (4, "c2"), (5, "c1"), (5, "c2")]
+    assert [
+        r.date.day
+        for r in records.list_attendance(student_id="ann", class_id="c2", date_to=D(2026, 2, 2))
+    ] == [1, 2]
     assert len(records.list_attendance(student_id="bob")) == 4
 
 
@@ -142,8 +156,9 @@ def test_every_class_over_a_date_range_and_empty_ranges(records):
     got = records.list_attendance(date_from=D(2026, 2, 5))
     assert got == sorted((r for r in made if r.date == D(2026, 2, 5)), key=key)
     assert records.list_attendance() == sorted(made, key=key)
-    assert records.list_attendance(class_id="c1", date_from=D(2026, 2, 4),
-                                   date_to=D(2026, 2, 3)) == []
+    assert (
+        records.list_attendance(class_id="c1", date_from=D(2026, 2, 4), date_to=D(2026, 2, 3)) == []
+    )
     assert records.list_attendance(class_id="c1", date_from=D(2027, 1, 1)) == []
     assert records.list_attendance(class_id="nope") == []
 
@@ -164,8 +179,11 @@ def test_pointer_swap_is_conditional(records):
 def test_concurrent_swaps_from_one_version_have_one_winner(records):
     records.swap_gallery_pointer(0, GalleryPointer(1, "base"))
     with ThreadPoolExecutor(8) as pool:
-        won = list(pool.map(
-            lambda i: records.swap_gallery_pointer(1, GalleryPointer(2, f"k{i}")), range(8)))
+        won = list(
+            pool.map(
+                lambda i: records.swap_gallery_pointer(1, GalleryPointer(2, f"k{i}")), range(8)
+            )
+        )
     assert won.count(True) == 1
     assert records.get_gallery_pointer() == GalleryPointer(2, f"k{won.index(True)}")
 
@@ -183,9 +201,16 @@ def test_delete_student_and_their_attendance(records):
     records.upsert_student("gone", "Gone", "c2")
     records.upsert_student("kept", "Kept", "c1")
     for sid, cls, day in (("gone", "c1", 1), ("gone", "c2", 2), ("kept", "c1", 1)):
-        records.mark_present(AttendanceRecord(
-            class_id=cls, date=dt.date(2026, 3, day), student_id=sid, name=sid,
-            first_seen_at=dt.datetime(2026, 3, day, 9, tzinfo=dt.timezone.utc), distance=0.1))
+        records.mark_present(
+            AttendanceRecord(
+                class_id=cls,
+                date=dt.date(2026, 3, day),
+                student_id=sid,
+                name=sid,
+                first_seen_at=dt.datetime(2026, 3, day, 9, tzinfo=dt.UTC),
+                distance=0.1,
+            )
+        )
     assert records.delete_attendance("gone") == 2
     assert records.delete_student("gone") is True
     assert records.delete_student("gone") is False
@@ -201,10 +226,17 @@ def test_audit_log_newest_first(records):
 
     from attendance.domain.schemas import AuditEntry
 
-    base = dt.datetime(2026, 3, 1, 9, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
     for i in range(5):
-        records.append_audit(AuditEntry(at=base + dt.timedelta(minutes=i), actor="admin",
-                                        action="enroll", target=f"s{i}", detail={"photos": i}))
+        records.append_audit(
+            AuditEntry(
+                at=base + dt.timedelta(minutes=i),
+                actor="admin",
+                action="enroll",
+                target=f"s{i}",
+                detail={"photos": i},
+            )
+        )
     got = records.list_audit(limit=3)
     assert [e.target for e in got] == ["s4", "s3", "s2"]
     assert got[0].detail == {"photos": 4} and got[0].actor == "admin"
@@ -212,7 +244,7 @@ def test_audit_log_newest_first(records):
 
 # --- erasure: tombstones that every write checks ----------------------------------------------
 
-ASKED = dt.datetime(2026, 4, 1, 9, tzinfo=dt.timezone.utc)
+ASKED = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
 
 
 def test_a_tombstone_refuses_work_asked_for_before_it_and_allows_later_work(records):

@@ -26,13 +26,25 @@ from tests import tokens
 from tests.conftest import REPO, stop_process
 from tests.emulators import free_port
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(600),
+]
 
 CHROMIUM = Path(os.environ.get("ATTENDANCE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = REPO / "var" / "test-artifacts" / "screenshots"
 APP = REPO / "src" / "attendance" / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
@@ -42,13 +54,14 @@ PAGE_TIMEOUT = 30_000
 JOB_TIMEOUT = 180_000
 
 
-
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium, or a skip that says what is missing. Checked before any stack starts."""
     if not CHROMIUM.is_file():
-        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (`make browser` installs "
-                    "Debian's chromium; ATTENDANCE_CHROMIUM names another)")
+        pytest.skip(
+            f"browser tests need Chromium at {CHROMIUM} (`make browser` installs "
+            "Debian's chromium; ATTENDANCE_CHROMIUM names another)"
+        )
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
@@ -56,16 +69,17 @@ def browser():
     with sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
         except Error as exc:
             pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(exc).splitlines()[0]}")
         yield chromium
         chromium.close()
 
 
-
-def start_streamlit(api_url: str, env: dict, log,
-                    token: str | None = None) -> tuple[subprocess.Popen, str]:
+def start_streamlit(
+    api_url: str, env: dict, log, token: str | None = None
+) -> tuple[subprocess.Popen, str]:
     """`streamlit run src/attendance/frontend/app.py` on a free port, pointed at ``api_url``, once it answers;
     with ATTENDANCE_API_TOKEN=``token``, or none (then people log in in the sidebar)."""
     port = free_port()
@@ -73,11 +87,27 @@ def start_streamlit(api_url: str, env: dict, log,
     if token is not None:
         env["ATTENDANCE_API_TOKEN"] = token
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env={**env, "ATTENDANCE_API_URL": api_url},
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=REPO,
+        env={**env, "ATTENDANCE_API_URL": api_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -105,8 +135,9 @@ def frontend_url(browser, stack, api_url):
 def jolie_enrolled(api_url, faces_dir):
     api = ApiClient(api_url, token=tokens.ADMIN)
     photos = [(name, (faces_dir / name).read_bytes()) for name in JOLIE_PHOTOS]
-    job = api.wait_for_job(api.enroll("jolie", "Angelina Jolie", "room-1", photos).job_id,
-                           timeout=240)
+    job = api.wait_for_job(
+        api.enroll("jolie", "Angelina Jolie", "room-1", photos).job_id, timeout=240
+    )
     assert job.state == "succeeded", job
     return job
 
@@ -123,8 +154,9 @@ def page(browser):
 def settle(page) -> None:
     """Wait until Streamlit has finished running the page's script (no running indicator)."""
     page.wait_for_selector('[data-testid="stAppViewContainer"]')
-    running = ('[data-testid="stStatusWidgetRunningIcon"], '
-               '[data-testid="stStatusWidgetRunningManIcon"]')
+    running = (
+        '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'
+    )
     page.wait_for_function(f"() => !document.querySelector('{running}')")
     page.wait_for_timeout(500)  # let the last deltas and charts paint
 
@@ -153,8 +185,9 @@ def open_page(page, link: str, heading: str) -> None:
     settle(page)
 
 
-def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, jolie_enrolled,
-                                                        faces_dir):
+def test_take_attendance_in_the_browser_then_every_page(
+    page, frontend_url, jolie_enrolled, faces_dir
+):
     page.goto(frontend_url)
     page.get_by_role("heading", name="Take attendance", exact=True).wait_for()
     # Nobody has logged in: the page says how, and the sidebar has the login form.
@@ -169,7 +202,8 @@ def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, joli
     assert page.get_by_role("combobox", name="Class").input_value() == "room-1"
 
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-        str(faces_dir / "couple.jpg"))
+        str(faces_dir / "couple.jpg")
+    )
     page.get_by_text("couple.jpg", exact=True).first.wait_for()
     page.get_by_role("button", name="Take attendance").click()
 
@@ -189,8 +223,9 @@ def test_take_attendance_in_the_browser_then_every_page(page, frontend_url, joli
     page.get_by_text("1 record over 1 class day").wait_for()
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     # Both charts (rate per day, per student) are drawn.
-    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg')\
-        .nth(1).wait_for()
+    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').nth(
+        1
+    ).wait_for()
     settle(page)
     screenshot(page, "attendance")
 
@@ -234,8 +269,7 @@ def test_the_app_says_when_the_api_is_down(browser, page, tmp_path):
             settle(page)
             sidebar = page.locator('[data-testid="stSidebar"]')
             sidebar.get_by_text(f"API not reachable: {api_url}").wait_for()
-            sidebar.get_by_text("Logged in (the token is checked once the API answers)")\
-                .wait_for()
+            sidebar.get_by_text("Logged in (the token is checked once the API answers)").wait_for()
             assert sidebar.get_by_role("button", name="Log out").is_visible()
             nav = page.locator('[data-testid="stSidebarNav"]')
             assert nav.get_by_role("link", name="Take attendance", exact=True).is_visible()

@@ -9,7 +9,6 @@ var/test-artifacts/screenshots/ (ATTENDANCE_SCREENSHOTS_DIR names another folder
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
@@ -23,11 +22,17 @@ from tests import tokens
 from tests.conftest import CELEB_DIR, REPO, stop_process
 from tests.e2e.test_browser import browser, settle, start_streamlit  # noqa: F401 (a fixture)
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(600),
+]
 
-SCREENSHOTS = Path(os.environ.get("ATTENDANCE_SCREENSHOTS_DIR",
-                                  REPO / "var" / "test-artifacts" / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("ATTENDANCE_SCREENSHOTS_DIR", REPO / "var" / "test-artifacts" / "screenshots")
+)
 VIEWPORTS = {"1280x900": {"width": 1280, "height": 900}, "390x844": {"width": 390, "height": 844}}
 PAGE_TIMEOUT = 30_000
 JOB_TIMEOUT = 180_000
@@ -86,7 +91,8 @@ def fill(page, label: str, value: str) -> None:
 
 def choose_photos(page, paths: list[Path]) -> None:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
-        [str(p) for p in paths])
+        [str(p) for p in paths]
+    )
     try:
         for p in paths:
             page.get_by_text(p.name, exact=True).first.wait_for()
@@ -102,8 +108,9 @@ def job_ids_shown(page) -> list[str]:
     return [c for c in cells if re.fullmatch(r"[0-9a-f]{32}", c)]
 
 
-def enroll_through_the_page(page, student_id: str, name: str, class_id: str,
-                            photos: list[Path]) -> str:
+def enroll_through_the_page(
+    page, student_id: str, name: str, class_id: str, photos: list[Path]
+) -> str:
     """Fill in the one-student form, check the thumbnails, submit, wait for the job to end;
     the job id the page shows."""
     fill(page, "Student id", student_id)
@@ -117,13 +124,16 @@ def enroll_through_the_page(page, student_id: str, name: str, class_id: str,
     form.locator('[data-testid="stImage"] img').nth(len(photos) - 1).wait_for()
     assert form.locator('[data-testid="stImage"] img').count() == len(photos)
     assert sorted(form.locator('[data-testid="stImageCaption"]').all_inner_texts()) == sorted(
-        p.name for p in photos)
+        p.name for p in photos
+    )
     page.get_by_role("button", name="Enroll student").click()
     # The results table names this student once the job has ended (the last one's result stays
     # on screen until then).
     page.locator('[data-testid="stDataFrame"] td').filter(
-        has_text=re.compile(f"^{re.escape(student_id)}$")).first.wait_for(
-        state="attached", timeout=JOB_TIMEOUT)  # the grid's accessible table is not drawn
+        has_text=re.compile(f"^{re.escape(student_id)}$")
+    ).first.wait_for(
+        state="attached", timeout=JOB_TIMEOUT
+    )  # the grid's accessible table is not drawn
     settle(page)
     [job_id] = job_ids_shown(page)
     return job_id
@@ -137,26 +147,29 @@ def assert_form_is_empty(page) -> None:
 
 
 def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
-        browser, app_url, api_url, faces_dir):
+    browser, app_url, api_url, faces_dir
+):
     jolie = [faces_dir / name for name in JOLIE]
     seinfeld = seinfeld_photos(2)
     context, page = new_page(browser)
     try:
         open_enroll(page, app_url)
         first = enroll_through_the_page(page, "row_jolie", "Angelina Jolie", "room-e", jolie)
-        page.get_by_text("1 of 1 enrollment job succeeded: 2 photos accepted, 0 rejected.")\
-            .wait_for()
+        page.get_by_text(
+            "1 of 1 enrollment job succeeded: 2 photos accepted, 0 rejected."
+        ).wait_for()
         assert_form_is_empty(page)
-        second = enroll_through_the_page(page, "row_seinfeld", "Jerry Seinfeld", "room-e",
-                                         seinfeld)
+        second = enroll_through_the_page(page, "row_seinfeld", "Jerry Seinfeld", "room-e", seinfeld)
         assert second != first
         assert_form_is_empty(page)
     finally:
         context.close()
 
     # Each job saw its own student's photos only: the second got 2 photos, not 4.
-    jobs = {sid: api_get(api_url, f"/api/v1/jobs/{job_id}")
-            for sid, job_id in (("row_jolie", first), ("row_seinfeld", second))}
+    jobs = {
+        sid: api_get(api_url, f"/api/v1/jobs/{job_id}")
+        for sid, job_id in (("row_jolie", first), ("row_seinfeld", second))
+    }
     for sid, photos in (("row_jolie", jolie), ("row_seinfeld", seinfeld)):
         job = jobs[sid]
         assert job["state"] == "succeeded", job
@@ -172,8 +185,12 @@ def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
     assert jobs["row_seinfeld"]["result"]["accepted_photos"] >= 1
 
 
-def test_enrolling_a_taken_id_offers_to_add_the_photos(browser, app_url, api_url,  # noqa: F811
-                                                       faces_dir):
+def test_enrolling_a_taken_id_offers_to_add_the_photos(
+    browser,
+    app_url,
+    api_url,  # noqa: F811
+    faces_dir,
+):
     before = api_get(api_url, "/api/v1/students/row_jolie")["embeddings"]
     context, page = new_page(browser)
     try:
@@ -182,17 +199,18 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos(browser, app_url, api_url
         fill(page, "Name", "Angelina Jolie")
         choose_photos(page, [faces_dir / "img5.jpg"])
         page.get_by_role("button", name="Enroll student").click()
-        page.get_by_text("student id 'row_jolie' is taken by a student enrolled already")\
-            .wait_for()
-        page.get_by_text("Angelina Jolie (row_jolie) is enrolled already. Add this photo to "
-                         "them instead?").wait_for()
+        page.get_by_text("student id 'row_jolie' is taken by a student enrolled already").wait_for()
+        page.get_by_text(
+            "Angelina Jolie (row_jolie) is enrolled already. Add this photo to them instead?"
+        ).wait_for()
         settle(page)
         assert_form_is_empty(page)
         full_screenshot(page, "enroll-existing-id")
         assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before
         page.get_by_role("button", name="Add the photo to row_jolie").click()
-        page.get_by_text("1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected.")\
-            .wait_for(timeout=JOB_TIMEOUT)
+        page.get_by_text("1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected.").wait_for(
+            timeout=JOB_TIMEOUT
+        )
     finally:
         context.close()
     assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before + 1
@@ -212,7 +230,8 @@ def test_a_hostile_name_is_shown_as_typed(browser, app_url, tmp_path):  # noqa: 
         choose_photos(page, [wall])
         page.get_by_role("button", name="Enroll student").click()
         alert = page.locator('[data-testid="stAlertContentError"]').filter(
-            has_text="(hostile): failed:")
+            has_text="(hostile): failed:"
+        )
         alert.wait_for(timeout=JOB_TIMEOUT)
         settle(page)
         # Exactly the characters typed; no link, no bold, no HTML, no coloured text.
@@ -232,7 +251,8 @@ def full_screenshot(page, name: str) -> None:
     screenshot(page, name)
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-        "[data-testid=stAppViewContainer], section')].map(e => e.scrollHeight))")
+        "[data-testid=stAppViewContainer], section')].map(e => e.scrollHeight))"
+    )
     size = page.viewport_size
     if height > size["height"]:
         page.set_viewport_size({"width": size["width"], "height": height + 40})
@@ -242,8 +262,12 @@ def full_screenshot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_screenshots_of_the_enroll_and_students_pages(browser, app_url, faces_dir,  # noqa: F811
-                                                      size):
+def test_screenshots_of_the_enroll_and_students_pages(
+    browser,
+    app_url,
+    faces_dir,  # noqa: F811
+    size,
+):
     context, page = new_page(browser, size)
     try:
         open_enroll(page, app_url)

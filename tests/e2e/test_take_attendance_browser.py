@@ -14,19 +14,28 @@ from tests import tokens
 from tests.conftest import REPO
 from tests.e2e.test_browser import browser, settle  # noqa: F401 (a fixture)
 from tests.e2e.test_enroll_browser import (  # noqa: F401 (a fixture)
-    JOB_TIMEOUT, app_url, full_screenshot, new_page,
+    JOB_TIMEOUT,
+    app_url,
+    full_screenshot,
+    new_page,
 )
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(600),
+]
 
 CROWD = REPO / "tests" / "data" / "groups" / "retina_img3.jpg"
 
 
 def run_job(api_url: str, path: str, data: dict, names: list[str], folder) -> dict:
     files = [("photos", (n, (folder / n).read_bytes(), "image/jpeg")) for n in names]
-    resp = requests.post(f"{api_url}{path}", headers=tokens.bearer(tokens.ADMIN), data=data,
-                         files=files, timeout=30)
+    resp = requests.post(
+        f"{api_url}{path}", headers=tokens.bearer(tokens.ADMIN), data=data, files=files, timeout=30
+    )
     assert resp.status_code == 202, resp.text
     job_url = f"{api_url}{resp.json()['status_url']}"
     for _ in range(600):
@@ -42,11 +51,14 @@ def run_job(api_url: str, path: str, data: dict, names: list[str], folder) -> di
 def crowd_class(api_url, faces_dir):
     """Angelina Jolie enrolled in crowd-room, and marked present once (so there is something
     to export)."""
-    run_job(api_url, "/api/v1/students", {"student_id": "jolie-crowd", "name": "Angelina Jolie",
-                                          "class_id": "crowd-room"},
-            ["img2.jpg", "img4.jpg"], faces_dir)
-    run_job(api_url, "/api/v1/recognitions", {"class_id": "crowd-room"}, ["couple.jpg"],
-            faces_dir)
+    run_job(
+        api_url,
+        "/api/v1/students",
+        {"student_id": "jolie-crowd", "name": "Angelina Jolie", "class_id": "crowd-room"},
+        ["img2.jpg", "img4.jpg"],
+        faces_dir,
+    )
+    run_job(api_url, "/api/v1/recognitions", {"class_id": "crowd-room"}, ["couple.jpg"], faces_dir)
     return "crowd-room"
 
 

@@ -28,10 +28,16 @@ def post(stack, url, data):
 
 
 def enroll_jolie(stack, faces_dir, class_id):
-    resp = post(stack, "/api/v1/students", {
-        "student_id": "jolie", "name": "Angelina Jolie", "class_id": class_id,
-        "photos": files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
-    })
+    resp = post(
+        stack,
+        "/api/v1/students",
+        {
+            "student_id": "jolie",
+            "name": "Angelina Jolie",
+            "class_id": class_id,
+            "photos": files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
+        },
+    )
     assert resp.status_code == 202, resp.get_json()
     return resp.get_json()["job_id"]
 
@@ -60,8 +66,11 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
 
     # A long job: the jolie photo among many strangers, so it is still running when killed.
     photos = [faces_dir / "img5.jpg"] + sorted((celeb_dir / "val").glob("*/*.jpg"))
-    resp = post(stack, "/api/v1/recognitions",
-                {"class_id": "room-k", "date": "2026-11-05", "photos": files(photos)})
+    resp = post(
+        stack,
+        "/api/v1/recognitions",
+        {"class_id": "room-k", "date": "2026-11-05", "photos": files(photos)},
+    )
     job_id = resp.get_json()["job_id"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -81,13 +90,14 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
     records = stack.client.get("/api/v1/attendance?class_id=room-k&date=2026-11-05").get_json()
     assert [r["student_id"] for r in records["records"]] == ["jolie"]
     attempts = redis.Redis.from_url(stack.settings.redis_url).get(
-        f"attendance:job:{job_id}:attempts")
+        f"attendance:job:{job_id}:attempts"
+    )
     assert int(attempts) == 2
 
 
 def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, faces_dir):
-    from attendance.stores.jobs import JobStore, new_job_id
     from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
+    from attendance.stores.jobs import JobStore, new_job_id
 
     stack = fault_stack
     stack.worker = stack.start_worker()
@@ -103,14 +113,31 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
     jobs.create(dead, "enrollment", 1)
     for _ in range(stack.settings.task_max_attempts):
         jobs.count_attempt(dead)
-    enqueue(celery, ENROLL_TASK, {"job_id": dead, "student_id": "s", "name": "S",
-                                  "photos": [{"key": "uploads/x/000.jpg", "filename": "a"}]}, dead)
+    enqueue(
+        celery,
+        ENROLL_TASK,
+        {
+            "job_id": dead,
+            "student_id": "s",
+            "name": "S",
+            "photos": [{"key": "uploads/x/000.jpg", "filename": "a"}],
+        },
+        dead,
+    )
     # A message naming an upload that is not there.
     missing = new_job_id()
     jobs.create(missing, "enrollment", 1)
-    enqueue(celery, ENROLL_TASK, {"job_id": missing, "student_id": "s", "name": "S",
-                                  "photos": [{"key": f"uploads/{missing}/000.jpg",
-                                              "filename": "gone.jpg"}]}, missing)
+    enqueue(
+        celery,
+        ENROLL_TASK,
+        {
+            "job_id": missing,
+            "student_id": "s",
+            "name": "S",
+            "photos": [{"key": f"uploads/{missing}/000.jpg", "filename": "gone.jpg"}],
+        },
+        missing,
+    )
 
     assert stack.wait_for_job(bad)["error"]["code"] == "invalid_message"
     assert stack.wait_for_job(dead)["error"]["code"] == "too_many_attempts"
@@ -121,12 +148,25 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
     assert ok["state"] == "succeeded", ok
 
 
-
 def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
     for _ in range(100):
@@ -153,8 +193,11 @@ def test_redis_restart_loses_no_queued_job_and_api_says_503_meanwhile(tmp_path, 
         redis.Redis(port=port).shutdown(nosave=True)  # the AOF already holds the writes
         server.wait(timeout=10)
         started = time.monotonic()
-        resp = post(stack, "/api/v1/students", {
-            "student_id": "x", "name": "X", "photos": files([faces_dir / "img2.jpg"])})
+        resp = post(
+            stack,
+            "/api/v1/students",
+            {"student_id": "x", "name": "X", "photos": files([faces_dir / "img2.jpg"])},
+        )
         assert resp.status_code == 503, resp.get_json()
         assert resp.get_json()["error"]["code"] == "service_unavailable"
         ready = stack.client.get("/readyz")

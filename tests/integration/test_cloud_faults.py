@@ -20,16 +20,16 @@ import boto3
 import pytest
 import redis
 
-from attendance.stores.blob import open_blob_store
-from attendance.stores.records.dynamodb import DynamoRecords
-from attendance.stores.jobs import JobStore, new_job_id
+from attendance.config.settings import Settings
 from attendance.dispatch import ENROLL_TASK, enqueue, make_celery
 from attendance.domain.schemas import EnrollmentRequest, Upload
-from attendance.config.settings import Settings
+from attendance.stores.blob import open_blob_store
+from attendance.stores.jobs import JobStore, new_job_id
+from attendance.stores.records.dynamodb import DynamoRecords
+from attendance.web.app import create_app
 from tests import tokens
 from tests.conftest import DEEPFACE_HOME, make_stack, redis_url_for, stop_process
 from tests.emulators import REGION, MotoDynamoDB, dead_endpoint, unique
-from attendance.web.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -43,10 +43,16 @@ def photos(*paths: Path):
 
 
 def enroll(client, faces_dir, student_id="jolie"):
-    return client.post("/api/v1/students", data={
-        "student_id": student_id, "name": "Angelina Jolie", "class_id": "room-f",
-        "photos": photos(faces_dir / "img2.jpg", faces_dir / "img4.jpg"),
-    }, content_type="multipart/form-data")
+    return client.post(
+        "/api/v1/students",
+        data={
+            "student_id": student_id,
+            "name": "Angelina Jolie",
+            "class_id": "room-f",
+            "photos": photos(faces_dir / "img2.jpg", faces_dir / "img4.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
 
 
 def assert_store_unavailable(resp, *mentions):
@@ -70,10 +76,18 @@ def api_redis():
 
 
 def api(redis_url, blob_store_url, records_url, tmp_path, **overrides):
-    settings = Settings(_env_file=None, REDIS_URL=redis_url, blob_store_url=blob_store_url,
-                        records_url=records_url, deepface_home=DEEPFACE_HOME,
-                        api_tokens=tokens.TOKENS_JSON, api_tokens_file=tmp_path / "none.json",
-                        cloud_retry_deadline_seconds=2, cloud_max_attempts=2, **overrides)
+    settings = Settings(
+        _env_file=None,
+        REDIS_URL=redis_url,
+        blob_store_url=blob_store_url,
+        records_url=records_url,
+        deepface_home=DEEPFACE_HOME,
+        api_tokens=tokens.TOKENS_JSON,
+        api_tokens_file=tmp_path / "none.json",
+        cloud_retry_deadline_seconds=2,
+        cloud_max_attempts=2,
+        **overrides,
+    )
     return tokens.as_admin(create_app(settings).test_client())
 
 
@@ -82,8 +96,13 @@ def test_missing_bucket_readyz_names_it_and_uploads_store_nothing(
 ):
     redis_url, r = api_redis
     bucket = unique("missing")
-    client = api(redis_url, f"gs://{bucket}/x", emulators.records_url(unique("ok")), tmp_path,
-                 gcs_create_bucket=False)
+    client = api(
+        redis_url,
+        f"gs://{bucket}/x",
+        emulators.records_url(unique("ok")),
+        tmp_path,
+        gcs_create_bucket=False,
+    )
     resp = client.get("/readyz")
     checks = resp.get_json()["checks"]
     assert resp.status_code == 503
@@ -95,13 +114,17 @@ def test_missing_bucket_readyz_names_it_and_uploads_store_nothing(
     assert r.keys("attendance:job:*") == [] and r.llen("cpu") == 0
 
 
-def test_missing_tables_readyz_names_them_and_reads_fail_clearly(
-    emulators, api_redis, tmp_path
-):
+def test_missing_tables_readyz_names_them_and_reads_fail_clearly(emulators, api_redis, tmp_path):
     redis_url, _ = api_redis
     prefix = unique("notables")
-    client = api(redis_url, emulators.blob_url(unique("b")), emulators.records_url(prefix),
-                 tmp_path, gcs_create_bucket=True, dynamodb_create_tables=False)
+    client = api(
+        redis_url,
+        emulators.blob_url(unique("b")),
+        emulators.records_url(prefix),
+        tmp_path,
+        gcs_create_bucket=True,
+        dynamodb_create_tables=False,
+    )
     resp = client.get("/readyz")
     checks = resp.get_json()["checks"]
     assert resp.status_code == 503
@@ -111,14 +134,16 @@ def test_missing_tables_readyz_names_them_and_reads_fail_clearly(
     assert_store_unavailable(client.get("/api/v1/attendance?class_id=c1"), prefix)
 
 
-def test_emulators_down_readyz_says_which_quickly(
-    emulators, api_redis, monkeypatch, tmp_path
-):
+def test_emulators_down_readyz_says_which_quickly(emulators, api_redis, monkeypatch, tmp_path):
     redis_url, _ = api_redis
     gcs_down, dynamo_down = dead_endpoint(), dead_endpoint()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_down)
-    client = api(redis_url, emulators.blob_url(unique("b")),
-                 emulators.records_url(unique("t"), endpoint=dynamo_down), tmp_path)
+    client = api(
+        redis_url,
+        emulators.blob_url(unique("b")),
+        emulators.records_url(unique("t"), endpoint=dynamo_down),
+        tmp_path,
+    )
     started = time.monotonic()
     resp = client.get("/readyz")
     assert time.monotonic() - started < 8
@@ -142,11 +167,16 @@ def fault_stack(tmp_path_factory, emulators):
     creator = DynamoRecords(TABLE_PREFIX, region=REGION, endpoint_url=dynamo.endpoint)
     creator.ping()  # the tables exist (as IaC would have made them)
     stack = make_stack(
-        tmp_path_factory.mktemp("cloud-faults"), FAULT_REDIS_DB,
+        tmp_path_factory.mktemp("cloud-faults"),
+        FAULT_REDIS_DB,
         blob_store_url=emulators.blob_url("attendance-faults", "school"),
-        records_url=records_url, extra_env=emulators.env,
-        gcs_create_bucket=True, dynamodb_create_tables=False, task_max_attempts=2,
-        cloud_max_attempts=2, cloud_retry_deadline_seconds=3,
+        records_url=records_url,
+        extra_env=emulators.env,
+        gcs_create_bucket=True,
+        dynamodb_create_tables=False,
+        task_max_attempts=2,
+        cloud_max_attempts=2,
+        cloud_retry_deadline_seconds=3,
     )
     stack.worker = stack.start_worker("f1")
     stack.dynamo, stack.creator = dynamo, creator
@@ -172,8 +202,13 @@ def submit_enrollment(stack, faces_dir, student_id="jolie") -> str:
         blobs.put(key, (faces_dir / name).read_bytes(), "image/jpeg")
         uploads.append(Upload(key=key, filename=name))
     jobs.create(job_id, "enrollment", len(uploads))
-    payload = EnrollmentRequest(job_id=job_id, student_id=student_id, name="Angelina Jolie",
-                                class_id="room-f", photos=uploads).model_dump(mode="json")
+    payload = EnrollmentRequest(
+        job_id=job_id,
+        student_id=student_id,
+        name="Angelina Jolie",
+        class_id="room-f",
+        photos=uploads,
+    ).model_dump(mode="json")
     enqueue(make_celery(stack.settings), ENROLL_TASK, payload, job_id)
     return job_id
 
@@ -181,8 +216,9 @@ def submit_enrollment(stack, faces_dir, student_id="jolie") -> str:
 def test_a_missing_table_fails_the_job_clearly_and_writes_nothing(fault_stack, faces_dir):
     stack = fault_stack
     table = f"{TABLE_PREFIX}-gallery"
-    boto3.client("dynamodb", region_name=REGION,
-                 endpoint_url=stack.dynamo.endpoint).delete_table(TableName=table)
+    boto3.client("dynamodb", region_name=REGION, endpoint_url=stack.dynamo.endpoint).delete_table(
+        TableName=table
+    )
     job = stack.wait_for_job(submit_enrollment(stack, faces_dir))
     assert job["state"] == "failed", job
     assert job["error"]["code"] == "store_unavailable"

@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from attendance.stores.blob import open_blob_store
-from attendance.stores.records.dynamodb import DynamoRecords
+from attendance.config.settings import Settings
 from attendance.domain.errors import NotFound, StoreBusy, StoreUnavailable
+from attendance.stores.blob import open_blob_store
 from attendance.stores.blob.gcs import GcsBlobStore
 from attendance.stores.records import open_records
-from attendance.config.settings import Settings
+from attendance.stores.records.dynamodb import DynamoRecords
 from tests.emulators import REGION, FlakyProxy, dead_endpoint, unique
 
 pytestmark = pytest.mark.integration
@@ -51,11 +51,16 @@ def raised(call) -> BaseException:
 
 def test_missing_bucket_with_create_off_is_a_clear_error_everywhere(emulators):
     store = gcs("no-such-bucket-1", create_bucket=False)
-    for call in (store.ping, lambda: store.put("a/b", b"x"), lambda: store.get("a/b"),
-                 lambda: store.list("a")):
+    for call in (
+        store.ping,
+        lambda: store.put("a/b", b"x"),
+        lambda: store.get("a/b"),
+        lambda: store.list("a"),
+    ):
         exc = raised(call)
-        assert_store_error(exc, "'no-such-bucket-1'", "does not exist",
-                           "ATTENDANCE_GCS_CREATE_BUCKET")
+        assert_store_error(
+            exc, "'no-such-bucket-1'", "does not exist", "ATTENDANCE_GCS_CREATE_BUCKET"
+        )
         assert not isinstance(exc, StoreBusy)  # permanent: not worth retrying
 
 
@@ -71,8 +76,9 @@ def test_missing_tables_with_create_off_are_a_clear_error(emulators):
     store = dynamo(emulators.dynamodb.endpoint, prefix, create_tables=False)
     for call in (store.ping, lambda: store.get_student("x"), store.get_gallery_pointer):
         exc = raised(call)
-        assert_store_error(exc, f"'{prefix}-", "does not exist",
-                           "ATTENDANCE_DYNAMODB_CREATE_TABLES")
+        assert_store_error(
+            exc, f"'{prefix}-", "does not exist", "ATTENDANCE_DYNAMODB_CREATE_TABLES"
+        )
         assert not isinstance(exc, StoreBusy)
     # Once someone (IaC, or a store allowed to) has created them, the same store works.
     dynamo(emulators.dynamodb.endpoint, prefix, create_tables=True).ping()
@@ -97,8 +103,7 @@ def test_tables_created_by_many_processes_at_once(emulators):
 
 
 def client(emulators):
-    return boto3.client("dynamodb", region_name=REGION,
-                        endpoint_url=emulators.dynamodb.endpoint)
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=emulators.dynamodb.endpoint)
 
 
 def test_table_design_is_the_documented_one(emulators):
@@ -108,8 +113,10 @@ def test_table_design_is_the_documented_one(emulators):
     def describe(table):
         desc = client(emulators).describe_table(TableName=table)["Table"]
         keys = [(k["AttributeName"], k["KeyType"]) for k in desc["KeySchema"]]
-        gsis = {g["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in g["KeySchema"]]
-                for g in desc.get("GlobalSecondaryIndexes", [])}
+        gsis = {
+            g["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in g["KeySchema"]]
+            for g in desc.get("GlobalSecondaryIndexes", [])
+        }
         return keys, gsis, desc["BillingModeSummary"]["BillingMode"]
 
     assert describe(store.students_table) == ([("student_id", "HASH")], {}, "PAY_PER_REQUEST")
@@ -120,8 +127,14 @@ def test_table_design_is_the_documented_one(emulators):
     )
     assert describe(store.gallery_table)[0] == [("scope", "HASH")]
     docs = (__import__("pathlib").Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
-    for name in ("-students", "-class-members", "-attendance", "-gallery", "by_student",
-                 "date_student"):
+    for name in (
+        "-students",
+        "-class-members",
+        "-attendance",
+        "-gallery",
+        "by_student",
+        "date_student",
+    ):
         assert name in docs, name
 
 
@@ -155,8 +168,12 @@ def test_gcs_down_ping_is_quick_and_operations_fail_clearly(emulators, monkeypat
 
 # --- transient errors are retried with backoff; permanent ones are not --------------------------
 
-THROTTLED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-                        "message": "Rate of requests exceeds the allowed throughput."}).encode()
+THROTTLED = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        "message": "Rate of requests exceeds the allowed throughput.",
+    }
+).encode()
 AWS_JSON = {"Content-Type": "application/x-amz-json-1.0"}
 
 
@@ -172,8 +189,9 @@ def test_dynamodb_throttling_and_5xx_are_retried(emulators, proxies):
     store = dynamo(emulators.dynamodb.endpoint)
     store.ping()  # tables exist; from here on every call goes through the proxy
     for status, body in ((400, THROTTLED), (500, b'{"__type": "InternalServerError"}')):
-        proxy = proxies(emulators.dynamodb.endpoint, failures=2, status=status, body=body,
-                        headers=AWS_JSON)
+        proxy = proxies(
+            emulators.dynamodb.endpoint, failures=2, status=status, body=body, headers=AWS_JSON
+        )
         flaky = dynamo(proxy.url, store.prefix, max_attempts=5, create_tables=False)
         flaky._ready = True  # only the call under test goes through the proxy
         assert flaky.get_gallery_pointer() is None
@@ -181,8 +199,9 @@ def test_dynamodb_throttling_and_5xx_are_retried(emulators, proxies):
 
 
 def test_dynamodb_gives_up_after_max_attempts_with_a_transient_error(emulators, proxies):
-    proxy = proxies(emulators.dynamodb.endpoint, failures=100, status=400, body=THROTTLED,
-                    headers=AWS_JSON)
+    proxy = proxies(
+        emulators.dynamodb.endpoint, failures=100, status=400, body=THROTTLED, headers=AWS_JSON
+    )
     flaky = dynamo(proxy.url, max_attempts=3, create_tables=False)
     flaky._ready = True
     exc = raised(flaky.get_gallery_pointer)
@@ -193,10 +212,15 @@ def test_dynamodb_gives_up_after_max_attempts_with_a_transient_error(emulators, 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "UnrecognizedClientException"])
 def test_dynamodb_refused_credentials_fail_at_once(emulators, proxies, code):
-    body = json.dumps({"__type": f"com.amazon.coral.service#{code}",
-                       "message": "not authorized to perform: dynamodb:GetItem"}).encode()
-    proxy = proxies(emulators.dynamodb.endpoint, failures=100, status=400, body=body,
-                    headers=AWS_JSON)
+    body = json.dumps(
+        {
+            "__type": f"com.amazon.coral.service#{code}",
+            "message": "not authorized to perform: dynamodb:GetItem",
+        }
+    ).encode()
+    proxy = proxies(
+        emulators.dynamodb.endpoint, failures=100, status=400, body=body, headers=AWS_JSON
+    )
     flaky = dynamo(proxy.url, max_attempts=5, create_tables=False)
     flaky._ready = True
     exc = raised(flaky.get_gallery_pointer)
@@ -230,10 +254,16 @@ def test_gcs_gives_up_at_the_deadline_and_refusals_fail_at_once(emulators, proxi
     assert_store_error(exc, bucket, "gave up after retrying for 1.5s")
     assert proxy.requests > 2
 
-    body = json.dumps({"error": {"code": 403, "message": "caller does not have "
-                                 "storage.objects.create access"}}).encode()
-    proxy = proxies(emulators.gcs.host, failures=10_000, status=403, body=body,
-                    headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"error": {"code": 403, "message": "caller does not have storage.objects.create access"}}
+    ).encode()
+    proxy = proxies(
+        emulators.gcs.host,
+        failures=10_000,
+        status=403,
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
     exc = raised(lambda: gcs(bucket).put("a/b", b"x"))
     assert not isinstance(exc, StoreBusy)
@@ -249,9 +279,14 @@ def test_gcs_needs_no_bucket_permissions_to_work_and_report(emulators, proxies, 
     bucket = unique("objuser")
     gcs(bucket, create_bucket=True).put("a/b", b"x")
     body = json.dumps({"error": {"code": 403, "message": "no storage.buckets.get"}}).encode()
-    proxy = proxies(emulators.gcs.host, failures=10_000, status=403, body=body,
-                    headers={"Content-Type": "application/json"},
-                    fail_if=lambda method, path: path.startswith(f"/storage/v1/b/{bucket}?"))
+    proxy = proxies(
+        emulators.gcs.host,
+        failures=10_000,
+        status=403,
+        body=body,
+        headers={"Content-Type": "application/json"},
+        fail_if=lambda method, path: path.startswith(f"/storage/v1/b/{bucket}?"),
+    )
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
     store = gcs(bucket, create_bucket=False)
     store.ping()
@@ -269,18 +304,30 @@ def test_settings_choose_the_backends_and_their_retry_policy(emulators, tmp_path
         _env_file=None,
         blob_store_url="gs://some-bucket/school/a",
         records_url=f"dynamodb://school?region=eu-west-1&endpoint_url={dead_endpoint()}",
-        cloud_max_attempts=7, aws_retry_mode="adaptive", cloud_timeout_seconds=12,
-        cloud_retry_deadline_seconds=9, dynamodb_create_tables=False, gcs_create_bucket=True,
+        cloud_max_attempts=7,
+        aws_retry_mode="adaptive",
+        cloud_timeout_seconds=12,
+        cloud_retry_deadline_seconds=9,
+        dynamodb_create_tables=False,
+        gcs_create_bucket=True,
     )
     blobs = open_blob_store(settings.blob_store_url, settings)
     assert isinstance(blobs, GcsBlobStore)
     assert (blobs.bucket_name, blobs.prefix, blobs.create_bucket) == (
-        "some-bucket", "school/a", True)
+        "some-bucket",
+        "school/a",
+        True,
+    )
     assert blobs.timeout == (10.0, 12) and blobs.retry_deadline == 9
     records = open_records(settings.records_url, settings)
     assert isinstance(records, DynamoRecords)
-    assert {"school-students", "school-class-members", "school-attendance",
-            "school-gallery", "school-audit"} <= set(records.tables)
+    assert {
+        "school-students",
+        "school-class-members",
+        "school-attendance",
+        "school-gallery",
+        "school-audit",
+    } <= set(records.tables)
     assert all(table.startswith("school-") for table in records.tables)
     assert records.region == "eu-west-1" and records.create_tables is False
     config = records._client()._client_config
@@ -336,15 +383,21 @@ def test_commits_from_several_processes_lose_nothing(emulators, tmp_path):
     blob_url = emulators.blob_url(unique("cas"), "g")
     records_url = emulators.records_url(unique("cas"))
     # Bucket and tables exist before the race starts (creating them is tested above).
-    bucket = blob_url[len("gs://"):].split("/")[0]
+    bucket = blob_url[len("gs://") :].split("/")[0]
     GcsBlobStore(bucket, create_bucket=True).ping()
     open_records(records_url).ping()
     env = {**os.environ, **emulators.env}
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", COMMITTER, blob_url, records_url, name,
-                               "12", str(go)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for name in ("p1", "p2", "p3")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMMITTER, blob_url, records_url, name, "12", str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("p1", "p2", "p3")
+    ]
     for proc in procs:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
     go.touch()
@@ -357,7 +410,8 @@ def test_commits_from_several_processes_lose_nothing(emulators, tmp_path):
     manifest = repo.current_manifest()
     assert manifest.version == 36
     assert sorted(manifest.embeddings_per_student()) == sorted(
-        f"{p}-{i}" for p in ("p1", "p2", "p3") for i in range(12))
+        f"{p}-{i}" for p in ("p1", "p2", "p3") for i in range(12)
+    )
     # The race was real: some conditional writes lost and their commits were retried.
     print(f"{lost} of {36 + lost} pointer writes lost the race and were retried")
     assert lost > 0

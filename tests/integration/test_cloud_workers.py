@@ -18,12 +18,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from attendance.stores.blob import open_blob_store
-from attendance.stores.jobs import JobStore, new_job_id
 from attendance.dispatch import (
-    ENROLL_TASK, RECOGNIZE_TASK, WORKER_INFO_TASK, enqueue, make_celery, task_queue,
+    ENROLL_TASK,
+    RECOGNIZE_TASK,
+    WORKER_INFO_TASK,
+    enqueue,
+    make_celery,
+    task_queue,
 )
 from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
+from attendance.stores.blob import open_blob_store
+from attendance.stores.jobs import JobStore, new_job_id
 from tests.conftest import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -37,8 +42,10 @@ def two_workers(cloud_stack):
     second = cloud_stack.start_worker("c2", queues="cpu,c2")
     celery = make_celery(cloud_stack.settings)
     try:
-        infos = {name: celery.send_task(WORKER_INFO_TASK, queue=name).get(timeout=300)
-                 for name in ("c1", "c2")}
+        infos = {
+            name: celery.send_task(WORKER_INFO_TASK, queue=name).get(timeout=300)
+            for name in ("c1", "c2")
+        }
         yield cloud_stack, celery, infos
     finally:
         stop_process(second)
@@ -49,7 +56,7 @@ def photos(paths: list[Path]) -> list[tuple[io.BytesIO, str]]:
 
 
 def train(celeb_dir: Path, person: str, count: int, skip: int = 0) -> list[Path]:
-    return sorted((celeb_dir / "train" / person).glob("*.jpg"))[skip:skip + count]
+    return sorted((celeb_dir / "train" / person).glob("*.jpg"))[skip : skip + count]
 
 
 def model(stack) -> dict:
@@ -104,13 +111,21 @@ def test_enrollments_submitted_at_once_to_two_workers_all_end_up_in_the_gallery(
 ):
     stack, _celery, _infos = two_workers
     before = model(stack)
-    students = {f"race-{i}": train(celeb_dir, CELEBS[i % 5], 2, skip=2 * (i // 5))
-                for i in range(6)}
+    students = {
+        f"race-{i}": train(celeb_dir, CELEBS[i % 5], 2, skip=2 * (i // 5)) for i in range(6)
+    }
     job_ids = {}
     for sid, paths in students.items():  # queued back to back, before any has finished
-        resp = stack.client.post("/api/v1/students", data={
-            "student_id": sid, "name": sid, "class_id": "race", "photos": photos(paths),
-        }, content_type="multipart/form-data")
+        resp = stack.client.post(
+            "/api/v1/students",
+            data={
+                "student_id": sid,
+                "name": sid,
+                "class_id": "race",
+                "photos": photos(paths),
+            },
+            content_type="multipart/form-data",
+        )
         assert resp.status_code == 202, resp.get_json()
         job_ids[sid] = resp.get_json()["job_id"]
     jobs = {sid: stack.wait_for_job(job_id) for sid, job_id in job_ids.items()}
@@ -125,7 +140,8 @@ def test_enrollments_submitted_at_once_to_two_workers_all_end_up_in_the_gallery(
     assert versions == list(range(before["version"] + 1, before["version"] + 7))
     listed = stack.client.get("/api/v1/students?class_id=race").get_json()["students"]
     assert {s["student_id"]: s["embeddings"] for s in listed} == {
-        sid: job["result"]["accepted_photos"] for sid, job in jobs.items()}
+        sid: job["result"]["accepted_photos"] for sid, job in jobs.items()
+    }
     # Both workers took part.
     for name in ("c1", "c2"):
         assert any(job_id in worker_log(stack, name) for job_id in job_ids.values()), name
@@ -146,22 +162,42 @@ def test_a_worker_picks_up_versions_another_worker_committed_without_restart(
             blobs.put(key, path.read_bytes(), "image/jpeg")
             uploads.append(Upload(key=key, filename=path.name))
         jobs.create(job_id, kind, len(paths))
-        enqueue(celery, task, make_request(job_id, uploads).model_dump(mode="json"), job_id,
-                queue=queue)
+        enqueue(
+            celery, task, make_request(job_id, uploads).model_dump(mode="json"), job_id, queue=queue
+        )
         done = stack.wait_for_job(job_id)
         assert done["state"] == "succeeded", done
         return done["result"]
 
     def enroll(queue, sid, person):
-        return run("enrollment", ENROLL_TASK, queue, lambda job_id, up: EnrollmentRequest(
-            job_id=job_id, student_id=sid, name=person, class_id="swap", photos=up,
-        ), train(celeb_dir, person, 3))
+        return run(
+            "enrollment",
+            ENROLL_TASK,
+            queue,
+            lambda job_id, up: EnrollmentRequest(
+                job_id=job_id,
+                student_id=sid,
+                name=person,
+                class_id="swap",
+                photos=up,
+            ),
+            train(celeb_dir, person, 3),
+        )
 
     def recognise(queue, person):
         val = sorted((celeb_dir / "val" / person).glob("*.jpg"))[:1]
-        return run("recognition", RECOGNIZE_TASK, queue, lambda job_id, up: RecognitionRequest(
-            job_id=job_id, class_id="swap", date="2026-11-05", photos=up,
-        ), val)
+        return run(
+            "recognition",
+            RECOGNIZE_TASK,
+            queue,
+            lambda job_id, up: RecognitionRequest(
+                job_id=job_id,
+                class_id="swap",
+                date="2026-11-05",
+                photos=up,
+            ),
+            val,
+        )
 
     # Both workers have the current version cached.
     seen = {q: recognise(q, "ben_afflek")["model_version"] for q in ("c1", "c2")}

@@ -60,15 +60,17 @@ def backends(request):
 
 def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
     stack = backends
-    job = enroll(stack, "jolie", "Angelina Jolie", "room-1",
-                 files([faces_dir / f for f in JOLIE_PHOTOS]))
+    job = enroll(
+        stack, "jolie", "Angelina Jolie", "room-1", files([faces_dir / f for f in JOLIE_PHOTOS])
+    )
     assert job["state"] == "succeeded", job
     assert job["kind"] == "enrollment"
     assert job["result"]["accepted_photos"] == 4 and job["result"]["rejected"] == []
     assert job["progress"] == {"done": 4, "total": 4}
 
-    job = recognise(stack, "room-1", files([faces_dir / "couple.jpg",
-                                            faces_dir / "selfie-many-people.jpg"]))
+    job = recognise(
+        stack, "room-1", files([faces_dir / "couple.jpg", faces_dir / "selfie-many-people.jpg"])
+    )
     assert job["state"] == "succeeded", job
     result = job["result"]
     assert result["present"] == ["jolie"]
@@ -85,14 +87,19 @@ def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
     assert result["unknown_faces"] == sum(len(p["faces"]) for p in result["photos"]) - 2
     # The best of her two faces is the evidence.
     [evidence] = result["evidence"]
-    best = min((f["distance"], i, k) for i, p in enumerate(result["photos"])
-               for k, f in enumerate(p["faces"]) if f["student_id"] == "jolie")
-    assert (evidence["student_id"], evidence["distance"], evidence["photo"],
-            evidence["face"]) == ("jolie", *best)
+    best = min(
+        (f["distance"], i, k)
+        for i, p in enumerate(result["photos"])
+        for k, f in enumerate(p["faces"])
+        if f["student_id"] == "jolie"
+    )
+    assert (evidence["student_id"], evidence["distance"], evidence["photo"], evidence["face"]) == (
+        "jolie",
+        *best,
+    )
     # Every face in both photos, and nothing else (tests/data/faces/labels.json: 2 and 7).
     assert [len(p["faces"]) for p in result["photos"]] == [2, 7]
-    assert {f["outcome"] for p in result["photos"] for f in p["faces"]} == {"recognised",
-                                                                          "unknown"}
+    assert {f["outcome"] for p in result["photos"] for f in p["faces"]} == {"recognised", "unknown"}
 
     # The annotated photo is stored and served.
     resp = stack.client.get(f"/api/v1/annotated/{job['job_id']}/0")
@@ -106,8 +113,13 @@ def test_jolie_in_group_photos_once_each_rest_unknown(backends, faces_dir):
 def test_faces_too_small_to_recognise_are_reported_not_matched(stack, faces_dir):
     """The front rows of retina_img3.jpg are 30-45 px faces, with a crowd of smaller ones
     behind: found, drawn in amber, never matched nor counted as unknown."""
-    job = enroll(stack, "jolie-s", "Angelina Jolie", "room-s",
-                 files([faces_dir / f for f in JOLIE_PHOTOS[:2]]))
+    job = enroll(
+        stack,
+        "jolie-s",
+        "Angelina Jolie",
+        "room-s",
+        files([faces_dir / f for f in JOLIE_PHOTOS[:2]]),
+    )
     assert job["state"] == "succeeded", job
     crowd = Path(__file__).resolve().parents[1] / "data" / "groups" / "retina_img3.jpg"
     job = recognise(stack, "room-s", files([crowd]))
@@ -116,8 +128,7 @@ def test_faces_too_small_to_recognise_are_reported_not_matched(stack, faces_dir)
     faces = result["photos"][0]["faces"]
     unclear = [f for f in faces if f["outcome"] == "unidentifiable"]
     assert len(unclear) >= 10 and result["unidentifiable_faces"] == len(unclear)
-    assert all(f["student_id"] is None and f["distance"] is None and f["reason"]
-               for f in unclear)
+    assert all(f["student_id"] is None and f["distance"] is None and f["reason"] for f in unclear)
     assert result["unknown_faces"] == len(faces) - len(unclear)
     assert result["present"] == []
     assert stack.client.get(f"/api/v1/annotated/{job['job_id']}/0").status_code == 200
@@ -127,15 +138,24 @@ def test_enrollment_refuses_a_photo_of_someone_else(stack, faces_dir, celeb_dir)
     """Three photos of Angelina Jolie and one of Ben Affleck under one student: his is refused
     in plain words, hers are enrolled; more photos of him later are refused too."""
     ben = sorted((celeb_dir / "train" / "ben_afflek").glob("*.jpg"))[0]
-    job = enroll(stack, "jolie-c", "Angelina Jolie", "room-c",
-                 files([faces_dir / f for f in JOLIE_PHOTOS[:3]] + [ben]))
+    job = enroll(
+        stack,
+        "jolie-c",
+        "Angelina Jolie",
+        "room-c",
+        files([faces_dir / f for f in JOLIE_PHOTOS[:3]] + [ben]),
+    )
     assert job["state"] == "succeeded", job
     result = job["result"]
     assert result["accepted_photos"] == 3
     assert [(r["filename"], r["reason"].split(" (")[0]) for r in result["rejected"]] == [
-        (ben.name, "does not look like the other photos of this student")]
-    resp = stack.client.post("/api/v1/students/jolie-c/photos",
-                             data={"photos": files([ben])}, content_type="multipart/form-data")
+        (ben.name, "does not look like the other photos of this student")
+    ]
+    resp = stack.client.post(
+        "/api/v1/students/jolie-c/photos",
+        data={"photos": files([ben])},
+        content_type="multipart/form-data",
+    )
     assert resp.status_code == 202, resp.get_json()
     added = stack.wait_for_job(resp.get_json()["job_id"])
     assert added["state"] == "failed" and added["error"]["code"] == "no_usable_photo", added
@@ -168,13 +188,14 @@ def test_celebrity_faces_val_split_recognised(backends, celeb_dir):
     for person in CELEBS:
         photos = sorted((celeb_dir / "train" / person).glob("*.jpg"))
         # The API takes at most 20 photos a request; a second request adds to the student.
-        job = enroll(stack, person, person.replace("_", " ").title(), "celebs",
-                     files(photos[:20]))
+        job = enroll(stack, person, person.replace("_", " ").title(), "celebs", files(photos[:20]))
         assert job["state"] == "succeeded", job
         for start in range(20, len(photos), 20):
-            resp = stack.client.post(f"/api/v1/students/{person}/photos",
-                                     data={"photos": files(photos[start:start + 20])},
-                                     content_type="multipart/form-data")
+            resp = stack.client.post(
+                f"/api/v1/students/{person}/photos",
+                data={"photos": files(photos[start : start + 20])},
+                content_type="multipart/form-data",
+            )
             assert resp.status_code == 202, resp.get_json()
             job = stack.wait_for_job(resp.get_json()["job_id"])
             assert job["state"] == "succeeded", job
@@ -211,10 +232,10 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
     """acks_late can run a task twice: the second run adds no embedding and no record."""
     import redis
 
-    from attendance.stores.blob import open_blob_store
-    from attendance.stores.jobs import JobStore, new_job_id
     from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
     from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
+    from attendance.stores.blob import open_blob_store
+    from attendance.stores.jobs import JobStore, new_job_id
 
     blobs = open_blob_store(stack.settings.blob_store_url)
     jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
@@ -236,16 +257,33 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
         return stack.client.get("/api/v1/model").get_json()
 
     before = model()
-    run_twice("enrollment", ENROLL_TASK, lambda job_id, photos: EnrollmentRequest(
-        job_id=job_id, student_id="jolie3", name="A. Jolie", class_id="room-4", photos=photos,
-    ), "img4.jpg")
+    run_twice(
+        "enrollment",
+        ENROLL_TASK,
+        lambda job_id, photos: EnrollmentRequest(
+            job_id=job_id,
+            student_id="jolie3",
+            name="A. Jolie",
+            class_id="room-4",
+            photos=photos,
+        ),
+        "img4.jpg",
+    )
     after = model()
     assert after["embeddings"] == before["embeddings"] + 1
     assert after["version"] == before["version"] + 1
 
-    done = run_twice("recognition", RECOGNIZE_TASK, lambda job_id, photos: RecognitionRequest(
-        job_id=job_id, class_id="room-4", date="2026-11-04", photos=photos,
-    ), "img5.jpg")
+    done = run_twice(
+        "recognition",
+        RECOGNIZE_TASK,
+        lambda job_id, photos: RecognitionRequest(
+            job_id=job_id,
+            class_id="room-4",
+            date="2026-11-04",
+            photos=photos,
+        ),
+        "img5.jpg",
+    )
     assert done["result"]["present"] == ["jolie3"]
     records = attendance(stack, "room-4", "2026-11-04")
     assert [r["student_id"] for r in records] == ["jolie3"]

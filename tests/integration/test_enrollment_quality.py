@@ -20,15 +20,17 @@ PEOPLE = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling
 @pytest.fixture(scope="module")
 def pipe():
     os.environ["DEEPFACE_HOME"] = str(DEEPFACE_HOME.resolve())
+    from attendance.config.settings import Settings
     from attendance.face.detect import FaceDetector
     from attendance.face.embed import FaceNetEmbedder
-    from attendance.config.settings import Settings
 
     settings = Settings(_env_file=None, deepface_home=DEEPFACE_HOME)
-    embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
-                               settings.embed_engine)
-    return SimpleNamespace(settings=settings, detector=FaceDetector.from_settings(settings),
-                           embedder=embedder)
+    embedder = FaceNetEmbedder(
+        settings.weights_path, settings.embed_batch_size, settings.embed_engine
+    )
+    return SimpleNamespace(
+        settings=settings, detector=FaceDetector.from_settings(settings), embedder=embedder
+    )
 
 
 def detect(pipe, path):
@@ -60,8 +62,9 @@ def test_every_face_enrollment_accepts_is_its_persons(pipe, celeb_dir):
                 refused.append(path.name)
     vectors = normalise(pipe.embedder.embed(np.stack([a[2] for a in accepted])))
     nearest = val_people[np.argmin(1.0 - vectors @ val_vectors.T, axis=1)]
-    strays = [(person, name, who) for (person, name, _), who in zip(accepted, nearest)
-              if who != person]
+    strays = [
+        (person, name, who) for (person, name, _), who in zip(accepted, nearest) if who != person
+    ]
     assert strays == [], strays
     # The rules are strict, not blind: most of the 93 photos (one face each) are taken.
     assert len(accepted) >= 75, (len(accepted), refused)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from attendance.stores.gallery import _segment_bytes
 from attendance.domain.keys import enrollment_marker_key, upload_key
+from attendance.stores.gallery import _segment_bytes
 from tests.integration.test_privacy import traces
 
 # Long ids: a short one could turn up by chance in a JPEG's bytes.
@@ -35,9 +35,18 @@ def submit(stack, url, data) -> str:
 
 
 def enroll(stack, faces_dir, student_id, name="Angelina Jolie", photos=("img2.jpg", "img4.jpg")):
-    job = stack.wait_for_job(submit(stack, "/api/v1/students", {
-        "student_id": student_id, "name": name, "class_id": CLASS,
-        "photos": files([faces_dir / p for p in photos])}))
+    job = stack.wait_for_job(
+        submit(
+            stack,
+            "/api/v1/students",
+            {
+                "student_id": student_id,
+                "name": name,
+                "class_id": CLASS,
+                "photos": files([faces_dir / p for p in photos]),
+            },
+        )
+    )
     assert job["state"] == "succeeded", job
     return job
 
@@ -59,27 +68,42 @@ def table_rows_naming(stack, needle: str) -> list:
     for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
         if table in ("audit", "erasures", "sqlite_sequence"):
             continue  # who erased them, and the tombstone: the id and when, kept on purpose
-        found += [(table, row) for row in db.execute(f"SELECT * FROM {table}")
-                  if needle in repr(row)]
+        found += [
+            (table, row) for row in db.execute(f"SELECT * FROM {table}") if needle in repr(row)
+        ]
     db.close()
     return found
 
 
-def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(stack, faces_dir,
-                                                                        celeb_dir):
+def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(
+    stack, faces_dir, celeb_dir
+):
     first = enroll(stack, faces_dir, ANN)
     val = sorted((celeb_dir / "val").glob("*/*.jpg"))
     # A job long enough to erase the student while it runs: it loaded the roster (with Ann)
     # at its start and marks attendance at its end. Ann is in couple.jpg.
     photos = [faces_dir / "couple.jpg"] + (val * 2)[:45]
-    recognition = submit(stack, "/api/v1/recognitions", {
-        "class_id": CLASS, "date": "2026-11-20", "photos": files(photos)})
+    recognition = submit(
+        stack,
+        "/api/v1/recognitions",
+        {"class_id": CLASS, "date": "2026-11-20", "photos": files(photos)},
+    )
     # Queued behind it on the only worker: more photos for Ann, and a new student.
-    more = submit(stack, f"/api/v1/students/{ANN}/photos", {
-        "photos": files([faces_dir / "img5.jpg", faces_dir / "img6.jpg"])})
-    fresh = submit(stack, "/api/v1/students", {
-        "student_id": NEW, "name": "Angelina New", "class_id": CLASS,
-        "photos": files([faces_dir / "img5.jpg"])})
+    more = submit(
+        stack,
+        f"/api/v1/students/{ANN}/photos",
+        {"photos": files([faces_dir / "img5.jpg", faces_dir / "img6.jpg"])},
+    )
+    fresh = submit(
+        stack,
+        "/api/v1/students",
+        {
+            "student_id": NEW,
+            "name": "Angelina New",
+            "class_id": CLASS,
+            "photos": files([faces_dir / "img5.jpg"]),
+        },
+    )
     wait_until_running(stack, recognition)
 
     resp = stack.client.delete(f"/api/v1/students/{ANN}?attendance=true")
@@ -87,7 +111,7 @@ def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(stack, f
     assert resp.get_json()["embeddings_removed"] == first["result"]["accepted_photos"]
     # Known by the enrollment asked for them, although it has not run yet.
     assert stack.client.delete(f"/api/v1/students/{NEW}").status_code == 200
-    erased = dt.datetime.now(dt.timezone.utc)
+    erased = dt.datetime.now(dt.UTC)
 
     seen = stack.wait_for_job(recognition)
     added = stack.wait_for_job(more)
@@ -95,8 +119,9 @@ def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(stack, f
     # The race did happen: the job finished after both erasures.
     assert dt.datetime.fromisoformat(seen["updated_at"]) > erased
     assert ANN not in seen["result"]["present"]
-    assert all(face["student_id"] != ANN for photo in seen["result"]["photos"]
-               for face in photo["faces"])
+    assert all(
+        face["student_id"] != ANN for photo in seen["result"]["photos"] for face in photo["faces"]
+    )
     assert added["state"] == "failed" and added["error"]["code"] == "student_erased", added
     created = stack.wait_for_job(fresh)
     assert created["state"] == "failed" and created["error"]["code"] == "student_erased", created
@@ -118,18 +143,24 @@ def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(stack, f
     again = stack.client.delete(f"/api/v1/students/{ANN}?attendance=true")
     assert again.status_code == 200
     assert {k: v for k, v in again.get_json().items() if k.endswith("_removed")} == {
-        "embeddings_removed": 0, "photos_removed": 0, "attendance_removed": 0}
+        "embeddings_removed": 0,
+        "photos_removed": 0,
+        "attendance_removed": 0,
+    }
     assert stack.client.delete("/api/v1/students/never-enrolled-x9").status_code == 404
 
     # A new enrollment asked for after the erasure is allowed.
     back = enroll(stack, faces_dir, ANN)
-    assert stack.client.get(f"/api/v1/students/{ANN}").get_json()["embeddings"] == \
-        back["result"]["accepted_photos"]
+    assert (
+        stack.client.get(f"/api/v1/students/{ANN}").get_json()["embeddings"]
+        == back["result"]["accepted_photos"]
+    )
     assert stack.client.delete(f"/api/v1/students/{ANN}").status_code == 200
 
 
 def test_erasure_removes_what_a_failed_enrollment_left_and_every_job_that_saw_them(
-        stack, faces_dir):
+    stack, faces_dir
+):
     sid = "left-over-b3f"
     blobs_root = stack.root / "store"
     from attendance.stores.blob import open_blob_store
@@ -153,9 +184,16 @@ def test_erasure_removes_what_a_failed_enrollment_left_and_every_job_that_saw_th
     # Two recognitions that both found the student: both lose their class and annotated
     # photos (the student's name is drawn on them), not only the one on the attendance row.
     enroll(stack, faces_dir, "seen-twice-d41")
-    jobs = [stack.wait_for_job(submit(stack, "/api/v1/recognitions", {
-        "class_id": CLASS, "date": "2026-11-21", "photos": files([faces_dir / name])}))
-        for name in ("couple.jpg", "img5.jpg")]
+    jobs = [
+        stack.wait_for_job(
+            submit(
+                stack,
+                "/api/v1/recognitions",
+                {"class_id": CLASS, "date": "2026-11-21", "photos": files([faces_dir / name])},
+            )
+        )
+        for name in ("couple.jpg", "img5.jpg")
+    ]
     for job in jobs:
         assert job["result"]["present"] == ["seen-twice-d41"], job
         assert blobs.list(f"annotated/{job['job_id']}/")
@@ -169,12 +207,18 @@ def test_erasure_removes_what_a_failed_enrollment_left_and_every_job_that_saw_th
 def test_a_stored_result_names_no_one_but_the_api_shows_current_names(stack, faces_dir):
     sid = "named-c22"
     enroll(stack, faces_dir, sid, name="Angelina Example")
-    job = stack.wait_for_job(submit(stack, "/api/v1/recognitions", {
-        "class_id": CLASS, "date": "2026-11-22", "photos": files([faces_dir / "img5.jpg"])}))
+    job = stack.wait_for_job(
+        submit(
+            stack,
+            "/api/v1/recognitions",
+            {"class_id": CLASS, "date": "2026-11-22", "photos": files([faces_dir / "img5.jpg"])},
+        )
+    )
     [face] = job["result"]["photos"][0]["faces"]
     assert (face["student_id"], face["name"]) == (sid, "Angelina Example")
-    stored = json.loads(redis.Redis.from_url(stack.settings.redis_url).get(
-        f"attendance:job:{job['job_id']}"))
+    stored = json.loads(
+        redis.Redis.from_url(stack.settings.redis_url).get(f"attendance:job:{job['job_id']}")
+    )
     assert stored["result"]["photos"][0]["faces"][0]["name"] is None
     renamed = stack.client.patch(f"/api/v1/students/{sid}", json={"name": "A. Example"})
     assert renamed.status_code == 200 and renamed.get_json()["name"] == "A. Example"
@@ -187,11 +231,21 @@ def test_two_enrollments_racing_for_one_id_do_not_merge_two_people(stack, faces_
     sid = "twice-e55"
     ben = sorted((celeb_dir / "train" / "ben_afflek").glob("*.jpg"))[:2]
     # Both are accepted (the id is free when each is asked for); the worker runs them in turn.
-    jolie = submit(stack, "/api/v1/students", {
-        "student_id": sid, "name": "Angelina Jolie", "class_id": CLASS,
-        "photos": files([faces_dir / "img2.jpg"])})
-    other = submit(stack, "/api/v1/students", {
-        "student_id": sid, "name": "Ben Affleck", "class_id": CLASS, "photos": files(ben)})
+    jolie = submit(
+        stack,
+        "/api/v1/students",
+        {
+            "student_id": sid,
+            "name": "Angelina Jolie",
+            "class_id": CLASS,
+            "photos": files([faces_dir / "img2.jpg"]),
+        },
+    )
+    other = submit(
+        stack,
+        "/api/v1/students",
+        {"student_id": sid, "name": "Ben Affleck", "class_id": CLASS, "photos": files(ben)},
+    )
     first, second = stack.wait_for_job(jolie), stack.wait_for_job(other)
     assert first["state"] == "succeeded", first
     assert second["state"] == "failed" and second["error"]["code"] == "student_exists", second
@@ -213,11 +267,23 @@ def test_flower_shows_the_job_id_of_a_task_and_never_a_name(stack, faces_dir):
     port = free_port()
     env = {**stack.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "flower",
-         "--address=127.0.0.1", f"--port={port}"],
-        env=env, cwd=Path(__file__).resolve().parents[2],
-        stdout=open(stack.root / "flower.log", "ab"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "attendance.worker.celery_app",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=open(stack.root / "flower.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def tasks() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks", timeout=5) as r:
                 return r.read().decode()

@@ -50,8 +50,12 @@ def real_faces(detector, faces_dir, celeb_dir) -> np.ndarray:
 
     paths = [faces_dir / name for name in ("selfie-many-people.jpg", "couple.jpg", "img2.jpg")]
     paths += sorted((celeb_dir / "val").glob("*/*.jpg"))
-    faces = [f.pixels for p in paths for f in detector.detect(decode_bgr(p.read_bytes()))
-             if f.identifiable]
+    faces = [
+        f.pixels
+        for p in paths
+        for f in detector.detect(decode_bgr(p.read_bytes()))
+        if f.identifiable
+    ]
     assert len(faces) >= 15, len(faces)
     return np.stack(faces)
 
@@ -64,8 +68,9 @@ def on_tensorflow(settings, real_faces) -> np.ndarray:
 
 
 @pytest.mark.parametrize("engine", ["openvino", "onnx"])
-def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(settings, real_faces,
-                                                                 on_tensorflow, engine):
+def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(
+    settings, real_faces, on_tensorflow, engine
+):
     from attendance.face.embed import FaceNetEmbedder
     from attendance.face.onnx_export import cosine_distances
 
@@ -74,8 +79,9 @@ def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(settings, real
     vectors = embedder.embed(real_faces)
     assert vectors.shape == on_tensorflow.shape == (len(real_faces), 128)
     worst = float(cosine_distances(vectors, on_tensorflow).max())
-    print(f"{engine}: worst cosine distance to TensorFlow over {len(real_faces)} faces: "
-          f"{worst:.2e}")
+    print(
+        f"{engine}: worst cosine distance to TensorFlow over {len(real_faces)} faces: {worst:.2e}"
+    )
     assert worst < MAX_COSINE_DISTANCE, worst
     # One face at a time gives the same vectors as the batch (no padding, no batch effects).
     single = embedder.embed(real_faces[:1])
@@ -116,18 +122,20 @@ def test_a_graph_converted_from_other_weights_is_refused(settings, tmp_path):
 
 # Detections, not people: in the selfie both scans box 5 of the 7 faces, a bow tie and a dress.
 @pytest.mark.parametrize("photo, people", [("selfie-many-people.jpg", 7), ("couple.jpg", 2)])
-def test_the_coarser_scan_finds_every_face_deepfaces_scan_finds(haar, faces_dir, photo,
-                                                               people):
+def test_the_coarser_scan_finds_every_face_deepfaces_scan_finds(haar, faces_dir, photo, people):
     from attendance.face.detect import FaceDetector
     from attendance.photos.images import decode_bgr
 
-    deepfaces = FaceDetector("opencv", haar.detect_max_side, haar.min_face_px,
-                             scale_step=1.1, min_neighbors=10)
+    deepfaces = FaceDetector(
+        "opencv", haar.detect_max_side, haar.min_face_px, scale_step=1.1, min_neighbors=10
+    )
     image = decode_bgr((faces_dir / photo).read_bytes())
     ours, theirs = haar.detect(image), deepfaces.detect(image)
     assert len(ours) == len(theirs) == people
     for face in theirs:  # each face DeepFace's scan finds, ours finds at about the same place
         b = face.box
-        assert any(abs((o.box.x + o.box.w / 2) - (b.x + b.w / 2)) < b.w / 3
-                   and abs((o.box.y + o.box.h / 2) - (b.y + b.h / 2)) < b.h / 3
-                   for o in ours), b
+        assert any(
+            abs((o.box.x + o.box.w / 2) - (b.x + b.w / 2)) < b.w / 3
+            and abs((o.box.y + o.box.h / 2) - (b.y + b.h / 2)) < b.h / 3
+            for o in ours
+        ), b

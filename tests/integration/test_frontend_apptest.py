@@ -26,22 +26,30 @@ from tests import tokens
 from tests.conftest import REPO
 from tests.emulators import free_port
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(600),
+]
 
 APP = REPO / "src" / "attendance" / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 DAY = dt.date(2026, 11, 2)
 JOB_RUN_TIMEOUT = 240  # a page run that submits a job and follows it to the end
 LOGIN_BUTTON = "FormSubmitter:login-Log in"
-TOKEN_PAGES = ("views/take_attendance.py", "views/attendance.py", "views/enroll.py",
-               "views/students.py")
+TOKEN_PAGES = (
+    "views/take_attendance.py",
+    "views/attendance.py",
+    "views/enroll.py",
+    "views/students.py",
+)
 
 
-
-
-def app_at(monkeypatch, url: str, page: str | None = None, *,
-           token: str | None = tokens.ADMIN) -> AppTest:
+def app_at(
+    monkeypatch, url: str, page: str | None = None, *, token: str | None = tokens.ADMIN
+) -> AppTest:
     """The app at ``url``, started with ATTENDANCE_API_TOKEN=``token`` (None: unset)."""
     monkeypatch.setenv("ATTENDANCE_API_URL", url)
     if token is None:
@@ -68,8 +76,11 @@ def texts(elements) -> list[str]:
 def enroll_form(at: AppTest, name: str):
     """A widget of the one-student form, in its current generation (every submission starts
     a new, empty one)."""
-    generation = at.session_state["enroll.form_generation"] \
-        if "enroll.form_generation" in at.session_state else 0
+    generation = (
+        at.session_state["enroll.form_generation"]
+        if "enroll.form_generation" in at.session_state
+        else 0
+    )
     key = f"enroll.{name}.{generation}"
     kind = {"photos": "file_uploader", "submit": "button"}.get(name, "text_input")
     return getattr(at, kind)(key=key)
@@ -115,8 +126,12 @@ def test_every_page_says_when_the_api_is_down(monkeypatch):
     at = app_at(monkeypatch, url)
     message = f"The API at {url} is not reachable"
     assert any(message in t for t in texts(at.error)), texts(at.error)
-    for page in ("views/enroll.py", "views/attendance.py", "views/students.py",
-                 "views/monitoring.py"):
+    for page in (
+        "views/enroll.py",
+        "views/attendance.py",
+        "views/students.py",
+        "views/monitoring.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert any(message in t for t in texts(at.error)), (page, texts(at.error))
@@ -154,8 +169,10 @@ def test_without_a_token_the_pages_ask_to_log_in(monkeypatch, api_url):
 
 def test_a_wrong_token_is_not_valid(monkeypatch, api_url):
     at = log_in(app_at(monkeypatch, api_url, token=None), "not-a-token")
-    message = ("That token is not valid: the API refused it. Check it, or ask an administrator "
-               "for one, and log in again.")
+    message = (
+        "That token is not valid: the API refused it. Check it, or ask an administrator "
+        "for one, and log in again."
+    )
     assert texts(at.main.error) == [message]
     assert texts(at.sidebar.error) == [message]
     assert at.sidebar.text_input(key="auth.token_input").value == ""
@@ -177,8 +194,7 @@ def test_a_wrong_configured_token_is_not_valid(monkeypatch, api_url):
 
 def test_log_in_through_the_sidebar_with_the_admin_token(monkeypatch, api_url):
     at = log_in(app_at(monkeypatch, api_url, token=None), tokens.ADMIN)
-    assert not asks_to_log_in(at) and not at.main.error, (texts(at.main.info),
-                                                          texts(at.main.error))
+    assert not asks_to_log_in(at) and not at.main.error, (texts(at.main.info), texts(at.main.error))
     assert at.title[0].value == "Take attendance"
     assert at.session_state["auth.token"] == tokens.ADMIN
     assert at.session_state["auth.role"] == "teacher or admin"
@@ -216,7 +232,8 @@ def test_a_viewer_is_told_it_may_not_enroll(monkeypatch, api_url):
     assert texts(at.main.error) == [
         "Could not load the students: Your token's role may not do this: the viewer role may "
         "not do this; it needs teacher. Log in with another token in the sidebar if you need "
-        "to."]
+        "to."
+    ]
     assert "error code: `forbidden`, HTTP 403" in texts(at.main.caption)
     assert not [t for t in at.text_input if t.key == "enroll.student_id"], "no enrollment form"
 
@@ -231,7 +248,8 @@ def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
     assert texts(at.main.error) == [
         "No Body (nobody): not submitted: Your token's role may not do this: the teacher role "
         "may not do this; it needs admin. Log in with another token in the sidebar if you "
-        "need to."]
+        "need to."
+    ]
 
 
 def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
@@ -254,7 +272,8 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     assert enroll_form(at, "photos").value in (None, [])
     assert not at.image
     assert texts(at.main.success) == [
-        "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."], texts(at.error)
+        "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."
+    ], texts(at.error)
     table = at.dataframe[0].value
     assert table.loc[0, "student_id"] == "jolie" and table.loc[0, "accepted"] == 4
     # The progress bar followed the job to its end.
@@ -265,7 +284,8 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     assert shown["Gallery version"] == "1" and shown["Embeddings"] == "4"
     students = at.dataframe[0].value
     assert students.to_dict("records") == [
-        {"student_id": "jolie", "name": "Angelina Jolie", "classes": "room-1", "embeddings": 4}]
+        {"student_id": "jolie", "name": "Angelina Jolie", "classes": "room-1", "embeddings": 4}
+    ]
 
 
 def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_dir):
@@ -275,8 +295,10 @@ def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_di
     enroll_form(at, "submit").click()
     at.run()
     errors = texts(at.main.error)
-    assert errors == ["bad id!: not submitted: student_id must be 1-64 characters of "
-                      "letters, digits, '.', '_' or '-', starting with a letter or a digit"], errors
+    assert errors == [
+        "bad id!: not submitted: student_id must be 1-64 characters of "
+        "letters, digits, '.', '_' or '-', starting with a letter or a digit"
+    ], errors
 
 
 def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
@@ -299,12 +321,14 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
 
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
-    roster = ("student_id,name,class_id\n"
-              "jolie,Angelina Jolie,room-1\n"  # enrolled already (one student, above)
-              "jolie_b,Angelina B,\n"
-              "wall,Just A Wall,\n"
-              "ghost,Nobody Here,\n"
-              "bad id,Broken Row,\n")
+    roster = (
+        "student_id,name,class_id\n"
+        "jolie,Angelina Jolie,room-1\n"  # enrolled already (one student, above)
+        "jolie_b,Angelina B,\n"
+        "wall,Just A Wall,\n"
+        "ghost,Nobody Here,\n"
+        "bad id,Broken Row,\n"
+    )
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("jolie_b/1.jpg", (faces_dir / "img5.jpg").read_bytes())
@@ -316,7 +340,8 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     at.text_input(key="bulk.class_id").input("room-2")
     at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
     at.file_uploader(key="bulk.zip").set_value(
-        ("photos.zip", archive.getvalue(), "application/zip"))
+        ("photos.zip", archive.getvalue(), "application/zip")
+    )
     at.button(key="FormSubmitter:enroll_bulk-Enroll class").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
@@ -326,23 +351,28 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     assert "photo stranger.jpg: matches no student_id in the roster" in problems
     assert "student ghost: no photo in the zip (not enrolled)" in problems
     assert texts(at.main.warning) == [
-        "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."]
+        "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."
+    ]
     results, rejected = at.dataframe[0].value, at.dataframe[1].value
     assert dict(zip(results["student_id"], results["state"])) == {
-        "jolie": "already enrolled", "jolie_b": "succeeded", "wall": "failed"}
+        "jolie": "already enrolled",
+        "jolie_b": "succeeded",
+        "wall": "failed",
+    }
     # A row whose id is taken does not fail the batch: it is reported, and left as it was.
     assert texts(at.main.info) == [
         "Already enrolled, so not changed: Angelina Jolie (jolie). Their photos can be added "
-        "to them on *Students and model*."]
+        "to them on *Students and model*."
+    ]
     assert rejected.to_dict("records") == [
-        {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}]
+        {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}
+    ]
     errors = texts(at.main.error)
     assert len(errors) == 1 and errors[0].startswith("Just A Wall (wall): failed: ")
     assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
 
 
-def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_url,
-                                                                faces_dir):
+def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("jolie")
     enroll_form(at, "name").input("A. Jolie")
@@ -355,15 +385,17 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_
     assert warning.startswith("student id 'jolie' is taken by a student enrolled already")
     assert "(the name given differs from theirs)" in warning
     assert enroll_form(at, "student_id").value == ""
-    assert "Angelina Jolie (jolie) is enrolled already. Add this photo to them instead?" in \
-        texts(at.main.markdown)
+    assert "Angelina Jolie (jolie) is enrolled already. Add this photo to them instead?" in texts(
+        at.main.markdown
+    )
     assert "1 photo not sent yet:" in texts(at.main.caption)
     assert at.checkbox(key="enroll.pending_rename").label == plain("Also rename them to A. Jolie")
     at.button(key="enroll.pending_add").click()  # the explicit choice; no rename
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     assert texts(at.main.success) == [
-        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."], texts(at.main.error)
+        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."
+    ], texts(at.main.error)
     assert not [b for b in at.button if b.key == "enroll.pending_add"]
     at.switch_page("views/students.py").run()
     table = at.dataframe[0].value.set_index("student_id")
@@ -388,15 +420,15 @@ def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_
     before = table.loc["jolie_b", "embeddings"]
 
     generation = at.session_state["students.form_generation"]
-    at.file_uploader(key=f"students.photos.{generation}").set_value(
-        [jpeg(faces_dir / "img6.jpg")])
+    at.file_uploader(key=f"students.photos.{generation}").set_value([jpeg(faces_dir / "img6.jpg")])
     at.run()
     assert "1 photo to be sent:" in texts(at.main.caption)
     at.button(key=f"students.add.{generation}").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     assert texts(at.main.success) == [
-        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."], texts(at.main.error)
+        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."
+    ], texts(at.main.error)
     table = at.dataframe[0].value.set_index("student_id")
     assert table.loc["jolie_b", "embeddings"] == before + 1
     # The uploader is a new, empty one.
@@ -413,8 +445,7 @@ def test_a_teacher_may_not_rename(monkeypatch, api_url):
     at.run()
     [error] = texts(at.main.error)
     assert error.startswith("Could not rename jolie: Your token's role may not do this"), error
-    assert at.dataframe[0].value.set_index("student_id").loc["jolie", "name"] == \
-        "Angelina Jolie"
+    assert at.dataframe[0].value.set_index("student_id").loc["jolie", "name"] == "Angelina Jolie"
 
 
 def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url, faces_dir):
@@ -450,16 +481,22 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     assert not at.exception and not at.error, texts(at.error)
     table = at.dataframe[0].value
     assert table[["date", "class_id", "student_id", "name"]].to_dict("records") == [
-        {"date": "2026-11-02", "class_id": "room-1", "student_id": "jolie",
-         "name": "Angelina Jolie"}]
+        {
+            "date": "2026-11-02",
+            "class_id": "room-1",
+            "student_id": "jolie",
+            "name": "Angelina Jolie",
+        }
+    ]
     # The export is the API's: asked for once, noted in the audit log, then downloaded.
     assert not at.get("download_button")
     at.button(key="attendance.export_prepare").click().run()
     assert not at.exception and not at.error, texts(at.error)
     [download] = at.get("download_button")
     assert not download.proto.disabled
-    audit = requests.get(f"{api_url}/api/v1/audit", headers=tokens.bearer(tokens.ADMIN),
-                         timeout=10).json()["entries"]
+    audit = requests.get(
+        f"{api_url}/api/v1/audit", headers=tokens.bearer(tokens.ADMIN), timeout=10
+    ).json()["entries"]
     assert (audit[0]["action"], audit[0]["target"]) == ("export_attendance", "room-1")
 
     at.selectbox(key="attendance.student_id").select("jolie")
@@ -468,23 +505,26 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     assert not at.get("download_button")  # prepared for other filters: asked for again
 
 
-def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api_url,
-                                                                 faces_dir):
+def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api_url, faces_dir):
     monkeypatch.setenv("ATTENDANCE_MAX_RECOGNITION_PHOTOS", "1")
     at = app_at(monkeypatch, api_url)
     at.selectbox(key="take.class_id").select("room-1")
     at.date_input(key="take.date").set_value(DAY + dt.timedelta(days=1))
     at.file_uploader(key="take.photos").set_value(
-        [jpeg(faces_dir / "couple.jpg"), jpeg(faces_dir / "selfie-many-people.jpg")])
+        [jpeg(faces_dir / "couple.jpg"), jpeg(faces_dir / "selfie-many-people.jpg")]
+    )
     at.button(key="FormSubmitter:take_attendance-Take attendance").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception and not at.error, texts(at.error)
     bars = at.get("progress")
     assert [(b.value, b.proto.text) for b in bars] == [
         (100, "Photos batch 1 of 2: done (1/1 photos)"),
-        (100, "Photos batch 2 of 2: done (1/1 photos)")]
+        (100, "Photos batch 2 of 2: done (1/1 photos)"),
+    ]
     assert [unescape(i.captions[0]).split(":")[0] for i in at.image] == [
-        "couple.jpg", "selfie-many-people.jpg"]
+        "couple.jpg",
+        "selfie-many-people.jpg",
+    ]
     assert metrics(at)["Present"] == "1 of 1"
 
 
@@ -496,13 +536,17 @@ def test_a_viewer_sees_the_attendance_page(monkeypatch, api_url):
     at.date_input(key="attendance.dates").set_value((DAY, DAY))
     at.run()
     assert not at.exception and not at.main.error, texts(at.main.error)
-    assert any("may read attendance but not the class rosters" in t
-               for t in texts(at.main.caption))
+    assert any("may read attendance but not the class rosters" in t for t in texts(at.main.caption))
     assert at.selectbox(key="attendance.class_id").options == ["All", "room-1"]
     table = at.dataframe[0].value
     assert table[["date", "class_id", "student_id", "name"]].to_dict("records") == [
-        {"date": "2026-11-02", "class_id": "room-1", "student_id": "jolie",
-         "name": "Angelina Jolie"}]
+        {
+            "date": "2026-11-02",
+            "class_id": "room-1",
+            "student_id": "jolie",
+            "name": "Angelina Jolie",
+        }
+    ]
     at.selectbox(key="attendance.student_id").select("jolie")
     at.run()
     assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
@@ -513,7 +557,8 @@ def test_a_viewer_sees_the_attendance_page(monkeypatch, api_url):
     # Taking attendance needs the teacher role: the page says so, in the API's words.
     at.switch_page("views/take_attendance.py").run()
     assert texts(at.main.error)[0].startswith(
-        "Could not load the classes: Your token's role may not do this: the viewer role")
+        "Could not load the classes: Your token's role may not do this: the viewer role"
+    )
 
 
 def test_a_teacher_limited_to_room_1_sees_only_room_1(monkeypatch, api_url):

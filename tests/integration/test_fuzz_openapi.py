@@ -26,11 +26,10 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from schemathesis import GenerationMode
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.mutations import OperatorKind
 from schemathesis.core.parameters import ParameterLocation
@@ -39,14 +38,15 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from attendance.stores.records import open_records
-from attendance.domain.schemas import AttendanceRecord
 from attendance.config.settings import Settings
-from tests import tokens
-from tests.conftest import DEEPFACE_HOME, redis_url_for
+from attendance.domain.schemas import AttendanceRecord
+from attendance.stores.records import open_records
 from attendance.web.app import create_app
 from attendance.web.openapi import PUBLIC_PATHS, build_spec
+from tests import tokens
+from tests.conftest import DEEPFACE_HOME, redis_url_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -80,20 +80,32 @@ def _config(headers: dict[str, str] | None) -> schemathesis.Config:
         "seed": SEED,
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": DERANDOMIZE},
         "operations": [
-            {"include-operation-id": operation_id,
-             "checks": {"positive_data_acceptance": {
-                 "expected-statuses": UPLOAD_POSITIVE_STATUSES}}}
-            for operation_id in ("enrollStudent", "addStudentPhotos", "recognize",
-                                 # A name pattern cannot exclude the unprintable characters
-                                 # beyond the BMP (ECMA patterns without the u flag see UTF-16
-                                 # code units); validate_name refuses them with 400.
-                                 "renameStudent")
-        ] + [
+            {
+                "include-operation-id": operation_id,
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": UPLOAD_POSITIVE_STATUSES}
+                },
+            }
+            for operation_id in (
+                "enrollStudent",
+                "addStudentPhotos",
+                "recognize",
+                # A name pattern cannot exclude the unprintable characters
+                # beyond the BMP (ECMA patterns without the u flag see UTF-16
+                # code units); validate_name refuses them with 400.
+                "renameStudent",
+            )
+        ]
+        + [
             # No worker runs here, so the probe rightly answers 503 (documented, with its
             # Readiness body); test_fuzz_with_admin_token checks it is for want of a worker.
-            {"include-operation-id": "readyz",
-             "checks": {"not_a_server_error": {"expected-statuses": ["2xx", "4xx", "503"]},
-                        "positive_data_acceptance": {"expected-statuses": ["200", "503"]}}},
+            {
+                "include-operation-id": "readyz",
+                "checks": {
+                    "not_a_server_error": {"expected-statuses": ["2xx", "4xx", "503"]},
+                    "positive_data_acceptance": {"expected-statuses": ["200", "503"]},
+                },
+            },
         ],
     }
     if headers:
@@ -161,19 +173,27 @@ def flatmap_case(context, case):
         # schemathesis revalidate it, and a body holding bytes never validates, so it would be
         # taken for negative data and its 202 reported as "schema-violating request accepted".
         return case.operation.Case(
-            method=case.method, path_parameters=case.path_parameters, headers=case.headers,
-            cookies=case.cookies, query=case.query, body=new_body, media_type=case.media_type,
-            multipart_content_types=case.multipart_content_types, _meta=case.meta,
+            method=case.method,
+            path_parameters=case.path_parameters,
+            headers=case.headers,
+            cookies=case.cookies,
+            query=case.query,
+            body=new_body,
+            media_type=case.media_type,
+            multipart_content_types=case.multipart_content_types,
+            _meta=case.meta,
         )
 
     return st.tuples(st.integers(0, 2), st.booleans()).map(with_real_photos)
 
 
 def _text_field_retyped(mutation) -> bool:
-    return (mutation.operator == OperatorKind.CHANGE_TYPE
-            and mutation.parameter_location == ParameterLocation.BODY
-            and mutation.schema_pointer.startswith("/properties/")
-            and not mutation.schema_pointer.startswith("/properties/photos"))
+    return (
+        mutation.operator == OperatorKind.CHANGE_TYPE
+        and mutation.parameter_location == ParameterLocation.BODY
+        and mutation.schema_pointer.startswith("/properties/")
+        and not mutation.schema_pointer.startswith("/properties/photos")
+    )
 
 
 @admin.hook
@@ -193,15 +213,26 @@ def fuzz_app(tmp_path_factory):
     url = redis_url_for(DB)
     redis.Redis.from_url(url).flushdb()
     app_settings = Settings(
-        _env_file=None, REDIS_URL=url, blob_store_url=f"file://{tmp}/store",
-        records_url=f"sqlite:///{tmp}/attendance.db", deepface_home=DEEPFACE_HOME,
-        api_tokens=tokens.TOKENS_JSON, api_tokens_file=tmp / "no-tokens-file.json",
+        _env_file=None,
+        REDIS_URL=url,
+        blob_store_url=f"file://{tmp}/store",
+        records_url=f"sqlite:///{tmp}/attendance.db",
+        deepface_home=DEEPFACE_HOME,
+        api_tokens=tokens.TOKENS_JSON,
+        api_tokens_file=tmp / "no-tokens-file.json",
     )
     records = open_records(app_settings.records_url)
     records.upsert_student("ann", "Ann Example", "room-1")
-    records.mark_present(AttendanceRecord(
-        class_id="room-1", date=dt.date(2026, 11, 2), student_id="ann", name="Ann Example",
-        first_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc), distance=0.2))
+    records.mark_present(
+        AttendanceRecord(
+            class_id="room-1",
+            date=dt.date(2026, 11, 2),
+            student_id="ann",
+            name="Ann Example",
+            first_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC),
+            distance=0.2,
+        )
+    )
     APP.app = create_app(app_settings)
     yield APP.app
     APP.app = None
@@ -255,7 +286,8 @@ def test_fuzz_with_admin_token(fuzz_app, case):
     if _same_method(case):
         assert _listed(case, response.status_code), (
             f"{case.method} {case.path} answered {response.status_code}, which its responses "
-            f"do not list: {response.text}")
+            f"do not list: {response.text}"
+        )
     STATUSES[(f"{case.method} {case.path}", response.status_code)] += 1
 
 

@@ -44,9 +44,12 @@ def make_sandbox(root: Path) -> Path:
 
 
 def base_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "ATTENDANCE_TEST_REDIS_URL", "ATTENDANCE_LOCAL_REDIS_PORT")
-           and not k.startswith("FLOWER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "ATTENDANCE_TEST_REDIS_URL", "ATTENDANCE_LOCAL_REDIS_PORT")
+        and not k.startswith("FLOWER_")
+    }
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     env.update(extra)
     return env
@@ -141,12 +144,23 @@ def redis_server(tmp: Path, password: str | None, appendonly: str = "no", save: 
     port = free_port()
     data = tmp / f"redis-{port}"
     data.mkdir()
-    config = [f"port {port}", "bind 127.0.0.1", f'save "{save}"', f"appendonly {appendonly}",
-              f'dir "{data}"', "daemonize no", f'logfile "{data}/redis.log"']
+    config = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        f'save "{save}"',
+        f"appendonly {appendonly}",
+        f'dir "{data}"',
+        "daemonize no",
+        f'logfile "{data}/redis.log"',
+    ]
     if password:
         config.append(f'requirepass "{password}"')
-    process = subprocess.Popen([REDIS_SERVER, "-"], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [REDIS_SERVER, "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     process.stdin.write("\n".join(config).encode() + b"\n")
     process.stdin.close()
     client = redis.Redis(port=port, password=password, socket_connect_timeout=1)
@@ -166,8 +180,14 @@ def redis_server(tmp: Path, password: str | None, appendonly: str = "no", save: 
 
 
 def run_script(args: list[str], env: dict, cwd: Path = REPO, timeout: float = 30):
-    return subprocess.run([str(VENV_BIN / "attendance-redis"), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(VENV_BIN / "attendance-redis"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,9 +196,14 @@ def run_script(args: list[str], env: dict, cwd: Path = REPO, timeout: float = 30
 
 def _serve_until(env: dict, needle: str, timeout: float = 15) -> tuple[str, int]:
     """Run ensure_redis.py (serve mode) until needle appears, then SIGTERM it."""
-    process = subprocess.Popen([str(VENV_BIN / "attendance-redis")],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [str(VENV_BIN / "attendance-redis")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = Output(process)
     try:
         output.wait_for(needle, timeout)
@@ -190,10 +215,13 @@ def _serve_until(env: dict, needle: str, timeout: float = 15) -> tuple[str, int]
 
 
 @needs_redis_server
-@pytest.mark.parametrize("save, expect", [
-    ("", "persists nothing"),
-    ("900 1", "only RDB snapshots"),
-])
+@pytest.mark.parametrize(
+    "save, expect",
+    [
+        ("", "persists nothing"),
+        ("900 1", "only RDB snapshots"),
+    ],
+)
 def test_adopting_a_redis_without_an_append_only_file_warns_with_the_fix(tmp_path, save, expect):
     password = "adopt-me-" + os.urandom(6).hex()
     with redis_server(tmp_path, password, appendonly="no", save=save) as port:
@@ -219,13 +247,17 @@ def test_adopting_a_redis_with_an_append_only_file_says_jobs_survive(tmp_path):
 
 
 @needs_redis_server
-@pytest.mark.parametrize("server_password, url_password, expect", [
-    ("s3cret-on-server", None, "asks for a password and REDIS_URL has none"),
-    ("s3cret-on-server", "wrong-one", "refused the password in REDIS_URL"),
-    (None, "pw-for-nobody", "REDIS_URL has a password but the Redis at"),
-])
+@pytest.mark.parametrize(
+    "server_password, url_password, expect",
+    [
+        ("s3cret-on-server", None, "asks for a password and REDIS_URL has none"),
+        ("s3cret-on-server", "wrong-one", "refused the password in REDIS_URL"),
+        (None, "pw-for-nobody", "REDIS_URL has a password but the Redis at"),
+    ],
+)
 def test_a_redis_that_does_not_take_the_urls_password_is_a_clear_error(
-        tmp_path, server_password, url_password, expect):
+    tmp_path, server_password, url_password, expect
+):
     with redis_server(tmp_path, server_password) as port:
         auth = f":{url_password}@" if url_password else ""
         env = base_env(REDIS_URL=f"redis://{auth}127.0.0.1:{port}/0")
@@ -251,19 +283,25 @@ def test_a_redis_started_for_a_url_with_a_password_requires_it_and_hides_it(tmp_
     bin_dir, argv_file = tmp_path / "bin", tmp_path / "redis-server-argv"
     bin_dir.mkdir()
     (bin_dir / "redis-server").write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" > "{argv_file}"\nexec "{REDIS_SERVER}" "$@"\n')
+        f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" > "{argv_file}"\nexec "{REDIS_SERVER}" "$@"\n'
+    )
     (bin_dir / "redis-server").chmod(0o700)
     env = base_env(REDIS_URL=f"redis://:{password}@127.0.0.1:{port}/0")
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     process = subprocess.Popen(
-        [str(VENV_BIN / "attendance-redis")], cwd=sandbox, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(VENV_BIN / "attendance-redis")],
+        cwd=sandbox,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=lambda: os.umask(0o077),
     )
     output = Output(process)
     try:
-        client = redis.Redis(port=port, password=password, socket_connect_timeout=1,
-                             decode_responses=True)
+        client = redis.Redis(
+            port=port, password=password, socket_connect_timeout=1, decode_responses=True
+        )
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -300,12 +338,13 @@ def test_a_redis_started_for_a_url_with_a_password_requires_it_and_hides_it(tmp_
 
 def _stack_env_of_child(sandbox: Path, env: dict) -> tuple[dict, subprocess.CompletedProcess]:
     dump = sandbox / "child-env"
-    code = ("import json, os, pathlib, sys; "
-            "pathlib.Path(sys.argv[1]).write_text(json.dumps(dict(os.environ))); "
-            "pathlib.Path('var/written-by-the-stack').write_text('x'); "
-            "pathlib.Path('var/made-by-the-stack').mkdir(exist_ok=True)")
-    result = run_script(["--stack", "--", sys.executable, "-c", code, str(dump)], env,
-                        cwd=sandbox)
+    code = (
+        "import json, os, pathlib, sys; "
+        "pathlib.Path(sys.argv[1]).write_text(json.dumps(dict(os.environ))); "
+        "pathlib.Path('var/written-by-the-stack').write_text('x'); "
+        "pathlib.Path('var/made-by-the-stack').mkdir(exist_ok=True)"
+    )
+    result = run_script(["--stack", "--", sys.executable, "-c", code, str(dump)], env, cwd=sandbox)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(dump.read_text()), result
 
@@ -321,7 +360,8 @@ def test_stack_gives_the_processes_its_own_redis_with_a_password_from_var(tmp_pa
         (sandbox / "var" / name).write_text("old")
         (sandbox / "var" / name).chmod(0o644)
     child_env, result = _stack_env_of_child(
-        sandbox, base_env(ATTENDANCE_LOCAL_REDIS_PORT=str(port)))
+        sandbox, base_env(ATTENDANCE_LOCAL_REDIS_PORT=str(port))
+    )
 
     password_file = sandbox / "var" / "redis-password"
     password = password_file.read_text().strip()
@@ -338,8 +378,7 @@ def test_stack_gives_the_processes_its_own_redis_with_a_password_from_var(tmp_pa
     assert not_private(sandbox / "var") == []
 
     # The same password on the next start.
-    child_env, _ = _stack_env_of_child(
-        sandbox, base_env(ATTENDANCE_LOCAL_REDIS_PORT=str(port)))
+    child_env, _ = _stack_env_of_child(sandbox, base_env(ATTENDANCE_LOCAL_REDIS_PORT=str(port)))
     assert child_env["REDIS_URL"] == f"redis://:{password}@127.0.0.1:{port}/0"
 
 
@@ -379,8 +418,10 @@ def _http(url: str, auth: str | None = None, timeout: float = 5) -> tuple[int, b
 
 @needs_redis_server
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.skipif(not (REPO / "var" / "deepface" / ".deepface").is_dir(),
-                    reason="not provisioned (make provision)")
+@pytest.mark.skipif(
+    not (REPO / "var" / "deepface" / ".deepface").is_dir(),
+    reason="not provisioned (make provision)",
+)
 def test_make_run_uses_a_password_protected_redis_and_shows_no_secret_in_argv(tmp_path):
     sandbox = make_sandbox(tmp_path / "repo")
     ports = {name: free_port() for name in ("redis", "web", "flower", "frontend")}
@@ -395,9 +436,23 @@ def test_make_run_uses_a_password_protected_redis_and_shows_no_secret_in_argv(tm
     )
     # The real recipe, minus the installing prerequisites (done for this repository already).
     make = subprocess.Popen(
-        ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "-o", "provision",
-         "-o", "sysdeps", f"VENV={VENV_BIN.parent}", "run"],
-        cwd=sandbox, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(REPO / "Makefile"),
+            "-o",
+            "provision",
+            "-o",
+            "sysdeps",
+            f"VENV={VENV_BIN.parent}",
+            "run",
+        ],
+        cwd=sandbox,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output = Output(make)
@@ -443,8 +498,15 @@ def test_make_run_uses_a_password_protected_redis_and_shows_no_secret_in_argv(tm
         seen.update(descendants(make.pid))
         argvs = dict(seen)
         everything = b"\n".join(argvs.values())
-        for name in (b"redis-server", b"gunicorn", b"celery", b"flower", b"beat",
-                     b"streamlit", b"honcho"):
+        for name in (
+            b"redis-server",
+            b"gunicorn",
+            b"celery",
+            b"flower",
+            b"beat",
+            b"streamlit",
+            b"honcho",
+        ):
             assert name in everything, (name, argvs)
         for secret in (redis_password, flower_auth, flower_auth.partition(":")[2], admin_token):
             leaks = [argv for argv in argvs.values() if secret.encode() in argv]

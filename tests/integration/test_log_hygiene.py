@@ -20,8 +20,13 @@ import pytest
 from attendance.domain.auth import hash_token
 from tests import tokens
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(600),
+]
 
 FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # 20 or more floats in a row, as json/str(list) ("0.1, -0.2, ...") or numpy ("[ 0.1 -0.2 ...").
@@ -62,14 +67,19 @@ def _worker_log(stack, must_contain: list[str], timeout: float = 30) -> bytes:
 def _problems(name: str, raw: bytes, image_bytes: list[bytes]) -> list[str]:
     text = raw.decode("utf-8", errors="replace")
     found = []
-    for secret, what in ((tokens.ADMIN, "the admin token"), (WRONG_TOKEN, "a presented token"),
-                         (hash_token(tokens.ADMIN), "the admin token's hash")):
+    for secret, what in (
+        (tokens.ADMIN, "the admin token"),
+        (WRONG_TOKEN, "a presented token"),
+        (hash_token(tokens.ADMIN), "the admin token's hash"),
+    ):
         if secret in text:
             found.append(f"{name}: {what}")
-    for pattern, what in ((COMMA_FLOATS, "an embedding-like run of floats"),
-                          (SPACE_FLOATS, "an embedding-like run of floats (numpy)"),
-                          (BASE64_BLOB, "a base64 blob over 200 chars"),
-                          (HEX_BLOB, "a hex/escaped-bytes blob")):
+    for pattern, what in (
+        (COMMA_FLOATS, "an embedding-like run of floats"),
+        (SPACE_FLOATS, "an embedding-like run of floats (numpy)"),
+        (BASE64_BLOB, "a base64 blob over 200 chars"),
+        (HEX_BLOB, "a hex/escaped-bytes blob"),
+    ):
         match = pattern.search(text)
         if match:
             found.append(f"{name}: {what}: {match.group(0)[:120]!r}...")
@@ -77,7 +87,7 @@ def _problems(name: str, raw: bytes, image_bytes: list[bytes]) -> list[str]:
         for marker in markers:
             if marker in raw:
                 at = raw.index(marker)
-                found.append(f"{name}: {what} {marker!r} at byte {at}: {raw[at - 40:at + 40]!r}")
+                found.append(f"{name}: {what} {marker!r} at byte {at}: {raw[at - 40 : at + 40]!r}")
     # A slice of a photo that went through the API, raw or base64-encoded.
     for photo in image_bytes:
         for chunk in (photo[1000:1032], base64.b64encode(photo[999:1047])):
@@ -100,9 +110,11 @@ def test_patterns_catch_what_they_should():
     }
     for label, raw in samples.items():
         assert _problems(label, raw, []), label
-    clean = (b"[2026-11-25 10:00:01,123: INFO/ForkPoolWorker-1] Task attendance.recognize"
-             b"[6f1c...] succeeded in 0.41s: {'job_id': '6f1c', 'state': 'succeeded'}\n"
-             b"gallery version 3 committed (4 new embeddings) 0.45 0.5 1.0\n")
+    clean = (
+        b"[2026-11-25 10:00:01,123: INFO/ForkPoolWorker-1] Task attendance.recognize"
+        b"[6f1c...] succeeded in 0.41s: {'job_id': '6f1c', 'state': 'succeeded'}\n"
+        b"gallery version 3 committed (4 new embeddings) 0.45 0.5 1.0\n"
+    )
     assert _problems("clean", clean, []) == []
 
 
@@ -111,16 +123,26 @@ def test_logs_hold_no_token_embedding_or_image(stack, faces_dir, caplog):
     photos = [(faces_dir / n).read_bytes() for n in ("img2.jpg", "couple.jpg")]
 
     # Enrollment: img2.jpg is accepted; couple.jpg (two faces) is rejected with its reason.
-    enroll_id = _post(stack, "/api/v1/students", {
-        "student_id": "jolie", "name": "Angelina Jolie", "class_id": "room-1",
-        "photos": _photos(faces_dir, "img2.jpg", "couple.jpg")})
+    enroll_id = _post(
+        stack,
+        "/api/v1/students",
+        {
+            "student_id": "jolie",
+            "name": "Angelina Jolie",
+            "class_id": "room-1",
+            "photos": _photos(faces_dir, "img2.jpg", "couple.jpg"),
+        },
+    )
     job = stack.wait_for_job(enroll_id)
     assert job["state"] == "succeeded", job
     assert job["result"]["accepted_photos"] == 1, job
     assert [r["filename"] for r in job["result"]["rejected"]] == ["couple.jpg"], job
 
-    recognise_id = _post(stack, "/api/v1/recognitions", {
-        "class_id": "room-1", "date": "2026-11-25", "photos": _photos(faces_dir, "couple.jpg")})
+    recognise_id = _post(
+        stack,
+        "/api/v1/recognitions",
+        {"class_id": "room-1", "date": "2026-11-25", "photos": _photos(faces_dir, "couple.jpg")},
+    )
     job = stack.wait_for_job(recognise_id)
     assert job["state"] == "succeeded", job
     assert job["result"]["present"] == ["jolie"], job
@@ -129,24 +151,29 @@ def test_logs_hold_no_token_embedding_or_image(stack, faces_dir, caplog):
     annotated = stack.client.get(f"/api/v1/annotated/{recognise_id}/0")
     assert annotated.status_code == 200 and annotated.data[:3] == b"\xff\xd8\xff"
     photos.append(annotated.data)
-    for path in ("/api/v1/model", "/api/v1/students/jolie",
-                 "/api/v1/attendance?class_id=room-1&date=2026-11-25"):
+    for path in (
+        "/api/v1/model",
+        "/api/v1/students/jolie",
+        "/api/v1/attendance?class_id=room-1&date=2026-11-25",
+    ):
         assert stack.client.get(path).status_code == 200, path
     # A wrong token is refused, and is no more loggable than a right one.
     refused = stack.client.get("/api/v1/model", headers=tokens.bearer(WRONG_TOKEN))
     assert refused.status_code == 401
 
-    worker_log = _worker_log(stack, [f"job {enroll_id} succeeded",
-                                     f"job {recognise_id} succeeded"])
+    worker_log = _worker_log(stack, [f"job {enroll_id} succeeded", f"job {recognise_id} succeeded"])
     # The log really is the worker's, and covers both jobs (else the search proves nothing).
     assert f"job {enroll_id} succeeded".encode() in worker_log, worker_log[-3000:]
     assert f"job {recognise_id} succeeded".encode() in worker_log, worker_log[-3000:]
 
     web_log = "\n".join(
-        f"{r.levelname} {r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+        f"{r.levelname} {r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
+    )
     web_log += "\n" + caplog.text
-    problems = (_problems("worker-w1.log", worker_log, photos)
-                + _problems("web log", web_log.encode(), photos))
-    print(f"\nchecked {len(worker_log)} bytes of worker log and {len(caplog.records)} web log "
-          f"records")
+    problems = _problems("worker-w1.log", worker_log, photos) + _problems(
+        "web log", web_log.encode(), photos
+    )
+    print(
+        f"\nchecked {len(worker_log)} bytes of worker log and {len(caplog.records)} web log records"
+    )
     assert problems == [], "\n".join(problems)

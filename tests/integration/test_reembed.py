@@ -31,13 +31,19 @@ def reembed(stack) -> dict:
 
 
 def test_a_new_detector_recognises_students_once_reembedded(tmp_path, faces_dir):
-    stores = dict(blob_store_url=f"file://{tmp_path}/store",
-                  records_url=f"sqlite:///{tmp_path}/attendance.db")
+    stores = dict(
+        blob_store_url=f"file://{tmp_path}/store", records_url=f"sqlite:///{tmp_path}/attendance.db"
+    )
     old = make_stack(tmp_path, DB, detector="opencv", **stores)
     old.worker = old.start_worker("opencv")
     try:
-        job = enroll(old, "jolie", "Angelina Jolie", "room-1",
-                     files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]))
+        job = enroll(
+            old,
+            "jolie",
+            "Angelina Jolie",
+            "room-1",
+            files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
+        )
         assert job["state"] == "succeeded", job
         assert job["result"]["accepted_photos"] == 2
         job = recognise(old, "room-1", files([faces_dir / "img5.jpg"]))
@@ -105,19 +111,25 @@ def test_a_new_detector_recognises_students_once_reembedded(tmp_path, faces_dir)
 def test_reembed_with_nothing_to_do_and_a_photo_the_new_detector_rejects(tmp_path, faces_dir):
     """A photo in which the new detector finds no single face is skipped with its reason; the
     student's other photos are re-embedded."""
-    from attendance.stores.blob import open_blob_store
     from attendance.domain.keys import student_photos_prefix
+    from attendance.stores.blob import open_blob_store
 
-    stores = dict(blob_store_url=f"file://{tmp_path}/store",
-                  records_url=f"sqlite:///{tmp_path}/attendance.db")
+    stores = dict(
+        blob_store_url=f"file://{tmp_path}/store", records_url=f"sqlite:///{tmp_path}/attendance.db"
+    )
     old = make_stack(tmp_path, DB, detector="opencv", **stores)
     old.worker = old.start_worker("opencv")
     try:
         job = reembed(old)  # an empty gallery: nothing to do
         assert job["state"] == "succeeded", job
         assert job["result"]["students"] == 0 and job["result"]["skipped"] == []
-        job = enroll(old, "jolie", "Angelina Jolie", "room-1",
-                     files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]))
+        job = enroll(
+            old,
+            "jolie",
+            "Angelina Jolie",
+            "room-1",
+            files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
+        )
         assert job["state"] == "succeeded", job
         job = reembed(old)  # every embedding is of this pipeline already
         assert job["state"] == "succeeded", job
@@ -128,7 +140,7 @@ def test_reembed_with_nothing_to_do_and_a_photo_the_new_detector_rejects(tmp_pat
     # One stored photo replaced by a photo of two people: the new detector finds two faces.
     blobs = open_blob_store(stores["blob_store_url"])
     prefix = student_photos_prefix("jolie")
-    photos = sorted(k for k in blobs.list(prefix) if "/" not in k[len(prefix):])
+    photos = sorted(k for k in blobs.list(prefix) if "/" not in k[len(prefix) :])
     assert len(photos) == 2
     blobs.put(photos[1], (faces_dir / "couple.jpg").read_bytes())
 

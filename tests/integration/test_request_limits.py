@@ -59,9 +59,22 @@ def gunicorn(tmp_path_factory):
     log_path = tmp / "gunicorn.log"
     with open(log_path, "ab") as log:
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--control-socket", str(tmp / "gunicorn.ctl"), "attendance.web.app:create_app()"],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--control-socket",
+                str(tmp / "gunicorn.ctl"),
+                "attendance.web.app:create_app()",
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -100,8 +113,14 @@ def get_with(port: int, target: bytes, headers: list[bytes] = ()) -> tuple[int, 
 
 def test_the_readme_documents_gunicorns_own_limits():
     section = api_section()
-    for text in (f"{REQUEST_LINE_LIMIT} bytes", "414", f"{HEADER_FIELD_LIMIT} bytes",
-                 f"{HEADER_FIELDS_LIMIT} header", "431", "text/html"):
+    for text in (
+        f"{REQUEST_LINE_LIMIT} bytes",
+        "414",
+        f"{HEADER_FIELD_LIMIT} bytes",
+        f"{HEADER_FIELDS_LIMIT} header",
+        "431",
+        "text/html",
+    ):
         assert text in section, text
 
 
@@ -112,11 +131,11 @@ def request_line_of(length: int) -> bytes:
 
 def test_a_request_line_over_the_limit_gets_414(gunicorn):
     port, _ = gunicorn
-    target = request_line_of(REQUEST_LINE_LIMIT)[len(b"GET "):-len(b" HTTP/1.1")]
+    target = request_line_of(REQUEST_LINE_LIMIT)[len(b"GET ") : -len(b" HTTP/1.1")]
     status, ctype, _ = get_with(port, target)
     assert (status, ctype) == (200, "application/json")
 
-    target = request_line_of(REQUEST_LINE_LIMIT + 1)[len(b"GET "):-len(b" HTTP/1.1")]
+    target = request_line_of(REQUEST_LINE_LIMIT + 1)[len(b"GET ") : -len(b" HTTP/1.1")]
     status, ctype, body = get_with(port, target)
     assert status == 414 and ctype.startswith("text/html"), (status, ctype)
     assert f"> {REQUEST_LINE_LIMIT}".encode() in body.replace(b"&gt;", b">")
@@ -142,13 +161,16 @@ def test_headers_over_the_limits_get_431(gunicorn):
 @pytest.mark.parametrize("bad_name", [b"cut\rhere.png", b"cut\nhere.png"])
 def test_a_raw_cr_or_lf_in_a_filename_is_refused_over_http(gunicorn, bad_name):
     port, tmp = gunicorn
-    body = raw_multipart({"student_id": "s-001", "name": "Ada"},
-                         [(f"{i}.png".encode(), image_bytes()) for i in range(5)]
-                         + [(bad_name, image_bytes())])
-    head = (f"POST /api/v1/students HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Authorization: Bearer {tokens.ADMIN}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    body = raw_multipart(
+        {"student_id": "s-001", "name": "Ada"},
+        [(f"{i}.png".encode(), image_bytes()) for i in range(5)] + [(bad_name, image_bytes())],
+    )
+    head = (
+        f"POST /api/v1/students HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: Bearer {tokens.ADMIN}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     status, ctype, data = send(port, head, body)
     assert (status, ctype) == (400, "application/json"), data
     message = re.sub(r"\s+", " ", data.decode())

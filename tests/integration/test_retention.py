@@ -19,8 +19,12 @@ def test_beat_purges_expired_photos_and_keeps_the_rest(tmp_path):
     store = tmp_path / "store"
     old = time.time() - 31 * 24 * 3600
     files = {}
-    for key in ("uploads/aaa/000.jpg", "annotated/aaa/000.jpg", "uploads/bbb/000.jpg",
-                "students/ann/aaa-000.jpg"):
+    for key in (
+        "uploads/aaa/000.jpg",
+        "annotated/aaa/000.jpg",
+        "uploads/bbb/000.jpg",
+        "students/ann/aaa-000.jpg",
+    ):
         path = store / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"photo")
@@ -28,14 +32,30 @@ def test_beat_purges_expired_photos_and_keeps_the_rest(tmp_path):
     for key in ("uploads/aaa/000.jpg", "annotated/aaa/000.jpg", "students/ann/aaa-000.jpg"):
         os.utime(files[key], (old, old))
 
-    env = {**stack.env, "ATTENDANCE_RETENTION_DAYS": "30",
-           "ATTENDANCE_RETENTION_SWEEP_SECONDS": "1"}
+    env = {
+        **stack.env,
+        "ATTENDANCE_RETENTION_DAYS": "30",
+        "ATTENDANCE_RETENTION_SWEEP_SECONDS": "1",
+    }
     stack.env = env
     worker = stack.start_worker("ret")
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "beat",
-         "--schedule", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=open(tmp_path / "beat.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "attendance.worker.celery_app",
+            "beat",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=open(tmp_path / "beat.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 180

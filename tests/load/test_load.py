@@ -12,7 +12,6 @@ succeeded as the client saw it and as the job's own timestamps say.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import subprocess
 import sys
 import threading
@@ -29,8 +28,13 @@ from tests import tokens
 from tests.conftest import REPO, make_stack, redis_url_for, stop_process
 from tests.emulators import free_port
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow, pytest.mark.model,
-              pytest.mark.timeout(400)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.timeout(400),
+]
 
 # A Redis database no other suite uses (see tests/conftest.py and the other modules).
 DB = 6
@@ -40,15 +44,18 @@ CLIENTS = 4
 DATES = [dt.date(2026, 11, 2) + dt.timedelta(days=i) for i in range(6)]
 # Photos of Angelina Jolie: two to enroll her, others (alone or with a stranger) to recognise.
 ENROLL_PHOTOS = ["img2.jpg", "img4.jpg"]
-RECOGNITION_PHOTOS = [["couple.jpg"], ["img5.jpg"], ["img6.jpg", "couple.jpg"],
-                      ["img5.jpg", "img6.jpg"]]
+RECOGNITION_PHOTOS = [
+    ["couple.jpg"],
+    ["img5.jpg"],
+    ["img6.jpg", "couple.jpg"],
+    ["img5.jpg", "img6.jpg"],
+]
 # Wall-clock budgets (seconds): the stack coming up (gunicorn, FaceNet loading in the worker,
 # the enrollment) and the load itself. The whole test stops once they are spent.
 STARTUP_DEADLINE = 120
 LOAD_DEADLINE = 90
 POLL_INTERVAL = 0.25
 HTTP_TIMEOUT = 30
-
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,6 +77,7 @@ class Job:
 @dataclass
 class Tally:
     """Every HTTP answer any client got, by method, route and status."""
+
     statuses: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,14 +129,30 @@ def load_stack(tmp_path_factory):
     stack = make_stack(tmp, DB)
     stack.worker = stack.start_worker()
     port = free_port()
-    env = {**stack.env, "ATTENDANCE_API_TOKENS": tokens.TOKENS_JSON,
-           "ATTENDANCE_API_TOKENS_FILE": str(tmp / "no-tokens-file.json")}
+    env = {
+        **stack.env,
+        "ATTENDANCE_API_TOKENS": tokens.TOKENS_JSON,
+        "ATTENDANCE_API_TOKENS_FILE": str(tmp / "no-tokens-file.json"),
+    }
     gunicorn_log = tmp / "gunicorn.log"
     with open(gunicorn_log, "ab") as log:
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--access-logfile", "-", "attendance.web.app:create_app()"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+                "attendance.web.app:create_app()",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -144,7 +168,8 @@ def load_stack(tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, (
                 "gunicorn did not answer /healthz in 60 s:\n"
-                + gunicorn_log.read_text(errors="replace")[-3000:])
+                + gunicorn_log.read_text(errors="replace")[-3000:]
+            )
             time.sleep(0.2)
         yield stack, base, gunicorn_log
     finally:
@@ -161,17 +186,22 @@ def test_load_recognitions(load_stack, faces_dir):
     startup_deadline = started + STARTUP_DEADLINE
 
     # Enroll first; this also waits for the worker to have loaded FaceNet.
-    resp = setup.post("/api/v1/students",
-                      {"student_id": "jolie", "name": "Angelina Jolie", "class_id": CLASS_ID},
-                      _files(faces_dir, ENROLL_PHOTOS), "/api/v1/students")
+    resp = setup.post(
+        "/api/v1/students",
+        {"student_id": "jolie", "name": "Angelina Jolie", "class_id": CLASS_ID},
+        _files(faces_dir, ENROLL_PHOTOS),
+        "/api/v1/students",
+    )
     assert resp.status_code == 202, resp.text
     enrolled = _wait_job(setup, resp.json()["job_id"], startup_deadline)
     assert enrolled["state"] == "succeeded", enrolled
     assert enrolled["result"]["accepted_photos"] == len(ENROLL_PHOTOS), enrolled
     ready_after = time.monotonic() - started
 
-    jobs = [Job(i, DATES[i % len(DATES)], RECOGNITION_PHOTOS[i % len(RECOGNITION_PHOTOS)])
-            for i in range(JOBS)]
+    jobs = [
+        Job(i, DATES[i % len(DATES)], RECOGNITION_PHOTOS[i % len(RECOGNITION_PHOTOS)])
+        for i in range(JOBS)
+    ]
     load_start = time.monotonic()
     deadline = load_start + LOAD_DEADLINE
     failures: list[str] = []
@@ -181,9 +211,12 @@ def test_load_recognitions(load_stack, faces_dir):
         try:
             for job in mine:  # a teacher uploading a few classes' photos, one after the other
                 job.submitted = time.monotonic()
-                resp = api.post("/api/v1/recognitions",
-                                {"class_id": CLASS_ID, "date": job.date.isoformat()},
-                                _files(faces_dir, job.photos), "/api/v1/recognitions")
+                resp = api.post(
+                    "/api/v1/recognitions",
+                    {"class_id": CLASS_ID, "date": job.date.isoformat()},
+                    _files(faces_dir, job.photos),
+                    "/api/v1/recognitions",
+                )
                 if resp.status_code != 202:
                     failures.append(f"job {job.index}: {resp.status_code} {resp.text[:300]}")
                     continue
@@ -204,8 +237,10 @@ def test_load_recognitions(load_stack, faces_dir):
         except Exception as exc:  # reported below, with the others
             failures.append(f"client error: {type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=client, args=(jobs[k::CLIENTS],), name=f"client-{k}")
-               for k in range(CLIENTS)]
+    threads = [
+        threading.Thread(target=client, args=(jobs[k::CLIENTS],), name=f"client-{k}")
+        for k in range(CLIENTS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -216,19 +251,32 @@ def test_load_recognitions(load_stack, faces_dir):
     # --- the figures (pytest -s shows them)
     done = [j for j in jobs if j.view and j.view["state"] == "succeeded"]
     seen = [j.finished - j.submitted for j in done]
-    server = [(dt.datetime.fromisoformat(j.view["updated_at"])
-               - dt.datetime.fromisoformat(j.view["created_at"])).total_seconds() for j in done]
+    server = [
+        (
+            dt.datetime.fromisoformat(j.view["updated_at"])
+            - dt.datetime.fromisoformat(j.view["created_at"])
+        ).total_seconds()
+        for j in done
+    ]
     photos = sum(len(j.photos) for j in done)
-    print(f"\nload: {len(done)}/{JOBS} recognition jobs ({photos} photos) from {CLIENTS} clients "
-          f"in {elapsed:.1f} s: {len(done) / elapsed:.2f} jobs/s, {photos / elapsed:.2f} photos/s "
-          f"(stack ready, student enrolled, after {ready_after:.1f} s)")
+    print(
+        f"\nload: {len(done)}/{JOBS} recognition jobs ({photos} photos) from {CLIENTS} clients "
+        f"in {elapsed:.1f} s: {len(done) / elapsed:.2f} jobs/s, {photos / elapsed:.2f} photos/s "
+        f"(stack ready, student enrolled, after {ready_after:.1f} s)"
+    )
     if seen:
-        print(f"  latency submit->succeeded as clients saw it: p50 {percentile(seen, .5):.2f} s, "
-              f"p95 {percentile(seen, .95):.2f} s, max {max(seen):.2f} s")
-        print(f"  latency created_at->updated_at (job state): p50 {percentile(server, .5):.2f} s,"
-              f" p95 {percentile(server, .95):.2f} s")
-    print("  answers: " + ", ".join(f"{m} {r} {s}: {n}"
-                                    for (m, r, s), n in sorted(tally.statuses.items())))
+        print(
+            f"  latency submit->succeeded as clients saw it: p50 {percentile(seen, 0.5):.2f} s, "
+            f"p95 {percentile(seen, 0.95):.2f} s, max {max(seen):.2f} s"
+        )
+        print(
+            f"  latency created_at->updated_at (job state): p50 {percentile(server, 0.5):.2f} s,"
+            f" p95 {percentile(server, 0.95):.2f} s"
+        )
+    print(
+        "  answers: "
+        + ", ".join(f"{m} {r} {s}: {n}" for (m, r, s), n in sorted(tally.statuses.items()))
+    )
 
     # --- the assertions
     assert tally.errors == [], "\n".join(tally.errors)
@@ -246,12 +294,12 @@ def test_load_recognitions(load_stack, faces_dir):
     for job in done:
         jobs_by_date.setdefault(job.date.isoformat(), set()).add(job.job_id)
     for day, job_ids in sorted(jobs_by_date.items()):
-        resp = setup.get(f"/api/v1/attendance?class_id={CLASS_ID}&date={day}",
-                         "/api/v1/attendance")
+        resp = setup.get(f"/api/v1/attendance?class_id={CLASS_ID}&date={day}", "/api/v1/attendance")
         assert resp.status_code == 200, resp.text
         records = resp.json()["records"]
         assert [(r["class_id"], r["date"], r["student_id"]) for r in records] == [
-            (CLASS_ID, day, "jolie")], records
+            (CLASS_ID, day, "jolie")
+        ], records
         assert records[0].get("job_id") in job_ids | {None}, records
     every = setup.get(f"/api/v1/attendance?class_id={CLASS_ID}", "/api/v1/attendance")
     keys = [(r["class_id"], r["date"], r["student_id"]) for r in every.json()["records"]]
@@ -260,5 +308,6 @@ def test_load_recognitions(load_stack, faces_dir):
 
     gunicorn_output = gunicorn_log.read_text(errors="replace")
     assert tokens.ADMIN not in gunicorn_output
-    assert "[ERROR]" not in gunicorn_output and "Traceback" not in gunicorn_output, (
-        gunicorn_output[-3000:])
+    assert "[ERROR]" not in gunicorn_output and "Traceback" not in gunicorn_output, gunicorn_output[
+        -3000:
+    ]

@@ -14,8 +14,9 @@ def _sources():
     if not (C.CELEB_DIR / "val").is_dir():
         pytest.skip(f"5 Celebrity Faces not found in {C.CELEB_DIR}; run `make provision`")
     if C.centerface_weights() is None:
-        pytest.skip("CenterFace weights not found in "
-                    + ", ".join(map(str, C.CENTERFACE_CANDIDATES)))
+        pytest.skip(
+            "CenterFace weights not found in " + ", ".join(map(str, C.CENTERFACE_CANDIDATES))
+        )
     enrolled, strangers = C.default_sources()
     strangers = {p: [f for f in fs if f.is_file()] for p, fs in strangers.items()}
     return enrolled, strangers
@@ -60,8 +61,9 @@ def test_enrolled_faces_come_from_the_sources_given(room):
     enrolled, _ = C.default_sources()
     allowed = {str(p.resolve().relative_to(C.REPO)) for fs in enrolled.values() for p in fs}
     assert {f.source for f in room.faces if f.enrolled} <= allowed
-    assert not any("/train/" in f.source and f.enrolled
-                   and f.source not in allowed for f in room.faces)
+    assert not any(
+        "/train/" in f.source and f.enrolled and f.source not in allowed for f in room.faces
+    )
 
 
 def test_same_seed_same_room(room):
@@ -82,8 +84,12 @@ def test_match_on_the_truth_itself(room):
 
 def test_match_counts_misses_false_and_duplicates():
     truth = [(0, 0, 10, 10), (100, 100, 20, 20)]
-    detections = [(1, 1, 10, 10), (0, 0, 11, 11), (300, 300, 5, 5), {"x": 101, "y": 99, "w": 20,
-                                                                     "h": 20}]
+    detections = [
+        (1, 1, 10, 10),
+        (0, 0, 11, 11),
+        (300, 300, 5, 5),
+        {"x": 101, "y": 99, "w": 20, "h": 20},
+    ]
     m = C.match(detections, truth)
     assert [(d, t) for d, t, _ in m.pairs] == [(1, 0), (3, 1)]
     assert m.missed == [] and m.false == [2] and m.duplicates == [0]

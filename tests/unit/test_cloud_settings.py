@@ -5,38 +5,51 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from attendance.stores.blob import LocalBlobStore, open_blob_store, parse_gs_url
-from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, GPU_QUEUE, RECOGNIZE_TASK, make_celery, task_queue
-from attendance.stores.records import SqliteRecords, open_records, parse_dynamodb_url
 from attendance.config.settings import Settings
+from attendance.dispatch import (
+    CPU_QUEUE,
+    ENROLL_TASK,
+    GPU_QUEUE,
+    RECOGNIZE_TASK,
+    make_celery,
+    task_queue,
+)
+from attendance.stores.blob import LocalBlobStore, open_blob_store, parse_gs_url
+from attendance.stores.records import SqliteRecords, open_records, parse_dynamodb_url
 
 
 def settings(**kwargs) -> Settings:
     return Settings(_env_file=None, **kwargs)
 
 
-@pytest.mark.parametrize("url, bucket, prefix", [
-    ("gs://my-bucket", "my-bucket", ""),
-    ("gs://my-bucket/", "my-bucket", ""),
-    ("gs://school.example.org/attendance/prod/", "school.example.org", "attendance/prod"),
-    ("gs://a_b-c1/x", "a_b-c1", "x"),
-])
+@pytest.mark.parametrize(
+    "url, bucket, prefix",
+    [
+        ("gs://my-bucket", "my-bucket", ""),
+        ("gs://my-bucket/", "my-bucket", ""),
+        ("gs://school.example.org/attendance/prod/", "school.example.org", "attendance/prod"),
+        ("gs://a_b-c1/x", "a_b-c1", "x"),
+    ],
+)
 def test_gs_urls(url, bucket, prefix):
     assert settings(blob_store_url=url).blob_store_url == url
     parsed = parse_gs_url(url)
     assert (parsed.bucket, parsed.prefix) == (bucket, prefix)
 
 
-@pytest.mark.parametrize("url, says", [
-    ("gs://", "invalid GCS bucket name"),
-    ("gs://UpperCase", "invalid GCS bucket name"),
-    ("gs://ab", "invalid GCS bucket name"),
-    ("gs://-bad", "invalid GCS bucket name"),
-    ("gs://ok-bucket/../etc", "invalid object prefix"),
-    ("gs://ok-bucket/a b", "invalid object prefix"),
-    ("gs://ok-bucket?x=1", "no query"),
-    ("s3://bucket", "must start with file:// or gs://"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("gs://", "invalid GCS bucket name"),
+        ("gs://UpperCase", "invalid GCS bucket name"),
+        ("gs://ab", "invalid GCS bucket name"),
+        ("gs://-bad", "invalid GCS bucket name"),
+        ("gs://ok-bucket/../etc", "invalid object prefix"),
+        ("gs://ok-bucket/a b", "invalid object prefix"),
+        ("gs://ok-bucket?x=1", "no query"),
+        ("s3://bucket", "must start with file:// or gs://"),
+    ],
+)
 def test_bad_blob_store_urls_are_refused_with_the_reason(url, says):
     with pytest.raises(ValidationError) as info:
         settings(blob_store_url=url)
@@ -53,17 +66,20 @@ def test_dynamodb_urls():
     assert (bare.region, bare.endpoint_url, bare.page_size) == (None, None, None)
 
 
-@pytest.mark.parametrize("url, says", [
-    ("dynamodb://", "table-prefix"),
-    ("dynamodb://bad prefix", "table-prefix"),
-    ("dynamodb://p/extra/path", "table-prefix"),
-    ("dynamodb://p?regoin=eu-west-1", "unknown records_url option(s) regoin"),
-    ("dynamodb://p?region=", "exactly one non-empty value"),
-    ("dynamodb://p?region=a&region=b", "exactly one non-empty value"),
-    ("dynamodb://p?endpoint_url=localhost:8000", "endpoint_url must be http(s)://"),
-    ("dynamodb://p?page_size=0", "page_size"),
-    ("postgres://x", "must start with sqlite:/// or dynamodb://"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("dynamodb://", "table-prefix"),
+        ("dynamodb://bad prefix", "table-prefix"),
+        ("dynamodb://p/extra/path", "table-prefix"),
+        ("dynamodb://p?regoin=eu-west-1", "unknown records_url option(s) regoin"),
+        ("dynamodb://p?region=", "exactly one non-empty value"),
+        ("dynamodb://p?region=a&region=b", "exactly one non-empty value"),
+        ("dynamodb://p?endpoint_url=localhost:8000", "endpoint_url must be http(s)://"),
+        ("dynamodb://p?page_size=0", "page_size"),
+        ("postgres://x", "must start with sqlite:/// or dynamodb://"),
+    ],
+)
 def test_bad_records_urls_are_refused_with_the_reason(url, says):
     with pytest.raises(ValidationError) as info:
         settings(records_url=url)
@@ -82,12 +98,15 @@ def test_opening_cloud_stores_contacts_nothing():
     assert blobs._client is None and records._client_obj is None
 
 
-@pytest.mark.parametrize("task_queue_setting, gpu_workers, expected", [
-    ("auto", False, CPU_QUEUE),
-    ("auto", True, GPU_QUEUE),
-    ("cpu", True, CPU_QUEUE),
-    ("gpu", False, GPU_QUEUE),
-])
+@pytest.mark.parametrize(
+    "task_queue_setting, gpu_workers, expected",
+    [
+        ("auto", False, CPU_QUEUE),
+        ("auto", True, GPU_QUEUE),
+        ("cpu", True, CPU_QUEUE),
+        ("gpu", False, GPU_QUEUE),
+    ],
+)
 def test_face_work_is_routed_by_settings(task_queue_setting, gpu_workers, expected):
     s = settings(task_queue=task_queue_setting, gpu_workers=gpu_workers)
     assert s.resolved_task_queue == expected

@@ -4,9 +4,9 @@ with the settings. No Docker engine is used: nothing is built or started here.""
 from __future__ import annotations
 
 import re
-import tomllib
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
@@ -31,7 +31,8 @@ def test_every_pin_in_pyproject_is_the_pin_in_constraints():
         if sep and not line.startswith("#"):
             pinned[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
     direct = PYPROJECT["dependencies"] + [
-        r for reqs in PYPROJECT["optional-dependencies"].values() for r in reqs]
+        r for reqs in PYPROJECT["optional-dependencies"].values() for r in reqs
+    ]
     checked = 0
     for req in direct:
         name, sep, version = req.partition("==")
@@ -41,26 +42,34 @@ def test_every_pin_in_pyproject_is_the_pin_in_constraints():
         assert pinned.get(name) == version, (name, version, pinned.get(name))
         checked += 1
     assert checked > 20
+
+
 COMPOSE = REPO / "docker-compose.yml"
 
 
 def compose_tool() -> str:
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.skip("docker-compose is not installed (`make compose-tool` installs Debian's "
-                    "1.29 where apt-get and root are available): the compose file is not "
-                    "validated")
+        pytest.skip(
+            "docker-compose is not installed (`make compose-tool` installs Debian's "
+            "1.29 where apt-get and root are available): the compose file is not "
+            "validated"
+        )
     return tool
 
 
-def compose_config(path: Path, *args: str, flower_auth: str | None = "ops:secret"
-                   ) -> subprocess.CompletedProcess:
+def compose_config(
+    path: Path, *args: str, flower_auth: str | None = "ops:secret"
+) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "COMPOSE_PROJECT_NAME": "attendance"}
     if flower_auth is not None:
         env["FLOWER_BASIC_AUTH"] = flower_auth
     return subprocess.run(
         [compose_tool(), "-f", str(path), *args, "config", "-q"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
         # No engine is needed for `config`; keep the user's .env out of the interpolation.
         env=env,
     )
@@ -77,7 +86,8 @@ def test_compose_refuses_to_start_flower_without_a_password():
     assert result.returncode != 0
     assert "FLOWER_BASIC_AUTH" in result.stderr
     assert load_compose()["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith(
-        "${FLOWER_BASIC_AUTH:?")
+        "${FLOWER_BASIC_AUTH:?"
+    )
 
 
 def test_compose_validation_really_rejects_a_bad_file(tmp_path):
@@ -95,15 +105,26 @@ def load_compose() -> dict:
 
 def test_compose_runs_the_cloud_code_path_with_local_stand_ins():
     services = load_compose()["services"]
-    assert set(services) >= {"redis", "web", "worker", "worker-gpu", "flower", "frontend",
-                             "dynamodb", "gcs"}
+    assert set(services) >= {
+        "redis",
+        "web",
+        "worker",
+        "worker-gpu",
+        "flower",
+        "frontend",
+        "dynamodb",
+        "gcs",
+    }
     assert services["dynamodb"]["image"].startswith("amazon/dynamodb-local")
     assert services["gcs"]["image"].startswith("fsouza/fake-gcs-server")
     for name in ("web", "worker", "worker-gpu"):
         env = services[name]["environment"]
         # The URLs are valid settings and name the stand-ins.
-        settings = Settings(_env_file=None, blob_store_url=env["ATTENDANCE_BLOB_STORE_URL"],
-                            records_url=env["ATTENDANCE_RECORDS_URL"])
+        settings = Settings(
+            _env_file=None,
+            blob_store_url=env["ATTENDANCE_BLOB_STORE_URL"],
+            records_url=env["ATTENDANCE_RECORDS_URL"],
+        )
         assert settings.blob_store_url.startswith("gs://")
         assert "endpoint_url=http://dynamodb:8000" in settings.records_url
         assert env["STORAGE_EMULATOR_HOST"] == "http://gcs:4443"
@@ -154,10 +175,17 @@ def env_names() -> list[str]:
 
 # The settings of the cloud backends and the queues, each with a line in .env.example.
 DEPLOY_SETTINGS = [
-    "ATTENDANCE_BLOB_STORE_URL", "ATTENDANCE_RECORDS_URL", "ATTENDANCE_DYNAMODB_CREATE_TABLES",
-    "ATTENDANCE_GCS_CREATE_BUCKET", "ATTENDANCE_CLOUD_MAX_ATTEMPTS", "ATTENDANCE_AWS_RETRY_MODE",
-    "ATTENDANCE_CLOUD_TIMEOUT_SECONDS", "ATTENDANCE_CLOUD_RETRY_DEADLINE_SECONDS",
-    "ATTENDANCE_STORE_PING_TIMEOUT_SECONDS", "ATTENDANCE_TASK_QUEUE", "ATTENDANCE_GPU_WORKERS",
+    "ATTENDANCE_BLOB_STORE_URL",
+    "ATTENDANCE_RECORDS_URL",
+    "ATTENDANCE_DYNAMODB_CREATE_TABLES",
+    "ATTENDANCE_GCS_CREATE_BUCKET",
+    "ATTENDANCE_CLOUD_MAX_ATTEMPTS",
+    "ATTENDANCE_AWS_RETRY_MODE",
+    "ATTENDANCE_CLOUD_TIMEOUT_SECONDS",
+    "ATTENDANCE_CLOUD_RETRY_DEADLINE_SECONDS",
+    "ATTENDANCE_STORE_PING_TIMEOUT_SECONDS",
+    "ATTENDANCE_TASK_QUEUE",
+    "ATTENDANCE_GPU_WORKERS",
 ]
 
 

@@ -6,7 +6,8 @@ import csv
 import io
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attendance.domain.exports import FORMULA_STARTS, spreadsheet_safe, to_csv
 

@@ -14,8 +14,10 @@ def rotation(degrees: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
 
-@pytest.mark.parametrize("degrees, scale, shift", [(0, 1, (0, 0)), (30, 2.5, (300, -40)),
-                                                   (-35, 0.3, (12, 900)), (90, 1.7, (5, 5))])
+@pytest.mark.parametrize(
+    "degrees, scale, shift",
+    [(0, 1, (0, 0)), (30, 2.5, (300, -40)), (-35, 0.3, (12, 900)), (90, 1.7, (5, 5))],
+)
 def test_similarity_recovers_a_known_transform(degrees, scale, shift):
     src = np.random.default_rng(1).uniform(0, 200, (5, 2))
     dst = scale * src @ rotation(degrees).T + shift
@@ -35,7 +37,7 @@ def draw_face(size: int, landmarks: np.ndarray, radius: int) -> np.ndarray:
     """A grey image with a bright square on each landmark."""
     img = np.full((size, size, 3), 60, np.uint8)
     for x, y in landmarks.round().astype(int):
-        img[y - radius:y + radius + 1, x - radius:x + radius + 1] = (255, 255, 255)
+        img[y - radius : y + radius + 1, x - radius : x + radius + 1] = (255, 255, 255)
     return img
 
 
@@ -47,7 +49,7 @@ def test_a_tilted_face_at_any_size_comes_out_upright_on_the_template(degrees, sc
     assert crop.shape == (160, 160, 3) and crop.dtype == np.float32
     assert 0.0 <= crop.min() and crop.max() <= 1.0
     for x, y in TEMPLATE_160.round().astype(int):
-        assert crop[y - 1:y + 2, x - 1:x + 2].max() > 0.6, (degrees, scale, x, y)
+        assert crop[y - 1 : y + 2, x - 1 : x + 2].max() > 0.6, (degrees, scale, x, y)
 
 
 def test_degenerate_landmarks_give_no_crop():
@@ -55,8 +57,9 @@ def test_degenerate_landmarks_give_no_crop():
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]],
-                     np.float32)
+    boxes = np.array(
+        [[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], np.float32
+    )
     scores = np.array([0.6, 0.9, 0.5, 0.4], np.float32)
     assert nms(boxes, scores).tolist() == [1, 2]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-import re
 import json
+import re
 import socket
 import zipfile
 
@@ -16,11 +16,18 @@ import requests
 
 from attendance.domain.schemas import AttendanceRecord, JobView, RecognitionResult, Student
 from attendance.frontend import ui
-from attendance.frontend.api_client import LOGIN_HINT, ApiClient, ApiError, JobAccepted, _error_from, parse
+from attendance.frontend.api_client import (
+    LOGIN_HINT,
+    ApiClient,
+    ApiError,
+    JobAccepted,
+    _error_from,
+    parse,
+)
 from attendance.frontend.roster import (
-    photo_batches,
     classes_of,
     parse_roster_csv,
+    photo_batches,
     plan_bulk_enrollment,
     read_zip_photos,
     split_roster,
@@ -47,8 +54,12 @@ def student(sid: str, name: str, *classes: str, embeddings: int = 1) -> Student:
 
 def record(sid: str, date: dt.date, class_id: str = "room-1", name: str | None = None):
     return AttendanceRecord(
-        class_id=class_id, date=date, student_id=sid, name=name or sid.upper(),
-        first_seen_at=dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc), distance=0.2,
+        class_id=class_id,
+        date=date,
+        student_id=sid,
+        name=name or sid.upper(),
+        first_seen_at=dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC),
+        distance=0.2,
         job_id="a" * 32,
     )
 
@@ -62,15 +73,20 @@ def test_csv_with_header_and_class_column():
     )
     assert parsed.errors == []
     assert [(r.student_id, r.name, r.class_id) for r in parsed.rows] == [
-        ("s001", "Ada Lovelace", "room-1"), ("s002", "Alan Turing", "room-2")]
+        ("s001", "Ada Lovelace", "room-1"),
+        ("s002", "Alan Turing", "room-2"),
+    ]
 
 
 def test_csv_without_header_uses_the_default_class_and_a_bom_is_ignored():
-    parsed = parse_roster_csv("\ufeffs001,Ada\n\n# a comment\ns002,Alan,room-9\n".encode(),
-                              default_class="room-1")
+    parsed = parse_roster_csv(
+        "\ufeffs001,Ada\n\n# a comment\ns002,Alan,room-9\n".encode(), default_class="room-1"
+    )
     assert parsed.errors == []
     assert [(r.student_id, r.class_id, r.line) for r in parsed.rows] == [
-        ("s001", "room-1", 1), ("s002", "room-9", 4)]
+        ("s001", "room-1", 1),
+        ("s002", "room-9", 4),
+    ]
 
 
 def test_csv_columns_may_come_in_any_order_after_a_header():
@@ -81,14 +97,14 @@ def test_csv_columns_may_come_in_any_order_after_a_header():
 def test_bad_csv_rows_are_reported_with_their_line_and_the_rest_kept():
     text = (
         "student_id,name,class_id\n"
-        "s001,Ada,room-1\n"       # 2 ok
-        "bad id,Bob,room-1\n"     # 3 invalid id
-        "s003,,room-1\n"          # 4 no name
-        "s004,Dora,room 1\n"      # 5 invalid class
+        "s001,Ada,room-1\n"  # 2 ok
+        "bad id,Bob,room-1\n"  # 3 invalid id
+        "s003,,room-1\n"  # 4 no name
+        "s004,Dora,room 1\n"  # 5 invalid class
         "s001,Ada again,room-1\n"  # 6 duplicate
-        "s006\n"                  # 7 too few columns
+        "s006\n"  # 7 too few columns
         "s007,Eve,room-1,extra\n"  # 8 too many
-        "s008,Finn\n"             # 9 no class and no default
+        "s008,Finn\n"  # 9 no class and no default
         's009,"Gil, Jr.",room-1\n'  # 10 ok: quoted comma
     )
     parsed = parse_roster_csv(text)
@@ -117,30 +133,38 @@ def test_windows_1252_csv_is_read():
 # --- zip of photos -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("s001.jpg", "s001"),
-    ("s001_2.jpg", "s001"),
-    ("s001-front.JPG", "s001"),
-    ("s001 (3).jpg", "s001"),
-    ("s001/xyz.jpg", "s001"),
-    ("photos/s001/xyz.jpg", "s001"),
-    ("photos/s001_3.png", "s001"),
-    ("S001.jpg", "s001"),  # case is ignored when only one id fits
-    ("ben_afflek_2.jpg", "ben_afflek"),  # ids with "_" keep their longest match
-    ("ben_afflek.jpg", "ben_afflek"),
-    ("s0011.jpg", None),
-    ("s999.jpg", None),
-    ("xyz.jpg", None),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("s001.jpg", "s001"),
+        ("s001_2.jpg", "s001"),
+        ("s001-front.JPG", "s001"),
+        ("s001 (3).jpg", "s001"),
+        ("s001/xyz.jpg", "s001"),
+        ("photos/s001/xyz.jpg", "s001"),
+        ("photos/s001_3.png", "s001"),
+        ("S001.jpg", "s001"),  # case is ignored when only one id fits
+        ("ben_afflek_2.jpg", "ben_afflek"),  # ids with "_" keep their longest match
+        ("ben_afflek.jpg", "ben_afflek"),
+        ("s0011.jpg", None),
+        ("s999.jpg", None),
+        ("xyz.jpg", None),
+    ],
+)
 def test_photo_names_map_to_students(path, expected):
     assert student_for_photo(path, ["s001", "s002", "ben_afflek", "ben"]) == expected
 
 
 def test_zip_reading_skips_folders_mac_metadata_and_lists_non_photos():
-    data = make_zip({
-        "s001.jpg": b"a", "class/s002/one.png": b"b", "__MACOSX/._s001.jpg": b"x",
-        ".DS_Store": b"x", "notes.txt": b"hello",
-    })
+    data = make_zip(
+        {
+            "s001.jpg": b"a",
+            "class/s002/one.png": b"b",
+            "__MACOSX/._s001.jpg": b"x",
+            ".DS_Store": b"x",
+            "notes.txt": b"hello",
+        }
+    )
     photos = read_zip_photos(data)
     assert photos.error is None
     assert sorted(photos.by_path) == ["class/s002/one.png", "s001.jpg"]
@@ -153,13 +177,20 @@ def test_not_a_zip_is_an_error():
 
 def test_bulk_plan_matches_photos_and_lists_what_is_left_over():
     roster = "student_id,name\ns001,Ada\ns002,Alan\ns003,Grace\nbad id,X\n"
-    archive = make_zip({
-        "s001.jpg": b"1", "s001_2.jpg": b"2", "s002/a.jpg": b"3",
-        "s999.jpg": b"4", "readme.md": b"5",
-    })
+    archive = make_zip(
+        {
+            "s001.jpg": b"1",
+            "s001_2.jpg": b"2",
+            "s002/a.jpg": b"3",
+            "s999.jpg": b"4",
+            "readme.md": b"5",
+        }
+    )
     plan = plan_bulk_enrollment(roster.encode(), archive, default_class="room-1")
     assert [(e.student_id, e.class_id, [n for n, _ in e.photos]) for e in plan.entries] == [
-        ("s001", "room-1", ["s001.jpg", "s001_2.jpg"]), ("s002", "room-1", ["a.jpg"])]
+        ("s001", "room-1", ["s001.jpg", "s001_2.jpg"]),
+        ("s002", "room-1", ["a.jpg"]),
+    ]
     assert [u.filename for u in plan.unmatched_photos] == ["s999.jpg"]
     assert plan.students_without_photos == ["s003"]
     assert plan.ignored_files == ["readme.md"]
@@ -198,12 +229,19 @@ def test_split_roster_sorts_by_name():
 
 def test_daily_rate_is_present_over_roster_size():
     roster = [student(f"s{i}", f"S{i}", "room-1") for i in range(4)] + [student("t", "T", "lab")]
-    records = [record("s0", D1), record("s1", D1), record("s0", D2),
-               record("s0", D2),  # the same student twice counts once
-               record("t", D1, "lab")]
+    records = [
+        record("s0", D1),
+        record("s1", D1),
+        record("s0", D2),
+        record("s0", D2),  # the same student twice counts once
+        record("t", D1, "lab"),
+    ]
     rates = daily_rates(records, roster_sizes(roster))
     assert [(r.date, r.class_id, r.present, r.roster, r.rate) for r in rates] == [
-        (D1, "lab", 1, 1, 1.0), (D1, "room-1", 2, 4, 0.5), (D2, "room-1", 1, 4, 0.25)]
+        (D1, "lab", 1, 1, 1.0),
+        (D1, "room-1", 2, 4, 0.5),
+        (D2, "room-1", 1, 4, 0.25),
+    ]
 
 
 def test_daily_rate_never_exceeds_one_when_the_roster_shrank():
@@ -213,16 +251,29 @@ def test_daily_rate_never_exceeds_one_when_the_roster_shrank():
 
 
 def test_student_rate_is_days_present_over_days_the_class_met():
-    roster = [student("s0", "Ann", "room-1"), student("s1", "Bob", "room-1", "lab"),
-              student("s2", "Cy", "room-1"), student("s3", "Dee", "other")]
-    records = [record("s0", D1), record("s0", D2), record("s0", D3),
-               record("s1", D1), record("s1", D1, "lab"), record("old", D2, name="Old")]
-    rates = {r.student_id: (r.present_days, r.class_days)
-             for r in student_rates(records, roster, "room-1")}
+    roster = [
+        student("s0", "Ann", "room-1"),
+        student("s1", "Bob", "room-1", "lab"),
+        student("s2", "Cy", "room-1"),
+        student("s3", "Dee", "other"),
+    ]
+    records = [
+        record("s0", D1),
+        record("s0", D2),
+        record("s0", D3),
+        record("s1", D1),
+        record("s1", D1, "lab"),
+        record("old", D2, name="Old"),
+    ]
+    rates = {
+        r.student_id: (r.present_days, r.class_days)
+        for r in student_rates(records, roster, "room-1")
+    }
     # room-1 met on 3 days; s3 is not in room-1; "old" left the roster but still has a rate.
     assert rates == {"s0": (3, 3), "s1": (1, 3), "s2": (0, 3), "old": (1, 3)}
-    everywhere = {r.student_id: (r.present_days, r.class_days)
-                  for r in student_rates(records, roster)}
+    everywhere = {
+        r.student_id: (r.present_days, r.class_days) for r in student_rates(records, roster)
+    }
     # Without a class, s1's lab day counts too; s3's class never met, so s3 has no rate.
     assert everywhere["s1"] == (2, 4) and "s3" not in everywhere
     ordered = [r.student_id for r in student_rates(records, roster, "room-1")]
@@ -234,9 +285,20 @@ HOSTILE_NAMES = [
     "**bold** [link](http://x)",
     "<b>x</b>",
     "![tracker](http://evil.example/p.png)",
-    "# Heading", "- item", "1. first", "> quote", "`code`", "a_b_ c_", "~~gone~~",
-    ":red[alarm] :material/warning: $x^2$", "| a | b |", "&amp; &lt;", "<http://x>",
-    "back\\slash\\*", "O'Brien, Zoë (s1)", "",
+    "# Heading",
+    "- item",
+    "1. first",
+    "> quote",
+    "`code`",
+    "a_b_ c_",
+    "~~gone~~",
+    ":red[alarm] :material/warning: $x^2$",
+    "| a | b |",
+    "&amp; &lt;",
+    "<http://x>",
+    "back\\slash\\*",
+    "O'Brien, Zoë (s1)",
+    "",
 ]
 
 
@@ -251,19 +313,29 @@ def test_plain_markdown_renders_as_the_literal_text(text):
     # One paragraph of text: no tag inside it (no link, image, emphasis, code, HTML), and the
     # text is exactly what was typed.
     assert rendered.startswith("<p>") and rendered.endswith("</p>"), rendered
-    inner = rendered[len("<p>"):-len("</p>")]
+    inner = rendered[len("<p>") : -len("</p>")]
     assert "<" not in inner and html.unescape(inner).replace(WORD_JOINER, "") == text, rendered
 
 
 # GitHub-flavoured Markdown's bare-address links (mdast-util-gfm-autolink-literal), which
 # Streamlit applies to the text after escapes are read.
-GFM_AUTOLINKS = [re.compile(r"(https?://|www(?=\.))[-.\w]+", re.I),
-                 re.compile(r"[-.\w+]+@[-\w]+(\.[-\w]+)+")]
+GFM_AUTOLINKS = [
+    re.compile(r"(https?://|www(?=\.))[-.\w]+", re.I),
+    re.compile(r"[-.\w+]+@[-\w]+(\.[-\w]+)+"),
+]
 
 
-@pytest.mark.parametrize("text", ["see http://evil.example/x", "HTTPS://evil.example",
-                                  "www.evil.example", "_www.evil.example", "mail a@evil.example",
-                                  "mailto:a@evil.example"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see http://evil.example/x",
+        "HTTPS://evil.example",
+        "www.evil.example",
+        "_www.evil.example",
+        "mail a@evil.example",
+        "mailto:a@evil.example",
+    ],
+)
 def test_plain_leaves_no_bare_address_to_turn_into_a_link(text):
     shown = re.sub(r"\\(.)", r"\1", plain(text))  # what the Markdown parser leaves as text
     assert shown.replace(WORD_JOINER, "") == text
@@ -293,9 +365,17 @@ def response(status: int, body: bytes, content_type: str = "application/json"):
     resp.status_code = status
     resp._content = body
     resp.headers["Content-Type"] = content_type
-    resp.reason = {200: "OK", 202: "ACCEPTED", 400: "BAD REQUEST", 401: "UNAUTHORIZED",
-                   403: "FORBIDDEN", 404: "NOT FOUND", 409: "CONFLICT", 502: "Bad Gateway",
-                   503: "SERVICE UNAVAILABLE"}[status]
+    resp.reason = {
+        200: "OK",
+        202: "ACCEPTED",
+        400: "BAD REQUEST",
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        404: "NOT FOUND",
+        409: "CONFLICT",
+        502: "Bad Gateway",
+        503: "SERVICE UNAVAILABLE",
+    }[status]
     return resp
 
 
@@ -324,8 +404,9 @@ def test_the_apis_json_error_becomes_the_message():
 
 def test_a_non_json_error_is_summarised():
     exc = _error_from(response(502, b"<html><body>\n  Bad gateway\n</body></html>", "text/html"))
-    assert str(exc) == ("The API answered HTTP 502 Bad Gateway: "
-                        "<html><body> Bad gateway </body></html>")
+    assert str(exc) == (
+        "The API answered HTTP 502 Bad Gateway: <html><body> Bad gateway </body></html>"
+    )
     assert exc.code == "http_502"
 
 
@@ -337,16 +418,26 @@ def test_a_closed_port_says_the_api_is_not_reachable():
     with pytest.raises(ApiError) as info:
         api.model()
     assert info.value.unreachable
-    assert str(info.value) == (f"The API at http://127.0.0.1:{port} is not reachable "
-                               "(connection refused). Is it running? `make run` starts it.")
+    assert str(info.value) == (
+        f"The API at http://127.0.0.1:{port} is not reachable "
+        "(connection refused). Is it running? `make run` starts it."
+    )
 
 
 def test_fields_a_newer_api_adds_are_ignored_at_any_depth():
-    result = parse(RecognitionResult, {
-        "class_id": "c", "date": "2026-11-02", "present": ["s1"], "unknown_faces": 0,
-        "model_version": 3, "added_later": {"ms": 1},
-        "photos": [{"filename": "a.jpg", "faces": [], "also_new": True}],
-    }, "a result")
+    result = parse(
+        RecognitionResult,
+        {
+            "class_id": "c",
+            "date": "2026-11-02",
+            "present": ["s1"],
+            "unknown_faces": 0,
+            "model_version": 3,
+            "added_later": {"ms": 1},
+            "photos": [{"filename": "a.jpg", "faces": [], "also_new": True}],
+        },
+        "a result",
+    )
     assert result.present == ["s1"] and result.photos[0].filename == "a.jpg"
 
 
@@ -359,9 +450,17 @@ def test_a_response_missing_a_field_is_a_readable_error():
 
 # --- the API token -----------------------------------------------------------------------------
 
-MODEL = {"version": 0, "model_name": "Facenet", "detector": "centerface", "metric": "cosine",
-         "threshold": 0.4, "students": 0, "embeddings": 0, "updated_at": None,
-         "pipeline": "Facenet/centerface-v1"}
+MODEL = {
+    "version": 0,
+    "model_name": "Facenet",
+    "detector": "centerface",
+    "metric": "cosine",
+    "threshold": 0.4,
+    "students": 0,
+    "embeddings": 0,
+    "updated_at": None,
+    "pipeline": "Facenet/centerface-v1",
+}
 
 
 def test_every_request_carries_the_token_as_a_bearer_header():
@@ -370,11 +469,12 @@ def test_every_request_carries_the_token_as_a_bearer_header():
     assert api.model().model_name == "Facenet"
     api.annotated("a" * 32, 0)  # the annotated photo too, though it is not JSON
     api.health()
-    assert [c[2]["headers"] for c in session.calls] == [
-        {"Authorization": "Bearer s3cret"}] * 3
+    assert [c[2]["headers"] for c in session.calls] == [{"Authorization": "Bearer s3cret"}] * 3
     assert [c[1] for c in session.calls] == [
-        "http://api/api/v1/model", f"http://api/api/v1/annotated/{'a' * 32}/0",
-        "http://api/healthz"]
+        "http://api/api/v1/model",
+        f"http://api/api/v1/annotated/{'a' * 32}/0",
+        "http://api/healthz",
+    ]
 
 
 def test_without_a_token_no_authorization_header_is_sent():
@@ -394,14 +494,20 @@ def test_401_with_a_token_says_it_is_not_valid():
         ApiClient("http://api", token="wrong", session=session).model()
     exc = info.value
     assert (exc.code, exc.status, exc.unauthorized) == ("unauthorized", 401, True)
-    assert str(exc) == ("The API token is not valid (the token is not valid). Log in again "
-                        "with a valid token in the sidebar.")
+    assert str(exc) == (
+        "The API token is not valid (the token is not valid). Log in again "
+        "with a valid token in the sidebar."
+    )
     assert "wrong" not in str(exc)
 
 
 def test_401_without_a_token_says_how_to_log_in():
-    session = FakeSession(response(401, api_error(
-        "unauthorized", "this route needs an 'Authorization: Bearer <token>' header")))
+    session = FakeSession(
+        response(
+            401,
+            api_error("unauthorized", "this route needs an 'Authorization: Bearer <token>' header"),
+        )
+    )
     with pytest.raises(ApiError) as info:
         ApiClient("http://api", session=session).students()
     assert info.value.code == "unauthorized"
@@ -410,27 +516,37 @@ def test_401_without_a_token_says_how_to_log_in():
 
 
 def test_403_says_the_tokens_role_may_not_and_keeps_the_apis_reason():
-    session = FakeSession(response(403, api_error(
-        "forbidden", "the viewer role may not do this; it needs admin")))
+    session = FakeSession(
+        response(403, api_error("forbidden", "the viewer role may not do this; it needs admin"))
+    )
     with pytest.raises(ApiError) as info:
         ApiClient("http://api", token="t", session=session).enroll(
-            "s1", "Ann", "room-1", [("a.jpg", b"x")])
+            "s1", "Ann", "room-1", [("a.jpg", b"x")]
+        )
     exc = info.value
     assert (exc.code, exc.status, exc.forbidden, exc.unauthorized) == (
-        "forbidden", 403, True, False)
-    assert str(exc) == ("Your token's role may not do this: the viewer role may not do this; "
-                        "it needs admin. Log in with another token in the sidebar if you need "
-                        "to.")
+        "forbidden",
+        403,
+        True,
+        False,
+    )
+    assert str(exc) == (
+        "Your token's role may not do this: the viewer role may not do this; "
+        "it needs admin. Log in with another token in the sidebar if you need "
+        "to."
+    )
 
 
 def test_403_for_a_class_says_the_token_is_limited_to_other_classes():
-    session = FakeSession(response(403, api_error(
-        "class_forbidden", "this token may not access class 'room-2'")))
+    session = FakeSession(
+        response(403, api_error("class_forbidden", "this token may not access class 'room-2'"))
+    )
     with pytest.raises(ApiError) as info:
         ApiClient("http://api", token="t", session=session).attendance(class_id="room-2")
     assert info.value.code == "class_forbidden"
     assert str(info.value).startswith(
-        "Your token is limited to other classes: this token may not access class 'room-2'.")
+        "Your token is limited to other classes: this token may not access class 'room-2'."
+    )
 
 
 # --- enrolling an id that is taken; adding photos; renaming --------------------------------------
@@ -439,15 +555,22 @@ JOB = {"job_id": "b" * 32, "status_url": f"/api/v1/jobs/{'b' * 32}"}
 
 
 def test_enrolling_a_taken_id_is_a_student_exists_error_with_the_apis_message():
-    message = ("student id 's1' is taken by a student enrolled already; to add photos to them "
-               "use POST /api/v1/students/s1/photos, to rename them PATCH /api/v1/students/s1")
+    message = (
+        "student id 's1' is taken by a student enrolled already; to add photos to them "
+        "use POST /api/v1/students/s1/photos, to rename them PATCH /api/v1/students/s1"
+    )
     session = FakeSession(response(409, api_error("student_exists", message)))
     with pytest.raises(ApiError) as info:
         ApiClient("http://api", token="t", session=session).enroll(
-            "s1", "Ann", None, [("a.jpg", b"x")])
+            "s1", "Ann", None, [("a.jpg", b"x")]
+        )
     exc = info.value
     assert (exc.student_exists, exc.status, exc.code, str(exc)) == (
-        True, 409, "student_exists", message)
+        True,
+        409,
+        "student_exists",
+        message,
+    )
     assert not exc.forbidden and not exc.not_found
 
 
@@ -473,7 +596,10 @@ def test_add_photos_to_nobody_is_student_not_found():
     with pytest.raises(ApiError) as info:
         ApiClient("http://api", token="t", session=session).add_photos("s9", [("a.jpg", b"1")])
     assert (info.value.not_found, info.value.code, str(info.value)) == (
-        True, "student_not_found", "no student 's9'")
+        True,
+        "student_not_found",
+        "no student 's9'",
+    )
 
 
 def test_rename_patches_the_name_and_returns_the_student():
@@ -482,8 +608,11 @@ def test_rename_patches_the_name_and_returns_the_student():
     api = ApiClient("http://api", token="t", session=session)
     assert api.rename("s1", "Ann Lee") == Student(**body)
     method, url, kwargs = session.calls[0]
-    assert (method, url, kwargs["json"]) == ("PATCH", "http://api/api/v1/students/s1",
-                                             {"name": "Ann Lee"})
+    assert (method, url, kwargs["json"]) == (
+        "PATCH",
+        "http://api/api/v1/students/s1",
+        {"name": "Ann Lee"},
+    )
     assert kwargs["headers"] == {"Authorization": "Bearer t"}
     assert api.student("s1").embeddings == 3
     assert session.calls[1][:2] == ("GET", "http://api/api/v1/students/s1")
@@ -512,12 +641,21 @@ class ScriptedApi:
 
 
 def finished(job_ids, state="succeeded"):
-    now = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
-    return {j: JobView(job_id=j, kind="enrollment", state=state,
-                       progress={"done": 1, "total": 1}, created_at=now, updated_at=now,
-                       result={"student_id": "x", "accepted_photos": 1, "rejected": [],
-                               "model_version": 1} if state == "succeeded" else None)
-            for _, j in job_ids}
+    now = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    return {
+        j: JobView(
+            job_id=j,
+            kind="enrollment",
+            state=state,
+            progress={"done": 1, "total": 1},
+            created_at=now,
+            updated_at=now,
+            result={"student_id": "x", "accepted_photos": 1, "rejected": [], "model_version": 1}
+            if state == "succeeded"
+            else None,
+        )
+        for _, j in job_ids
+    }
 
 
 def photos(*names):
@@ -526,22 +664,35 @@ def photos(*names):
 
 def test_a_student_with_many_photos_is_created_first_and_the_rest_added_after(monkeypatch):
     waits = []
-    monkeypatch.setattr(ui, "wait_for_jobs",
-                        lambda api, jobs: waits.append([j for _, j in jobs]) or finished(jobs))
+    monkeypatch.setattr(
+        ui, "wait_for_jobs", lambda api, jobs: waits.append([j for _, j in jobs]) or finished(jobs)
+    )
     api = ScriptedApi(taken={"s2"})
-    outcomes = run_enrollments(api, [
-        ("s1", "Ann", "room-1", photos("a1", "a2", "a3", "a4", "a5")),
-        ("s2", "Bob", "room-1", photos("b1", "b2", "b3")),  # enrolled already
-        ("s3", "Cy", "room-1", photos("c1")),
-    ], max_photos=2)
+    outcomes = run_enrollments(
+        api,
+        [
+            ("s1", "Ann", "room-1", photos("a1", "a2", "a3", "a4", "a5")),
+            ("s2", "Bob", "room-1", photos("b1", "b2", "b3")),  # enrolled already
+            ("s3", "Cy", "room-1", photos("c1")),
+        ],
+        max_photos=2,
+    )
     # First round: one request per student; s1's other photos are added once s1 exists.
-    assert api.calls == [("enroll", "s1", ["a1", "a2"]), ("refused", "s2", ["b1", "b2"]),
-                         ("enroll", "s3", ["c1"]), ("add", "s1", ["a3", "a4"]),
-                         ("add", "s1", ["a5"])]
+    assert api.calls == [
+        ("enroll", "s1", ["a1", "a2"]),
+        ("refused", "s2", ["b1", "b2"]),
+        ("enroll", "s3", ["c1"]),
+        ("add", "s1", ["a3", "a4"]),
+        ("add", "s1", ["a5"]),
+    ]
     assert len(waits) == 2 and len(waits[0]) == 2 and len(waits[1]) == 2
     assert [(o.student_id, o.state, o.photos, o.added) for o in outcomes] == [
-        ("s1", "succeeded", 2, False), ("s1", "succeeded", 2, True),
-        ("s1", "succeeded", 1, True), ("s2", ALREADY, 3, False), ("s3", "succeeded", 1, False)]
+        ("s1", "succeeded", 2, False),
+        ("s1", "succeeded", 2, True),
+        ("s1", "succeeded", 1, True),
+        ("s2", ALREADY, 3, False),
+        ("s3", "succeeded", 1, False),
+    ]
     assert outcomes[3].error == "student id 's2' is taken"
 
 
@@ -556,8 +707,9 @@ def test_when_a_students_first_job_fails_the_rest_of_their_photos_are_not_sent(m
 def test_adding_photos_to_an_enrolled_student_never_enrolls(monkeypatch):
     monkeypatch.setattr(ui, "wait_for_jobs", lambda api, jobs: finished(jobs))
     api = ScriptedApi(taken={"s1"})
-    outcomes = run_enrollments(api, [("s1", "Ann", "room-2", photos("a1", "a2", "a3"))], 2,
-                               add=True)
+    outcomes = run_enrollments(
+        api, [("s1", "Ann", "room-2", photos("a1", "a2", "a3"))], 2, add=True
+    )
     assert api.calls == [("add", "s1", ["a1", "a2"]), ("add", "s1", ["a3"])]
     assert all(o.state == "succeeded" and o.added for o in outcomes)
 
@@ -569,5 +721,9 @@ def test_the_csv_export_is_the_apis():
     assert data.decode("utf-8-sig") == "class_id,date\n"
     [(method, url, kwargs)] = transport.calls
     assert (method, url) == ("GET", "http://api/api/v1/attendance")
-    assert kwargs["params"] == {"class_id": "room-1", "from": "2026-11-02", "to": "2026-11-03",
-                                "format": "csv"}
+    assert kwargs["params"] == {
+        "class_id": "room-1",
+        "from": "2026-11-02",
+        "to": "2026-11-03",
+        "format": "csv",
+    }

@@ -12,13 +12,19 @@ from attendance.stores.blob import LocalBlobStore
 from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest
 from attendance.stores.records import SqliteRecords
 
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.4,
-            pipeline="Facenet/opencv-v1")
+META = dict(
+    model_name="Facenet",
+    detector="opencv",
+    metric="cosine",
+    threshold=0.4,
+    pipeline="Facenet/opencv-v1",
+)
 
 
 def repo_at(tmp_path) -> GalleryRepository:
-    return GalleryRepository(LocalBlobStore(tmp_path / "store"),
-                             SqliteRecords(tmp_path / "db.sqlite"))
+    return GalleryRepository(
+        LocalBlobStore(tmp_path / "store"), SqliteRecords(tmp_path / "db.sqlite")
+    )
 
 
 def vectors(n, seed=0):
@@ -38,18 +44,26 @@ def test_recent_segments_fold_into_a_snapshot_and_nothing_is_lost(tmp_path, monk
     assert len(stored["segments"]) <= 3 and stored["base"] == manifest.base
     assert manifest.embeddings_per_student() == {f"s{i}": 2 for i in range(8)}
     assert [s["key"] for s in manifest.all_segments()] == [
-        f"gallery/segments/j{i}.npz" for i in range(8)]
+        f"gallery/segments/j{i}.npz" for i in range(8)
+    ]
     # Redelivered enrollments, folded or recent, add nothing.
     assert repo.commit(vectors(2), ["s0"] * 2, segment_id="j0", **META) == 8
     assert repo.commit(vectors(2), ["s7"] * 2, segment_id="j7", **META) == 8
     # The incrementally built cache equals a fresh one.
     fresh = GalleryCache(repo, META["pipeline"])
     fresh.refresh()
-    assert list(cache.student_ids) == list(fresh.student_ids) == [
-        f"s{i}" for i in range(8) for _ in range(2)]
+    assert (
+        list(cache.student_ids)
+        == list(fresh.student_ids)
+        == [f"s{i}" for i in range(8) for _ in range(2)]
+    )
     assert np.array_equal(cache.embeddings, fresh.embeddings)
-    assert Manifest.from_json(repo.blobs.get(repo.records.get_gallery_pointer().manifest_key),
-                              repo.blobs).embeddings_per_student() == fresh.manifest.embeddings_per_student()
+    assert (
+        Manifest.from_json(
+            repo.blobs.get(repo.records.get_gallery_pointer().manifest_key), repo.blobs
+        ).embeddings_per_student()
+        == fresh.manifest.embeddings_per_student()
+    )
 
 
 def test_a_bulk_commit_of_many_students_folds_at_once(tmp_path):
@@ -61,7 +75,8 @@ def test_a_bulk_commit_of_many_students_folds_at_once(tmp_path):
     repo.commit(vectors(1, 1), ["new"], segment_id="one", **META)
     after = repo.current_manifest()
     assert after.base == manifest.base and [s["key"] for s in after.segments] == [
-        "gallery/segments/one.npz"]
+        "gallery/segments/one.npz"
+    ]
     assert len(after.embeddings_per_student()) == len(ids) + 1
 
 

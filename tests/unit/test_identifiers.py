@@ -6,11 +6,12 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from attendance.stores.blob import LocalBlobStore, check_key, check_prefix
 from attendance.domain.errors import ValidationFailed
 from attendance.domain.schemas import validate_identifier
+from attendance.stores.blob import LocalBlobStore, check_key, check_prefix
 from attendance.web.forms import is_job_id
 
 ALLOWED = string.ascii_letters + string.digits + "._-"
@@ -24,10 +25,28 @@ def accepted(value: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("bad", [
-    ".", "..", "sec-x\n", "sec-x\r", "a\nb", "\nx", ".hidden", "-x", "_x", "a/b", "a\\b",
-    "x" * 65, "", " x", "x ", "é", "a\x00",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ".",
+        "..",
+        "sec-x\n",
+        "sec-x\r",
+        "a\nb",
+        "\nx",
+        ".hidden",
+        "-x",
+        "_x",
+        "a/b",
+        "a\\b",
+        "x" * 65,
+        "",
+        " x",
+        "x ",
+        "é",
+        "a\x00",
+    ],
+)
 def test_identifiers_that_are_not_a_plain_segment_are_refused(bad):
     assert not accepted(bad)
 
@@ -57,10 +76,20 @@ def test_job_ids_with_anything_around_them_are_refused(bad):
     assert not is_job_id(bad)
 
 
-@pytest.mark.parametrize("bad", [
-    "students/./", "students/../", "..", ".", "students/x\n/", "/students", "students//x",
-    "x\n", "a/./b",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "students/./",
+        "students/../",
+        "..",
+        ".",
+        "students/x\n/",
+        "/students",
+        "students//x",
+        "x\n",
+        "a/./b",
+    ],
+)
 def test_unsafe_prefixes_and_keys_are_refused(tmp_path, bad):
     store = LocalBlobStore(tmp_path / "store")
     with pytest.raises(ValueError):
@@ -69,8 +98,7 @@ def test_unsafe_prefixes_and_keys_are_refused(tmp_path, bad):
         check_key(bad.removesuffix("/") or ".")
 
 
-@given(st.lists(st.sampled_from(["a", ".", "..", "b.c", "", "x\n", "-"]), min_size=1,
-                max_size=4))
+@given(st.lists(st.sampled_from(["a", ".", "..", "b.c", "", "x\n", "-"]), min_size=1, max_size=4))
 def test_a_key_is_checked_segment_by_segment(parts):
     key = "/".join(parts)
     ok = all(p and p not in (".", "..") and set(p) <= set(ALLOWED) for p in parts)

@@ -25,8 +25,17 @@ def test_exif_rotation_is_applied():
     assert bgr.shape == (40, 20, 3)
 
 
-@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("CMYK", "JPEG"), ("RGBA", "PNG"),
-                                      ("I;16", "PNG"), ("RGB", "WEBP"), ("P", "GIF")])
+@pytest.mark.parametrize(
+    "mode,fmt",
+    [
+        ("L", "PNG"),
+        ("CMYK", "JPEG"),
+        ("RGBA", "PNG"),
+        ("I;16", "PNG"),
+        ("RGB", "WEBP"),
+        ("P", "GIF"),
+    ],
+)
 def test_other_colour_modes_decode_to_bgr(mode, fmt):
     img = Image.new(mode, (16, 12))
     data = encode(img, fmt)
@@ -40,10 +49,13 @@ def test_channels_come_out_in_bgr_order():
     assert tuple(bgr[0, 0]) == (0, 0, 255)
 
 
-@pytest.mark.parametrize("data,code", [
-    (b"", "empty_file"),
-    (b"%PDF-1.4 not an image at all", "not_an_image"),
-])
+@pytest.mark.parametrize(
+    "data,code",
+    [
+        (b"", "empty_file"),
+        (b"%PDF-1.4 not an image at all", "not_an_image"),
+    ],
+)
 def test_not_images(data, code):
     with pytest.raises(InvalidImage) as err:
         check_image(data, "f.jpg", MAX_PIXELS)
@@ -70,9 +82,14 @@ def test_decompression_bomb_is_refused_before_decoding():
 
 def tiny_gif(width: int, height: int) -> bytes:
     """34 bytes declaring width x height: the header says it all, the pixel data is cut."""
-    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
-            + b"\x00\x00\x00\xff\xff\xff" + b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
-            + b"\x02\x01\x2c\x00;")
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
+        + b"\x00\x00\x00\xff\xff\xff"
+        + b","
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x02\x01\x2c\x00;"
+    )
 
 
 def mpo(first: Image.Image, *others: Image.Image, **kw) -> bytes:
@@ -87,7 +104,11 @@ def test_probe_reads_what_the_headers_declare_without_decoding():
     assert len(data) < 40
     probed = probe_image(data, "tiny.gif", MAX_PIXELS)
     assert (probed.format, probed.width, probed.height, probed.pixels) == (
-        "GIF", 7000, 7000, 49_000_000)
+        "GIF",
+        7000,
+        7000,
+        49_000_000,
+    )
     with pytest.raises(InvalidImage) as err:  # decoding finds the missing pixel data
         check_image(data, "tiny.gif", MAX_PIXELS)
     assert err.value.code == "damaged_image"

@@ -1,7 +1,7 @@
 import numpy as np
 
-from attendance.stores.gallery import normalise
 from attendance.domain.matching import match_faces
+from attendance.stores.gallery import normalise
 
 
 def unit(*v):
@@ -51,8 +51,10 @@ def test_match_groups_matches_each_photo_like_match_faces():
     photo2 = np.stack([unit(1, 0.3, 0), unit(1, 0.01, 0), unit(1, 1, 1)])
     cands = candidate_set(GALLERY, IDS, {"ann", "bob", "cat"})
     got = match_groups(np.concatenate([photo1, photo2]), [2, 3], cands, threshold=0.3)
-    assert got == [match_faces(photo1, GALLERY, IDS, {"ann", "bob", "cat"}, 0.3),
-                   match_faces(photo2, GALLERY, IDS, {"ann", "bob", "cat"}, 0.3)]
+    assert got == [
+        match_faces(photo1, GALLERY, IDS, {"ann", "bob", "cat"}, 0.3),
+        match_faces(photo2, GALLERY, IDS, {"ann", "bob", "cat"}, 0.3),
+    ]
     # ann may be matched once in each photo, not once per job.
     assert [m.student_id for m in got[0]] == ["ann", "bob"]
     assert [m.student_id for m in got[1]] == [None, "ann", None]
@@ -65,7 +67,9 @@ def test_matching_in_blocks_gives_the_same_answer(monkeypatch):
     rng = np.random.default_rng(1)
     gallery = normalise(rng.normal(size=(5000, 16)).astype(np.float32))
     ids = np.array([f"s{i // 3}" for i in range(5000)])
-    faces = normalise(gallery[[10, 2000, 4999]] + 0.05 * rng.normal(size=(3, 16)).astype(np.float32))
+    faces = normalise(
+        gallery[[10, 2000, 4999]] + 0.05 * rng.normal(size=(3, 16)).astype(np.float32)
+    )
     candidates = set(ids.tolist())
     whole = match_faces(faces, gallery, ids, candidates, 0.3)
     monkeypatch.setattr(matching, "BLOCK_ROWS", 97)
@@ -75,9 +79,16 @@ def test_matching_in_blocks_gives_the_same_answer(monkeypatch):
 
 # --- a face is a student's when several of their photos agree -----------------------------------
 
-ROWS = np.stack([unit(1, 0, 0), unit(1, 0.6, 0), unit(1, -0.6, 0),   # dan: 3 photos
-                 unit(0, 1, 0), unit(0, 1, 0.7),                      # eve: 2 photos
-                 unit(0, 0, 1)])                                      # fay: 1 photo
+ROWS = np.stack(
+    [
+        unit(1, 0, 0),
+        unit(1, 0.6, 0),
+        unit(1, -0.6, 0),  # dan: 3 photos
+        unit(0, 1, 0),
+        unit(0, 1, 0.7),  # eve: 2 photos
+        unit(0, 0, 1),
+    ]
+)  # fay: 1 photo
 ROW_IDS = np.array(["dan", "dan", "dan", "eve", "eve", "fay"])
 EVERYONE = {"dan", "eve", "fay"}
 
@@ -98,14 +109,18 @@ def test_when_two_agree_the_distance_is_the_second_nearest():
     face = unit(1, 0.25, 0)
     [got] = match_faces(face[None], ROWS, ROW_IDS, EVERYONE, 0.3, min_photos=2)
     second = sorted(distance(face, r) for r in ROWS[:3])[1]
-    assert got.student_id == "dan" and got.distance == np.float32(second) or \
-        abs(got.distance - second) < 1e-6
+    assert (
+        got.student_id == "dan"
+        and got.distance == np.float32(second)
+        or abs(got.distance - second) < 1e-6
+    )
 
 
 def test_a_student_with_fewer_photos_needs_all_of_them():
     only = unit(0, 0.05, 1)  # fay has one photo
-    assert match_faces(only[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=3)[0].student_id \
-        == "fay"
+    assert (
+        match_faces(only[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=3)[0].student_id == "fay"
+    )
     both = unit(0, 1, 0.35)  # between eve's two photos
     got = match_faces(both[None], ROWS, ROW_IDS, EVERYONE, 0.1, min_photos=3)[0]
     assert got.student_id == "eve"
@@ -118,5 +133,4 @@ def test_with_agreement_each_student_still_goes_to_one_face_per_photo():
     faces = np.stack([unit(1, 0.01, 0), unit(1, 0.3, 0)])
     got = match_faces(faces, ROWS, ROW_IDS, EVERYONE, 0.3, min_photos=2)
     assert [m.student_id for m in got] == [None, "dan"]
-    assert [m.student_id for m in match_faces(faces, ROWS, ROW_IDS, EVERYONE, 0.3)] == \
-        ["dan", None]
+    assert [m.student_id for m in match_faces(faces, ROWS, ROW_IDS, EVERYONE, 0.3)] == ["dan", None]

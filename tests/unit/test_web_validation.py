@@ -13,14 +13,19 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
+from attendance.config.settings import Settings
 from attendance.domain.errors import InvalidImage, PayloadTooLarge, ValidationFailed
 from attendance.domain.schemas import (
-    AttendanceRecord, ErrorBody, JobView, ModelInfo, Progress, Student, validate_name,
+    AttendanceRecord,
+    ErrorBody,
+    JobView,
+    ModelInfo,
+    Progress,
+    Student,
+    validate_name,
 )
-from attendance.config.settings import Settings
 from attendance.web.forms import date_range, is_job_id, optional_identifier, parse_date
 from attendance.web.uploads import display_name, read_photos, store_photos, upload_key
-
 from tests.unit.test_images import tiny_gif
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +39,10 @@ def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 32)) -> bytes:
 
 def files(*parts: tuple[bytes, str | None]) -> MultiDict:
     return MultiDict(
-        [("photos", FileStorage(io.BytesIO(data), filename=name, name="photos"))
-         for data, name in parts]
+        [
+            ("photos", FileStorage(io.BytesIO(data), filename=name, name="photos"))
+            for data, name in parts
+        ]
     )
 
 
@@ -57,8 +64,18 @@ def test_parse_date_accepts_calendar_dates(value):
 
 
 @pytest.mark.parametrize(
-    "value", ["", "2023-02-29", "2024-13-01", "20240101", "2024-W01-1", "2024-1-1", "today",
-              "2024-01-01T00:00:00", "2024-01-01 "],
+    "value",
+    [
+        "",
+        "2023-02-29",
+        "2024-13-01",
+        "20240101",
+        "2024-W01-1",
+        "2024-1-1",
+        "today",
+        "2024-01-01T00:00:00",
+        "2024-01-01 ",
+    ],
 )
 def test_parse_date_rejects_everything_else(value):
     with pytest.raises(ValidationFailed) as err:
@@ -77,12 +94,16 @@ def test_date_means_from_and_to():
 def test_every_date_filter_narrows():
     d = dt.date.fromisoformat
     assert date_range(MultiDict({"date": "2024-03-05", "from": "2024-03-01"})) == (
-        d("2024-03-05"), d("2024-03-05"))
+        d("2024-03-05"),
+        d("2024-03-05"),
+    )
     # Contradictory filters match nothing rather than being refused.
     lo, hi = date_range(MultiDict({"date": "2024-03-05", "to": "2024-03-01"}))
     assert lo > hi
     assert date_range(MultiDict({"from": "2024-03-02", "to": "2024-03-01"})) == (
-        d("2024-03-02"), d("2024-03-01"))
+        d("2024-03-02"),
+        d("2024-03-01"),
+    )
 
 
 def test_optional_identifier():
@@ -128,7 +149,9 @@ def test_display_name_is_bounded():
 def test_read_photos_detects_format_and_ignores_the_client_extension():
     photos = read_photos(
         files((image_bytes("PNG"), "looks-like.jpg"), (image_bytes("JPEG"), "x.exe")),
-        MultiDict(), max_count=5, max_pixels=10_000_000,
+        MultiDict(),
+        max_count=5,
+        max_pixels=10_000_000,
     )
     assert [(p.display_name, p.extension, p.content_type) for p in photos] == [
         ("looks-like.jpg", "png", "image/png"),
@@ -144,16 +167,19 @@ def test_read_photos_skips_the_empty_part_of_a_form_with_no_file_chosen():
 
 def test_read_photos_explains_photos_sent_as_text():
     with pytest.raises(ValidationFailed) as err:
-        read_photos(MultiDict(), MultiDict({"photos": "a.jpg"}), max_count=5,
-                    max_pixels=10_000_000)
+        read_photos(MultiDict(), MultiDict({"photos": "a.jpg"}), max_count=5, max_pixels=10_000_000)
     assert err.value.code == "missing_photos"
     assert "as files" in err.value.message
 
 
 def test_read_photos_counts_before_decoding():
     with pytest.raises(ValidationFailed) as err:
-        read_photos(files(*[(b"not decoded", f"{i}.jpg") for i in range(3)]), MultiDict(),
-                    max_count=2, max_pixels=10_000_000)
+        read_photos(
+            files(*[(b"not decoded", f"{i}.jpg") for i in range(3)]),
+            MultiDict(),
+            max_count=2,
+            max_pixels=10_000_000,
+        )
     assert err.value.code == "too_many_photos"
     assert "3" in err.value.message and "2" in err.value.message
 
@@ -168,8 +194,12 @@ def test_read_photos_counts_before_decoding():
 )
 def test_read_photos_names_the_bad_file(data, code):
     with pytest.raises(InvalidImage) as err:
-        read_photos(files((image_bytes(), "good.jpg"), (data, "dir/bad.jpg")), MultiDict(),
-                    max_count=5, max_pixels=10_000_000)
+        read_photos(
+            files((image_bytes(), "good.jpg"), (data, "dir/bad.jpg")),
+            MultiDict(),
+            max_count=5,
+            max_pixels=10_000_000,
+        )
     assert err.value.code == code
     assert err.value.status == 400
     assert "photo 2 (bad.jpg)" in err.value.message
@@ -177,22 +207,33 @@ def test_read_photos_names_the_bad_file(data, code):
 
 def test_read_photos_rejects_too_many_pixels():
     with pytest.raises(InvalidImage) as err:
-        read_photos(files((image_bytes("PNG", (1200, 1000)), "big.png")), MultiDict(),
-                    max_count=5, max_pixels=1_000_000)
+        read_photos(
+            files((image_bytes("PNG", (1200, 1000)), "big.png")),
+            MultiDict(),
+            max_count=5,
+            max_pixels=1_000_000,
+        )
     assert err.value.code == "image_too_large"
 
 
 def test_read_photos_bounds_the_pixels_of_the_whole_request():
     three = files(*[(image_bytes("PNG", (2000, 1000)), f"{i}.png") for i in range(3)])
     with pytest.raises(PayloadTooLarge) as err:
-        read_photos(three, MultiDict(), max_count=5, max_pixels=10_000_000,
-                    max_request_pixels=5_000_000)
+        read_photos(
+            three, MultiDict(), max_count=5, max_pixels=10_000_000, max_request_pixels=5_000_000
+        )
     assert (err.value.status, err.value.code) == (413, "request_too_large")
     assert "6 megapixels" in err.value.message and "at most 5 megapixels" in err.value.message
     for storage in three.getlist("photos"):
         storage.stream.seek(0)
-    assert len(read_photos(three, MultiDict(), max_count=5, max_pixels=10_000_000,
-                           max_request_pixels=6_000_000)) == 3
+    assert (
+        len(
+            read_photos(
+                three, MultiDict(), max_count=5, max_pixels=10_000_000, max_request_pixels=6_000_000
+            )
+        )
+        == 3
+    )
 
 
 def test_the_request_pixel_budget_is_checked_before_anything_is_decoded(monkeypatch):
@@ -206,8 +247,9 @@ def test_the_request_pixel_budget_is_checked_before_anything_is_decoded(monkeypa
     # would fail as damaged; the header check must come first and refuse the request.
     gifs = files(*[(tiny_gif(7000, 7000), f"{i}.gif") for i in range(3)])
     with pytest.raises(PayloadTooLarge) as err:
-        read_photos(gifs, MultiDict(), max_count=5, max_pixels=50_000_000,
-                    max_request_pixels=100_000_000)
+        read_photos(
+            gifs, MultiDict(), max_count=5, max_pixels=50_000_000, max_request_pixels=100_000_000
+        )
     assert err.value.code == "request_too_large" and "147 megapixels" in err.value.message
 
 
@@ -217,8 +259,12 @@ def test_read_photos_takes_the_request_pixel_limit_from_the_app(tmp_path):
     app = create_app(settings_for(tmp_path).model_copy(update={"max_request_pixels": 2_000_000}))
     with app.app_context():
         with pytest.raises(PayloadTooLarge):
-            read_photos(files((image_bytes("PNG", (1500, 1500)), "a.png")), MultiDict(),
-                        max_count=5, max_pixels=10_000_000)
+            read_photos(
+                files((image_bytes("PNG", (1500, 1500)), "a.png")),
+                MultiDict(),
+                max_count=5,
+                max_pixels=10_000_000,
+            )
 
 
 def test_max_request_pixels_setting(monkeypatch):
@@ -230,18 +276,27 @@ def test_max_request_pixels_setting(monkeypatch):
 def test_read_photos_stores_an_mpo_as_a_jpeg():
     out = io.BytesIO()
     Image.new("RGB", (48, 32), (1, 2, 3)).save(
-        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (24, 16))])
-    [photo] = read_photos(files((out.getvalue(), "IMG_0001.JPG")), MultiDict(), max_count=5,
-                          max_pixels=10_000_000)
-    assert (photo.extension, photo.content_type, photo.data) == ("jpg", "image/jpeg",
-                                                                out.getvalue())
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (24, 16))]
+    )
+    [photo] = read_photos(
+        files((out.getvalue(), "IMG_0001.JPG")), MultiDict(), max_count=5, max_pixels=10_000_000
+    )
+    assert (photo.extension, photo.content_type, photo.data) == (
+        "jpg",
+        "image/jpeg",
+        out.getvalue(),
+    )
 
 
 def test_read_photos_refuses_a_photos_part_that_arrived_as_text():
     # What werkzeug makes of a file part whose filename holds a raw CR or LF: a text field.
     with pytest.raises(ValidationFailed) as err:
-        read_photos(files((image_bytes(), "a.jpg"), (image_bytes(), "b.jpg")),
-                    MultiDict({"photos": "\ufffdPNG..."}), max_count=5, max_pixels=10_000_000)
+        read_photos(
+            files((image_bytes(), "a.jpg"), (image_bytes(), "b.jpg")),
+            MultiDict({"photos": "\ufffdPNG..."}),
+            max_count=5,
+            max_pixels=10_000_000,
+        )
     assert err.value.code == "photos_part_not_a_file"
     assert "1 of the 3 parts named photos" in err.value.message
     assert "CR or LF" in err.value.message
@@ -264,8 +319,12 @@ class FlakyBlobs:
 
 
 def test_store_photos_uses_our_keys_and_cleans_up_after_a_partial_failure():
-    photos = read_photos(files(*[(image_bytes(), f"../{i}.jpg") for i in range(3)]), MultiDict(),
-                         max_count=5, max_pixels=10_000_000)
+    photos = read_photos(
+        files(*[(image_bytes(), f"../{i}.jpg") for i in range(3)]),
+        MultiDict(),
+        max_count=5,
+        max_pixels=10_000_000,
+    )
     job_id = "ab" * 16
     blobs = FlakyBlobs(ok=3)
     uploads = store_photos(blobs, job_id, photos)
@@ -293,8 +352,9 @@ def test_importing_the_web_never_loads_tensorflow_or_deepface(tmp_path):
         "('tensorflow', 'deepface', 'tf_keras', 'keras', 'cv2', 'worker'))\n"
         "assert not heavy, heavy\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -329,8 +389,21 @@ def test_openapi_limits_follow_settings(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["Ada Lovelace", "  Zoë O'Neil  ", "李小龍", "x" * 200, "", "   ", "Bell\x07", "tab\there",
-     "nb\u00a0sp", "zero\u200bwidth", "private\ue000", "line\u2028sep", "soft\u00adhyphen"],
+    [
+        "Ada Lovelace",
+        "  Zoë O'Neil  ",
+        "李小龍",
+        "x" * 200,
+        "",
+        "   ",
+        "Bell\x07",
+        "tab\there",
+        "nb\u00a0sp",
+        "zero\u200bwidth",
+        "private\ue000",
+        "line\u2028sep",
+        "soft\u00adhyphen",
+    ],
 )
 def test_openapi_name_pattern_agrees_with_validate_name(name):
     from attendance.web.openapi import NAME_PATTERN
@@ -345,8 +418,14 @@ def test_openapi_name_pattern_agrees_with_validate_name(name):
 
 @pytest.mark.parametrize(
     "component, model",
-    [("Student", Student), ("AttendanceRecord", AttendanceRecord), ("ModelInfo", ModelInfo),
-     ("JobView", JobView), ("Progress", Progress), ("ErrorBody", ErrorBody)],
+    [
+        ("Student", Student),
+        ("AttendanceRecord", AttendanceRecord),
+        ("ModelInfo", ModelInfo),
+        ("JobView", JobView),
+        ("Progress", Progress),
+        ("ErrorBody", ErrorBody),
+    ],
 )
 def test_openapi_components_match_the_shared_schemas(component, model):
     from attendance.web.openapi import build_spec
@@ -357,7 +436,6 @@ def test_openapi_components_match_the_shared_schemas(component, model):
     assert required <= set(schema["required"])
 
 
-
 def test_openapi_names_every_413_of_the_upload_routes():
     from attendance.web.openapi import build_spec
 
@@ -365,7 +443,11 @@ def test_openapi_names_every_413_of_the_upload_routes():
     for path in ("/api/v1/students", "/api/v1/recognitions"):
         responses = spec["paths"][path]["post"]["responses"]
         described = responses["413"]["description"]
-        for code in ("payload_too_large", "request_too_large", "form_field_too_large",
-                     "too_many_form_parts"):
+        for code in (
+            "payload_too_large",
+            "request_too_large",
+            "form_field_too_large",
+            "too_many_form_parts",
+        ):
             assert code in described, (path, code)
         assert "photos_part_not_a_file" in responses["400"]["description"]

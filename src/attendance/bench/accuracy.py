@@ -32,8 +32,10 @@ from attendance.bench.common import REPO, Context, Result, median, say
 
 NAME = "accuracy"
 TITLE = "Accuracy: faces found, strangers accepted, students recognised"
-GOAL = (">= 95% of the group photos' faces found with <= 1 false detection, 0 strangers "
-        "accepted, >= 24 of 25 val photos recognised")
+GOAL = (
+    ">= 95% of the group photos' faces found with <= 1 false detection, 0 strangers "
+    "accepted, >= 24 of 25 val photos recognised"
+)
 GROUPS_DIR = REPO / "tests" / "data" / "groups"
 IOU = 0.3
 
@@ -53,8 +55,11 @@ def labelled_photos() -> list[Labelled]:
     photos = []
     for folder in (GROUPS_DIR, FACES_DIR):
         for name, label in json.loads((folder / "labels.json").read_text()).items():
-            photos.append(Labelled(name, folder / name, label["boxes"], label["faces"],
-                                   bool(label.get("crowd"))))
+            photos.append(
+                Labelled(
+                    name, folder / name, label["boxes"], label["faces"], bool(label.get("crowd"))
+                )
+            )
     return photos
 
 
@@ -68,8 +73,9 @@ def iou(a, b) -> float:
 def match_boxes(truth: list, found: list, threshold: float = IOU) -> tuple[int, list[int]]:
     """(labelled faces found, indices of detections that match no labelled face), greedily by
     IoU: each labelled face takes at most one detection."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)),
-                   reverse=True)
+    pairs = sorted(
+        ((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True
+    )
     used_t, used_f = set(), set()
     for overlap, i, j in pairs:
         if overlap < threshold:
@@ -110,12 +116,11 @@ class Pipeline:
 
 
 def project_pipeline(ctx: Context, backend: str) -> Pipeline:
-    from attendance.face.detect import FaceDetector
-    from attendance.stores.gallery import normalise
-
     from types import SimpleNamespace
 
+    from attendance.face.detect import FaceDetector
     from attendance.services.enrollment import not_enrollable
+    from attendance.stores.gallery import normalise
 
     settings = ctx.models.settings
     detector = FaceDetector.from_settings(settings, backend=backend)
@@ -127,13 +132,14 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
         vectors = np.full((len(found), 128), np.nan, np.float32)  # NaN: not identifiable
         clear = [i for i, f in enumerate(found) if f.identifiable]
         if clear:
-            vectors[clear] = normalise(embedder.embed(np.stack([found[i].pixels
-                                                                for i in clear])))
-        return Faces([[f.box.x, f.box.y, f.box.w, f.box.h] for f in found], vectors,
-                     [f.identifiable and not_enrollable(rules, f) is None for f in found])
+            vectors[clear] = normalise(embedder.embed(np.stack([found[i].pixels for i in clear])))
+        return Faces(
+            [[f.box.x, f.box.y, f.box.w, f.box.h] for f in found],
+            vectors,
+            [f.identifiable and not_enrollable(rules, f) is None for f in found],
+        )
 
-    return Pipeline(f"project {backend}", settings.match_threshold, run,
-                    settings.match_min_photos)
+    return Pipeline(f"project {backend}", settings.match_threshold, run, settings.match_min_photos)
 
 
 def deepface_pipeline(ctx: Context) -> Pipeline:
@@ -144,15 +150,26 @@ def deepface_pipeline(ctx: Context) -> Pipeline:
     deepface = ctx.models.deepface
 
     def run(bgr) -> Faces:
-        found = deepface.represent(img_path=bgr, model_name="Facenet", detector_backend="opencv",
-                                   enforce_detection=False)
+        found = deepface.represent(
+            img_path=bgr, model_name="Facenet", detector_backend="opencv", enforce_detection=False
+        )
         height, width = bgr.shape[:2]
         # Without a face DeepFace embeds the whole photo (confidence 0): not a detection.
-        found = [f for f in found if not (f["face_confidence"] == 0 and f["facial_area"]["w"]
-                                          >= width - 1 and f["facial_area"]["h"] >= height - 1)]
+        found = [
+            f
+            for f in found
+            if not (
+                f["face_confidence"] == 0
+                and f["facial_area"]["w"] >= width - 1
+                and f["facial_area"]["h"] >= height - 1
+            )
+        ]
         boxes = [[f["facial_area"][k] for k in "xywh"] for f in found]
-        vectors = (normalise(np.array([f["embedding"] for f in found], np.float32)) if found
-                   else np.zeros((0, 128), np.float32))
+        vectors = (
+            normalise(np.array([f["embedding"] for f in found], np.float32))
+            if found
+            else np.zeros((0, 128), np.float32)
+        )
         return Faces(boxes, vectors)
 
     return Pipeline("DeepFace.represent", float(find_threshold("Facenet", "cosine")), run)
@@ -168,8 +185,13 @@ def detection(pipe: Pipeline, photos: list[Labelled]) -> dict:
         extra = 0 if photo.crowd else len(others)
         rows[photo.name] = {"faces": photo.faces, "found": hits, "false": extra}
         found, total, false = found + hits, total + photo.faces, false + extra
-    return {"found": found, "faces": total, "false_detections": false,
-            "recall": found / total if total else 0.0, "photos": rows}
+    return {
+        "found": found,
+        "faces": total,
+        "false_detections": false,
+        "recall": found / total if total else 0.0,
+        "photos": rows,
+    }
 
 
 BANDS = ((40, 55), (55, 80), (80, 10_000))
@@ -182,8 +204,9 @@ def band_of(width: float) -> str:
     return f"<{BANDS[0][0]}"
 
 
-def recognition(pipe: Pipeline, photos: list[Labelled], people: list[str], quick: bool,
-                rooms: list) -> dict:
+def recognition(
+    pipe: Pipeline, photos: list[Labelled], people: list[str], quick: bool, rooms: list
+) -> dict:
     from attendance.bench.classrooms import match
     from attendance.bench.data import decode, gallery_photos, val_photos
     from attendance.domain.matching import match_faces
@@ -248,19 +271,26 @@ def recognition(pipe: Pipeline, photos: list[Labelled], people: list[str], quick
         # Faces found but not identified (too small) have no embedding: their rows are NaN.
         for det, truth_index, _ in pairs:
             truth = room.faces[truth_index]
-            band = by_band.setdefault(band_of(truth.width_px), {
-                "students": 0, "recognised": 0, "strangers": 0, "accepted": 0})
+            band = by_band.setdefault(
+                band_of(truth.width_px),
+                {"students": 0, "recognised": 0, "strangers": 0, "accepted": 0},
+            )
             vector = faces.embeddings[det]
             if np.isnan(vector).any():
                 band["students" if truth.enrolled else "strangers"] += 1
                 continue
-            [decided] = match_faces(vector[None], gallery, who, set(people), pipe.threshold,
-                                    pipe.min_photos)
+            [decided] = match_faces(
+                vector[None], gallery, who, set(people), pipe.threshold, pipe.min_photos
+            )
             if truth.enrolled and truth.person in people:
                 band["students"] += 1
                 band["recognised"] += int(decided.student_id == truth.person)
-                pairs_seen.append((float(nearest(vector[None], who == truth.person)[0]),
-                                   float(nearest(vector[None], who != truth.person)[0])))
+                pairs_seen.append(
+                    (
+                        float(nearest(vector[None], who == truth.person)[0]),
+                        float(nearest(vector[None], who != truth.person)[0]),
+                    )
+                )
             elif not truth.enrolled:
                 band["strangers"] += 1
                 band["accepted"] += int(decided.student_id is not None)
@@ -268,14 +298,20 @@ def recognition(pipe: Pipeline, photos: list[Labelled], people: list[str], quick
     students = sum(b["students"] for b in by_band.values())
     impostor_arr = np.array(impostor)
     # What other thresholds would have done, on the same faces.
-    sweep = {f"{t:.2f}": {
-        "students_recognised": sum(1 for own, other in pairs_seen if own <= t and own < other),
-        "students": len(pairs_seen),
-        "strangers_accepted": int((impostor_arr <= t).sum())}
-        for t in (0.35, 0.40, 0.42, 0.45, 0.48, 0.50, 0.55)}
+    sweep = {
+        f"{t:.2f}": {
+            "students_recognised": sum(1 for own, other in pairs_seen if own <= t and own < other),
+            "students": len(pairs_seen),
+            "strangers_accepted": int((impostor_arr <= t).sum()),
+        }
+        for t in (0.35, 0.40, 0.42, 0.45, 0.48, 0.50, 0.55)
+    }
     return {
-        "gallery_embeddings": len(gallery), "val_photos": len(val), "recognised": recognised,
-        "strangers": len(impostor), "strangers_accepted": int((impostor_arr <= pipe.threshold).sum()),
+        "gallery_embeddings": len(gallery),
+        "val_photos": len(val),
+        "recognised": recognised,
+        "strangers": len(impostor),
+        "strangers_accepted": int((impostor_arr <= pipe.threshold).sum()),
         "threshold": pipe.threshold,
         "genuine_max": max(genuine) if genuine else None,
         "stranger_min": float(impostor_arr.min()) if len(impostor_arr) else None,
@@ -303,9 +339,13 @@ def classroom_detection(pipe: Pipeline, rooms: list) -> dict:
         false += len(result.false)
     found = sum(c[0] for c in by_band.values())
     total = sum(c[1] for c in by_band.values())
-    return {"found": found, "faces": total, "false_detections": false,
-            "recall": found / total if total else 0.0,
-            "by_width": {band: {"found": c[0], "faces": c[1]} for band, c in by_band.items()}}
+    return {
+        "found": found,
+        "faces": total,
+        "false_detections": false,
+        "recall": found / total if total else 0.0,
+        "by_width": {band: {"found": c[0], "faces": c[1]} for band, c in by_band.items()},
+    }
 
 
 def run(ctx: Context) -> Result:
@@ -318,9 +358,12 @@ def run(ctx: Context) -> Result:
         photos = [p for p in photos if p.name in ("t1.jpg", "selfie-many-people.jpg")]
     from attendance.bench.classrooms import scenes
 
-    rooms = (scenes(1, 0, size=(2000, 1500)) if ctx.quick else scenes(2, 2))
-    pipes = [project_pipeline(ctx, "centerface"), project_pipeline(ctx, "opencv"),
-             deepface_pipeline(ctx)]
+    rooms = scenes(1, 0, size=(2000, 1500)) if ctx.quick else scenes(2, 2)
+    pipes = [
+        project_pipeline(ctx, "centerface"),
+        project_pipeline(ctx, "opencv"),
+        deepface_pipeline(ctx),
+    ]
     default = ctx.models.settings.detector
     rows = {}
     for pipe in pipes:
@@ -328,7 +371,8 @@ def run(ctx: Context) -> Result:
         in_rooms = classroom_detection(pipe, rooms)
         known = recognition(pipe, photos, people, ctx.quick, rooms)
         rows[pipe.name] = {"detection": found, "classrooms": in_rooms, "recognition": known}
-        say(f"  {NAME}: {pipe.name}: group photos: faces found {found['found']}/"
+        say(
+            f"  {NAME}: {pipe.name}: group photos: faces found {found['found']}/"
             f"{found['faces']}, false {found['false_detections']}; classrooms: "
             f"{in_rooms['found']}/{in_rooms['faces']} found ({in_rooms['by_width']}), false "
             f"{in_rooms['false_detections']}, students recognised "
@@ -336,18 +380,23 @@ def run(ctx: Context) -> Result:
             f"({known['classroom_by_width']}); val recognised {known['recognised']}/"
             f"{known['val_photos']}; strangers accepted {known['strangers_accepted']}/"
             f"{known['strangers']} at {known['threshold']:.2f} (genuine max "
-            f"{known['genuine_max']:.3f}, closest stranger {known['stranger_min']:.3f})")
+            f"{known['genuine_max']:.3f}, closest stranger {known['stranger_min']:.3f})"
+        )
     # Time per 12 MP classroom (detection and embedding, one run each, decoding excluded): a
     # ratio against DeepFace.represent on the same photos in the same process.
-    timing = {pipe.name: median([pipe.seconds[f"classroom {i}"] for i in range(len(rooms))])
-              for pipe in pipes}
+    timing = {
+        pipe.name: median([pipe.seconds[f"classroom {i}"] for i in range(len(rooms))])
+        for pipe in pipes
+    }
     deepface_s = timing["DeepFace.represent"]
     for pipe in pipes:
         rows[pipe.name]["classroom_seconds"] = round(timing[pipe.name], 3)
-        say(f"  {NAME}: {pipe.name}: {timing[pipe.name]:.2f} s per classroom photo "
+        say(
+            f"  {NAME}: {pipe.name}: {timing[pipe.name]:.2f} s per classroom photo "
             f"({rooms[0].width}x{rooms[0].height}), {deepface_s / timing[pipe.name]:.2f}x "
             f"DeepFace.represent; faces found {rows[pipe.name]['classrooms']['found']}/"
-            f"{rows[pipe.name]['classrooms']['faces']}")
+            f"{rows[pipe.name]['classrooms']['faces']}"
+        )
     result.details["pipelines"] = rows
     result.details["default_detector"] = default
     for pipe in pipes:
@@ -355,21 +404,33 @@ def run(ctx: Context) -> Result:
         row = rows[pipe.name]
         result.show(f"{key}_faces_found_pct", round(100 * row["detection"]["recall"], 1), "%")
         result.show(f"{key}_false_detections", row["detection"]["false_detections"])
-        result.show(f"{key}_classroom_faces_found_pct",
-                    round(100 * row["classrooms"]["recall"], 1), "%")
+        result.show(
+            f"{key}_classroom_faces_found_pct", round(100 * row["classrooms"]["recall"], 1), "%"
+        )
         result.show(f"{key}_classroom_false_detections", row["classrooms"]["false_detections"])
-        result.show(f"{key}_classroom_students_recognised",
-                    row["recognition"]["classroom_recognised"],
-                    f"of {row['recognition']['classroom_students']}")
-        result.show(f"{key}_recognised", row["recognition"]["recognised"],
-                    f"of {row['recognition']['val_photos']}")
-        result.show(f"{key}_strangers_accepted", row["recognition"]["strangers_accepted"],
-                    f"of {row['recognition']['strangers']}")
-    result.show("classroom_speedup_vs_deepface",
-                round(deepface_s / timing[f"project {default}"], 2), "x")
+        result.show(
+            f"{key}_classroom_students_recognised",
+            row["recognition"]["classroom_recognised"],
+            f"of {row['recognition']['classroom_students']}",
+        )
+        result.show(
+            f"{key}_recognised",
+            row["recognition"]["recognised"],
+            f"of {row['recognition']['val_photos']}",
+        )
+        result.show(
+            f"{key}_strangers_accepted",
+            row["recognition"]["strangers_accepted"],
+            f"of {row['recognition']['strangers']}",
+        )
+    result.show(
+        "classroom_speedup_vs_deepface", round(deepface_s / timing[f"project {default}"], 2), "x"
+    )
     best = rows[f"project {default}"]
-    result.met = (best["detection"]["recall"] >= 0.95
-                  and best["detection"]["false_detections"] <= 1
-                  and best["recognition"]["strangers_accepted"] == 0
-                  and best["recognition"]["recognised"] >= best["recognition"]["val_photos"] - 1)
+    result.met = (
+        best["detection"]["recall"] >= 0.95
+        and best["detection"]["false_detections"] <= 1
+        and best["recognition"]["strangers_accepted"] == 0
+        and best["recognition"]["recognised"] >= best["recognition"]["val_photos"] - 1
+    )
     return result

@@ -29,8 +29,12 @@ def run(ctx: Context) -> Result:
 
     def baseline():
         for path in paths:
-            deepface.represent(img_path=decode(path), model_name="Facenet",
-                               detector_backend="opencv", enforce_detection=False)
+            deepface.represent(
+                img_path=decode(path),
+                model_name="Facenet",
+                detector_backend="opencv",
+                enforce_detection=False,
+            )
 
     times = interleave({"deepface": baseline, "pipeline": ours}, ctx.path_repeats)
     # Ours: from the upload's start until the result is stored (polling adds nothing).
@@ -40,8 +44,9 @@ def run(ctx: Context) -> Result:
     result.details["deepface_runs_s"] = [round(t, 3) for t in times["deepface"]]
     last = jobs[-1]["result"]
     correct = sum(
-        bool(photo["faces"]) and max(photo["faces"], key=lambda f: f["box"]["w"] * f["box"]["h"])
-        ["student_id"] == path.parent.name
+        bool(photo["faces"])
+        and max(photo["faces"], key=lambda f: f["box"]["w"] * f["box"]["h"])["student_id"]
+        == path.parent.name
         for path, photo in zip(paths, last["photos"])
     )
     result.show("photos", len(paths))
@@ -56,7 +61,8 @@ def run(ctx: Context) -> Result:
         k: round(median(t[k] for t in timings), 1) for k in timings[-1]
     }
     result.details["upload_ms"] = round(median(j["_client"]["upload"] for j in jobs) * 1000, 1)
-    result.details["overhead_ms"] = round(median(
-        j["_client"]["latency"] * 1000 - j["result"]["timings"]["total"] for j in jobs), 1)
+    result.details["overhead_ms"] = round(
+        median(j["_client"]["latency"] * 1000 - j["result"]["timings"]["total"] for j in jobs), 1
+    )
     say(f"  {NAME}: worker stages (ms) {result.details['worker_timings_ms']}")
     return result

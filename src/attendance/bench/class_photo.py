@@ -30,10 +30,14 @@ def run(ctx: Context) -> Result:
         jobs.append(stack.recognise("celebs", [("class.jpg", photo.jpeg)]))
 
     def baseline():
-        faces = deepface.represent(img_path=image, model_name="Facenet",
-                                   detector_backend="opencv", enforce_detection=False)
-        boxes = [{k: f["facial_area"][k] for k in "xywh"} for f in faces
-                 if f.get("face_confidence", 1) > 0]
+        faces = deepface.represent(
+            img_path=image, model_name="Facenet", detector_backend="opencv", enforce_detection=False
+        )
+        boxes = [
+            {k: f["facial_area"][k] for k in "xywh"}
+            for f in faces
+            if f.get("face_confidence", 1) > 0
+        ]
         found_by_deepface.append(photo.real_faces_found(boxes)[0])
 
     stack.recognise("celebs", [("class.jpg", photo.jpeg)])  # warm the shapes of this photo
@@ -46,7 +50,8 @@ def run(ctx: Context) -> Result:
     faces = jobs[-1]["result"]["photos"][0]["faces"]
     real, extra = photo.real_faces_found([f["box"] for f in faces])
     recognised = sum(
-        1 for f in faces
+        1
+        for f in faces
         if (cell := photo.cell_of(f["box"])) is not None and f["student_id"] == photo.people[cell]
     )
     overheads = [j["_client"]["latency"] * 1000 - j["result"]["timings"]["total"] for j in jobs]
@@ -57,14 +62,21 @@ def run(ctx: Context) -> Result:
     result.show("real_faces_pipeline", real, "of 30")
     result.show("real_faces_deepface", min(found_by_deepface), "of 30")
     result.show("false_detections_pipeline", extra)
-    result.show("students_placed_correctly", recognised,
-                "of 5 (each student is given to at most one face per photo)")
+    result.show(
+        "students_placed_correctly",
+        recognised,
+        "of 5 (each student is given to at most one face per photo)",
+    )
     result.show("overhead_ms", round(median(overheads), 1), "ms (latency - worker total)")
-    result.show("overhead_after_upload_ms", round(median(
-        o - u for o, u in zip(overheads, uploads)), 1), "ms (queue, job state, polling)")
+    result.show(
+        "overhead_after_upload_ms",
+        round(median(o - u for o, u in zip(overheads, uploads)), 1),
+        "ms (queue, job state, polling)",
+    )
     result.show("upload_ms", round(median(uploads), 1), "ms (HTTP POST: checks, store, enqueue)")
-    result.met = (base_s / ours_s >= 2.0 and real >= min(found_by_deepface)
-                  and median(overheads) < 50.0)
+    result.met = (
+        base_s / ours_s >= 2.0 and real >= min(found_by_deepface) and median(overheads) < 50.0
+    )
     timings = [j["result"]["timings"] for j in jobs]
     result.details["worker_timings_ms"] = {
         k: round(median(t[k] for t in timings), 1) for k in timings[-1]

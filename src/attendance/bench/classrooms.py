@@ -30,10 +30,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,7 +48,9 @@ JOLIE = "angelina_jolie"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 CENTERFACE_CANDIDATES = [
     Path(os.environ.get("ATTENDANCE_DEEPFACE_HOME", REPO / "var" / "deepface"))
-    / ".deepface" / "weights" / "centerface.onnx",
+    / ".deepface"
+    / "weights"
+    / "centerface.onnx",
     Path("/tmp/centerface.onnx"),
 ]
 SIZE = (4000, 3000)
@@ -68,9 +70,19 @@ CUT_FACE_PX = 220
 MAX_COVER = 0.30
 # What people wear when their photo does not show it (BGR): navy, black, greys, white, denim,
 # dark red, olive, beige, a green, a mustard.
-CLOTHES = [(80, 40, 30), (30, 30, 30), (90, 90, 90), (150, 150, 150), (225, 225, 225),
-           (140, 100, 60), (40, 30, 130), (50, 100, 90), (150, 180, 200), (70, 120, 40),
-           (40, 150, 190)]
+CLOTHES = [
+    (80, 40, 30),
+    (30, 30, 30),
+    (90, 90, 90),
+    (150, 150, 150),
+    (225, 225, 225),
+    (140, 100, 60),
+    (40, 30, 130),
+    (50, 100, 90),
+    (150, 180, 200),
+    (70, 120, 40),
+    (40, 150, 190),
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,8 +91,12 @@ CLOTHES = [(80, 40, 30), (30, 30, 30), (90, 90, 90), (150, 150, 150), (225, 225,
 
 @dataclass(frozen=True)
 class TruthFace:
-    box: tuple[float, float, float, float]  # x, y, w, h: the axis-aligned box of the rotated face box
-    landmarks: tuple[tuple[float, float], ...]  # CenterFace's five: right eye, left eye, nose, mouth r, l
+    box: tuple[
+        float, float, float, float
+    ]  # x, y, w, h: the axis-aligned box of the rotated face box
+    landmarks: tuple[
+        tuple[float, float], ...
+    ]  # CenterFace's five: right eye, left eye, nose, mouth r, l
     width_px: float  # the face box's width before rotation (what the size bands are about)
     tilt_deg: float  # in-plane rotation, counter-clockwise as seen, as cv2.getRotationMatrix2D
     covered: float  # share of the (rotated) face box under something painted in front of it
@@ -99,16 +115,17 @@ class Classroom:
     scene: str = ""
     seed: int = 0
 
-    def by_band(self, bands: Sequence[tuple[float, float]] = ((40, 55), (55, 80), (80, 1e9))
-                ) -> list[list[int]]:
+    def by_band(
+        self, bands: Sequence[tuple[float, float]] = ((40, 55), (55, 80), (80, 1e9))
+    ) -> list[list[int]]:
         """Indices of the faces in each width band [lo, hi)."""
-        return [[i for i, f in enumerate(self.faces) if lo <= f.width_px < hi]
-                for lo, hi in bands]
+        return [[i for i, f in enumerate(self.faces) if lo <= f.width_px < hi] for lo, hi in bands]
 
 
 @dataclass(frozen=True)
 class Scene:
     """How a classroom is laid out: rows from the back to the front."""
+
     name: str
     rows: tuple[tuple[int, int, float, float], ...]  # (fewest, most people, face width lo, hi)
     faces: tuple[int, int] = (30, 35)  # the total, clamped into this range
@@ -125,13 +142,21 @@ class Scene:
 EASY = Scene(
     name="easy",
     rows=((8, 9, 45, 56), (7, 8, 56, 76), (6, 7, 76, 100), (5, 6, 100, 125), (4, 5, 125, 150)),
-    row_gap=(1.35, 1.6), tilt_small=6.0, tilted=(0, 0), props=(2, 3), prop_cover=(0.08, 0.20),
+    row_gap=(1.35, 1.6),
+    tilt_small=6.0,
+    tilted=(0, 0),
+    props=(2, 3),
+    prop_cover=(0.08, 0.20),
     max_cover=0.20,
 )
 HARD = Scene(
     name="hard",
     rows=((8, 9, 40, 50), (7, 8, 50, 66), (6, 7, 66, 92), (5, 6, 92, 120), (4, 5, 120, 150)),
-    row_gap=(1.05, 1.3), tilt_small=10.0, tilt_big=(15.0, 35.0), tilted=(8, 12), props=(4, 6),
+    row_gap=(1.05, 1.3),
+    tilt_small=10.0,
+    tilt_big=(15.0, 35.0),
+    tilted=(8, 12),
+    props=(4, 6),
     prop_cover=(0.12, 0.30),
 )
 SCENES = {"easy": EASY, "hard": HARD}
@@ -147,6 +172,7 @@ class Matching:
     detection indices (overlapping no truth face by the IoU), ``duplicates``: detections that
     overlap a truth face another detection took (neither matched nor false).
     Unpacks as (pairs, missed, false)."""
+
     pairs: list[tuple[int, int, float]]
     missed: list[int]
     false: list[int]
@@ -176,10 +202,12 @@ def iou_matrix(a: Sequence, b: Sequence) -> np.ndarray:
     B = np.array([_xywh(x) for x in b], dtype=np.float64)
     ax1, ay1 = A[:, 0] + A[:, 2], A[:, 1] + A[:, 3]
     bx1, by1 = B[:, 0] + B[:, 2], B[:, 1] + B[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(A[:, None, 0], B[None, :, 0]),
-                 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(A[:, None, 1], B[None, :, 1]),
-                 0, None)
+    iw = np.clip(
+        np.minimum(ax1[:, None], bx1[None]) - np.maximum(A[:, None, 0], B[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(ay1[:, None], by1[None]) - np.maximum(A[:, None, 1], B[None, :, 1]), 0, None
+    )
     inter = iw * ih
     union = (A[:, 2] * A[:, 3])[:, None] + (B[:, 2] * B[:, 3])[None] - inter
     return inter / np.maximum(union, 1e-9)
@@ -235,7 +263,8 @@ def _centerface():
         if path.is_file():
             return CenterFace(path)
     raise FileNotFoundError(
-        "CenterFace weights not found in " + ", ".join(map(str, CENTERFACE_CANDIDATES)))
+        "CenterFace weights not found in " + ", ".join(map(str, CENTERFACE_CANDIDATES))
+    )
 
 
 def centerface_weights() -> Path | None:
@@ -275,7 +304,7 @@ def _background_matte(cut, valid, cx, cy, fw, fh) -> np.ndarray:
     return np.maximum(keep, core).astype(np.float32)
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_face(path: Path, person: str) -> SourceFace | None:
     """The one face of a source photo, cut out; None if the photo does not qualify."""
     import cv2
@@ -302,8 +331,8 @@ def source_face(path: Path, person: str) -> SourceFace | None:
     big = cv2.copyMakeBorder(bgr, *pad, cv2.BORDER_REPLICATE)
     valid = cv2.copyMakeBorder(valid, *pad, cv2.BORDER_CONSTANT, value=0)
     oy, ox = top + pad[0], left + pad[2]
-    cut = big[oy:oy + bottom - top, ox:ox + right - left]
-    valid = valid[oy:oy + bottom - top, ox:ox + right - left]
+    cut = big[oy : oy + bottom - top, ox : ox + right - left]
+    valid = valid[oy : oy + bottom - top, ox : ox + right - left]
     k = min(1.0, CUT_FACE_PX / fw)
     shift = np.array([left, top], np.float64)
     box = (np.array([x0, y0, x1, y1]) - np.tile(shift, 2)) * k
@@ -326,14 +355,22 @@ def source_face(path: Path, person: str) -> SourceFace | None:
     # What they wear, for the torso drawn under the cut.
     sy0, sy1 = int(cy + 1.05 * fh), int(cy + 1.55 * fh)
     sx0, sx1 = int(cx - 0.9 * fw), int(cx + 0.9 * fw)
-    region = cut[max(0, sy0):sy1, max(0, sx0):sx1]
-    region_valid = valid[max(0, sy0):sy1, max(0, sx0):sx1] > 128
+    region = cut[max(0, sy0) : sy1, max(0, sx0) : sx1]
+    region_valid = valid[max(0, sy0) : sy1, max(0, sx0) : sx1] > 128
     clothes = None
     if region.size and region_valid.mean() > 0.6:
         clothes = tuple(float(v) for v in np.median(region[region_valid], axis=0))
-    return SourceFace(Path(path), person, float(found.scores[0]), float(found.boxes[0][2]
-                      - found.boxes[0][0]), np.ascontiguousarray(cut), alpha.astype(np.float32),
-                      box, marks, clothes)
+    return SourceFace(
+        Path(path),
+        person,
+        float(found.scores[0]),
+        float(found.boxes[0][2] - found.boxes[0][0]),
+        np.ascontiguousarray(cut),
+        alpha.astype(np.float32),
+        box,
+        marks,
+        clothes,
+    )
 
 
 def default_sources() -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
@@ -398,11 +435,17 @@ def _background(rng, W, H, horizon) -> np.ndarray:
     img[:ceil] = (np.array(wall) * 1.05).clip(0, 255).astype(np.uint8)
     cv2.line(img, (0, ceil), (W, ceil), tuple(int(v) for v in wall * 0.7), max(2, int(6 * s)))
     for x in np.arange(rng.uniform(100, 500) * s, W, rng.uniform(700, 1000) * s):
-        cv2.rectangle(img, (int(x), int(ceil * 0.25)), (int(x + 380 * s), int(ceil * 0.7)),
-                      (250, 252, 252), -1)
+        cv2.rectangle(
+            img,
+            (int(x), int(ceil * 0.25)),
+            (int(x + 380 * s), int(ceil * 0.7)),
+            (250, 252, 252),
+            -1,
+        )
     # Skirting board.
-    cv2.rectangle(img, (0, horizon - int(40 * s)), (W, horizon), tuple(int(v) for v in wall * 0.6),
-                  -1)
+    cv2.rectangle(
+        img, (0, horizon - int(40 * s)), (W, horizon), tuple(int(v) for v in wall * 0.6), -1
+    )
     # Windows on one side, a view of sky and trees.
     side = rng.integers(2)
     n_win = int(rng.integers(2, 4))
@@ -417,13 +460,19 @@ def _background(rng, W, H, horizon) -> np.ndarray:
         view[:] = (np.array([235, 200, 150]) * (1 - t) + np.array([245, 235, 215]) * t)[:, None, :]
         trees = np.zeros((win_h, win_w), np.uint8)
         for _ in range(int(rng.integers(6, 14))):
-            cv2.circle(trees, (int(rng.uniform(0, win_w)), int(win_h * rng.uniform(0.55, 1.0))),
-                       int(rng.uniform(0.1, 0.3) * win_w), 255, -1)
+            cv2.circle(
+                trees,
+                (int(rng.uniform(0, win_w)), int(win_h * rng.uniform(0.55, 1.0))),
+                int(rng.uniform(0.1, 0.3) * win_w),
+                255,
+                -1,
+            )
         trees = cv2.GaussianBlur(trees, (0, 0), 4 * s + 1).astype(np.float32)[..., None] / 255
         green = np.array([60, 120, 70], np.float32) * (
-            0.8 + 0.4 * _smooth_noise(rng, (win_h, win_w), 12, (win_w, win_h))[..., None])
+            0.8 + 0.4 * _smooth_noise(rng, (win_h, win_w), 12, (win_w, win_h))[..., None]
+        )
         view = view * (1 - trees) + green * trees
-        img[win_top:win_top + win_h, x0:x0 + win_w] = view.clip(0, 255).astype(np.uint8)
+        img[win_top : win_top + win_h, x0 : x0 + win_w] = view.clip(0, 255).astype(np.uint8)
         frame = (235, 235, 235)
         t = max(4, int(18 * s))
         cv2.rectangle(img, (x0, win_top), (x0 + win_w, win_top + win_h), frame, t)
@@ -435,7 +484,7 @@ def _background(rng, W, H, horizon) -> np.ndarray:
     by = ceil + int(rng.uniform(150, 300) * s)
     cork = np.array([80, 130, 175], np.float32)
     noise = rng.normal(0, 18, (bh, bw)).astype(np.float32)[..., None]
-    img[by:by + bh, bx:bx + bw] = (cork + noise).clip(0, 255).astype(np.uint8)
+    img[by : by + bh, bx : bx + bw] = (cork + noise).clip(0, 255).astype(np.uint8)
     cv2.rectangle(img, (bx, by), (bx + bw, by + bh), (60, 80, 100), max(3, int(12 * s)))
     for _ in range(int(rng.integers(6, 11))):
         pw, ph = int(rng.uniform(120, 260) * s), int(rng.uniform(150, 300) * s)
@@ -445,9 +494,16 @@ def _background(rng, W, H, horizon) -> np.ndarray:
             paper = tuple(int(v) for v in rng.uniform(90, 255, 3))
         cv2.rectangle(img, (px, py), (px + pw, py + ph), paper, -1)
         for j in range(int(rng.integers(3, 8))):
-            cv2.putText(img, _random_text(rng, int(rng.integers(4, 12))),
-                        (px + int(8 * s), py + int((30 + 28 * j) * s)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.6 * s, (40, 40, 40), max(1, int(2 * s)), cv2.LINE_AA)
+            cv2.putText(
+                img,
+                _random_text(rng, int(rng.integers(4, 12))),
+                (px + int(8 * s), py + int((30 + 28 * j) * s)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * s,
+                (40, 40, 40),
+                max(1, int(2 * s)),
+                cv2.LINE_AA,
+            )
     # Posters: shapes and large letters, between the windows and the board.
     for _ in range(int(rng.integers(2, 5))):
         pw, ph = int(rng.uniform(250, 420) * s), int(rng.uniform(320, 520) * s)
@@ -457,14 +513,27 @@ def _background(rng, W, H, horizon) -> np.ndarray:
         for _ in range(int(rng.integers(2, 6))):
             c = tuple(int(v) for v in rng.uniform(0, 255, 3))
             if rng.random() < 0.5:
-                cv2.circle(img, (px + int(rng.uniform(0, pw)), py + int(rng.uniform(0, ph))),
-                           int(rng.uniform(20, 90) * s), c, -1, cv2.LINE_AA)
+                cv2.circle(
+                    img,
+                    (px + int(rng.uniform(0, pw)), py + int(rng.uniform(0, ph))),
+                    int(rng.uniform(20, 90) * s),
+                    c,
+                    -1,
+                    cv2.LINE_AA,
+                )
             else:
                 pts = np.stack([px + rng.uniform(0, pw, 3), py + rng.uniform(0, ph, 3)], 1)
                 cv2.fillPoly(img, [pts.astype(np.int32)], c, cv2.LINE_AA)
-        cv2.putText(img, _random_text(rng, int(rng.integers(3, 7))).strip() or "ABC",
-                    (px + int(15 * s), py + ph - int(30 * s)), cv2.FONT_HERSHEY_DUPLEX, 1.6 * s,
-                    (20, 20, 20), max(1, int(4 * s)), cv2.LINE_AA)
+        cv2.putText(
+            img,
+            _random_text(rng, int(rng.integers(3, 7))).strip() or "ABC",
+            (px + int(15 * s), py + ph - int(30 * s)),
+            cv2.FONT_HERSHEY_DUPLEX,
+            1.6 * s,
+            (20, 20, 20),
+            max(1, int(4 * s)),
+            cv2.LINE_AA,
+        )
     # A shelf of books against the wall.
     sw, sh = int(rng.uniform(700, 1000) * s), int(rng.uniform(300, 420) * s)
     sx = int(rng.uniform(0.3, 0.6) * W)
@@ -476,8 +545,13 @@ def _background(rng, W, H, horizon) -> np.ndarray:
         while x < sx + sw - int(40 * s):
             bwid = int(rng.uniform(18, 45) * s)
             bht = int(rng.uniform(0.6, 0.92) * (sh // 2 - int(20 * s)))
-            cv2.rectangle(img, (x, y1 - bht), (x + bwid, y1),
-                          tuple(int(v) for v in rng.uniform(20, 230, 3)), -1)
+            cv2.rectangle(
+                img,
+                (x, y1 - bht),
+                (x + bwid, y1),
+                tuple(int(v) for v in rng.uniform(20, 230, 3)),
+                -1,
+            )
             x += bwid + int(rng.uniform(1, 5) * s)
     # A clock.
     r = int(rng.uniform(55, 80) * s)
@@ -485,8 +559,14 @@ def _background(rng, W, H, horizon) -> np.ndarray:
     cv2.circle(img, (ccx, ccy), r, (245, 245, 245), -1, cv2.LINE_AA)
     cv2.circle(img, (ccx, ccy), r, (30, 30, 30), max(2, int(6 * s)), cv2.LINE_AA)
     for a in rng.uniform(0, 2 * np.pi, 2):
-        cv2.line(img, (ccx, ccy), (int(ccx + 0.75 * r * np.cos(a)), int(ccy + 0.75 * r * np.sin(a))),
-                 (20, 20, 20), max(2, int(5 * s)), cv2.LINE_AA)
+        cv2.line(
+            img,
+            (ccx, ccy),
+            (int(ccx + 0.75 * r * np.cos(a)), int(ccy + 0.75 * r * np.sin(a))),
+            (20, 20, 20),
+            max(2, int(5 * s)),
+            cv2.LINE_AA,
+        )
     return img
 
 
@@ -494,8 +574,9 @@ def _desk(rng, width, height, s) -> np.ndarray:
     """A band of desks: a wooden top (streaks along it) over a darker front panel."""
     import cv2
 
-    base = np.array(rng.choice([[40, 70, 110], [60, 95, 140], [70, 80, 90], [45, 55, 75]]),
-                    np.float32)
+    base = np.array(
+        rng.choice([[40, 70, 110], [60, 95, 140], [70, 80, 90], [45, 55, 75]]), np.float32
+    )
     top_h = max(2, int(height * 0.35))
     streaks = rng.normal(0, 1, (height, max(2, width // 40))).astype(np.float32)
     streaks = cv2.resize(streaks, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -503,11 +584,11 @@ def _desk(rng, width, height, s) -> np.ndarray:
     desk[:top_h] = base * 1.25
     desk[top_h:] = base * 0.7
     desk += (8 * streaks)[..., None]
-    desk[:max(1, int(4 * s))] = base * 1.6  # the lit front edge of the top
+    desk[: max(1, int(4 * s))] = base * 1.6  # the lit front edge of the top
     # Legs/gaps between desks: darker vertical strips in the panel.
     step = int(rng.uniform(300, 500) * s)
     for x in range(int(rng.uniform(0, step)), width, step):
-        desk[top_h:, x:x + max(2, int(10 * s))] *= 0.5
+        desk[top_h:, x : x + max(2, int(10 * s))] *= 0.5
     return desk.clip(0, 255).astype(np.uint8)
 
 
@@ -556,7 +637,7 @@ def _affine(person: _Person):
     return s, m
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mirrored(src: SourceFace) -> SourceFace:
     """The source face mirrored left to right: the same person, another photo to the eye. The
     landmarks keep their order (the eye on the image's left first)."""
@@ -565,9 +646,17 @@ def _mirrored(src: SourceFace) -> SourceFace:
     marks = src.landmarks.copy()
     marks[:, 0] = w - marks[:, 0]
     marks = marks[[1, 0, 2, 4, 3]]
-    return SourceFace(src.path, src.person, src.score, src.width,
-                      np.ascontiguousarray(src.cut[:, ::-1]), np.ascontiguousarray(src.alpha[:, ::-1]),
-                      box, marks, src.clothes)
+    return SourceFace(
+        src.path,
+        src.person,
+        src.score,
+        src.width,
+        np.ascontiguousarray(src.cut[:, ::-1]),
+        np.ascontiguousarray(src.alpha[:, ::-1]),
+        box,
+        marks,
+        src.clothes,
+    )
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -593,14 +682,18 @@ def _place(person: _Person, W: int, H: int, gain: np.ndarray) -> None:
     ch, cw = cut.shape[:2]
     corners = _apply(m3[:2], np.array([[0, 0], [cw, 0], [0, ch], [cw, ch]], np.float64))
     x0, y0 = (int(max(0, math.floor(v))) for v in corners.min(0))
-    x1, y1 = int(min(W, math.ceil(corners[:, 0].max()))), int(min(H, math.ceil(corners[:, 1].max())))
+    x1, y1 = (
+        int(min(W, math.ceil(corners[:, 0].max()))),
+        int(min(H, math.ceil(corners[:, 1].max()))),
+    )
     local = m3[:2].copy()
     local[:, 2] -= (x0, y0)
     size = (max(1, x1 - x0), max(1, y1 - y0))
     flags = cv2.INTER_LINEAR if s < 0.9 or s > 1.1 else cv2.INTER_CUBIC
     patch = cv2.warpAffine(cut, local, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    a = cv2.warpAffine(alpha, local, size, flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    a = cv2.warpAffine(
+        alpha, local, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     person.head = (x0, y0, patch.astype(np.float32) * gain, a)
     # The truth: the source face box and landmarks, carried by the same transform.
     b = src.box
@@ -611,8 +704,9 @@ def _place(person: _Person, W: int, H: int, gain: np.ndarray) -> None:
     person.landmarks = _apply(m, src.landmarks)
     mx0, my0 = int(math.floor(qx0)), int(math.floor(qy0))
     mask = np.zeros((int(math.ceil(qy1)) - my0 + 1, int(math.ceil(qx1)) - mx0 + 1), np.uint8)
-    cv2.fillPoly(mask, [np.round((quad - (mx0, my0)) * 16).astype(np.int32)], 1, cv2.LINE_8,
-                 shift=4)
+    cv2.fillPoly(
+        mask, [np.round((quad - (mx0, my0)) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4
+    )
     person.quad_mask = (mx0, my0, mask.astype(bool))
     # The torso: shoulders and chest under the head, in their clothes' colour, shaded.
     w, h = person.width, person.height
@@ -622,12 +716,31 @@ def _place(person: _Person, W: int, H: int, gain: np.ndarray) -> None:
         tw, th = tx1 - tx0, ty1 - ty0
         shape = np.zeros((th, tw), np.uint8)
         ccx, ccy = person.cx - tx0, person.cy - ty0
-        cv2.ellipse(shape, (int(ccx), int(ccy + 1.85 * h)), (int(1.45 * w), int(1.2 * h)), 0, 180,
-                    360, 255, -1, cv2.LINE_AA)
-        cv2.rectangle(shape, (int(ccx - 1.45 * w), int(ccy + 1.85 * h)),
-                      (int(ccx + 1.45 * w), th), 255, -1)
-        cv2.ellipse(shape, (int(ccx), int(ccy + 0.7 * h)), (int(0.32 * w), int(0.5 * h)), 0, 0,
-                    360, 255, -1, cv2.LINE_AA)  # the neck, under the cut's own
+        cv2.ellipse(
+            shape,
+            (int(ccx), int(ccy + 1.85 * h)),
+            (int(1.45 * w), int(1.2 * h)),
+            0,
+            180,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
+        cv2.rectangle(
+            shape, (int(ccx - 1.45 * w), int(ccy + 1.85 * h)), (int(ccx + 1.45 * w), th), 255, -1
+        )
+        cv2.ellipse(
+            shape,
+            (int(ccx), int(ccy + 0.7 * h)),
+            (int(0.32 * w), int(0.5 * h)),
+            0,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )  # the neck, under the cut's own
         ta = cv2.GaussianBlur(shape.astype(np.float32) / 255, (0, 0), max(0.8, 0.02 * w))
         xs = (np.arange(tw, dtype=np.float32) - ccx) / (1.45 * w)
         shade = 1.0 - 0.35 * np.clip(xs, -1, 1) ** 2
@@ -637,13 +750,21 @@ def _place(person: _Person, W: int, H: int, gain: np.ndarray) -> None:
         body *= (1 - 0.25 * np.linspace(0, 1, th, dtype=np.float32))[:, None, None]
         # skin for the neck
         neck = np.zeros((th, tw), np.uint8)
-        cv2.ellipse(neck, (int(ccx), int(ccy + 0.7 * h)), (int(0.32 * w), int(0.62 * h)), 0, 0,
-                    360, 255, -1)
-        neck = (cv2.GaussianBlur(neck, (0, 0), max(1, 0.05 * w)).astype(np.float32) / 255)
+        cv2.ellipse(
+            neck, (int(ccx), int(ccy + 0.7 * h)), (int(0.32 * w), int(0.62 * h)), 0, 0, 360, 255, -1
+        )
+        neck = cv2.GaussianBlur(neck, (0, 0), max(1, 0.05 * w)).astype(np.float32) / 255
         fb = src.box
-        skin = np.median(src.cut[int(fb[1] + 0.4 * (fb[3] - fb[1])):int(fb[3] - 0.1 * (fb[3] - fb[1])),
-                                 int(fb[0] + 0.25 * (fb[2] - fb[0])):int(fb[2] - 0.25 * (fb[2] - fb[0]))
-                                 ].reshape(-1, 3), axis=0) * 0.85
+        skin = (
+            np.median(
+                src.cut[
+                    int(fb[1] + 0.4 * (fb[3] - fb[1])) : int(fb[3] - 0.1 * (fb[3] - fb[1])),
+                    int(fb[0] + 0.25 * (fb[2] - fb[0])) : int(fb[2] - 0.25 * (fb[2] - fb[0])),
+                ].reshape(-1, 3),
+                axis=0,
+            )
+            * 0.85
+        )
         above = np.clip((ccy + 1.2 * h - np.arange(th, dtype=np.float32)) / (0.3 * h), 0, 1)
         neck *= above[:, None]
         body = body * (1 - neck[..., None]) + skin.astype(np.float32) * neck[..., None]
@@ -684,15 +805,33 @@ def _prop_layer(person: _Person, depth: float, W: int, H: int):
         # the pages' edge along one side and a title band
         edge = max(1, int(0.08 * min(pw, ph)))
         bgr[:, :edge] = (230, 235, 240)
-        bgr[int(0.2 * h):int(0.2 * h) + edge * 2] *= 0.6
+        bgr[int(0.2 * h) : int(0.2 * h) + edge * 2] *= 0.6
     else:  # a hand: palm and fingers, skin-coloured
         skin = np.array(p["color"], np.float32)
-        cv2.ellipse(mask, (int(ox + pw / 2), int(oy + ph * 0.62)), (int(pw * 0.42), int(ph * 0.36)),
-                    0, 0, 360, 255, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            mask,
+            (int(ox + pw / 2), int(oy + ph * 0.62)),
+            (int(pw * 0.42), int(ph * 0.36)),
+            0,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
         for i in range(4):
             fx = ox + pw * (0.2 + 0.2 * i)
-            cv2.ellipse(mask, (int(fx), int(oy + ph * 0.3)), (max(1, int(pw * 0.085)),
-                        int(ph * 0.28)), 0, 0, 360, 255, -1, cv2.LINE_AA)
+            cv2.ellipse(
+                mask,
+                (int(fx), int(oy + ph * 0.3)),
+                (max(1, int(pw * 0.085)), int(ph * 0.28)),
+                0,
+                0,
+                360,
+                255,
+                -1,
+                cv2.LINE_AA,
+            )
         shade = np.linspace(1.05, 0.8, w, dtype=np.float32)[None, :, None]
         bgr[:] = skin
         bgr *= shade
@@ -707,26 +846,29 @@ def _prop_layer(person: _Person, depth: float, W: int, H: int):
 def _blend(canvas: np.ndarray, layer) -> None:
     x0, y0, bgr, alpha = layer
     h, w = alpha.shape
-    region = canvas[y0:y0 + h, x0:x0 + w]
+    region = canvas[y0 : y0 + h, x0 : x0 + w]
     h, w = region.shape[:2]
     a = alpha[:h, :w, None]
     out = region.astype(np.float32) * (1 - a) + bgr[:h, :w] * a
-    canvas[y0:y0 + h, x0:x0 + w] = np.clip(out, 0, 255).astype(np.uint8)
+    canvas[y0 : y0 + h, x0 : x0 + w] = np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _or_into(occupied: np.ndarray, layer) -> None:
     x0, y0, _, alpha = layer
     h, w = alpha.shape
-    region = occupied[y0:y0 + h, x0:x0 + w]
-    region |= alpha[:region.shape[0], :region.shape[1]] > 0.5
+    region = occupied[y0 : y0 + h, x0 : x0 + w]
+    region |= alpha[: region.shape[0], : region.shape[1]] > 0.5
 
 
 def _coverage(person: _Person, occupied: np.ndarray, extra=None) -> float:
     """The share of the face's (rotated) box under ``occupied`` or the ``extra`` layer."""
     x0, y0, mask = person.quad_mask
     H, W = occupied.shape
-    ys, xs = slice(max(0, y0), min(H, y0 + mask.shape[0])), slice(max(0, x0), min(W, x0 + mask.shape[1]))
-    m = mask[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+    ys, xs = (
+        slice(max(0, y0), min(H, y0 + mask.shape[0])),
+        slice(max(0, x0), min(W, x0 + mask.shape[1])),
+    )
+    m = mask[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
     under = occupied[ys, xs].copy()
     if extra is not None:
         ex0, ey0, _, ea = extra
@@ -735,8 +877,9 @@ def _coverage(person: _Person, occupied: np.ndarray, extra=None) -> float:
         ax0, ay0 = max(xs.start, ex0), max(ys.start, ey0)
         ax1, ay1 = min(xs.stop, ex0 + ea.shape[1]), min(ys.stop, ey0 + ea.shape[0])
         if ax1 > ax0 and ay1 > ay0:
-            sub[ay0 - ys.start:ay1 - ys.start, ax0 - xs.start:ax1 - xs.start] = (
-                ea[ay0 - ey0:ay1 - ey0, ax0 - ex0:ax1 - ex0] > 0.5)
+            sub[ay0 - ys.start : ay1 - ys.start, ax0 - xs.start : ax1 - xs.start] = (
+                ea[ay0 - ey0 : ay1 - ey0, ax0 - ex0 : ax1 - ex0] > 0.5
+            )
         under |= sub
     total = mask.sum()
     return float((under & m).sum() / total) if total else 0.0
@@ -747,9 +890,14 @@ def _inside(person: _Person, W: int, H: int, margin: float) -> bool:
     return x >= margin and y >= margin and x + w <= W - margin and y + h <= H - margin
 
 
-def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
-                   stranger_sources: dict[str, list[Path]], scene: Scene | str = "hard",
-                   size: tuple[int, int] = SIZE, quality: int = 90) -> Classroom:
+def make_classroom(
+    seed: int,
+    enrolled_sources: dict[str, list[Path]],
+    stranger_sources: dict[str, list[Path]],
+    scene: Scene | str = "hard",
+    size: tuple[int, int] = SIZE,
+    quality: int = 90,
+) -> Classroom:
     """One classroom photo. ``enrolled_sources``: per enrolled person, photos that are *not* in
     their gallery; ``stranger_sources``: per person nobody enrolled, photos. Photos that do not
     hold exactly one clear face >= 80 px wide are skipped. ``size`` (width, height) other than
@@ -773,7 +921,9 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
     while sum(counts) < lo_total:
         counts[int(rng.integers(len(counts)))] += 1
     total = sum(counts)
-    widths = [np.sort(rng.uniform(wlo, whi, n)) * s for n, (_, _, wlo, whi) in zip(counts, scene.rows)]
+    widths = [
+        np.sort(rng.uniform(wlo, whi, n)) * s for n, (_, _, wlo, whi) in zip(counts, scene.rows)
+    ]
 
     # Who sits where: strangers spread at random, the enrolled balanced over the people.
     n_strangers = round(total * scene.stranger_share) if strangers else 0
@@ -781,7 +931,6 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
         n_strangers = total
     stranger_slot = np.zeros(total, bool)
     stranger_slot[rng.choice(total, n_strangers, replace=False)] = True
-    flat_widths = np.concatenate(widths)
     uses: dict[str, int] = {p: 0 for p in list(enrolled) + list(strangers)}
     source_uses: dict[Path, int] = {}
 
@@ -789,7 +938,8 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
         # A face is not blown up beyond MAX_UPSCALE when any person has a large enough photo.
         ok = {p: [f for f in fs if f.width * MAX_UPSCALE >= target] for p, fs in pool.items()}
         ok = {p: fs for p, fs in ok.items() if fs} or {
-            p: [max(fs, key=lambda f: f.width)] for p, fs in pool.items()}
+            p: [max(fs, key=lambda f: f.width)] for p, fs in pool.items()
+        }
         fewest = min(uses[p] for p in ok)
         people = sorted(p for p in ok if uses[p] == fewest)
         person = people[int(rng.integers(len(people)))]
@@ -838,9 +988,17 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
             if clothes is None or rng.random() < 0.3:
                 base = np.array(CLOTHES[int(rng.integers(len(CLOTHES)))], np.float64)
                 clothes = tuple(float(v) for v in np.clip(base * rng.uniform(0.85, 1.15), 0, 255))
-            p = _Person(src, bool(not stranger_slot[k]), float(np.clip(xs[i], 2 * target, W - 2 * target)),
-                        float(ys[r] + rng.uniform(-0.12, 0.12) * aspect * target), target,
-                        float(tilts[k]), clothes, r, flip=bool(rng.random() < 0.5))
+            p = _Person(
+                src,
+                bool(not stranger_slot[k]),
+                float(np.clip(xs[i], 2 * target, W - 2 * target)),
+                float(ys[r] + rng.uniform(-0.12, 0.12) * aspect * target),
+                target,
+                float(tilts[k]),
+                clothes,
+                r,
+                flip=bool(rng.random() < 0.5),
+            )
             row.append(p)
             k += 1
         row.sort(key=lambda p: p.cx)
@@ -850,8 +1008,9 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
     # Props: on faces of the rows nearest the camera mostly (a raised book, a hand).
     n_props = int(rng.integers(scene.props[0], scene.props[1] + 1))
     weights = np.array([1.0 + p.row for p in people])
-    for i in rng.choice(len(people), min(n_props, len(people)), replace=False,
-                        p=weights / weights.sum()):
+    for i in rng.choice(
+        len(people), min(n_props, len(people)), replace=False, p=weights / weights.sum()
+    ):
         p = people[i]
         kind = "book" if rng.random() < 0.6 else "hand"
         side = ["bottom", "left", "right"][int(rng.integers(3))]
@@ -861,8 +1020,15 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
         else:
             color = (120.0, 150.0, 200.0) if rng.random() < 0.5 else (80.0, 110.0, 150.0)
             sz = (rng.uniform(0.9, 1.1), rng.uniform(1.0, 1.2))
-        p.prop = dict(kind=kind, side=side, color=color, size=sz, shift=rng.uniform(-0.2, 0.2),
-                      angle=rng.uniform(-10, 10), target=rng.uniform(*scene.prop_cover))
+        p.prop = dict(
+            kind=kind,
+            side=side,
+            color=color,
+            size=sz,
+            shift=rng.uniform(-0.2, 0.2),
+            angle=rng.uniform(-10, 10),
+            target=rng.uniform(*scene.prop_cover),
+        )
 
     # Front to back (the reverse of painting order): place each person where what is painted
     # after them covers at most max_cover of their face, and aim their prop at its coverage.
@@ -881,13 +1047,19 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
         if r == len(rows) - 1:
             x_lo, x_hi = 0, W
         desk = _desk(rng, x_hi - x_lo, max(2, min(desk_h, H - desk_top)), s)
-        desk_layers[r] = (x_lo, desk_top, desk.astype(np.float32) * gain,
-                          np.ones(desk.shape[:2], np.float32))
+        desk_layers[r] = (
+            x_lo,
+            desk_top,
+            desk.astype(np.float32) * gain,
+            np.ones(desk.shape[:2], np.float32),
+        )
         _or_into(occupied, desk_layers[r])
         for p in reversed(row):
-            moves = [(0.0, 0.0)] + [(dx, dy) for step in (0.15, 0.3, 0.45, 0.6, 0.8)
-                                    for dx, dy in ((0, -step), (step, 0), (-step, 0),
-                                                   (step, -step), (-step, -step))]
+            moves = [(0.0, 0.0)] + [
+                (dx, dy)
+                for step in (0.15, 0.3, 0.45, 0.6, 0.8)
+                for dx, dy in ((0, -step), (step, 0), (-step, 0), (step, -step), (-step, -step))
+            ]
             x0, y0 = p.cx, p.cy
             placed = False
             for dx, dy in moves:
@@ -958,19 +1130,30 @@ def make_classroom(seed: int, enrolled_sources: dict[str, list[Path]],
             rel = str(p.source.path.resolve().relative_to(REPO))
         except ValueError:
             rel = str(p.source.path)
-        faces.append(TruthFace(
-            box=tuple(round(v, 2) for v in p.box),
-            landmarks=tuple((round(float(x), 2), round(float(y), 2)) for x, y in p.landmarks),
-            width_px=round(p.width, 2), tilt_deg=round(p.tilt, 2), covered=round(p.covered, 4),
-            person=p.source.person, enrolled=p.enrolled, source=rel,
-            occluder="prop" if id(p) in prop_layers else ""))
+        faces.append(
+            TruthFace(
+                box=tuple(round(v, 2) for v in p.box),
+                landmarks=tuple((round(float(x), 2), round(float(y), 2)) for x, y in p.landmarks),
+                width_px=round(p.width, 2),
+                tilt_deg=round(p.tilt, 2),
+                covered=round(p.covered, 4),
+                person=p.source.person,
+                enrolled=p.enrolled,
+                source=rel,
+                occluder="prop" if id(p) in prop_layers else "",
+            )
+        )
     return Classroom(buf.tobytes(), W, H, faces, scene.name, seed)
 
 
-def scenes(n_easy: int = 2, n_hard: int = 2, seed: int = 0,
-           enrolled_sources: dict[str, list[Path]] | None = None,
-           stranger_sources: dict[str, list[Path]] | None = None,
-           size: tuple[int, int] = SIZE) -> list[Classroom]:
+def scenes(
+    n_easy: int = 2,
+    n_hard: int = 2,
+    seed: int = 0,
+    enrolled_sources: dict[str, list[Path]] | None = None,
+    stranger_sources: dict[str, list[Path]] | None = None,
+    size: tuple[int, int] = SIZE,
+) -> list[Classroom]:
     """The default set: ``n_easy`` easy then ``n_hard`` hard classrooms, seeds seed, seed+1, ...
     from ``default_sources`` unless given."""
     if enrolled_sources is None or stranger_sources is None:
@@ -995,8 +1178,13 @@ def draw_truth(room: Classroom, detections: Iterable = ()) -> np.ndarray:
     for f in room.faces:
         x, y, w, h = f.box
         color = (0, 200, 0) if f.enrolled else (0, 140, 255)
-        cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), color,
-                      t * (2 if f.covered >= 0.05 else 1))
+        cv2.rectangle(
+            img,
+            (int(x), int(y)),
+            (int(x + w), int(y + h)),
+            color,
+            t * (2 if f.covered >= 0.05 else 1),
+        )
         for lx, ly in f.landmarks:
             cv2.circle(img, (int(lx), int(ly)), t, (255, 0, 255), -1)
     for d in detections:
@@ -1015,9 +1203,11 @@ def main(argv: list[str]) -> None:
         (out / f"{stem}.jpg").write_bytes(room.jpeg)
         cv2.imwrite(str(out / f"{stem}-truth.jpg"), draw_truth(room))
         widths = [f.width_px for f in room.faces]
-        print(f"{stem}: {len(room.faces)} faces, {min(widths):.0f}-{max(widths):.0f} px, "
-              f"{sum(abs(f.tilt_deg) > 15 for f in room.faces)} tilted > 15, "
-              f"{sum(f.covered >= 0.05 for f in room.faces)} covered >= 5%")
+        print(
+            f"{stem}: {len(room.faces)} faces, {min(widths):.0f}-{max(widths):.0f} px, "
+            f"{sum(abs(f.tilt_deg) > 15 for f in room.faces)} tilted > 15, "
+            f"{sum(f.covered >= 0.05 for f in room.faces)} covered >= 5%"
+        )
 
 
 if __name__ == "__main__":

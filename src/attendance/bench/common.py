@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 # The benchmarks run from the checkout (`make bench`), where var/ and tests/data are.
 REPO = Path.cwd()
@@ -83,21 +83,49 @@ def _read(path: str) -> str:
 def machine_info() -> dict:
     from importlib import metadata
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                   if line.startswith("MemTotal:")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in _read("/proc/meminfo").splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
     versions = {"python": platform.python_version()}
-    for dist in ("tensorflow", "tf-keras", "keras", "deepface", "numpy",
-                 "opencv-contrib-python-headless", "mtcnn", "celery", "redis", "Flask",
-                 "gunicorn", "matplotlib"):
+    for dist in (
+        "tensorflow",
+        "tf-keras",
+        "keras",
+        "deepface",
+        "numpy",
+        "opencv-contrib-python-headless",
+        "mtcnn",
+        "celery",
+        "redis",
+        "Flask",
+        "gunicorn",
+        "matplotlib",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except Exception:
         commit = ""
     return {
@@ -135,8 +163,13 @@ class Result:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "title": self.title, "goal": self.goal, "met": self.met,
-            "figures": self.figures, "details": self.details, "notes": self.notes,
+            "name": self.name,
+            "title": self.title,
+            "goal": self.goal,
+            "met": self.met,
+            "figures": self.figures,
+            "details": self.details,
+            "notes": self.notes,
             "seconds": round(self.seconds, 1),
         }
 
@@ -164,8 +197,9 @@ class Models:
             from attendance.face.embed import FaceNetEmbedder
 
             settings = self.settings
-            self._embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
-                                             settings.embed_engine)
+            self._embedder = FaceNetEmbedder(
+                settings.weights_path, settings.embed_batch_size, settings.embed_engine
+            )
             self._embedder.warm_up()
         return self._embedder
 
@@ -185,8 +219,12 @@ class Models:
             import numpy as np
             from deepface import DeepFace
 
-            DeepFace.represent(img_path=np.zeros((160, 160, 3), np.uint8), model_name="Facenet",
-                               detector_backend="skip", enforce_detection=False)
+            DeepFace.represent(
+                img_path=np.zeros((160, 160, 3), np.uint8),
+                model_name="Facenet",
+                detector_backend="skip",
+                enforce_detection=False,
+            )
             self._deepface = DeepFace
         return self._deepface
 
@@ -215,7 +253,8 @@ def free_port() -> int:
 
 def redis_url(db: int) -> str:
     url = os.environ.get("ATTENDANCE_TEST_REDIS_URL") or os.environ.get(
-        "REDIS_URL", "redis://127.0.0.1:6379/0")
+        "REDIS_URL", "redis://127.0.0.1:6379/0"
+    )
     base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
     return f"{base}/{db}"
 
@@ -250,8 +289,15 @@ class Stack:
         redis.Redis.from_url(self.redis_url).flushdb()
         # An admin API token that lives as long as this stack.
         token = secrets.token_urlsafe(32)
-        tokens = json.dumps([{"name": "bench", "role": "admin",
-                              "sha256": hashlib.sha256(token.encode()).hexdigest()}])
+        tokens = json.dumps(
+            [
+                {
+                    "name": "bench",
+                    "role": "admin",
+                    "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                }
+            ]
+        )
         self.env = {
             **os.environ,
             "ATTENDANCE_API_TOKENS": tokens,
@@ -270,20 +316,45 @@ class Stack:
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
-        self.http.mount("http://", HTTPAdapter(max_retries=Retry(
-            total=3, backoff_factor=0.1, allowed_methods={"GET"}, status_forcelist=())))
+        self.http.mount(
+            "http://",
+            HTTPAdapter(
+                max_retries=Retry(
+                    total=3, backoff_factor=0.1, allowed_methods={"GET"}, status_forcelist=()
+                )
+            ),
+        )
         self.headers = {"Authorization": f"Bearer {token}"}
         self.http.headers.update(self.headers)
         self.procs: dict[str, subprocess.Popen] = {}
         self.quick = quick
-        self._start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                            "--workers", "2", "--timeout", "300", "attendance.web.app:create_app()"])
+        self._start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--timeout",
+                "300",
+                "attendance.web.app:create_app()",
+            ],
+        )
         self._wait_http()
 
     def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -308,16 +379,34 @@ class Stack:
 
     def start_worker(self, name: str, queue: str = "cpu") -> subprocess.Popen:
         """One worker process (Celery prefork, concurrency 1) consuming ``queue``."""
-        return self._start(name, [
-            sys.executable, "-m", "celery", "-A", "attendance.worker.celery_app", "worker", "-Q", queue,
-            "--concurrency", "1", "--pool", "prefork", "-n", f"{name}@%h", "--loglevel",
-            "WARNING", "--without-gossip", "--without-mingle",
-        ])
+        return self._start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "attendance.worker.celery_app",
+                "worker",
+                "-Q",
+                queue,
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "-n",
+                f"{name}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
 
     def add_consumer(self, name: str, queue: str = "cpu") -> None:
         """Make a running worker consume ``queue`` too (Celery remote control)."""
-        from attendance.dispatch import make_celery
         from attendance.config.settings import Settings
+        from attendance.dispatch import make_celery
 
         app = make_celery(Settings(REDIS_URL=self.redis_url))
         hostname = f"{name}@{socket.gethostname()}"
@@ -333,7 +422,7 @@ class Stack:
         return kids[0] if kids else None
 
     def stop(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -373,8 +462,10 @@ class Stack:
             if job["state"] in ("succeeded", "failed"):
                 return job
             time.sleep(poll)
-        raise RuntimeError(f"job {job_id} did not finish in {timeout}s; worker log:\n"
-                           + "\n".join(self.log_tail(n) for n in self.procs if n != "web"))
+        raise RuntimeError(
+            f"job {job_id} did not finish in {timeout}s; worker log:\n"
+            + "\n".join(self.log_tail(n) for n in self.procs if n != "web")
+        )
 
     def run_job(self, path: str, data: dict, photos: list[tuple[str, bytes]]) -> dict:
         """Upload, then poll until done: the job and its client-side timings (seconds).
@@ -390,23 +481,25 @@ class Stack:
         t2 = time.perf_counter()
         if job["state"] != "succeeded":
             raise RuntimeError(f"job failed: {json.dumps(job)[:1000]}")
-        job["_client"] = {"upload": t1 - t0, "latency": finished_at(job) - wall0,
-                          "seen": t2 - t0}
+        job["_client"] = {"upload": t1 - t0, "latency": finished_at(job) - wall0, "seen": t2 - t0}
         return job
 
     def enroll(self, student_id: str, name: str, class_id: str, paths: list[Path]) -> None:
         # At most 20 photos a request: the first enrolls, the next ones add photos.
         for start in range(0, len(paths), 20):
-            chunk = [(p.name, p.read_bytes()) for p in paths[start:start + 20]]
+            chunk = [(p.name, p.read_bytes()) for p in paths[start : start + 20]]
             if start == 0:
-                self.run_job("/api/v1/students",
-                             {"student_id": student_id, "name": name, "class_id": class_id},
-                             chunk)
+                self.run_job(
+                    "/api/v1/students",
+                    {"student_id": student_id, "name": name, "class_id": class_id},
+                    chunk,
+                )
             else:
                 self.run_job(f"/api/v1/students/{student_id}/photos", {}, chunk)
 
-    def recognise(self, class_id: str, photos: list[tuple[str, bytes]],
-                  date: str = "2026-11-25") -> dict:
+    def recognise(
+        self, class_id: str, photos: list[tuple[str, bytes]], date: str = "2026-11-25"
+    ) -> dict:
         return self.run_job("/api/v1/recognitions", {"class_id": class_id, "date": date}, photos)
 
 

@@ -31,7 +31,9 @@ def check_data() -> None:
     if not (CELEB_DIR / "val").is_dir():
         raise SystemExit(f"5 Celebrity Faces not found in {CELEB_DIR}; run `make provision`")
     if not (FACES_DIR / "couple.jpg").is_file():
-        raise SystemExit(f"group photos not found in {FACES_DIR}; ATTENDANCE_FACES_DIR names another folder")
+        raise SystemExit(
+            f"group photos not found in {FACES_DIR}; ATTENDANCE_FACES_DIR names another folder"
+        )
 
 
 def val_photos() -> list[Path]:
@@ -94,16 +96,16 @@ def class_photo() -> ClassPhoto:
         with Image.open(path) as img:
             img = img.convert("RGB")
             scale = min(CELL_W / img.width, CELL_H / img.height)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.LANCZOS)
+            img = img.resize(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS
+            )
             row, col = divmod(i, GRID_COLS)
             x = col * CELL_W + (CELL_W - img.width) // 2
             y = row * CELL_H + (CELL_H - img.height) // 2
             canvas.paste(img, (x, y))
     out = io.BytesIO()
     canvas.save(out, format="JPEG", quality=92)
-    return ClassPhoto(out.getvalue(), canvas.width, canvas.height,
-                      [p.parent.name for p in members])
+    return ClassPhoto(out.getvalue(), canvas.width, canvas.height, [p.parent.name for p in members])
 
 
 def decode(data: bytes | Path) -> np.ndarray:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from attendance.bench.common import REPO, Context, Result, interleave, median, say
+from attendance.bench.common import Context, Result, interleave, median, say
 
 NAME = "detectors"
 TITLE = "Face detectors on group photos"
@@ -37,15 +37,23 @@ def probe(name: str, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-deepface-home-") as home:
         env = {**os.environ, "DEEPFACE_HOME": home, "TF_CPP_MIN_LOG_LEVEL": "3"}
         try:
-            proc = subprocess.run([sys.executable, "-c", PROBE.format(name=name)], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-c", PROBE.format(name=name)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:
             return {"works_offline": False, "error": f"no answer in {timeout:.0f} s"}
     if proc.returncode == 0:
         return {"works_offline": True, "error": None}
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error" in ln or "error" in ln or "Exception" in ln]
-    return {"works_offline": False, "error": (errors or lines or ["exit %d" % proc.returncode])[-1][:300]}
+    return {
+        "works_offline": False,
+        "error": (errors or lines or [f"exit {proc.returncode}"])[-1][:300],
+    }
 
 
 # The cascade's scan (window size step, overlapping hits a face needs): DeepFace's, and coarser.
@@ -59,8 +67,10 @@ def detection_variants(detectors: dict, images: dict) -> tuple[dict, dict]:
     variants = {}
     for key, det in detectors.items():
         for label, image in images.items():
+
             def one(det=det, key=key, label=label, image=image):
                 found[key][label] = det.detect(image)
+
             variants[f"{key}|{label}"] = one
     return found, variants
 
@@ -69,13 +79,16 @@ def scan_sweep(ctx: Context, images: dict, photo) -> dict:
     """Faces found and time for each opencv scan in SCANS: the group photos, the class photo
     (interleaved, timed) and every single-face photo of the data set (counted)."""
     from attendance.bench.data import decode, train_photos, val_photos
-    from attendance.face.detect import FaceDetector
     from attendance.config.settings import Settings
+    from attendance.face.detect import FaceDetector
 
     settings = Settings()
-    scans = {f"{step}/{hits}": FaceDetector("opencv", settings.detect_max_side,
-                                            settings.min_face_px, step, hits)
-             for step, hits in SCANS}
+    scans = {
+        f"{step}/{hits}": FaceDetector(
+            "opencv", settings.detect_max_side, settings.min_face_px, step, hits
+        )
+        for step, hits in SCANS
+    }
     found, variants = detection_variants(scans, images)
     times = interleave(variants, ctx.repeats)
     singles = [decode(p) for p in (val_photos() + train_photos())[: (5 if ctx.quick else None)]]
@@ -86,12 +99,17 @@ def scan_sweep(ctx: Context, images: dict, photo) -> dict:
             row[f"{label} faces"] = len(found[key][label])
             row[f"{label} ms"] = round(median(times[f"{key}|{label}"]) * 1000, 1)
         real, extra = photo.real_faces_found(
-            [f.box.model_dump() for f in found[key]["class photo"]])
+            [f.box.model_dump() for f in found[key]["class photo"]]
+        )
         row.update({"class photo real faces": real, "class photo false detections": extra})
         counts = [len(det.detect(image)) for image in singles]
-        row.update({"single-face photos": len(singles),
-                    "with one face": sum(1 for c in counts if c == 1),
-                    "with none": sum(1 for c in counts if c == 0)})
+        row.update(
+            {
+                "single-face photos": len(singles),
+                "with one face": sum(1 for c in counts if c == 1),
+                "with none": sum(1 for c in counts if c == 0),
+            }
+        )
         rows[key] = row
         say(f"  {NAME}: opencv scan step/hits {key}: {row}")
     return rows
@@ -115,7 +133,7 @@ def run(ctx: Context) -> Result:
         det.detect(singles[0])
     found, variants = detection_variants(detectors, images)
     for name, det in detectors.items():
-        variants[f"{name}|singles"] = (lambda det=det: [det.detect(i) for i in singles])
+        variants[f"{name}|singles"] = lambda det=det: [det.detect(i) for i in singles]
     times = interleave(variants, ctx.repeats)
 
     rows = {}
@@ -123,8 +141,11 @@ def run(ctx: Context) -> Result:
         row = {}
         for label in images:
             faces = found[name][label]
-            entry = {"faces": len(faces), "ms": round(median(times[f"{name}|{label}"]) * 1000, 1),
-                     "people": GROUND_TRUTH[label]}
+            entry = {
+                "faces": len(faces),
+                "ms": round(median(times[f"{name}|{label}"]) * 1000, 1),
+                "people": GROUND_TRUTH[label],
+            }
             if label == "class photo":
                 real, extra = photo.real_faces_found([f.box.model_dump() for f in faces])
                 entry.update(real_faces=real, false_detections=extra)
@@ -134,53 +155,80 @@ def run(ctx: Context) -> Result:
             "photos": len(singles),
         }
         rows[name] = row
-        say(f"  {NAME}: {name}: " + "; ".join(
-            f"{label}: {v['faces']} faces in {v['ms']} ms" for label, v in row.items()
-            if "faces" in v) + f"; single-face photos {row['single-face photos']['ms_per_photo']}"
-            " ms each")
+        say(
+            f"  {NAME}: {name}: "
+            + "; ".join(
+                f"{label}: {v['faces']} faces in {v['ms']} ms"
+                for label, v in row.items()
+                if "faces" in v
+            )
+            + f"; single-face photos {row['single-face photos']['ms_per_photo']}"
+            " ms each"
+        )
     result.details["offline"] = rows
     for name in OFFLINE:
-        result.show(f"{name}_class_photo_real_faces", rows[name]["class photo"]["real_faces"],
-                    "of 30")
+        result.show(
+            f"{name}_class_photo_real_faces", rows[name]["class photo"]["real_faces"], "of 30"
+        )
         result.show(f"{name}_class_photo_ms", rows[name]["class photo"]["ms"], "ms")
-        result.show(f"{name}_single_photo_ms", rows[name]["single-face photos"]["ms_per_photo"],
-                    "ms")
+        result.show(
+            f"{name}_single_photo_ms", rows[name]["single-face photos"]["ms_per_photo"], "ms"
+        )
 
     # How large the detection copy should be (ATTENDANCE_DETECT_MAX_SIDE), for opencv.
-    from attendance.face.detect import FaceDetector
     from attendance.config.settings import Settings
+    from attendance.face.detect import FaceDetector
 
     settings = Settings()
     sides = [settings.detect_max_side] if ctx.quick else [1280, 1600, 2048]
-    sized = {side: FaceDetector("opencv", side, settings.min_face_px, settings.detect_scale_step,
-                                settings.detect_min_neighbors) for side in sides}
+    sized = {
+        side: FaceDetector(
+            "opencv",
+            side,
+            settings.min_face_px,
+            settings.detect_scale_step,
+            settings.detect_min_neighbors,
+        )
+        for side in sides
+    }
     sweep_found, sweep_variants = detection_variants(
-        sized, {label: images[label] for label in ("couple.jpg", "class photo") if label in images})
+        sized, {label: images[label] for label in ("couple.jpg", "class photo") if label in images}
+    )
     sweep_times = interleave(sweep_variants, ctx.repeats)
     sweep = {}
     for side in sides:
         real, extra = photo.real_faces_found(
-            [f.box.model_dump() for f in sweep_found[side]["class photo"]])
+            [f.box.model_dump() for f in sweep_found[side]["class photo"]]
+        )
         sweep[str(side)] = {
             "class_photo_ms": round(median(sweep_times[f"{side}|class photo"]) * 1000, 1),
-            "class_photo_real_faces": real, "class_photo_false_detections": extra,
+            "class_photo_real_faces": real,
+            "class_photo_false_detections": extra,
         }
         if "couple.jpg" in images:
             sweep[str(side)].update(
                 couple_ms=round(median(sweep_times[f"{side}|couple.jpg"]) * 1000, 1),
-                couple_faces=len(sweep_found[side]["couple.jpg"]))
+                couple_faces=len(sweep_found[side]["couple.jpg"]),
+            )
         say(f"  {NAME}: opencv at max side {side}: {sweep[str(side)]}")
     result.details["opencv_by_max_side"] = sweep
     result.details["opencv_by_scan"] = scan_sweep(ctx, images, photo)
 
     probes = {}
-    for name in ([] if ctx.quick else DOWNLOADING):
+    for name in [] if ctx.quick else DOWNLOADING:
         probes[name] = probe(name, timeout=90)
-        say(f"  {NAME}: {name}: " + ("works offline" if probes[name]["works_offline"]
-                                      else f"fails offline: {probes[name]['error']}"))
+        say(
+            f"  {NAME}: {name}: "
+            + (
+                "works offline"
+                if probes[name]["works_offline"]
+                else f"fails offline: {probes[name]['error']}"
+            )
+        )
     result.details["downloading_detectors"] = probes
     result.figures["offline_detectors_working"] = sum(
-        1 for p in probes.values() if p["works_offline"]) + len(OFFLINE)
+        1 for p in probes.values() if p["works_offline"]
+    ) + len(OFFLINE)
     from attendance.config.settings import Settings
 
     result.details["default"] = Settings.model_fields["detector"].default

@@ -44,8 +44,9 @@ def run(ctx: Context) -> Result:
     faces = detected_faces(ctx, limit=12 if ctx.quick else None)
     embedder = ctx.models.embedder
     deepface = ctx.models.deepface
-    on_tensorflow = FaceNetEmbedder(ctx.models.settings.weights_path, embedder.max_batch,
-                                    engine="tensorflow")
+    on_tensorflow = FaceNetEmbedder(
+        ctx.models.settings.weights_path, embedder.max_batch, engine="tensorflow"
+    )
     on_tensorflow.warm_up()
     predict = on_tensorflow.predict  # the compiled graph, called directly
     n = len(faces)
@@ -63,14 +64,18 @@ def run(ctx: Context) -> Result:
 
     def deepface_per_face():
         for img in per_face_uint8:
-            deepface.represent(img_path=img, model_name="Facenet", detector_backend="skip",
-                               enforce_detection=False)
+            deepface.represent(
+                img_path=img, model_name="Facenet", detector_backend="skip", enforce_detection=False
+            )
 
     on_tensorflow.embed(faces)  # the shapes of this split: not timed
-    variants = {"pipeline": lambda: embedder.embed(faces), "deepface": deepface_per_face,
-                "pipeline_tensorflow": lambda: on_tensorflow.embed(faces)}
+    variants = {
+        "pipeline": lambda: embedder.embed(faces),
+        "deepface": deepface_per_face,
+        "pipeline_tensorflow": lambda: on_tensorflow.embed(faces),
+    }
     for bs in batch_sizes:
-        variants[f"ceiling_b{bs}"] = (lambda b=batches[bs]: predict(b))
+        variants[f"ceiling_b{bs}"] = lambda b=batches[bs]: predict(b)
     # The ceiling is the best of several batch sizes, each a noisy median: more rounds than
     # elsewhere, so that picking the best does not mostly pick the luckiest.
     times = interleave(variants, 1 if ctx.quick else 7)
@@ -81,8 +86,11 @@ def run(ctx: Context) -> Result:
     ceiling = {bs: bs / median(times[f"ceiling_b{bs}"]) for bs in batch_sizes}
     best_bs = max(ceiling, key=ceiling.get)
     result.show("pipeline_faces_per_s", round(pipeline_fps, 1), f"faces/s ({embedder.engine})")
-    result.show("pipeline_tensorflow_faces_per_s", round(tensorflow_fps, 1),
-                "faces/s (the same on TensorFlow)")
+    result.show(
+        "pipeline_tensorflow_faces_per_s",
+        round(tensorflow_fps, 1),
+        "faces/s (the same on TensorFlow)",
+    )
     result.show("deepface_represent_faces_per_s", round(deepface_fps, 2), "faces/s")
     result.show("ceiling_faces_per_s", round(ceiling[best_bs], 1), f"faces/s (batch {best_bs})")
     result.show("pipeline_vs_ceiling", round(pipeline_fps / ceiling[best_bs], 3))
@@ -91,8 +99,11 @@ def run(ctx: Context) -> Result:
     from attendance.face.onnx_export import cosine_distances
 
     worst = float(cosine_distances(embedder.embed(faces), on_tensorflow.embed(faces)).max())
-    result.show("worst_cosine_distance_to_tensorflow", float(f"{worst:.2e}"),
-                f"(the {n} faces' embeddings, {embedder.engine} against TensorFlow)")
+    result.show(
+        "worst_cosine_distance_to_tensorflow",
+        float(f"{worst:.2e}"),
+        f"(the {n} faces' embeddings, {embedder.engine} against TensorFlow)",
+    )
     result.met = pipeline_fps / ceiling[best_bs] >= 0.85
     result.details["ceiling_by_batch"] = {str(bs): round(v, 1) for bs, v in ceiling.items()}
     result.details["faces"] = n
@@ -108,10 +119,13 @@ def run(ctx: Context) -> Result:
         chunk = tile(k)
         out = []
         for start in range(0, k, 32):
-            part = chunk[start:start + 32]
+            part = chunk[start : start + 32]
             size = next(b for b in LEGACY_BUCKETS if b >= len(part))
-            padded = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]),
-                                                    np.float32)]) if size > len(part) else part
+            padded = (
+                np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), np.float32)])
+                if size > len(part)
+                else part
+            )
             out.append(predict(padded)[: len(part)])
         return out
 
@@ -119,15 +133,22 @@ def run(ctx: Context) -> Result:
     for k in counts:
         sample = tile(k)
         embedder.embed(sample), legacy(k)  # warm both shapes
-        t = interleave({"pipeline": lambda s=sample: embedder.embed(s),
-                        "legacy_padding": lambda k=k: legacy(k)}, ctx.repeats)
+        t = interleave(
+            {
+                "pipeline": lambda s=sample: embedder.embed(s),
+                "legacy_padding": lambda k=k: legacy(k),
+            },
+            ctx.repeats,
+        )
         awkward[str(k)] = {
             "pipeline_ms": round(median(t["pipeline"]) * 1000, 1),
             "legacy_padding_ms": round(median(t["legacy_padding"]) * 1000, 1),
             "pipeline_faces_per_s": round(k / median(t["pipeline"]), 1),
             "pipeline_vs_ceiling": round(k / median(t["pipeline"]) / ceiling[best_bs], 3),
         }
-        say(f"  {NAME}: {k} faces: pipeline {awkward[str(k)]['pipeline_ms']} ms, "
-            f"former bucket padding {awkward[str(k)]['legacy_padding_ms']} ms")
+        say(
+            f"  {NAME}: {k} faces: pipeline {awkward[str(k)]['pipeline_ms']} ms, "
+            f"former bucket padding {awkward[str(k)]['legacy_padding_ms']} ms"
+        )
     result.details["by_face_count"] = awkward
     return result

@@ -20,8 +20,13 @@ from attendance.bench.common import Context, Result, median, say
 NAME = "enrollment_commit"
 TITLE = "Enrollment commit + refresh vs gallery size"
 GOAL = "100k-student gallery within 2x of a 100-student one"
-META = dict(model_name="Facenet", detector="opencv", metric="cosine", threshold=0.45,
-            pipeline="Facenet/opencv-v1")
+META = dict(
+    model_name="Facenet",
+    detector="opencv",
+    metric="cosine",
+    threshold=0.45,
+    pipeline="Facenet/opencv-v1",
+)
 PER_STUDENT = 5
 
 
@@ -38,8 +43,10 @@ def run(ctx: Context) -> Result:
     try:
         galleries = {}
         for size in sizes:
-            repo = GalleryRepository(LocalBlobStore(root / str(size) / "store"),
-                                     SqliteRecords(root / str(size) / "db.sqlite"))
+            repo = GalleryRepository(
+                LocalBlobStore(root / str(size) / "store"),
+                SqliteRecords(root / str(size) / "db.sqlite"),
+            )
             vectors = rng.standard_normal((size * PER_STUDENT, 128), dtype=np.float32)
             ids = [f"s{i // PER_STUDENT:07d}" for i in range(size * PER_STUDENT)]
             t0 = time.perf_counter()
@@ -49,8 +56,11 @@ def run(ctx: Context) -> Result:
             t0 = time.perf_counter()
             cache.refresh()
             cold = time.perf_counter() - t0
-            galleries[size] = (repo, cache, {"bulk_commit_s": round(bulk, 3),
-                                             "cold_load_s": round(cold, 3)})
+            galleries[size] = (
+                repo,
+                cache,
+                {"bulk_commit_s": round(bulk, 3), "cold_load_s": round(cold, 3)},
+            )
         times = {size: [] for size in sizes}
         for r in range(rounds):
             for size in sizes:
@@ -68,8 +78,10 @@ def run(ctx: Context) -> Result:
                 "max_ms": round(max(times[size]) * 1000, 2),
                 **galleries[size][2],
             }
-            say(f"  {NAME}: {size:>7,} students: enroll one = {rows[str(size)]['median_ms']} ms "
-                f"median, {rows[str(size)]['max_ms']} ms max")
+            say(
+                f"  {NAME}: {size:>7,} students: enroll one = {rows[str(size)]['median_ms']} ms "
+                f"median, {rows[str(size)]['max_ms']} ms max"
+            )
         small, large = str(sizes[0]), str(sizes[-1])
         ratio = rows[large]["median_ms"] / rows[small]["median_ms"]
         result.show(f"enroll_ms_{small}", rows[small]["median_ms"], "ms")

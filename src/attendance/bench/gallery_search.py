@@ -75,9 +75,11 @@ def run(ctx: Context) -> Result:
             "candidate_set_ms": round(build * 1000, 1),
             "students": size // PER_STUDENT,
         }
-        say(f"  {NAME}: {size:>9,} embeddings: match {rows[str(size)]['match_ms']} ms "
+        say(
+            f"  {NAME}: {size:>9,} embeddings: match {rows[str(size)]['match_ms']} ms "
             f"({rows[str(size)]['match_ms_1_blas_thread']} ms on 1 BLAS thread; candidate "
-            f"set, once per version: {rows[str(size)]['candidate_set_ms']} ms)")
+            f"set, once per version: {rows[str(size)]['candidate_set_ms']} ms)"
+        )
         if size == sizes[-1]:
             # A class of 30 students inside the largest gallery.
             roster = set(ids[::PER_STUDENT][:30].tolist())
@@ -91,12 +93,14 @@ def run(ctx: Context) -> Result:
         del gallery, ids, cands
     result.details["by_size"] = rows
     key = "100000" if "100000" in rows else str(sizes[-1])
-    result.show("match_ms_100k" if key == "100000" else f"match_ms_{key}", rows[key]["match_ms"],
-                "ms")
+    result.show(
+        "match_ms_100k" if key == "100000" else f"match_ms_{key}", rows[key]["match_ms"], "ms"
+    )
     if "1000000" in rows:
         result.show("match_ms_1M", rows["1000000"]["match_ms"], "ms")
-        result.show("growth_1k_to_1M", round(rows["1000000"]["match_ms"]
-                                              / rows["1000"]["match_ms"], 1), "x")
+        result.show(
+            "growth_1k_to_1M", round(rows["1000000"]["match_ms"] / rows["1000"]["match_ms"], 1), "x"
+        )
     result.met = rows[key]["match_ms"] < 20.0
     result.details.update(deepface_find(ctx))
     return result
@@ -117,8 +121,14 @@ def deepface_find(ctx: Context) -> dict:
             for path in photos[person][:per_person]:
                 shutil.copy(path, folder / person / path.name)
         queries = [val_photos()[i * 5] for i in range(1 if ctx.quick else 5)]
-        kwargs = dict(db_path=str(folder), model_name="Facenet", detector_backend="opencv",
-                      distance_metric="cosine", enforce_detection=False, silent=True)
+        kwargs = dict(
+            db_path=str(folder),
+            model_name="Facenet",
+            detector_backend="opencv",
+            distance_metric="cosine",
+            enforce_detection=False,
+            silent=True,
+        )
         t0 = time.perf_counter()
         deepface.find(img_path=decode(queries[0]), **kwargs)  # builds its representations
         build = time.perf_counter() - t0
@@ -135,8 +145,11 @@ def deepface_find(ctx: Context) -> dict:
 
         def ours(path):
             faces = detector.detect(decode(path))
-            vectors = embedder.embed(np.stack([f.pixels for f in faces])) if faces else \
-                np.zeros((0, 128), np.float32)
+            vectors = (
+                embedder.embed(np.stack([f.pixels for f in faces]))
+                if faces
+                else np.zeros((0, 128), np.float32)
+            )
             return match_groups(vectors, [len(faces)], cands, 0.45)[0]
 
         find_t, ours_t, right_find, right_ours = [], [], 0, 0
@@ -159,9 +172,11 @@ def deepface_find(ctx: Context) -> dict:
             "pipeline_correct": right_ours,
             "queries": len(queries),
         }
-        say(f"  {NAME}: DeepFace.find on {out['deepface_find_gallery_photos']} photos: "
+        say(
+            f"  {NAME}: DeepFace.find on {out['deepface_find_gallery_photos']} photos: "
             f"{out['deepface_find_per_query_ms']} ms/query (build {out['deepface_find_build_s']} s)"
-            f"; project detect+embed+match {out['pipeline_detect_embed_match_per_query_ms']} ms")
+            f"; project detect+embed+match {out['pipeline_detect_embed_match_per_query_ms']} ms"
+        )
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -37,9 +37,12 @@ def _client(stack):
             local.session.headers.update(stack.headers)
         s = local.session
         t0 = time.time()
-        resp = s.post(stack.base + "/api/v1/recognitions",
-                      data={"class_id": "celebs", "date": "2026-11-26"},
-                      files=[("photos", (photo[0], photo[1], "image/jpeg"))], timeout=120)
+        resp = s.post(
+            stack.base + "/api/v1/recognitions",
+            data={"class_id": "celebs", "date": "2026-11-26"},
+            files=[("photos", (photo[0], photo[1], "image/jpeg"))],
+            timeout=120,
+        )
         if resp.status_code != 202:
             raise RuntimeError(f"{resp.status_code} {resp.text[:300]}")
         job_id = resp.json()["job_id"]
@@ -64,7 +67,9 @@ def load_test(stack, photos, jobs: int, clients: int) -> dict:
         latencies = list(pool.map(run, work))
     wall = time.perf_counter() - t0
     return {
-        "jobs": jobs, "clients": clients, "wall_s": round(wall, 2),
+        "jobs": jobs,
+        "clients": clients,
+        "wall_s": round(wall, 2),
         "jobs_per_s": round(jobs / wall, 2),
         "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
         "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),

@@ -39,19 +39,37 @@ def plot_results(report: dict, path: Path) -> None:
         if "pipeline_tensorflow_faces_per_s" in f:
             labels.append("pipeline (tensorflow)")
             values.append(f["pipeline_tensorflow_faces_per_s"])
-        bars(ax, labels + ["TF ceiling"], values + [f["ceiling_faces_per_s"]], "faces/s",
-             ["#C44E52", "#4C72B0", "#55A868", "#8C8C8C"][:len(values)] + ["#8C8C8C"])
+        bars(
+            ax,
+            labels + ["TF ceiling"],
+            values + [f["ceiling_faces_per_s"]],
+            "faces/s",
+            ["#C44E52", "#4C72B0", "#55A868", "#8C8C8C"][: len(values)] + ["#8C8C8C"],
+        )
     if "bulk_upload" in res:
         f = res["bulk_upload"]["figures"]
         ax = panel(1, f"2. {f['photos']} single-face photos, one job (s): {f['speedup']:.3g}x")
-        bars(ax, ["DeepFace.represent x N", "whole path"], [f["deepface_s"], f["pipeline_s"]],
-             "seconds", ["#C44E52", "#4C72B0"])
+        bars(
+            ax,
+            ["DeepFace.represent x N", "whole path"],
+            [f["deepface_s"], f["pipeline_s"]],
+            "seconds",
+            ["#C44E52", "#4C72B0"],
+        )
     if "class_photo" in res:
         f = res["class_photo"]["figures"]
-        ax = panel(2, f"3. 30-face class photo (s): {f['speedup']:.3g}x, "
-                      f"{f['real_faces_pipeline']} vs {f['real_faces_deepface']} faces")
-        bars(ax, ["DeepFace.represent", "whole path"], [f["deepface_s"], f["pipeline_s"]],
-             "seconds", ["#C44E52", "#4C72B0"])
+        ax = panel(
+            2,
+            f"3. 30-face class photo (s): {f['speedup']:.3g}x, "
+            f"{f['real_faces_pipeline']} vs {f['real_faces_deepface']} faces",
+        )
+        bars(
+            ax,
+            ["DeepFace.represent", "whole path"],
+            [f["deepface_s"], f["pipeline_s"]],
+            "seconds",
+            ["#C44E52", "#4C72B0"],
+        )
     if "gallery_search" in res:
         rows = res["gallery_search"]["details"]["by_size"]
         ax = panel(3, "4. Match 30 faces vs gallery size")
@@ -74,8 +92,11 @@ def plot_results(report: dict, path: Path) -> None:
     if "detectors" in res:
         rows = res["detectors"]["details"]["offline"]
         ax = panel(5, "6. Detectors: ms per photo (faces found)")
-        labels = [lab for lab in ["selfie-many-people.jpg", "couple.jpg", "class photo"]
-                  if lab in next(iter(rows.values()))]
+        labels = [
+            lab
+            for lab in ["selfie-many-people.jpg", "couple.jpg", "class photo"]
+            if lab in next(iter(rows.values()))
+        ]
         width = 0.8 / max(1, len(rows))
         for k, (name, row) in enumerate(rows.items()):
             xs = [i + k * width for i in range(len(labels))]
@@ -84,8 +105,11 @@ def plot_results(report: dict, path: Path) -> None:
             for x, lab, v in zip(xs, labels, vals):
                 ax.annotate(str(row[lab]["faces"]), (x, v), ha="center", va="bottom", fontsize=8)
         ax.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(labels))])
-        short = {"selfie-many-people.jpg": "selfie (7)", "couple.jpg": "couple (2)",
-                 "class photo": "class (30)"}
+        short = {
+            "selfie-many-people.jpg": "selfie (7)",
+            "couple.jpg": "couple (2)",
+            "class photo": "class (30)",
+        }
         ax.set_xticklabels([short[lab] for lab in labels], fontsize=8)
         ax.set_ylabel("ms")
         ax.legend(fontsize=8)
@@ -93,14 +117,25 @@ def plot_results(report: dict, path: Path) -> None:
         d = res["load"]["details"]
         ax = panel(6, "7. Load test: jobs/s and latency")
         labels = ["1 worker", "2 workers"]
-        ax.bar(labels, [d["one_worker"]["jobs_per_s"], d["two_workers"]["jobs_per_s"]],
-               color="#4C72B0")
+        ax.bar(
+            labels, [d["one_worker"]["jobs_per_s"], d["two_workers"]["jobs_per_s"]], color="#4C72B0"
+        )
         ax.set_ylabel("jobs/s")
         ax2 = ax.twinx()
-        ax2.plot(labels, [d["one_worker"]["p50_ms"], d["two_workers"]["p50_ms"]], "o-",
-                 color="#55A868", label="p50 ms")
-        ax2.plot(labels, [d["one_worker"]["p95_ms"], d["two_workers"]["p95_ms"]], "s--",
-                 color="#C44E52", label="p95 ms")
+        ax2.plot(
+            labels,
+            [d["one_worker"]["p50_ms"], d["two_workers"]["p50_ms"]],
+            "o-",
+            color="#55A868",
+            label="p50 ms",
+        )
+        ax2.plot(
+            labels,
+            [d["one_worker"]["p95_ms"], d["two_workers"]["p95_ms"]],
+            "s--",
+            color="#C44E52",
+            label="p95 ms",
+        )
         ax2.set_ylabel("latency, ms")
         ax2.set_ylim(bottom=0)
         ax2.legend(fontsize=8)
@@ -108,15 +143,22 @@ def plot_results(report: dict, path: Path) -> None:
         rss = [(k, v) for k, v in f.items() if k.startswith("worker_rss_mb_after")]
         if rss:
             ax = panel(7, "Worker RSS (MB)")
-            bars(ax, [k.replace("worker_rss_mb_", "").replace("_", " ") for k, _ in rss]
-                 + ["peak"], [v for _, v in rss] + [f["worker_peak_rss_mb"]], "MB")
+            bars(
+                ax,
+                [k.replace("worker_rss_mb_", "").replace("_", " ") for k, _ in rss] + ["peak"],
+                [v for _, v in rss] + [f["worker_peak_rss_mb"]],
+                "MB",
+            )
     m = report["machine"]
-    fig.suptitle(f"attendance benchmarks - {m['cpu_model']}, {m['cores']} cores, "
-                 f"{m['ram_gib']} GiB, TF {m['versions'].get('tensorflow')}, "
-                 f"DeepFace {m['versions'].get('deepface')}; shared machine, load average "
-                 f"{m['load_average_at_start'][0]:.1f} at start, "
-                 f"{m.get('load_average_at_end', [float('nan')])[0]:.1f} at end"
-                 + (" (quick smoke run)" if report.get("quick") else ""), fontsize=11)
+    fig.suptitle(
+        f"attendance benchmarks - {m['cpu_model']}, {m['cores']} cores, "
+        f"{m['ram_gib']} GiB, TF {m['versions'].get('tensorflow')}, "
+        f"DeepFace {m['versions'].get('deepface')}; shared machine, load average "
+        f"{m['load_average_at_start'][0]:.1f} at start, "
+        f"{m.get('load_average_at_end', [float('nan')])[0]:.1f} at end"
+        + (" (quick smoke run)" if report.get("quick") else ""),
+        fontsize=11,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

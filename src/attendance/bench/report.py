@@ -13,7 +13,7 @@ def _f(value, digits=3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+        return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
     return str(value)
 
 
@@ -34,93 +34,150 @@ def rows(report: dict) -> list[tuple[str, str, str, str]]:
                 f"{known['classroom_students']}; strangers accepted "
                 f"{known['strangers_accepted']}/{known['strangers']} at "
                 f"{_f(known['threshold'])}"
-                + (f"; {_f(row['classroom_seconds'])} s per 12 MP classroom"
-                   if "classroom_seconds" in row else ""))
-        out.append(("8. Accuracy (faces found, students recognised, strangers accepted)",
-                    "; ".join(parts), res["accuracy"]["goal"], VERDICT[res["accuracy"]["met"]]))
+                + (
+                    f"; {_f(row['classroom_seconds'])} s per 12 MP classroom"
+                    if "classroom_seconds" in row
+                    else ""
+                )
+            )
+        out.append(
+            (
+                "8. Accuracy (faces found, students recognised, strangers accepted)",
+                "; ".join(parts),
+                res["accuracy"]["goal"],
+                VERDICT[res["accuracy"]["met"]],
+            )
+        )
     if "embedding" in res:
         f = res["embedding"]["figures"]
-        out.append((
-            "1. Embedding stage (FaceNetEmbedder.embed, %d real faces)"
-            % res["embedding"]["details"]["faces"],
-            f"{_f(f['pipeline_faces_per_s'])} faces/s on "
-            f"{res['embedding']['details'].get('engine', 'tensorflow')} = "
-            f"{f['pipeline_vs_ceiling']:.0%} of the ceiling; "
-            + (f"{_f(f['pipeline_tensorflow_faces_per_s'])} on TensorFlow; "
-               if "pipeline_tensorflow_faces_per_s" in f else "")
-            + f"{_f(f['pipeline_vs_deepface'])}x DeepFace",
-            f"ceiling (TensorFlow, compiled) {_f(f['ceiling_faces_per_s'])} faces/s; "
-            "DeepFace.represent per face "
-            f"{_f(f['deepface_represent_faces_per_s'])} faces/s; goal >= 85% of ceiling",
-            VERDICT[res["embedding"]["met"]]))
+        out.append(
+            (
+                f"1. Embedding stage (FaceNetEmbedder.embed, "
+                f"{res['embedding']['details']['faces']} real faces)",
+                f"{_f(f['pipeline_faces_per_s'])} faces/s on "
+                f"{res['embedding']['details'].get('engine', 'tensorflow')} = "
+                f"{f['pipeline_vs_ceiling']:.0%} of the ceiling; "
+                + (
+                    f"{_f(f['pipeline_tensorflow_faces_per_s'])} on TensorFlow; "
+                    if "pipeline_tensorflow_faces_per_s" in f
+                    else ""
+                )
+                + f"{_f(f['pipeline_vs_deepface'])}x DeepFace",
+                f"ceiling (TensorFlow, compiled) {_f(f['ceiling_faces_per_s'])} faces/s; "
+                "DeepFace.represent per face "
+                f"{_f(f['deepface_represent_faces_per_s'])} faces/s; goal >= 85% of ceiling",
+                VERDICT[res["embedding"]["met"]],
+            )
+        )
     if "bulk_upload" in res:
         f = res["bulk_upload"]["figures"]
-        out.append((
-            f"2. Bulk upload, {f['photos']} single-face photos in one job (whole path)",
-            f"{_f(f['pipeline_s'])} s = {_f(f['speedup'])}x faster; {f['recognised']}/"
-            f"{f['photos']} recognised",
-            f"DeepFace.represent per photo {_f(f['deepface_s'])} s; goal >= 5x",
-            VERDICT[res["bulk_upload"]["met"]]))
+        out.append(
+            (
+                f"2. Bulk upload, {f['photos']} single-face photos in one job (whole path)",
+                f"{_f(f['pipeline_s'])} s = {_f(f['speedup'])}x faster; {f['recognised']}/"
+                f"{f['photos']} recognised",
+                f"DeepFace.represent per photo {_f(f['deepface_s'])} s; goal >= 5x",
+                VERDICT[res["bulk_upload"]["met"]],
+            )
+        )
     if "class_photo" in res:
         f = res["class_photo"]["figures"]
-        out.append((
-            "3. Class photo, 30 faces (whole path)",
-            f"{_f(f['pipeline_s'])} s = {_f(f['speedup'])}x faster; {f['real_faces_pipeline']}"
-            f"/30 real faces ({f['false_detections_pipeline']} false); overhead "
-            f"{_f(f['overhead_ms'])} ms ({_f(f['upload_ms'])} upload + "
-            f"{_f(f['overhead_after_upload_ms'])} queue)",
-            f"one DeepFace.represent {_f(f['deepface_s'])} s, {f['real_faces_deepface']}/30 real "
-            "faces; goal >= 2x, as many faces, overhead < 50 ms",
-            VERDICT[res["class_photo"]["met"]]))
+        out.append(
+            (
+                "3. Class photo, 30 faces (whole path)",
+                f"{_f(f['pipeline_s'])} s = {_f(f['speedup'])}x faster; {f['real_faces_pipeline']}"
+                f"/30 real faces ({f['false_detections_pipeline']} false); overhead "
+                f"{_f(f['overhead_ms'])} ms ({_f(f['upload_ms'])} upload + "
+                f"{_f(f['overhead_after_upload_ms'])} queue)",
+                f"one DeepFace.represent {_f(f['deepface_s'])} s, {f['real_faces_deepface']}/30 real "
+                "faces; goal >= 2x, as many faces, overhead < 50 ms",
+                VERDICT[res["class_photo"]["met"]],
+            )
+        )
     if "gallery_search" in res:
         d = res["gallery_search"]["details"]
         by = d["by_size"]
         growth = ", ".join(f"{int(k):,}: {_f(v['match_ms'])} ms" for k, v in by.items())
         find = ""
         if "deepface_find_per_query_ms" in d:
-            find = (f"; DeepFace.find ({d['deepface_find_gallery_photos']} real photos) "
-                    f"{_f(d['deepface_find_per_query_ms'])} ms/query vs project detect+embed+"
-                    f"match {_f(d['pipeline_detect_embed_match_per_query_ms'])} ms")
-        out.append(("4. Gallery search, 30 faces", growth + find,
-                    "goal < 20 ms at 100k", VERDICT[res["gallery_search"]["met"]]))
+            find = (
+                f"; DeepFace.find ({d['deepface_find_gallery_photos']} real photos) "
+                f"{_f(d['deepface_find_per_query_ms'])} ms/query vs project detect+embed+"
+                f"match {_f(d['pipeline_detect_embed_match_per_query_ms'])} ms"
+            )
+        out.append(
+            (
+                "4. Gallery search, 30 faces",
+                growth + find,
+                "goal < 20 ms at 100k",
+                VERDICT[res["gallery_search"]["met"]],
+            )
+        )
     if "enrollment_commit" in res:
         by = res["enrollment_commit"]["details"]["by_size"]
         f = res["enrollment_commit"]["figures"]
-        out.append((
-            "5. Enroll one student (commit + refresh)",
-            ", ".join(f"{int(k):,} students: {_f(v['median_ms'])} ms" for k, v in by.items())
-            + f"; ratio {_f(f['ratio_large_to_small'])}x",
-            "goal: largest within 2x of 100", VERDICT[res["enrollment_commit"]["met"]]))
+        out.append(
+            (
+                "5. Enroll one student (commit + refresh)",
+                ", ".join(f"{int(k):,} students: {_f(v['median_ms'])} ms" for k, v in by.items())
+                + f"; ratio {_f(f['ratio_large_to_small'])}x",
+                "goal: largest within 2x of 100",
+                VERDICT[res["enrollment_commit"]["met"]],
+            )
+        )
     if "detectors" in res:
         d = res["detectors"]["details"]
         parts = []
         for name, row in d["offline"].items():
-            parts.append(f"{name}: " + ", ".join(
-                f"{lab.split('.')[0].split('-')[0]} {v['faces']} in {_f(v['ms'])} ms"
-                for lab, v in row.items() if "faces" in v)
-                + f", single-face photo {_f(row['single-face photos']['ms_per_photo'])} ms")
-        failing = [n for n, p in d.get("downloading_detectors", {}).items()
-                   if not p["works_offline"]]
-        out.append(("6. Detectors (faces found, time per photo)", "; ".join(parts),
-                    ("fail offline: " + ", ".join(failing) + "; " if failing else "")
-                    + f"default: {d['default']}", VERDICT[res["detectors"]["met"]]))
+            parts.append(
+                f"{name}: "
+                + ", ".join(
+                    f"{lab.split('.')[0].split('-')[0]} {v['faces']} in {_f(v['ms'])} ms"
+                    for lab, v in row.items()
+                    if "faces" in v
+                )
+                + f", single-face photo {_f(row['single-face photos']['ms_per_photo'])} ms"
+            )
+        failing = [
+            n for n, p in d.get("downloading_detectors", {}).items() if not p["works_offline"]
+        ]
+        out.append(
+            (
+                "6. Detectors (faces found, time per photo)",
+                "; ".join(parts),
+                ("fail offline: " + ", ".join(failing) + "; " if failing else "")
+                + f"default: {d['default']}",
+                VERDICT[res["detectors"]["met"]],
+            )
+        )
     if "load" in res:
         d, f = res["load"]["details"], res["load"]["figures"]
         rss = {k: v for k, v in f.items() if k.startswith("worker_rss_mb_after")}
-        out.append((
-            f"7. Load test ({d['one_worker']['jobs']} jobs, {d['one_worker']['clients']} "
-            "clients, loopback)",
-            f"1 worker: {_f(d['one_worker']['jobs_per_s'])} jobs/s, p50 "
-            f"{_f(d['one_worker']['p50_ms'])} ms, p95 {_f(d['one_worker']['p95_ms'])} ms; "
-            f"2 workers: {_f(d['two_workers']['jobs_per_s'])} jobs/s, p50 "
-            f"{_f(d['two_workers']['p50_ms'])} ms, p95 {_f(d['two_workers']['p95_ms'])} ms",
-            "report", "-"))
-        out.append((
-            "Worker memory",
-            ", ".join(f"RSS {k.replace('worker_rss_mb_after_', 'after ').replace('_', ' ')} "
-                      f"{_f(v, 4)} MB" for k, v in rss.items())
-            + f", peak {_f(f['worker_peak_rss_mb'], 4)} MB",
-            "goal: flat (< 5% growth)", VERDICT[res["load"]["met"]]))
+        out.append(
+            (
+                f"7. Load test ({d['one_worker']['jobs']} jobs, {d['one_worker']['clients']} "
+                "clients, loopback)",
+                f"1 worker: {_f(d['one_worker']['jobs_per_s'])} jobs/s, p50 "
+                f"{_f(d['one_worker']['p50_ms'])} ms, p95 {_f(d['one_worker']['p95_ms'])} ms; "
+                f"2 workers: {_f(d['two_workers']['jobs_per_s'])} jobs/s, p50 "
+                f"{_f(d['two_workers']['p50_ms'])} ms, p95 {_f(d['two_workers']['p95_ms'])} ms",
+                "report",
+                "-",
+            )
+        )
+        out.append(
+            (
+                "Worker memory",
+                ", ".join(
+                    f"RSS {k.replace('worker_rss_mb_after_', 'after ').replace('_', ' ')} "
+                    f"{_f(v, 4)} MB"
+                    for k, v in rss.items()
+                )
+                + f", peak {_f(f['worker_peak_rss_mb'], 4)} MB",
+                "goal: flat (< 5% growth)",
+                VERDICT[res["load"]["met"]],
+            )
+        )
     return out
 
 

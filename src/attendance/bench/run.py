@@ -19,8 +19,16 @@ from pathlib import Path
 
 from attendance.bench.common import BENCH_REDIS_DB, Context, machine_info, say, setup_env
 
-MODULES = ["accuracy", "embedding", "bulk_upload", "class_photo", "gallery_search", "enrollment_commit",
-           "detectors", "load"]
+MODULES = [
+    "accuracy",
+    "embedding",
+    "bulk_upload",
+    "class_photo",
+    "gallery_search",
+    "enrollment_commit",
+    "detectors",
+    "load",
+]
 # The figures live with the checkout, beside docs/performance.md that quotes them.
 RESULTS_DIR = Path("bench")
 
@@ -88,10 +96,17 @@ def run(names: list[str], quick: bool, out: Path, plot: Path | None, redis_db: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="benchmarks to run (default: all): " + ", ".join(MODULES))
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny inputs, one repeat: checks the suite works, not the speed")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="benchmarks to run (default: all): " + ", ".join(MODULES),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny inputs, one repeat: checks the suite works, not the speed",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "results.json")
     parser.add_argument("--plot", type=Path, default=RESULTS_DIR / "results.png")
     parser.add_argument("--no-plot", action="store_true")
@@ -101,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {unknown}; choose from {', '.join(MODULES)}")
     names = args.names or MODULES
-    report = run(names, args.quick, args.out, None if args.no_plot else args.plot,
-                 args.redis_db)
+    report = run(names, args.quick, args.out, None if args.no_plot else args.plot, args.redis_db)
     return 1 if report["errors"] else 0
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from attendance.config.settings import get_settings
+from attendance.services.pipeline import pipeline_id
+from attendance.services.reembed import drop_other_pipelines, students_to_reembed
 from attendance.stores.blob import open_blob_store
 from attendance.stores.gallery import GalleryRepository
-from attendance.services.pipeline import pipeline_id
 from attendance.stores.records import open_records
-from attendance.services.reembed import drop_other_pipelines, students_to_reembed
-from attendance.config.settings import get_settings
 
 
 def main() -> int:
@@ -24,8 +23,10 @@ def main() -> int:
     parser.add_argument("--yes", action="store_true", help="drop them (else only report)")
     args = parser.parse_args()
     settings = get_settings()
-    repo = GalleryRepository(open_blob_store(settings.blob_store_url, settings),
-                             open_records(settings.records_url, settings))
+    repo = GalleryRepository(
+        open_blob_store(settings.blob_store_url, settings),
+        open_records(settings.records_url, settings),
+    )
     current = pipeline_id(settings)
     manifest = repo.current_manifest()
     if manifest is None:
@@ -34,8 +35,10 @@ def main() -> int:
     by_pipeline = manifest.embeddings_by_pipeline()
     others = {p: sum(c.values()) for p, c in by_pipeline.items() if p != current}
     stale = set(students_to_reembed(manifest, current)) - set(by_pipeline.get(current, {}))
-    print(f"current pipeline {current}; other pipelines: {others or 'none'}; "
-          f"students with no embedding of {current}: {len(stale)}")
+    print(
+        f"current pipeline {current}; other pipelines: {others or 'none'}; "
+        f"students with no embedding of {current}: {len(stale)}"
+    )
     if not others or not args.yes:
         return 0
     version, dropped = drop_other_pipelines(repo, current)

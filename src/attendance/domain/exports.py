@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 

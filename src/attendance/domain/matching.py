@@ -8,8 +8,8 @@ grow with faces x students.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -37,8 +37,9 @@ def warm_up() -> None:
 
 def _blas_limit(rows: int):
     warm_up()
-    return _blas.limit(limits=SMALL_THREADS if rows < LARGE_ROWS else LARGE_THREADS,
-                       user_api="blas")
+    return _blas.limit(
+        limits=SMALL_THREADS if rows < LARGE_ROWS else LARGE_THREADS, user_api="blas"
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ def candidate_set(
     candidates = set(candidates)
     gallery_ids = np.asarray(gallery_ids)
     if not candidates or len(gallery_ids) == 0:
-        return CandidateSet(np.zeros((0, gallery.shape[1] if gallery.ndim == 2 else 0),
-                                     np.float32), np.zeros(0, np.int32), np.array([], dtype=str))
+        return CandidateSet(
+            np.zeros((0, gallery.shape[1] if gallery.ndim == 2 else 0), np.float32),
+            np.zeros(0, np.int32),
+            np.array([], dtype=str),
+        )
     students, codes = np.unique(gallery_ids, return_inverse=True)
     return select_candidates(gallery, codes.astype(np.int32), students, candidates)
 
@@ -82,19 +86,22 @@ def select_candidates(
     keep = np.zeros(len(students), dtype=bool)
     keep[wanted] = True
     mask = keep[codes]
-    return CandidateSet(np.ascontiguousarray(gallery[mask], dtype=np.float32), codes[mask],
-                        students)
+    return CandidateSet(
+        np.ascontiguousarray(gallery[mask], dtype=np.float32), codes[mask], students
+    )
 
 
-def _agreeing(face_idx: np.ndarray, student: np.ndarray, dist: np.ndarray,
-              need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _agreeing(
+    face_idx: np.ndarray, student: np.ndarray, dist: np.ndarray, need: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One (face, student, distance) per pair whose student has ``need[student]`` embeddings
     within the threshold of that face; the distance is the farthest of those (the
     need[student]-th nearest): the evidence that many of the student's photos agree."""
     order = np.lexsort((dist, student, face_idx))
     face_idx, student, dist = face_idx[order], student[order], dist[order]
-    starts = np.flatnonzero(np.r_[True, (face_idx[1:] != face_idx[:-1])
-                                  | (student[1:] != student[:-1])])
+    starts = np.flatnonzero(
+        np.r_[True, (face_idx[1:] != face_idx[:-1]) | (student[1:] != student[:-1])]
+    )
     rank = np.arange(len(face_idx)) - np.repeat(starts, np.diff(np.r_[starts, len(face_idx)]))
     keep = rank == need[student] - 1
     return face_idx[keep], student[keep], dist[keep]
@@ -127,7 +134,7 @@ def match_groups(
     pair_face, pair_row, pair_sim = [], [], []
     with _blas_limit(len(cands)):
         for start in range(0, len(cands), BLOCK_ROWS):
-            sim = faces @ cands.embeddings[start:start + BLOCK_ROWS].T  # (faces, rows)
+            sim = faces @ cands.embeddings[start : start + BLOCK_ROWS].T  # (faces, rows)
             block_best = sim.max(axis=1)
             np.maximum(best, block_best, out=best)
             # Only the faces with something within the threshold in this block are searched.
@@ -145,8 +152,7 @@ def match_groups(
         student = cands.codes[np.concatenate(pair_row)]
         dist = 1.0 - np.concatenate(pair_sim).astype(np.float64)
         if min_photos > 1:
-            need = np.minimum(min_photos, np.bincount(cands.codes,
-                                                      minlength=len(cands.students)))
+            need = np.minimum(min_photos, np.bincount(cands.codes, minlength=len(cands.students)))
             face_idx, student, dist = _agreeing(face_idx, student, dist, need)
         # Closest first; ties broken by face then student, so the result is deterministic.
         order = np.lexsort((student, face_idx, dist))
@@ -159,8 +165,9 @@ def match_groups(
         result = [Match(None, float(nearest[offset + i])) for i in range(count)]
         taken_faces: set[int] = set()
         taken_students: set[int] = set()
-        for i, j, d in zip(face_idx[pair_photo == p], student[pair_photo == p],
-                           dist[pair_photo == p]):
+        for i, j, d in zip(
+            face_idx[pair_photo == p], student[pair_photo == p], dist[pair_photo == p]
+        ):
             i, j = int(i), int(j)
             if i in taken_faces or j in taken_students:
                 continue
@@ -187,5 +194,6 @@ def match_faces(
     """
     if len(faces) == 0:
         return []
-    return match_groups(faces, [len(faces)], candidate_set(gallery, gallery_ids, candidates),
-                        threshold, min_photos)[0]
+    return match_groups(
+        faces, [len(faces)], candidate_set(gallery, gallery_ids, candidates), threshold, min_photos
+    )[0]

@@ -31,13 +31,21 @@ def _dynamic(model):
     """The published graph has a fixed 32x32 input; its convolutions work at any size."""
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-    inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
-              for i in model.graph.input}
-    outputs = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim]
-               for o in model.graph.output}
+    inputs = {
+        i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input
+    }
+    outputs = {
+        o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output
+    }
     inputs[INPUT] = ["B", 3, "H", "W"]
-    outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
-                    "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]})
+    outputs.update(
+        {
+            "537": ["B", 1, "h", "w"],
+            "538": ["B", 2, "h", "w"],
+            "539": ["B", 2, "h", "w"],
+            "540": ["B", 10, "h", "w"],
+        }
+    )
     return update_inputs_outputs_dims(model, inputs, outputs)
 
 
@@ -50,10 +58,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2])
-                    - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
-        h = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3])
-                    - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
+        w = np.clip(
+            np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]),
+            0,
+            None,
+        )
+        h = np.clip(
+            np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]),
+            0,
+            None,
+        )
         inter = w * h
         order = rest[inter / (area[i] + area[rest] - inter + 1e-9) < iou]
     return np.array(keep, dtype=np.int64)
@@ -68,8 +82,10 @@ class CenterFace:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.log_severity_level = 3  # the graph's unused batch-norm counters are no news
         self._session = ort.InferenceSession(
-            _dynamic(onnx.load(str(path))).SerializeToString(), options,
-            providers=["CPUExecutionProvider"])
+            _dynamic(onnx.load(str(path))).SerializeToString(),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
 
     def __call__(self, bgr: np.ndarray, threshold: float) -> Detections:
         import cv2
@@ -79,20 +95,24 @@ class CenterFace:
         h32, w32 = -(-height // 32) * 32, -(-width // 32) * 32
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if (h32, w32) != (height, width):
-            rgb = cv2.copyMakeBorder(rgb, 0, h32 - height, 0, w32 - width,
-                                     cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            rgb = cv2.copyMakeBorder(
+                rgb, 0, h32 - height, 0, w32 - width, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            )
         blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
         heatmap, scale, offset, marks = self._session.run(OUTPUTS, {INPUT: blob})
-        return self.decode(heatmap[0, 0], scale[0], offset[0], marks[0], threshold,
-                           (height, width))
+        return self.decode(heatmap[0, 0], scale[0], offset[0], marks[0], threshold, (height, width))
 
     @staticmethod
-    def decode(heatmap, scale, offset, marks, threshold: float,
-               size: tuple[int, int]) -> Detections:
+    def decode(
+        heatmap, scale, offset, marks, threshold: float, size: tuple[int, int]
+    ) -> Detections:
         rows, cols = np.nonzero(heatmap > threshold)
         if rows.size == 0:
-            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                              np.zeros((0, 5, 2), np.float32))
+            return Detections(
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros((0, 5, 2), np.float32),
+            )
         height, width = size
         bh = np.exp(scale[0, rows, cols]) * STRIDE
         bw = np.exp(scale[1, rows, cols]) * STRIDE
@@ -102,9 +122,14 @@ class CenterFace:
         y0 = np.clip(cy - bh / 2, 0, height)
         boxes = np.stack([x0, y0, np.minimum(x0 + bw, width), np.minimum(y0 + bh, height)], 1)
         lm = marks[:, rows, cols].T.reshape(-1, 5, 2)  # (n, 5, [dy, dx]) relative to the box
-        landmarks = np.stack([lm[:, :, 1] * bw[:, None] + x0[:, None],
-                              lm[:, :, 0] * bh[:, None] + y0[:, None]], axis=2)
+        landmarks = np.stack(
+            [lm[:, :, 1] * bw[:, None] + x0[:, None], lm[:, :, 0] * bh[:, None] + y0[:, None]],
+            axis=2,
+        )
         scores = heatmap[rows, cols]
         keep = nms(boxes, scores)
-        return Detections(boxes[keep].astype(np.float32), scores[keep].astype(np.float32),
-                          landmarks[keep].astype(np.float32))
+        return Detections(
+            boxes[keep].astype(np.float32),
+            scores[keep].astype(np.float32),
+            landmarks[keep].astype(np.float32),
+        )

@@ -27,8 +27,9 @@ EYE_REGION = 0.6
 # Faces photos on which both found one face; then scaled 1.15x about (80, 94), a closer crop,
 # which separated genuine from stranger distances best of the scales tried (0.85-1.2; README,
 # "How the threshold was chosen").
-_MEASURED = np.array([[50.5, 63.6], [109.5, 63.6], [80.0, 98.0], [55.5, 124.0],
-                      [104.5, 124.0]], dtype=np.float32)
+_MEASURED = np.array(
+    [[50.5, 63.6], [109.5, 63.6], [80.0, 98.0], [55.5, 124.0], [104.5, 124.0]], dtype=np.float32
+)
 TEMPLATE_SCALE = 1.15
 TEMPLATE_160 = ((_MEASURED - (80.0, 94.0)) * TEMPLATE_SCALE + (80.0, 94.0)).astype(np.float32)
 # CenterFace's boxes are tight; Haar's are this much wider for the same face. min_face_px is
@@ -116,7 +117,7 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sign[-1] = -1
     rotation = u @ np.diag(sign) @ vt
-    scale = (sigma * sign).sum() / max(float((s ** 2).sum() / len(src)), 1e-12)
+    scale = (sigma * sign).sum() / max(float((s**2).sum() / len(src)), 1e-12)
     matrix = np.empty((2, 3), dtype=np.float64)
     matrix[:, :2] = scale * rotation
     matrix[:, 2] = mu_d - scale * rotation @ mu_s
@@ -143,20 +144,36 @@ def align_by_landmarks(bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
         if region.size == 0:
             return None
         k = 2.0 * scale
-        bgr = cv2.resize(region, (max(1, round(region.shape[1] * k)),
-                                  max(1, round(region.shape[0] * k))),
-                         interpolation=cv2.INTER_AREA)
+        bgr = cv2.resize(
+            region,
+            (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))),
+            interpolation=cv2.INTER_AREA,
+        )
         landmarks = (landmarks - np.array([x0, y0])) * k
         matrix = similarity(landmarks, TEMPLATE_160)
-    crop = cv2.warpAffine(bgr, matrix, (160, 160), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    crop = cv2.warpAffine(
+        bgr,
+        matrix,
+        (160, 160),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
     return crop.astype(np.float32) / 255.0
 
 
 class FaceDetector:
-    def __init__(self, backend: str, detect_max_side: int, min_face_px: int,
-                 scale_step: float = 1.25, min_neighbors: int = 3, *,
-                 centerface_weights=None, min_confidence: float = 0.5):
+    def __init__(
+        self,
+        backend: str,
+        detect_max_side: int,
+        min_face_px: int,
+        scale_step: float = 1.25,
+        min_neighbors: int = 3,
+        *,
+        centerface_weights=None,
+        min_confidence: float = 0.5,
+    ):
         self.backend = backend
         self.detect_max_side = detect_max_side
         self.min_face_px = min_face_px
@@ -173,8 +190,9 @@ class FaceDetector:
             from deepface.modules import modeling
 
             self._detector = modeling.build_model(task="face_detector", model_name=backend)
-        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
-                                        thread_name_prefix="faces")
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="faces"
+        )
         self._local = threading.local()
 
     def width(self, face: DetectedFace) -> float:
@@ -182,11 +200,14 @@ class FaceDetector:
         return face.box.w * (CNN_BOX_SCALE if self.backend == "centerface" else 1.0)
 
     @classmethod
-    def from_settings(cls, settings, backend: str | None = None) -> "FaceDetector":
+    def from_settings(cls, settings, backend: str | None = None) -> FaceDetector:
         """The detector the settings describe (``backend`` overrides theirs)."""
         return cls(
-            backend or settings.detector, settings.detect_max_side, settings.min_face_px,
-            settings.detect_scale_step, settings.detect_min_neighbors,
+            backend or settings.detector,
+            settings.detect_max_side,
+            settings.min_face_px,
+            settings.detect_scale_step,
+            settings.detect_min_neighbors,
             centerface_weights=settings.centerface_path,
             min_confidence=settings.detect_min_confidence,
         )
@@ -209,14 +230,18 @@ class FaceDetector:
         side = max(1, int(min_size))
         try:
             found, _, scores = self._detector.model["face_detector"].detectMultiScale3(
-                img, self.scale_step, self.min_neighbors, minSize=(side, side),
+                img,
+                self.scale_step,
+                self.min_neighbors,
+                minSize=(side, side),
                 outputRejectLevels=True,
             )
         except Exception:  # DeepFace ignores cascade errors the same way
             return []
-        return [FacialAreaRegion(x=int(x), y=int(y), w=int(w), h=int(h),
-                                 confidence=(100 - score) / 100)
-                for (x, y, w, h), score in zip(found, scores)]
+        return [
+            FacialAreaRegion(x=int(x), y=int(y), w=int(w), h=int(h), confidence=(100 - score) / 100)
+            for (x, y, w, h), score in zip(found, scores)
+        ]
 
     def _eye_finder(self):
         """This thread's DeepFace opencv client: a cascade must not run in two threads at once."""
@@ -234,14 +259,16 @@ class FaceDetector:
         x, y, w, h = region.x, region.y, region.w, region.h
         # Eyes lie in the upper part of a face box: the search skips the mouth and chin, which
         # costs less and stops a mouth being taken for an eye.
-        crop = img[y:int(y + h * EYE_REGION), x:x + w]
+        crop = img[y : int(y + h * EYE_REGION), x : x + w]
         # Eyes are searched on the face at most EYE_SEARCH_PX wide: on a 600 px face the eye
         # cascade took 170 ms, for eye centres that then only set the rotation angle.
         k = min(1.0, EYE_SEARCH_PX / max(1, w))
         if k < 1.0:
-            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * k)),
-                                     max(1, round(crop.shape[0] * k))),
-                              interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(
+                crop,
+                (max(1, round(crop.shape[1] * k)), max(1, round(crop.shape[0] * k))),
+                interpolation=cv2.INTER_AREA,
+            )
         left_eye, right_eye = self._eye_finder().find_eyes(img=crop)
         if left_eye is not None:
             left_eye = (int(x + left_eye[0] / k), int(y + left_eye[1] / k))
@@ -254,16 +281,21 @@ class FaceDetector:
 
         height, width = bgr.shape[:2]
         scale = min(1.0, self.detect_max_side / max(height, width))
-        small = bgr if scale == 1.0 else cv2.resize(
-            bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+        small = (
+            bgr
+            if scale == 1.0
+            else cv2.resize(
+                bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
         )
         if self.backend == "centerface":
             return self._detect_centerface(bgr, small, scale)
         # A black margin lets the detector find faces that fill or touch the frame (DeepFace does
         # the same); it costs little on the downscaled copy.
         pad_y, pad_x = int(small.shape[0] * BORDER), int(small.shape[1] * BORDER)
-        padded = cv2.copyMakeBorder(small, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT,
-                                    value=(0, 0, 0))
+        padded = cv2.copyMakeBorder(
+            small, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        )
         regions = self._regions(padded, min_size=self.min_face_px * scale)
         duplicates = _overlapping(regions)
         kept = [r for i, r in enumerate(regions) if i not in duplicates]
@@ -277,8 +309,9 @@ class FaceDetector:
         # to: the faces are finished side by side (OpenCV releases the GIL).
         return [f for f in self._pool.map(finish, kept) if f is not None]
 
-    def _detect_centerface(self, bgr: np.ndarray, small: np.ndarray,
-                           scale: float) -> list[DetectedFace]:
+    def _detect_centerface(
+        self, bgr: np.ndarray, small: np.ndarray, scale: float
+    ) -> list[DetectedFace]:
         found = self._detector(small, self.min_confidence)
         height, width = bgr.shape[:2]
         faces = []
@@ -295,14 +328,19 @@ class FaceDetector:
             if pixels is None:
                 continue
             turn, sharpness = turn_of(marks), sharpness_of(pixels)
-            reason = (TURNED if abs(turn) > MAX_TURN
-                      else BLURRED if sharpness < MIN_SHARPNESS else None)
-            faces.append(DetectedFace(box_, float(score), None if reason else pixels, marks,
-                                      reason, turn, sharpness))
+            reason = (
+                TURNED if abs(turn) > MAX_TURN else BLURRED if sharpness < MIN_SHARPNESS else None
+            )
+            faces.append(
+                DetectedFace(
+                    box_, float(score), None if reason else pixels, marks, reason, turn, sharpness
+                )
+            )
         return faces
 
-    def _aligned(self, bgr: np.ndarray, region, scale: float, pad_x: int,
-                 pad_y: int) -> DetectedFace | None:
+    def _aligned(
+        self, bgr: np.ndarray, region, scale: float, pad_x: int, pad_y: int
+    ) -> DetectedFace | None:
         """The face at ``region`` (found on the padded, downscaled copy), cropped and aligned
         from the original photo and preprocessed for FaceNet; None if it is too small."""
         from deepface.models.Detector import FacialAreaRegion
@@ -323,14 +361,23 @@ class FaceDetector:
         if min(w, h) < self.min_face_px:
             return None
         area = FacialAreaRegion(
-            x=x, y=y, w=w, h=h,
-            left_eye=up_point(region.left_eye), right_eye=up_point(region.right_eye),
+            x=x,
+            y=y,
+            w=w,
+            h=h,
+            left_eye=up_point(region.left_eye),
+            right_eye=up_point(region.right_eye),
             confidence=region.confidence,
         )
         # Align on the original photo: DeepFace rotates a padded sub-image around the face.
         aligned = detection.extract_face(
-            facial_area=area, img=bgr, align=True, expand_percentage=0,
-            width_border=0, height_border=0, detector_backend=self.backend,
+            facial_area=area,
+            img=bgr,
+            align=True,
+            expand_percentage=0,
+            width_border=0,
+            height_border=0,
+            detector_backend=self.backend,
         )
         crop = aligned.img
         if crop.size == 0:

@@ -99,7 +99,7 @@ ONNX_ENGINES = {"openvino": openvino_predict, "onnx": onnx_predict}
 
 
 def resolve_engine(engine: str) -> str:
-    """"auto": TensorFlow where it sees a GPU (the other engines' CPU builds would not use it),
+    """ "auto": TensorFlow where it sees a GPU (the other engines' CPU builds would not use it),
     else OpenVINO."""
     if engine != "auto":
         return engine

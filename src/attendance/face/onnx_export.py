@@ -58,7 +58,9 @@ def export(weights: Path, out: Path | None = None) -> Path:
 
     facenet = compiled_facenet(weights)
     graph, _ = tf2onnx.convert.from_function(
-        facenet, input_signature=facenet.input_signature, opset=OPSET,
+        facenet,
+        input_signature=facenet.input_signature,
+        opset=OPSET,
     )
     entry = graph.metadata_props.add()
     entry.key, entry.value = WEIGHTS_SHA_KEY, FACENET_WEIGHTS_SHA256

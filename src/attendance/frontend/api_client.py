@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.parse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from pydantic import BaseModel, ValidationError
@@ -23,8 +24,7 @@ Photo = tuple[str, bytes]
 M = TypeVar("M", bound=BaseModel)
 
 # What a page says when it needs a token and nobody has logged in.
-LOGIN_HINT = ("Log in with an API token (make run wrote a local admin token to "
-              "var/admin-token).")
+LOGIN_HINT = "Log in with an API token (make run wrote a local admin token to var/admin-token)."
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 60.0
@@ -35,7 +35,11 @@ class ApiError(Exception):
     """A failed API call, with a message for people and, when the API sent one, its code."""
 
     def __init__(
-        self, message: str, *, code: str | None = None, status: int | None = None,
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
         body: Any = None,
     ):
         super().__init__(message)
@@ -100,8 +104,11 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
             response = http.request(
-                method, url, headers=headers,
-                timeout=(self.connect_timeout, self.read_timeout), **kwargs
+                method,
+                url,
+                headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout),
+                **kwargs,
             )
         except requests.exceptions.ConnectionError as exc:
             # ConnectTimeout is both a ConnectionError and a Timeout: it means "not reachable".
@@ -117,8 +124,9 @@ class ApiClient:
                 code="api_timeout",
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise ApiError(f"Could not call the API at {url}: {_reason(exc)}",
-                           code="api_request_failed") from None
+            raise ApiError(
+                f"Could not call the API at {url}: {_reason(exc)}", code="api_request_failed"
+            ) from None
         if response.status_code >= 400:
             raise _auth_error(_error_from(response), has_token=bool(self.token))
         return response
@@ -131,7 +139,8 @@ class ApiClient:
             raise ApiError(
                 f"The API answered {method} {path} with something that is not JSON "
                 f"(HTTP {response.status_code}, {response.headers.get('Content-Type', 'no type')})",
-                code="bad_response", status=response.status_code,
+                code="bad_response",
+                status=response.status_code,
             ) from None
 
     # --- endpoints -------------------------------------------------------------------------------
@@ -165,10 +174,12 @@ class ApiClient:
         date_to: dt.date | None = None,
         student_id: str | None = None,
     ) -> list[AttendanceRecord]:
-        data = self._json("GET", "/api/v1/attendance", params=_attendance_query(
-            class_id, date_from, date_to, student_id))
-        return [parse(AttendanceRecord, r, "an attendance record")
-                for r in _list(data, "records")]
+        data = self._json(
+            "GET",
+            "/api/v1/attendance",
+            params=_attendance_query(class_id, date_from, date_to, student_id),
+        )
+        return [parse(AttendanceRecord, r, "an attendance record") for r in _list(data, "records")]
 
     def attendance_csv(
         self,
@@ -181,8 +192,9 @@ class ApiClient:
         """The API's CSV export of the same records: noted in the audit log, and refused (403)
         to a viewer token, as every export is."""
         params = _attendance_query(class_id, date_from, date_to, student_id)
-        return self._request("GET", "/api/v1/attendance",
-                             params={**params, "format": "csv"}).content
+        return self._request(
+            "GET", "/api/v1/attendance", params={**params, "format": "csv"}
+        ).content
 
     def student(self, student_id: str) -> Student:
         """GET /api/v1/students/<id>; 404 ``student_not_found`` when there is none."""
@@ -206,8 +218,9 @@ class ApiClient:
         (POST /api/v1/students/<id>/photos): a job like an enrollment's; 404
         ``student_not_found`` when there is no such student."""
         form = {"class_id": class_id} if class_id else {}
-        data = self._json("POST", f"{_student_path(student_id)}/photos", data=form,
-                          files=_files(photos))
+        data = self._json(
+            "POST", f"{_student_path(student_id)}/photos", data=form, files=_files(photos)
+        )
         return parse(JobAccepted, data, "a job")
 
     def rename(self, student_id: str, name: str) -> Student:
@@ -251,8 +264,9 @@ class ApiClient:
             time.sleep(interval)
 
 
-def _attendance_query(class_id: str | None, date_from: dt.date | None,
-                      date_to: dt.date | None, student_id: str | None) -> dict[str, str]:
+def _attendance_query(
+    class_id: str | None, date_from: dt.date | None, date_to: dt.date | None, student_id: str | None
+) -> dict[str, str]:
     params = {
         "class_id": class_id,
         "from": date_from.isoformat() if date_from else None,
@@ -312,19 +326,31 @@ def _auth_error(exc: ApiError, *, has_token: bool) -> ApiError:
     message is kept (it says which role a route needs, or which class is off limits)."""
     if exc.status == 401:
         if not has_token:
-            return ApiError(f"Not logged in: the API needs a token. {LOGIN_HINT}",
-                            code="unauthorized", status=401, body=exc.body)
+            return ApiError(
+                f"Not logged in: the API needs a token. {LOGIN_HINT}",
+                code="unauthorized",
+                status=401,
+                body=exc.body,
+            )
         return ApiError(
             f"The API token is not valid ({_sentence(exc.message)}). Log in again with a valid "
-            "token in the sidebar.", code="unauthorized", status=401, body=exc.body)
+            "token in the sidebar.",
+            code="unauthorized",
+            status=401,
+            body=exc.body,
+        )
     if exc.status == 403:
         if exc.code == "class_forbidden":
             lead = "Your token is limited to other classes"
         else:
             lead = "Your token's role may not do this"
-        return ApiError(f"{lead}: {_sentence(exc.message)}. Log in with another token in the "
-                        "sidebar if you need to.", code=exc.code or "forbidden", status=403,
-                        body=exc.body)
+        return ApiError(
+            f"{lead}: {_sentence(exc.message)}. Log in with another token in the "
+            "sidebar if you need to.",
+            code=exc.code or "forbidden",
+            status=403,
+            body=exc.body,
+        )
     return exc
 
 
@@ -341,14 +367,24 @@ def _error_from(response: requests.Response) -> ApiError:
         pass
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return ApiError(error["message"], code=str(error.get("code") or "error"),
-                        status=response.status_code, body=body)
+        return ApiError(
+            error["message"],
+            code=str(error.get("code") or "error"),
+            status=response.status_code,
+            body=body,
+        )
     if isinstance(body, dict) and "checks" in body:  # /readyz's 503
-        return ApiError(f"The API is not ready: {body['checks']}", code="not_ready",
-                        status=response.status_code, body=body)
+        return ApiError(
+            f"The API is not ready: {body['checks']}",
+            code="not_ready",
+            status=response.status_code,
+            body=body,
+        )
     text = " ".join(response.text.split())[:200]
     return ApiError(
         f"The API answered HTTP {response.status_code} {response.reason or ''}".rstrip()
         + (f": {text}" if text else ""),
-        code=f"http_{response.status_code}", status=response.status_code, body=body,
+        code=f"http_{response.status_code}",
+        status=response.status_code,
+        body=body,
     )

@@ -22,18 +22,36 @@ st.set_page_config(page_title="Attendance", page_icon=":material/groups:", layou
 navigation = st.navigation(
     {
         "Classroom": [
-            st.Page(PAGES / "take_attendance.py", title="Take attendance",
-                    icon=":material/photo_camera:", url_path="take_attendance", default=True),
-            st.Page(PAGES / "attendance.py", title="Attendance",
-                    icon=":material/table_chart:", url_path="attendance"),
+            st.Page(
+                PAGES / "take_attendance.py",
+                title="Take attendance",
+                icon=":material/photo_camera:",
+                url_path="take_attendance",
+                default=True,
+            ),
+            st.Page(
+                PAGES / "attendance.py",
+                title="Attendance",
+                icon=":material/table_chart:",
+                url_path="attendance",
+            ),
         ],
         "Administration": [
-            st.Page(PAGES / "enroll.py", title="Enroll",
-                    icon=":material/person_add:", url_path="enroll"),
-            st.Page(PAGES / "students.py", title="Students and model",
-                    icon=":material/badge:", url_path="students"),
-            st.Page(PAGES / "monitoring.py", title="Monitoring",
-                    icon=":material/monitor_heart:", url_path="monitoring"),
+            st.Page(
+                PAGES / "enroll.py", title="Enroll", icon=":material/person_add:", url_path="enroll"
+            ),
+            st.Page(
+                PAGES / "students.py",
+                title="Students and model",
+                icon=":material/badge:",
+                url_path="students",
+            ),
+            st.Page(
+                PAGES / "monitoring.py",
+                title="Monitoring",
+                icon=":material/monitor_heart:",
+                url_path="monitoring",
+            ),
         ],
     }
 )

@@ -13,17 +13,15 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterable, Iterator, Sequence
 
 from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE, Student
 
 Photo = tuple[str, bytes]
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 # Guards against zip bombs: the photos are read into memory before they are sent.
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_TOTAL_BYTES = 1024 * 1024 * 1024
@@ -87,8 +85,10 @@ class BulkPlan:
             out.append(f"zip: {self.zip_error}")
         out += [f"photo {u.filename}: {u.reason}" for u in self.unmatched_photos]
         out += [f"file {name}: not a photo (skipped)" for name in self.ignored_files]
-        out += [f"student {sid}: no photo in the zip (not enrolled)"
-                for sid in self.students_without_photos]
+        out += [
+            f"student {sid}: no photo in the zip (not enrolled)"
+            for sid in self.students_without_photos
+        ]
         return out
 
     def jobs(
@@ -112,8 +112,11 @@ def photo_batches(
     size = 0
     for photo in photos:
         data_len = len(photo[1])
-        if (not batches or len(batches[-1]) >= max_photos
-                or (max_bytes is not None and size + data_len > max_bytes and batches[-1])):
+        if (
+            not batches
+            or len(batches[-1]) >= max_photos
+            or (max_bytes is not None and size + data_len > max_bytes and batches[-1])
+        ):
             batches.append([])
             size = 0
         batches[-1].append(photo)
@@ -125,8 +128,10 @@ def identifier_problem(value: str, field_name: str) -> str | None:
     if not value:
         return f"{field_name} is empty"
     if not STUDENT_ID_RE.fullmatch(value):
-        return (f"{field_name} {value[:70]!r} must be 1-64 characters of letters, digits, "
-                "'.', '_' or '-', starting with a letter or a digit")
+        return (
+            f"{field_name} {value[:70]!r} must be 1-64 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or a digit"
+        )
     return None
 
 
@@ -187,7 +192,7 @@ def parse_roster_csv(data: bytes | str, default_class: str | None = None) -> Ros
                 columns = tuple(lowered)
                 continue
         if len(cells) > len(columns):
-            extra = [c for c in cells[len(columns):] if c]
+            extra = [c for c in cells[len(columns) :] if c]
             if extra:
                 result.errors.append(
                     f"line {line}: {len(cells)} columns; expected {','.join(columns)}"
@@ -200,9 +205,15 @@ def parse_roster_csv(data: bytes | str, default_class: str | None = None) -> Ros
         student_id = values.get("student_id", "")
         name = values.get("name", "")
         class_id = values.get("class_id") or default_class
-        problem = (identifier_problem(student_id, "student_id") or name_problem(name)
-                   or (identifier_problem(class_id, "class_id") if class_id else
-                       "no class_id: add a class_id column or choose a class for the roster"))
+        problem = (
+            identifier_problem(student_id, "student_id")
+            or name_problem(name)
+            or (
+                identifier_problem(class_id, "class_id")
+                if class_id
+                else "no class_id: add a class_id column or choose a class for the roster"
+            )
+        )
         if problem is None and student_id in seen:
             problem = f"student_id {student_id!r} is already on line {seen[student_id]}"
         if problem:
@@ -281,8 +292,7 @@ def plan_bulk_enrollment(
     """Match the roster with the photos; whatever does not fit is listed, not guessed."""
     parsed = parse_roster_csv(csv_data, default_class)
     photos = read_zip_photos(zip_data)
-    plan = BulkPlan(csv_errors=parsed.errors, zip_error=photos.error,
-                    ignored_files=photos.ignored)
+    plan = BulkPlan(csv_errors=parsed.errors, zip_error=photos.error, ignored_files=photos.ignored)
     ids = [row.student_id for row in parsed.rows]
     by_student: dict[str, list[Photo]] = {sid: [] for sid in ids}
     for path in sorted(photos.by_path):
@@ -313,5 +323,7 @@ def split_roster(
     """(present, absent), each sorted by name: the roster against who was recognised."""
     present_set = set(present_ids)
     ordered = sorted(roster, key=lambda s: (s.name.lower(), s.student_id))
-    return ([s for s in ordered if s.student_id in present_set],
-            [s for s in ordered if s.student_id not in present_set])
+    return (
+        [s for s in ordered if s.student_id in present_set],
+        [s for s in ordered if s.student_id not in present_set],
+    )

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from attendance.domain.schemas import AttendanceRecord, Student
-
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,7 @@ def roster_sizes(students: Iterable[Student]) -> dict[str, int]:
     return dict(sizes)
 
 
-def daily_rates(
-    records: Iterable[AttendanceRecord], sizes: Mapping[str, int]
-) -> list[DailyRate]:
+def daily_rates(records: Iterable[AttendanceRecord], sizes: Mapping[str, int]) -> list[DailyRate]:
     """One row per (date, class) that has records, oldest first."""
     present: dict[tuple[dt.date, str], set[str]] = {}
     for record in records:

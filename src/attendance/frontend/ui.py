@@ -8,13 +8,14 @@ import io
 import re
 import string
 import time
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import streamlit as st
 from PIL import Image, ImageOps
 
-from attendance.domain.schemas import JobView
 from attendance.config.settings import Settings
+from attendance.domain.schemas import JobView
 from attendance.frontend.api_client import LOGIN_HINT, TERMINAL_STATES, ApiClient, ApiError
 
 T = TypeVar("T")
@@ -65,11 +66,17 @@ def settings() -> Settings:
         return Settings()
     except Exception as exc:  # a bad ATTENDANCE_* variable or .env line: say which, not a trace
         errors = getattr(exc, "errors", None)
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
-        ) if callable(errors) else f"{type(exc).__name__}: {exc}"
-        st.error(plain(f"The settings (ATTENDANCE_* variables, .env) are invalid: {detail}"),
-                 icon=":material/settings:")
+        detail = (
+            "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
+            )
+            if callable(errors)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        st.error(
+            plain(f"The settings (ATTENDANCE_* variables, .env) are invalid: {detail}"),
+            icon=":material/settings:",
+        )
         st.stop()
         raise
 
@@ -92,8 +99,10 @@ def logged_in_client() -> ApiClient:
         message = st.session_state.get(MESSAGE_KEY)
         if message:  # why the last login failed (the sidebar says it too)
             st.error(message, icon=":material/key_off:")
-        st.info(f"{LOGIN_HINT} Paste it into *API token* in the sidebar and *Log in*.",
-                icon=":material/key:")
+        st.info(
+            f"{LOGIN_HINT} Paste it into *API token* in the sidebar and *Log in*.",
+            icon=":material/key:",
+        )
         st.stop()
     return api
 
@@ -130,14 +139,14 @@ def _adopt(token: str, source: str) -> None:
         role = token_role(ApiClient(settings().api_url, token=token))
     except ApiError as exc:
         if exc.unauthorized:
-            whose = ("The token in ATTENDANCE_API_TOKEN" if source == "settings"
-                     else "That token")
+            whose = "The token in ATTENDANCE_API_TOKEN" if source == "settings" else "That token"
             st.session_state[TOKEN_KEY] = None
             st.session_state[ROLE_KEY] = None
             st.session_state[SOURCE_KEY] = None
             st.session_state[MESSAGE_KEY] = (
                 f"{whose} is not valid: the API refused it. Check it, or ask an "
-                "administrator for one, and log in again.")
+                "administrator for one, and log in again."
+            )
             return
         role = None  # the API does not answer: keep the token, check it once it does
     st.session_state[TOKEN_KEY] = token
@@ -180,25 +189,29 @@ def login_sidebar(api_up: bool) -> None:
             elif role:
                 st.success(f"Logged in: {role}", icon=":material/key:")
             else:
-                st.info("Logged in (the token is checked once the API answers)",
-                        icon=":material/key:")
+                st.info(
+                    "Logged in (the token is checked once the API answers)", icon=":material/key:"
+                )
             if st.session_state.get(SOURCE_KEY) == "settings":
                 st.caption("with the token from ATTENDANCE_API_TOKEN")
-            st.button("Log out", key="auth.logout", on_click=_log_out,
-                      icon=":material/logout:")
+            st.button("Log out", key="auth.logout", on_click=_log_out, icon=":material/logout:")
             return
         message = st.session_state.get(MESSAGE_KEY)
         if message:
             st.error(message, icon=":material/key_off:")
         with st.form("login", border=True):
             st.text_input(
-                "API token", type="password", key=INPUT_KEY, autocomplete="off",
+                "API token",
+                type="password",
+                key=INPUT_KEY,
+                autocomplete="off",
                 placeholder="paste your token",
                 help="Ask an administrator for a token. `make run` wrote a local admin token "
-                     "to var/admin-token.",
+                "to var/admin-token.",
             )
-            st.form_submit_button("Log in", on_click=_log_in, icon=":material/login:",
-                                  type="primary")
+            st.form_submit_button(
+                "Log in", on_click=_log_in, icon=":material/login:", type="primary"
+            )
 
 
 def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
@@ -228,12 +241,15 @@ def show_thumbnails(photos: Sequence[tuple[str, bytes]], what: str = "to be sent
     shown = [(name, thumbnail(data)) for name, data in photos]
     images = [t for _, t in shown if t is not None]
     if images:
-        st.image(images, caption=[plain(name) for name, t in shown if t is not None],
-                 width=THUMBNAIL_PX)
+        st.image(
+            images, caption=[plain(name) for name, t in shown if t is not None], width=THUMBNAIL_PX
+        )
     unreadable = [name for name, t in shown if t is None]
     if unreadable:
-        st.caption("No preview (not an image this app can read): "
-                   + ", ".join(plain(n) for n in unreadable))
+        st.caption(
+            "No preview (not an image this app can read): "
+            + ", ".join(plain(n) for n in unreadable)
+        )
 
 
 def flower_url() -> str:
@@ -255,8 +271,10 @@ def show_error(exc: ApiError, doing: str | None = None) -> None:
     message = plain(exc.message)
     st.error(f"{plain(doing)}: {message}" if doing else message, icon=icon)
     if exc.code:
-        st.caption(f"error code: `{exc.code.replace('`', '')}`"
-                   + (f", HTTP {exc.status}" if exc.status else ""))
+        st.caption(
+            f"error code: `{exc.code.replace('`', '')}`"
+            + (f", HTTP {exc.status}" if exc.status else "")
+        )
 
 
 def fetch(doing: str, call: Callable[..., T], *args, **kwargs) -> T:
@@ -278,15 +296,20 @@ def annotated_image(api: ApiClient, job_id: str, n: int) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _annotated_image(api_url: str, token_fingerprint: str, job_id: str, n: int,
-                     _api: ApiClient) -> bytes:
+def _annotated_image(
+    api_url: str, token_fingerprint: str, job_id: str, n: int, _api: ApiClient
+) -> bytes:
     return _api.annotated(job_id, n)
 
 
 def _progress_text(label: str, job: JobView) -> str:
     done, total = job.progress.done, job.progress.total
-    state = {"queued": "queued, waiting for a worker", "running": "running",
-             "succeeded": "done", "failed": "failed"}[job.state]
+    state = {
+        "queued": "queued, waiting for a worker",
+        "running": "running",
+        "succeeded": "done",
+        "failed": "failed",
+    }[job.state]
     return f"{plain(label)}: {state} ({done}/{total} photos)"
 
 
@@ -303,8 +326,7 @@ def wait_for_jobs(
     away, or the job did not finish within ``timeout``).
     """
     # The labels carry names: every text below is Markdown-escaped (see plain()).
-    bars = {job_id: st.progress(0.0, text=f"{plain(label)}: submitted")
-            for label, job_id in jobs}
+    bars = {job_id: st.progress(0.0, text=f"{plain(label)}: submitted") for label, job_id in jobs}
     labels = dict((job_id, label) for label, job_id in jobs)
     outcome: dict[str, JobView | ApiError] = {}
     deadline = time.monotonic() + timeout
@@ -316,8 +338,7 @@ def wait_for_jobs(
                 job = api.job(job_id)
             except ApiError as exc:
                 outcome[job_id] = exc
-                bars[job_id].progress(
-                    0.0, text=f"{plain(labels[job_id])}: {plain(exc.message)}")
+                bars[job_id].progress(0.0, text=f"{plain(labels[job_id])}: {plain(exc.message)}")
                 continue
             total = max(job.progress.total, 1)
             fraction = 1.0 if job.state == "succeeded" else min(job.progress.done / total, 1.0)
@@ -327,9 +348,14 @@ def wait_for_jobs(
         if len(outcome) < len(jobs):
             if time.monotonic() > deadline:
                 for job_id in labels:
-                    outcome.setdefault(job_id, ApiError(
-                        f"{labels[job_id]}: job {job_id} has not finished after {timeout:g} s; "
-                        "is a worker running? (see Monitoring)", code="job_timeout"))
+                    outcome.setdefault(
+                        job_id,
+                        ApiError(
+                            f"{labels[job_id]}: job {job_id} has not finished after {timeout:g} s; "
+                            "is a worker running? (see Monitoring)",
+                            code="job_timeout",
+                        ),
+                    )
                 break
             time.sleep(interval)
     return outcome
@@ -342,12 +368,14 @@ def api_status_sidebar() -> bool:
         api.health()
     except ApiError as exc:
         if exc.unreachable:
-            st.sidebar.error(f"API not reachable: {plain(api.base_url, links=True)}",
-                             icon=":material/cloud_off:")
+            st.sidebar.error(
+                f"API not reachable: {plain(api.base_url, links=True)}", icon=":material/cloud_off:"
+            )
         else:
-            st.sidebar.error(f"API at {plain(api.base_url, links=True)} fails: "
-                             f"{plain(exc.message)}",
-                             icon=":material/error:")
+            st.sidebar.error(
+                f"API at {plain(api.base_url, links=True)} fails: {plain(exc.message)}",
+                icon=":material/error:",
+            )
         return False
     st.sidebar.success(f"API: {plain(api.base_url, links=True)}", icon=":material/cloud_done:")
     return True

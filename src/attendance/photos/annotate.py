@@ -39,8 +39,10 @@ def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
         label_y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1
-        draw.rectangle((x0, label_y, x0 + (right - left) + 2 * line,
-                        label_y + (bottom - top) + 2 * line), fill=colour)
+        draw.rectangle(
+            (x0, label_y, x0 + (right - left) + 2 * line, label_y + (bottom - top) + 2 * line),
+            fill=colour,
+        )
         draw.text((x0 + line, label_y + line - (top - y0)), label, fill=(255, 255, 255), font=font)
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=88)

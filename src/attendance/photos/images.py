@@ -43,13 +43,16 @@ def _pillow_errors(filename: str):
             yield
     except InvalidImage:
         raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise InvalidImage(f"{filename}: the image is too large to decode", code="image_too_large")
-    except UnidentifiedImageError:
-        raise InvalidImage(f"{filename}: not an image", code="not_an_image")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InvalidImage(
+            f"{filename}: the image is too large to decode", code="image_too_large"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(f"{filename}: not an image", code="not_an_image") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"{filename}: the image is damaged or truncated ({exc})",
-                           code="damaged_image")
+        raise InvalidImage(
+            f"{filename}: the image is damaged or truncated ({exc})", code="damaged_image"
+        ) from exc
 
 
 def _check_header(img: Image.Image, filename: str, max_pixels: int) -> CheckedImage:

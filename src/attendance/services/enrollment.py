@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from attendance.domain.errors import AppError, NoUsablePhoto, NotFound, StudentErased, StudentExists
-from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS
-from attendance.stores.gallery import normalise
-from attendance.photos.images import decode_bgr
+from attendance.domain.errors import AppError, NotFound, NoUsablePhoto, StudentErased, StudentExists
 from attendance.domain.keys import student_photo_key
-from attendance.services.pipeline import FacePipeline
-from attendance.stores.records import erased_message
 from attendance.domain.schemas import AuditEntry, EnrollmentRequest, EnrollmentResult, Rejected
+from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS
+from attendance.photos.images import decode_bgr
+from attendance.services.pipeline import FacePipeline
+from attendance.stores.gallery import normalise
+from attendance.stores.records import erased_message
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ Progress = Callable[[int, int], None]
 
 
 def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> EnrollmentResult:
-    asked_at = req.requested_at or dt.datetime.now(dt.timezone.utc)
+    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     name = _enrolled_name(pipe, req, asked_at)
     crops: list[np.ndarray] = []
     accepted: list[str] = []
@@ -63,9 +63,15 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     embeddings = normalise(pipe.embedder.embed(np.stack(crops)))
     consistent = _consistent(pipe, req.student_id, embeddings)
     for i in np.flatnonzero(~consistent):
-        rejected.append(Rejected(filename=names[i], reason=(
-            "does not look like the other photos of this student (is it the same person, "
-            "and is the face clear?)")))
+        rejected.append(
+            Rejected(
+                filename=names[i],
+                reason=(
+                    "does not look like the other photos of this student (is it the same person, "
+                    "and is the face clear?)"
+                ),
+            )
+        )
     if not consistent.any():
         reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
         raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
@@ -80,29 +86,43 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     s = pipe.settings
     try:
         version = pipe.gallery_repo.commit(
-            embeddings, [req.student_id] * len(crops), segment_id=req.job_id,
-            pipeline=pipe.pipeline_id, model_name=s.model_name, detector=s.detector,
-            metric=s.metric, threshold=s.match_threshold, guard=guard,
+            embeddings,
+            [req.student_id] * len(crops),
+            segment_id=req.job_id,
+            pipeline=pipe.pipeline_id,
+            model_name=s.model_name,
+            detector=s.detector,
+            metric=s.metric,
+            threshold=s.match_threshold,
+            guard=guard,
         )
         # The student record follows the gallery commit, so a failed commit leaves no half
         # student; both refuse a student erased since the enrollment was asked for.
-        pipe.records.upsert_student(req.student_id, name, req.class_id,
-                                    not_erased_since=asked_at)
+        pipe.records.upsert_student(req.student_id, name, req.class_id, not_erased_since=asked_at)
     except StudentErased:
         for key in filed:
             pipe.blobs.delete(key)
-        log.info("job %s: the student was erased after this enrollment was asked for",
-                 req.job_id)
+        log.info("job %s: the student was erased after this enrollment was asked for", req.job_id)
         raise
     # Written when the enrollment took effect; a redelivered task may note it twice.
-    pipe.records.append_audit(AuditEntry(
-        at=dt.datetime.now(dt.timezone.utc), actor=req.requested_by or "unknown",
-        action="enroll" if req.mode == "create" else "add_photos", target=req.student_id,
-        detail={"job_id": req.job_id, "photos": len(accepted), "class_id": req.class_id,
-                "model_version": version},
-    ))
+    pipe.records.append_audit(
+        AuditEntry(
+            at=dt.datetime.now(dt.UTC),
+            actor=req.requested_by or "unknown",
+            action="enroll" if req.mode == "create" else "add_photos",
+            target=req.student_id,
+            detail={
+                "job_id": req.job_id,
+                "photos": len(accepted),
+                "class_id": req.class_id,
+                "model_version": version,
+            },
+        )
+    )
     return EnrollmentResult(
-        student_id=req.student_id, accepted_photos=len(crops), rejected=rejected,
+        student_id=req.student_id,
+        accepted_photos=len(crops),
+        rejected=rejected,
         model_version=version,
     )
 
@@ -117,8 +137,10 @@ def the_one_face(faces: list, min_face_px: int):
     if not faces:
         return None, "no face found"
     if not clear:
-        return None, (f"the face is too small to recognise: a photo in which the face is at "
-                      f"least {min_face_px} pixels wide is needed")
+        return None, (
+            f"the face is too small to recognise: a photo in which the face is at "
+            f"least {min_face_px} pixels wide is needed"
+        )
     return None, f"{len(clear)} faces found; an enrollment photo must show one face"
 
 
@@ -126,8 +148,10 @@ def not_enrollable(pipe: FacePipeline, face) -> str | None:
     """Why a clear face is still not good enough to enroll, in plain words; None if it is."""
     s = pipe.settings
     if pipe.detector.width(face) < s.enroll_min_face_px:
-        return (f"the face is too small for an enrollment photo: a photo in which the face is "
-                f"at least {s.enroll_min_face_px} pixels wide is needed")
+        return (
+            f"the face is too small for an enrollment photo: a photo in which the face is "
+            f"at least {s.enroll_min_face_px} pixels wide is needed"
+        )
     if face.confidence < s.enroll_min_confidence:
         return "the face is not clear enough (turned away, blurred or covered)"
     if abs(face.turn) > ENROLL_MAX_TURN:
@@ -163,20 +187,23 @@ def _enrolled_name(pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.date
         if existing is None:
             if pipe.records.erased_since([req.student_id], asked_at):
                 raise StudentErased(erased_message(req.student_id))
-            raise NotFound(f"no student {req.student_id!r} to add photos to",
-                           code="student_not_found")
+            raise NotFound(
+                f"no student {req.student_id!r} to add photos to", code="student_not_found"
+            )
         return existing.name
     if req.name is None:
         raise AppError("an enrollment of a new student needs a name", code="missing_name")
     if existing is not None and existing.name != req.name:
         raise StudentExists(
             f"student id {req.student_id!r} belongs to another student already; add photos "
-            "to them or rename them with a request of its own")
+            "to them or rename them with a request of its own"
+        )
     return req.name
 
 
-def _keep_accepted_photos(pipe: FacePipeline, req: EnrollmentRequest,
-                          accepted: list[str]) -> list[str]:
+def _keep_accepted_photos(
+    pipe: FacePipeline, req: EnrollmentRequest, accepted: list[str]
+) -> list[str]:
     """File the used photos under the student, so erasing the student finds them.
 
     The uploads stay until the retention purge, so a redelivered task can still read them.

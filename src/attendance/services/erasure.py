@@ -16,17 +16,21 @@ import datetime as dt
 import logging
 import uuid
 
-from attendance.stores.blob import BlobStore
 from attendance.domain.errors import NotFound
-from attendance.stores.gallery import GalleryRepository, Rewrite, _segment_bytes, segment_pipeline
 from attendance.domain.keys import (
-    GALLERY_SEGMENTS, annotated_prefix, enrollment_job_of, student_photos_prefix, upload_prefix,
+    GALLERY_SEGMENTS,
+    annotated_prefix,
+    enrollment_job_of,
+    student_photos_prefix,
+    upload_prefix,
 )
+from attendance.stores.blob import BlobStore
+from attendance.stores.gallery import GalleryRepository, Rewrite, _segment_bytes, segment_pipeline
 from attendance.stores.records import RecordsStore
 
 log = logging.getLogger(__name__)
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _remove_from_gallery(repo: GalleryRepository, student_id: str) -> tuple[int, int]:
@@ -46,20 +50,28 @@ def _remove_from_gallery(repo: GalleryRepository, student_id: str) -> tuple[int,
             change.removed += int((~keep).sum())
             if keep.any():
                 key = f"{seg['key'].removesuffix('.npz')}-e{uuid.uuid4().hex[:8]}.npz"
-                repo.blobs.put(key, _segment_bytes(data.embeddings[keep],
-                                                   data.student_ids[keep].tolist()))
+                repo.blobs.put(
+                    key, _segment_bytes(data.embeddings[keep], data.student_ids[keep].tolist())
+                )
                 change.written.append(key)
                 counts = {k: v for k, v in seg["students"].items() if k != student_id}
                 # The rewritten segment holds embeddings of the same pipeline as before.
-                change.kept.append({"key": key, "count": int(keep.sum()), "students": counts,
-                                    "pipeline": segment_pipeline(seg)})
+                change.kept.append(
+                    {
+                        "key": key,
+                        "count": int(keep.sum()),
+                        "students": counts,
+                        "pipeline": segment_pipeline(seg),
+                    }
+                )
         return change
 
     return repo.rewrite(without_student, "the erasure")
 
 
-def _orphan_segments(repo: GalleryRepository, student_id: str,
-                     before: dt.datetime) -> dict[str, int]:
+def _orphan_segments(
+    repo: GalleryRepository, student_id: str, before: dt.datetime
+) -> dict[str, int]:
     """Segments no version names (an enrollment that failed after writing its own) that hold
     the student's embeddings. Only those written before the erasure: a newer one may belong
     to an enrollment asked for after it, about to be committed. Returns {key: the student's
@@ -76,21 +88,28 @@ def _orphan_segments(repo: GalleryRepository, student_id: str,
 
 
 def erase_student(
-    blobs: BlobStore, records: RecordsStore, student_id: str, *, attendance: bool,
+    blobs: BlobStore,
+    records: RecordsStore,
+    student_id: str,
+    *,
+    attendance: bool,
     now: dt.datetime | None = None,
 ) -> dict:
     """Erase the student; NotFound if nothing of them is known or was ever erased. Returns
     what was removed (all zero when an earlier erasure left nothing)."""
-    erased_at = now or dt.datetime.now(dt.timezone.utc)
+    erased_at = now or dt.datetime.now(dt.UTC)
     student = records.get_student(student_id)
     repo = GalleryRepository(blobs, records)
     manifest = repo.current_manifest()
     photos = blobs.list(student_photos_prefix(student_id))
-    known = (student is not None or bool(photos)
-             or (manifest is not None and student_id in manifest.embeddings_per_student())
-             or bool(records.erased_since([student_id], _EPOCH))
-             or bool(records.attendance_jobs(student_id))
-             or bool(records.list_attendance(student_id=student_id)))
+    known = (
+        student is not None
+        or bool(photos)
+        or (manifest is not None and student_id in manifest.embeddings_per_student())
+        or bool(records.erased_since([student_id], _EPOCH))
+        or bool(records.attendance_jobs(student_id))
+        or bool(records.list_attendance(student_id=student_id))
+    )
     if not known:
         raise NotFound(f"no student {student_id!r}", code="student_not_found")
     records.record_erasure(student_id, erased_at)
@@ -112,8 +131,12 @@ def erase_student(
     for key in doomed:
         blobs.delete(key)
     records.delete_student(student_id)
-    log.info("student erased: %d embeddings, %d photos, %d attendance records",
-             embeddings + sum(orphans.values()), len(doomed), records_removed)
+    log.info(
+        "student erased: %d embeddings, %d photos, %d attendance records",
+        embeddings + sum(orphans.values()),
+        len(doomed),
+        records_removed,
+    )
     return {
         "student_id": student_id,
         "embeddings_removed": embeddings + sum(orphans.values()),

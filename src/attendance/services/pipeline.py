@@ -6,11 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 
+from attendance.config.settings import Settings
 from attendance.stores.blob import BlobStore, open_blob_store
 from attendance.stores.gallery import GalleryCache, GalleryRepository
 from attendance.stores.jobs import JobStore
 from attendance.stores.records import RecordsStore, open_records
-from attendance.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ class FacePipeline:
     jobs: JobStore
     gallery_repo: GalleryRepository
     gallery: GalleryCache
-    detector: "FaceDetector"  # noqa: F821 - imported lazily with TensorFlow
-    embedder: "FaceNetEmbedder"  # noqa: F821
+    detector: FaceDetector  # noqa: F821 - imported lazily with TensorFlow
+    embedder: FaceNetEmbedder  # noqa: F821
 
     @property
     def pipeline_id(self) -> str:
@@ -44,7 +44,7 @@ class FacePipeline:
         return pipeline_id(self.settings)
 
     @classmethod
-    def load(cls, settings: Settings) -> "FacePipeline":
+    def load(cls, settings: Settings) -> FacePipeline:
         # DeepFace reads its home from the environment; point it at the provisioned weights so
         # it never tries to download anything.
         os.environ["DEEPFACE_HOME"] = str(settings.deepface_home.resolve())
@@ -54,18 +54,28 @@ class FacePipeline:
         blobs = open_blob_store(settings.blob_store_url, settings)
         records = open_records(settings.records_url, settings)
         repo = GalleryRepository(blobs, records)
-        embedder = FaceNetEmbedder(settings.weights_path, settings.embed_batch_size,
-                                   settings.embed_engine)
+        embedder = FaceNetEmbedder(
+            settings.weights_path, settings.embed_batch_size, settings.embed_engine
+        )
         embedder.warm_up()
         from attendance.domain.matching import warm_up as warm_up_matching
 
         warm_up_matching()
         detector = FaceDetector.from_settings(settings)
-        log.info("face pipeline ready: FaceNet on %s (%s), detector %s, pipeline %s",
-                 embedder.device, embedder.engine, settings.detector, pipeline_id(settings))
+        log.info(
+            "face pipeline ready: FaceNet on %s (%s), detector %s, pipeline %s",
+            embedder.device,
+            embedder.engine,
+            settings.detector,
+            pipeline_id(settings),
+        )
         return cls(
-            settings=settings, blobs=blobs, records=records,
+            settings=settings,
+            blobs=blobs,
+            records=records,
             jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
-            gallery_repo=repo, gallery=GalleryCache(repo, pipeline_id(settings)),
-            detector=detector, embedder=embedder,
+            gallery_repo=repo,
+            gallery=GalleryCache(repo, pipeline_id(settings)),
+            detector=detector,
+            embedder=embedder,
         )

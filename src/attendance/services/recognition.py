@@ -18,20 +18,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 
-from attendance.photos.annotate import ANNOTATED_MAX_SIDE, annotate
 from attendance.domain.errors import StudentErased
-from attendance.photos.images import decode_bgr
 from attendance.domain.keys import annotated_key
 from attendance.domain.matching import match_groups
-from attendance.services.pipeline import FacePipeline
 from attendance.domain.schemas import (
-    AttendanceRecord, Box, Evidence, FaceMatch, PhotoResult, RecognitionRequest, RecognitionResult,
+    AttendanceRecord,
+    Box,
+    Evidence,
+    FaceMatch,
+    PhotoResult,
+    RecognitionRequest,
+    RecognitionResult,
 )
+from attendance.photos.annotate import ANNOTATED_MAX_SIDE, annotate
+from attendance.photos.images import decode_bgr
+from attendance.services.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +58,9 @@ def _preview(bgr: np.ndarray, max_side: int = ANNOTATED_MAX_SIDE) -> tuple[np.nd
     scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
         return bgr, 1.0
-    small = cv2.resize(bgr, (round(width * scale), round(height * scale)),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+    )
     return small, scale
 
 
@@ -61,9 +68,16 @@ def _scaled(face: FaceMatch, scale: float) -> FaceMatch:
     if scale == 1.0:
         return face
     b = face.box
-    return face.model_copy(update={"box": Box(
-        x=round(b.x * scale), y=round(b.y * scale), w=round(b.w * scale), h=round(b.h * scale),
-    )})
+    return face.model_copy(
+        update={
+            "box": Box(
+                x=round(b.x * scale),
+                y=round(b.y * scale),
+                w=round(b.w * scale),
+                h=round(b.h * scale),
+            )
+        }
+    )
 
 
 def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -> RecognitionResult:
@@ -119,18 +133,24 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     # One batched FaceNet run over the faces of all photos.
     t0 = time.perf_counter()
     all_pixels = [f.pixels for faces in detections for f in faces if f.identifiable]
-    embeddings = (pipe.embedder.embed(np.stack(all_pixels)) if all_pixels
-                  else np.zeros((0, 128), dtype=np.float32))
+    embeddings = (
+        pipe.embedder.embed(np.stack(all_pixels))
+        if all_pixels
+        else np.zeros((0, 128), dtype=np.float32)
+    )
     del all_pixels
     timings["embed"] = _ms(time.perf_counter() - t0)
     timings["faces"] = float(len(embeddings))
 
     # One pass over the class's embeddings for the faces of all photos.
     t0 = time.perf_counter()
-    matches = match_groups(embeddings, [sum(f.identifiable for f in faces)
-                                        for faces in detections],
-                           candidates, pipe.settings.match_threshold,
-                           pipe.settings.match_min_photos)
+    matches = match_groups(
+        embeddings,
+        [sum(f.identifiable for f in faces) for faces in detections],
+        candidates,
+        pipe.settings.match_threshold,
+        pipe.settings.match_min_photos,
+    )
     timings["match"] = _ms(time.perf_counter() - t0)
 
     photo_faces: list[list[FaceMatch]] = []
@@ -141,18 +161,29 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         next_match = iter(photo_matches)
         for face in faces:
             if not face.identifiable:
-                face_results.append(FaceMatch(box=face.box, student_id=None, name=None,
-                                              distance=None, outcome="unidentifiable",
-                                              reason=face.reason))
+                face_results.append(
+                    FaceMatch(
+                        box=face.box,
+                        student_id=None,
+                        name=None,
+                        distance=None,
+                        outcome="unidentifiable",
+                        reason=face.reason,
+                    )
+                )
                 unidentifiable += 1
                 continue
             match = next(next_match)
             sid = match.student_id
-            face_results.append(FaceMatch(
-                box=face.box, student_id=sid, name=roster.get(sid) if sid else None,
-                distance=None if match.distance is None else round(match.distance, 4),
-                outcome="recognised" if sid else "unknown",
-            ))
+            face_results.append(
+                FaceMatch(
+                    box=face.box,
+                    student_id=sid,
+                    name=roster.get(sid) if sid else None,
+                    distance=None if match.distance is None else round(match.distance, 4),
+                    outcome="recognised" if sid else "unknown",
+                )
+            )
             if sid is None:
                 unknown += 1
             elif match.distance < best.get(sid, np.inf):
@@ -176,8 +207,9 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         return key
 
     def draw_all(indices: list[int]) -> None:
-        with ThreadPoolExecutor(max_workers=min(2, max(1, len(indices))),
-                                thread_name_prefix="annotate") as drawers:
+        with ThreadPoolExecutor(
+            max_workers=min(2, max(1, len(indices))), thread_name_prefix="annotate"
+        ) as drawers:
             keys.update(zip(indices, drawers.map(draw_and_store, indices)))
 
     t0 = time.perf_counter()
@@ -187,16 +219,24 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    asked_at = req.requested_at or dt.datetime.now(dt.timezone.utc)
-    seen_at = dt.datetime.now(dt.timezone.utc)
+    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
+    seen_at = dt.datetime.now(dt.UTC)
     erased = set()
     for sid, distance in sorted(best.items()):
         # Conditional insert: a second photo, a second upload or a redelivered task adds nothing.
         try:
-            pipe.records.mark_present(AttendanceRecord(
-                class_id=req.class_id, date=req.date, student_id=sid, name=roster[sid],
-                first_seen_at=seen_at, distance=round(float(distance), 4), job_id=req.job_id,
-            ), not_erased_since=asked_at)
+            pipe.records.mark_present(
+                AttendanceRecord(
+                    class_id=req.class_id,
+                    date=req.date,
+                    student_id=sid,
+                    name=roster[sid],
+                    first_seen_at=seen_at,
+                    distance=round(float(distance), 4),
+                    job_id=req.job_id,
+                ),
+                not_erased_since=asked_at,
+            )
         except StudentErased:
             erased.add(sid)
     timings["attendance"] = _ms(time.perf_counter() - t0)
@@ -217,16 +257,24 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
             if sid and (sid not in evidence or face.distance < evidence[sid].distance):
                 evidence[sid] = Evidence(student_id=sid, photo=i, face=k, distance=face.distance)
     photos = [
-        PhotoResult(filename=upload.filename, faces=[f.model_copy(update={"name": None})
-                                                     for f in photo_faces[i]],
-                    annotated_key=keys.get(i), error=errors[i])
+        PhotoResult(
+            filename=upload.filename,
+            faces=[f.model_copy(update={"name": None}) for f in photo_faces[i]],
+            annotated_key=keys.get(i),
+            error=errors[i],
+        )
         for i, upload in enumerate(req.photos)
     ]
     timings["total"] = _ms(time.perf_counter() - started)
     return RecognitionResult(
-        class_id=req.class_id, date=req.date, photos=photos, present=sorted(best),
-        unknown_faces=unknown, unidentifiable_faces=unidentifiable,
-        evidence=[evidence[sid] for sid in sorted(evidence)], model_version=version,
+        class_id=req.class_id,
+        date=req.date,
+        photos=photos,
+        present=sorted(best),
+        unknown_faces=unknown,
+        unidentifiable_faces=unidentifiable,
+        evidence=[evidence[sid] for sid in sorted(evidence)],
+        model_version=version,
         timings=timings,
     )
 
@@ -237,7 +285,13 @@ def _forget(photo_faces: list[list[FaceMatch]], erased: set[str]) -> dict[int, i
     for index, faces in enumerate(photo_faces):
         for k, face in enumerate(faces):
             if face.student_id in erased:
-                faces[k] = face.model_copy(update={"student_id": None, "name": None,
-                                                   "distance": None, "outcome": "unknown"})
+                faces[k] = face.model_copy(
+                    update={
+                        "student_id": None,
+                        "name": None,
+                        "distance": None,
+                        "outcome": "unknown",
+                    }
+                )
                 changed[index] = changed.get(index, 0) + 1
     return changed

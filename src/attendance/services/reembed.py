@@ -20,18 +20,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from attendance.domain.errors import AppError, NotFound, StudentErased
-from attendance.stores.gallery import GalleryRepository, Manifest, Rewrite, segment_key, segment_pipeline
-from attendance.services.enrollment import the_one_face
-from attendance.photos.images import decode_bgr
 from attendance.domain.keys import enrollment_job_of, student_photos_prefix
-from attendance.services.pipeline import FacePipeline
 from attendance.domain.schemas import AuditEntry
+from attendance.photos.images import decode_bgr
+from attendance.services.enrollment import the_one_face
+from attendance.services.pipeline import FacePipeline
+from attendance.stores.gallery import (
+    GalleryRepository,
+    Manifest,
+    Rewrite,
+    segment_key,
+    segment_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,15 @@ def segment_id_for(pipeline: str, student_id: str) -> str:
 
 def students_to_reembed(manifest: Manifest, pipeline: str) -> list[str]:
     """Students with embeddings of another pipeline than ``pipeline``, in id order."""
-    return sorted({sid for p, counts in manifest.embeddings_by_pipeline().items()
-                   if p != pipeline for sid, n in counts.items() if n})
+    return sorted(
+        {
+            sid
+            for p, counts in manifest.embeddings_by_pipeline().items()
+            if p != pipeline
+            for sid, n in counts.items()
+            if n
+        }
+    )
 
 
 def _photos_to_reembed(pipe: FacePipeline, manifest: Manifest, student_id: str) -> list[str]:
@@ -80,16 +93,20 @@ def _photos_to_reembed(pipe: FacePipeline, manifest: Manifest, student_id: str) 
     pipeline (the photos of enrollments made by it already are in the gallery as they are)."""
     current_jobs = {
         seg["key"].rsplit("/", 1)[-1].removesuffix(".npz").split("-", 1)[0]
-        for seg in manifest.all_segments() if segment_pipeline(seg) == pipe.pipeline_id
+        for seg in manifest.all_segments()
+        if segment_pipeline(seg) == pipe.pipeline_id
     }
     prefix = student_photos_prefix(student_id)
-    return [key for key in sorted(pipe.blobs.list(prefix))
-            # students/<id>/jobs/<job_id> are empty markers of enrollments, not photos
-            if "/" not in key[len(prefix):] and enrollment_job_of(key) not in current_jobs]
+    return [
+        key
+        for key in sorted(pipe.blobs.list(prefix))
+        # students/<id>/jobs/<job_id> are empty markers of enrollments, not photos
+        if "/" not in key[len(prefix) :] and enrollment_job_of(key) not in current_jobs
+    ]
 
 
 def reembed(pipe: FacePipeline, req: ReembedRequest, progress: Progress) -> ReembedResult:
-    asked_at = req.requested_at or dt.datetime.now(dt.timezone.utc)
+    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     pipeline = pipe.pipeline_id
     repo = pipe.gallery_repo
     manifest = repo.current_manifest()
@@ -112,44 +129,77 @@ def reembed(pipe: FacePipeline, req: ReembedRequest, progress: Progress) -> Reem
         if crops is None:
             skipped.append(ReembedSkipped(student_id=student_id, reason=reasons[0]))
         elif not crops:
-            skipped.append(ReembedSkipped(
-                student_id=student_id,
-                reason="no stored enrollment photo gave one face: " + "; ".join(reasons)
-                if reasons else "no stored enrollment photo to re-embed"))
+            skipped.append(
+                ReembedSkipped(
+                    student_id=student_id,
+                    reason="no stored enrollment photo gave one face: " + "; ".join(reasons)
+                    if reasons
+                    else "no stored enrollment photo to re-embed",
+                )
+            )
         else:
             for reason in reasons:
                 skipped.append(ReembedSkipped(student_id=student_id, reason=reason))
             embeddings = pipe.embedder.embed(np.stack(crops))
             try:
                 version = repo.commit(
-                    embeddings, [student_id] * len(crops), segment_id=seg_id,
-                    pipeline=pipeline, model_name=s.model_name, detector=s.detector,
-                    metric=s.metric, threshold=s.match_threshold, guard=(student_id, asked_at),
+                    embeddings,
+                    [student_id] * len(crops),
+                    segment_id=seg_id,
+                    pipeline=pipeline,
+                    model_name=s.model_name,
+                    detector=s.detector,
+                    metric=s.metric,
+                    threshold=s.match_threshold,
+                    guard=(student_id, asked_at),
                 )
             except StudentErased:
-                log.info("job %s: a student was erased during the re-embedding; skipped",
-                         req.job_id)
-                skipped.append(ReembedSkipped(student_id=student_id,
-                                              reason="erased during the re-embedding"))
+                log.info(
+                    "job %s: a student was erased during the re-embedding; skipped", req.job_id
+                )
+                skipped.append(
+                    ReembedSkipped(student_id=student_id, reason="erased during the re-embedding")
+                )
             else:
                 done_students += 1
                 done_embeddings += len(crops)
         progress(done, total)
 
-    log.info("job %s: %d of %d students re-embedded with %s (%d embeddings)", req.job_id,
-             done_students, total, pipeline, done_embeddings)
-    pipe.records.append_audit(AuditEntry(
-        at=dt.datetime.now(dt.timezone.utc), actor=req.requested_by or "unknown",
-        action="reembed", target=pipeline,
-        detail={"job_id": req.job_id, "students": done_students, "embeddings": done_embeddings,
-                "skipped": len(skipped), "model_version": version},
-    ))
-    return ReembedResult(pipeline=pipeline, students=done_students,
-                         embeddings=done_embeddings, skipped=skipped, model_version=version)
+    log.info(
+        "job %s: %d of %d students re-embedded with %s (%d embeddings)",
+        req.job_id,
+        done_students,
+        total,
+        pipeline,
+        done_embeddings,
+    )
+    pipe.records.append_audit(
+        AuditEntry(
+            at=dt.datetime.now(dt.UTC),
+            actor=req.requested_by or "unknown",
+            action="reembed",
+            target=pipeline,
+            detail={
+                "job_id": req.job_id,
+                "students": done_students,
+                "embeddings": done_embeddings,
+                "skipped": len(skipped),
+                "model_version": version,
+            },
+        )
+    )
+    return ReembedResult(
+        pipeline=pipeline,
+        students=done_students,
+        embeddings=done_embeddings,
+        skipped=skipped,
+        model_version=version,
+    )
 
 
-def _crops(pipe: FacePipeline, manifest: Manifest,
-           student_id: str) -> tuple[list[np.ndarray] | None, list[str]]:
+def _crops(
+    pipe: FacePipeline, manifest: Manifest, student_id: str
+) -> tuple[list[np.ndarray] | None, list[str]]:
     """The one face of each photo to re-embed, and why the others were left out; (None,
     [reason]) when the student is being erased (a photo went away under us)."""
     crops: list[np.ndarray] = []
@@ -164,8 +214,7 @@ def _crops(pipe: FacePipeline, manifest: Manifest,
         except AppError:
             raise
         except Exception as exc:  # a photo the decoder or detector cannot handle
-            log.warning("re-embedding: a photo of a student is unreadable: %s",
-                        type(exc).__name__)
+            log.warning("re-embedding: a photo of a student is unreadable: %s", type(exc).__name__)
             reasons.append(f"{name}: not a readable image")
             continue
         face, problem = the_one_face(faces, pipe.settings.min_face_px)
@@ -186,8 +235,10 @@ def drop_other_pipelines(repo: GalleryRepository, keep: str) -> tuple[int, int]:
         dropped = [seg for seg in segments if segment_pipeline(seg) != keep]
         if not dropped:
             return None
-        return Rewrite(kept=[seg for seg in segments if segment_pipeline(seg) == keep],
-                       drop=[seg["key"] for seg in dropped],
-                       removed=sum(seg["count"] for seg in dropped))
+        return Rewrite(
+            kept=[seg for seg in segments if segment_pipeline(seg) == keep],
+            drop=[seg["key"] for seg in dropped],
+            removed=sum(seg["count"] for seg in dropped),
+        )
 
     return repo.rewrite(only_kept, "the dropping of old pipelines")

@@ -14,9 +14,8 @@ log = logging.getLogger(__name__)
 EXPIRING_PREFIXES = ("uploads/", "annotated/")
 
 
-def purge_expired(blobs: BlobStore, retention_days: float,
-                  now: dt.datetime | None = None) -> int:
-    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=retention_days)
+def purge_expired(blobs: BlobStore, retention_days: float, now: dt.datetime | None = None) -> int:
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
     removed = 0
     for prefix in EXPIRING_PREFIXES:
         for key in blobs.list_older_than(prefix, cutoff):

@@ -23,20 +23,20 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import re
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from attendance.stores.blob import BlobStore
 from attendance.domain.errors import GalleryConflict, StudentErased
 from attendance.domain.keys import GALLERY_SEGMENTS
 from attendance.domain.matching import CandidateSet, select_candidates
+from attendance.stores.blob import BlobStore
 from attendance.stores.records import GalleryPointer, RecordsStore
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Snapshot:
     by_pipeline: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
-    def from_segments(cls, key: str, segments: list[dict]) -> "Snapshot":
+    def from_segments(cls, key: str, segments: list[dict]) -> Snapshot:
         counts: dict[str, int] = {}
         by_pipeline: dict[str, dict[str, int]] = {}
         for seg in segments:
@@ -93,8 +93,9 @@ class Snapshot:
             for sid, n in seg["students"].items():
                 counts[sid] = counts.get(sid, 0) + n
                 mine[sid] = mine.get(sid, 0) + n
-        return cls(key, tuple(segments), frozenset(seg["key"] for seg in segments), counts,
-                   by_pipeline)
+        return cls(
+            key, tuple(segments), frozenset(seg["key"] for seg in segments), counts, by_pipeline
+        )
 
     def to_json(self) -> bytes:
         return json.dumps({"segments": list(self.segments)}, sort_keys=True).encode()
@@ -152,7 +153,7 @@ class Manifest:
         return json.dumps(body, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, blobs: BlobStore | None = None) -> "Manifest":
+    def from_json(cls, raw: bytes, blobs: BlobStore | None = None) -> Manifest:
         manifest = cls(**json.loads(raw))
         if manifest.base:
             if blobs is None:
@@ -234,7 +235,7 @@ class GalleryRepository:
             return None
         return Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
 
-    def rewrite(self, edit: Callable[[list[dict]], "Rewrite | None"], what: str) -> tuple[int, int]:
+    def rewrite(self, edit: Callable[[list[dict]], Rewrite | None], what: str) -> tuple[int, int]:
         """Commit a version whose segments ``edit`` chose from the current ones (None: no change),
         all folded into one new snapshot, then delete what it replaced and every older manifest
         and snapshot, so no earlier version can bring the replaced segments back. Retries when
@@ -248,19 +249,24 @@ class GalleryRepository:
             if change is None:
                 return base.version, 0
             version = pointer.version + 1
-            snapshot = Snapshot.from_segments(
-                _versioned_key("snapshots", version), change.kept)
+            snapshot = Snapshot.from_segments(_versioned_key("snapshots", version), change.kept)
             self.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
             manifest = Manifest(
-                version=version, model_name=base.model_name, detector=base.detector,
-                metric=base.metric, threshold=base.threshold,
-                created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-                segments=[], base=snapshot.key, snapshot=snapshot,
+                version=version,
+                model_name=base.model_name,
+                detector=base.detector,
+                metric=base.metric,
+                threshold=base.threshold,
+                created_at=dt.datetime.now(dt.UTC).isoformat(),
+                segments=[],
+                base=snapshot.key,
+                snapshot=snapshot,
             )
             manifest_key = _versioned_key("manifests", version)
             self.blobs.put(manifest_key, manifest.to_json(), "application/json")
-            if self.records.swap_gallery_pointer(pointer.version,
-                                                 GalleryPointer(version, manifest_key)):
+            if self.records.swap_gallery_pointer(
+                pointer.version, GalleryPointer(version, manifest_key)
+            ):
                 SNAPSHOTS.put(snapshot)
                 for key in change.drop:
                     self.blobs.delete(key)
@@ -313,24 +319,33 @@ class GalleryRepository:
         counts: dict[str, int] = {}
         for sid in student_ids:
             counts[sid] = counts.get(sid, 0) + 1
-        entry = {"key": seg_key, "count": len(student_ids), "students": counts,
-                 "pipeline": pipeline}
+        entry = {
+            "key": seg_key,
+            "count": len(student_ids),
+            "students": counts,
+            "pipeline": pipeline,
+        }
 
         for _ in range(MAX_COMMIT_ATTEMPTS):
             pointer = self.records.get_gallery_pointer()
             if pointer and current and current.version == pointer.version:
                 base = current  # read just above: no need to read it again
             else:
-                base = (Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
-                        if pointer else None)
+                base = (
+                    Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
+                    if pointer
+                    else None
+                )
             if base and base.has_segment(seg_key):
                 return base.version
             version = (pointer.version if pointer else 0) + 1
             recent = (base.segments if base else []) + [entry]
             snapshot = base.snapshot if base else _EMPTY_SNAPSHOT
             new_snapshot = None
-            if (len(recent) > FOLD_SEGMENTS
-                    or sum(len(seg["students"]) for seg in recent) > FOLD_STUDENTS):
+            if (
+                len(recent) > FOLD_SEGMENTS
+                or sum(len(seg["students"]) for seg in recent) > FOLD_STUDENTS
+            ):
                 # Fold: the older segments and these go into a new immutable snapshot, so the
                 # manifests of the next commits stay small.
                 new_snapshot = Snapshot.from_segments(
@@ -345,7 +360,7 @@ class GalleryRepository:
                 detector=detector,
                 metric=metric,
                 threshold=threshold,
-                created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                created_at=dt.datetime.now(dt.UTC).isoformat(),
                 segments=recent,
                 base=snapshot.key or None,
                 snapshot=snapshot,
@@ -355,7 +370,8 @@ class GalleryRepository:
             expected = pointer.version if pointer else 0
             try:
                 swapped = self.records.swap_gallery_pointer(
-                    expected, GalleryPointer(version, manifest_key), guard=guard)
+                    expected, GalleryPointer(version, manifest_key), guard=guard
+                )
             except StudentErased:
                 for key in (manifest_key, new_snapshot.key if new_snapshot else None, seg_key):
                     if key:
@@ -364,7 +380,9 @@ class GalleryRepository:
             if swapped:
                 if new_snapshot is not None:
                     SNAPSHOTS.put(new_snapshot)
-                log.info("gallery version %d committed (%d new embeddings)", version, len(student_ids))
+                log.info(
+                    "gallery version %d committed (%d new embeddings)", version, len(student_ids)
+                )
                 return version
             # Lost the race: this manifest is never pointed at; drop it and rebase.
             self.blobs.delete(manifest_key)
@@ -405,11 +423,11 @@ class GalleryCache:
 
     @property
     def embeddings(self) -> np.ndarray:
-        return self._emb[:self._size]
+        return self._emb[: self._size]
 
     @property
     def codes(self) -> np.ndarray:
-        return self._codes[:self._size]
+        return self._codes[: self._size]
 
     @property
     def students(self) -> np.ndarray:
@@ -423,8 +441,9 @@ class GalleryCache:
         """The student id of each embedding row."""
         if "student_ids" not in self._derived:
             students = self.students
-            self._derived["student_ids"] = (students[self.codes] if len(students)
-                                            else np.array([], dtype=str))
+            self._derived["student_ids"] = (
+                students[self.codes] if len(students) else np.array([], dtype=str)
+            )
         return self._derived["student_ids"]
 
     def candidates(self, roster) -> CandidateSet:
@@ -446,19 +465,20 @@ class GalleryCache:
         if need > len(self._emb):
             capacity = max(need + 1024, int(need * 1.5), 2 * len(self._emb))
             emb = np.empty((capacity, EMBEDDING_DIM), dtype=np.float32)
-            emb[:self._size] = self._emb[:self._size]
+            emb[: self._size] = self._emb[: self._size]
             codes = np.empty(capacity, dtype=np.int32)
-            codes[:self._size] = self._codes[:self._size]
+            codes[: self._size] = self._codes[: self._size]
             self._emb, self._codes = emb, codes
-        self._emb[self._size:need] = seg.embeddings
+        self._emb[self._size : need] = seg.embeddings
         code_of, students = self._code_of, self._students
         ids, inverse = np.unique(seg.student_ids, return_inverse=True)
         for sid in ids.tolist():
             if sid not in code_of:
                 code_of[sid] = len(students)
                 students.append(sid)
-        self._codes[self._size:need] = np.array([code_of[sid] for sid in ids.tolist()],
-                                                dtype=np.int32)[inverse.reshape(-1)]
+        self._codes[self._size : need] = np.array(
+            [code_of[sid] for sid in ids.tolist()], dtype=np.int32
+        )[inverse.reshape(-1)]
         self._segments[seg.key] = (self._size, need)
         self._order.append(seg.key)
         self._size = need
@@ -468,16 +488,20 @@ class GalleryCache:
         if pointer is None or pointer.version == self.version:
             return self.version
         manifest = Manifest.from_json(self.repo.blobs.get(pointer.manifest_key), self.repo.blobs)
-        wanted = [seg["key"] for seg in manifest.all_segments()
-                  if segment_pipeline(seg) == self.pipeline]
-        if wanted[:len(self._order)] != self._order:
+        wanted = [
+            seg["key"] for seg in manifest.all_segments() if segment_pipeline(seg) == self.pipeline
+        ]
+        if wanted[: len(self._order)] != self._order:
             # Segments went away or changed order (never done by commit): start over.
             self._reset()
-        for key in wanted[len(self._order):]:
+        for key in wanted[len(self._order) :]:
             self._append(self.repo.load_segment(key))
         self._derived = {}
         self.version, self.manifest = manifest.version, manifest
-        log.info("gallery version %d loaded (%d embeddings of %s)", self.version, self._size,
-                 self.pipeline)
+        log.info(
+            "gallery version %d loaded (%d embeddings of %s)",
+            self.version,
+            self._size,
+            self.pipeline,
+        )
         return self.version
-

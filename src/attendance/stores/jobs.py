@@ -21,7 +21,7 @@ def new_job_id() -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class JobStore:
@@ -30,19 +30,25 @@ class JobStore:
         self.ttl = ttl_seconds
 
     @classmethod
-    def from_url(cls, url: str, ttl_seconds: int) -> "JobStore":
+    def from_url(cls, url: str, ttl_seconds: int) -> JobStore:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
         return cls(client, ttl_seconds)
 
     def _save(self, job: JobView) -> None:
         self.redis.set(_PREFIX + job.job_id, job.model_dump_json(), ex=self.ttl)
 
-    def create(self, job_id: str, kind: JobKind, total: int,
-               class_id: str | None = None) -> JobView:
+    def create(
+        self, job_id: str, kind: JobKind, total: int, class_id: str | None = None
+    ) -> JobView:
         now = _now()
         job = JobView(
-            job_id=job_id, kind=kind, class_id=class_id, state="queued",
-            progress=Progress(done=0, total=total), created_at=now, updated_at=now,
+            job_id=job_id,
+            kind=kind,
+            class_id=class_id,
+            state="queued",
+            progress=Progress(done=0, total=total),
+            created_at=now,
+            updated_at=now,
         )
         self._save(job)
         return job
@@ -74,12 +80,16 @@ class JobStore:
         else:
             # An unexpected exception's text is for operators (it can hold paths, hosts or
             # library internals): it goes to the log, and the client gets a plain reason.
-            log.error("job %s failed with an unexpected error: %s: %s", job_id,
-                      type(error).__name__, error)
+            log.error(
+                "job %s failed with an unexpected error: %s: %s",
+                job_id,
+                type(error).__name__,
+                error,
+            )
             body = ErrorBody(
                 code="internal_error",
                 message="internal error while processing the job; "
-                        f"see the worker log for job {job_id}",
+                f"see the worker log for job {job_id}",
             )
         job.state, job.error = "failed", body
         job.updated_at = _now()

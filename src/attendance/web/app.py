@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from attendance.domain.auth import TokenRegistry
 from attendance.config.settings import Settings, get_settings
+from attendance.domain.auth import TokenRegistry
+from attendance.web.audit import bp as audit_bp
 from attendance.web.auth import init_auth
 from attendance.web.context import Services, init_services
 from attendance.web.errors import register_error_handlers
-from attendance.web.audit import bp as audit_bp
 from attendance.web.openapi import bp as openapi_bp
 from attendance.web.routes.attendance import bp as attendance_bp
 from attendance.web.routes.health import bp as health_bp
@@ -19,7 +19,13 @@ from attendance.web.routes.recognitions import bp as recognitions_bp
 from attendance.web.routes.students import bp as students_bp
 
 BLUEPRINTS = (
-    health_bp, openapi_bp, students_bp, recognitions_bp, jobs_bp, attendance_bp, model_bp,
+    health_bp,
+    openapi_bp,
+    students_bp,
+    recognitions_bp,
+    jobs_bp,
+    attendance_bp,
+    model_bp,
     audit_bp,
 )
 

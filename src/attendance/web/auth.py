@@ -6,7 +6,8 @@ nothing needs ``admin``, so a route added without thought is closed rather than 
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask, current_app, g, request
 
@@ -31,6 +32,7 @@ def requires(role: Role) -> Callable[[F], F]:
     def mark(view: F) -> F:
         view.required_role = role
         return view
+
     return mark
 
 
@@ -67,8 +69,7 @@ def _authenticate() -> None:
     if principal is None:
         raise Unauthorized("the token is not valid")
     if principal.role < required:
-        raise Forbidden(f"the {principal.role.name} role may not do this; "
-                        f"it needs {required.name}")
+        raise Forbidden(f"the {principal.role.name} role may not do this; it needs {required.name}")
     g.principal = principal
 
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import Flask, current_app
 
+from attendance.config.settings import Settings
+from attendance.dispatch import make_celery
 from attendance.stores.blob import BlobStore, open_blob_store
 from attendance.stores.gallery import GalleryRepository, Manifest
 from attendance.stores.jobs import JobStore
-from attendance.dispatch import make_celery
 from attendance.stores.records import RecordsStore, open_records
-from attendance.config.settings import Settings
 
 EXTENSION_KEY = "attendance"
 
@@ -26,7 +26,7 @@ class Services:
     celery: Celery
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Services":
+    def from_settings(cls, settings: Settings) -> Services:
         # None of these connects to Redis yet, so an app can be created while Redis is down
         # and /readyz can then say so.
         return cls(

@@ -69,13 +69,16 @@ def _too_large(exc: HTTPException) -> tuple[str, str]:
         limit_kb = (config.get("MAX_FORM_MEMORY_SIZE") or 0) / 1000
         return "form_field_too_large", (
             f"a text field of the form (or a part's headers) is larger than the {limit_kb:g} KB "
-            "allowed; photos must be sent as files")
+            "allowed; photos must be sent as files"
+        )
     if where == "MultipartDecoder.next_event":
         return "too_many_form_parts", (
-            f"the form has more than the {config.get('MAX_FORM_PARTS')} parts allowed")
+            f"the form has more than the {config.get('MAX_FORM_PARTS')} parts allowed"
+        )
     limit_mb = (config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
     return "payload_too_large", (
-        f"the request body is larger than the {limit_mb:g} MB upload limit")
+        f"the request body is larger than the {limit_mb:g} MB upload limit"
+    )
 
 
 def _handle_app_error(exc: AppError):

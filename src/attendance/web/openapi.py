@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
 from attendance.config.settings import Settings
+from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from attendance.web.auth import public
 from attendance.web.context import services
@@ -45,13 +45,17 @@ def _error(description: str) -> dict:
 
 
 def _identifier(description: str) -> dict:
-    return {"type": "string", "pattern": IDENTIFIER_PATTERN, "minLength": 1, "maxLength": 64,
-            "description": description}
+    return {
+        "type": "string",
+        "pattern": IDENTIFIER_PATTERN,
+        "minLength": 1,
+        "maxLength": 64,
+        "description": description,
+    }
 
 
 def _date(description: str) -> dict:
-    return {"type": "string", "format": "date", "pattern": DATE_PATTERN,
-            "description": description}
+    return {"type": "string", "format": "date", "pattern": DATE_PATTERN, "description": description}
 
 
 def _query(name: str, schema: dict) -> dict:
@@ -64,7 +68,9 @@ def _path(name: str, schema: dict) -> dict:
 
 def _photos(max_items: int) -> dict:
     return {
-        "type": "array", "minItems": 1, "maxItems": max_items,
+        "type": "array",
+        "minItems": 1,
+        "maxItems": max_items,
         "items": {"type": "string", "format": "binary"},
         "description": f"1 to {max_items} image files ({IMAGE_TYPES}).",
     }
@@ -85,20 +91,31 @@ def _multipart(properties: dict, required: list[str]) -> dict:
 def _accepted() -> dict:
     # Only the job exists when 202 is sent; the student appears when a worker has run it, so a
     # link to GET /students/{student_id} would promise what is not there yet.
-    return {**_json(_ref("JobAccepted"), "Queued; poll status_url."),
-            "links": {"GetJob": {"operationId": "getJob",
-                                 "parameters": {"job_id": "$response.body#/job_id"}}}}
+    return {
+        **_json(_ref("JobAccepted"), "Queued; poll status_url."),
+        "links": {
+            "GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/job_id"}}
+        },
+    }
+
+
 _COMMON_ERRORS = {"default": _error("Any other error, in the same shape.")}
 _UPLOAD_ERRORS = {
-    "400": _error("A missing or invalid field, a file that is not a whole single-frame image, "
-                  "or a photos part that arrived as text (photos_part_not_a_file)."),
-    "413": _error("Too large, by code: payload_too_large (the body is over the upload limit), "
-                  "request_too_large (the photos declare more pixels in all than a request may; "
-                  "checked before any is decoded), form_field_too_large (a text field over the "
-                  "form's limit), too_many_form_parts. Nothing was stored."),
+    "400": _error(
+        "A missing or invalid field, a file that is not a whole single-frame image, "
+        "or a photos part that arrived as text (photos_part_not_a_file)."
+    ),
+    "413": _error(
+        "Too large, by code: payload_too_large (the body is over the upload limit), "
+        "request_too_large (the photos declare more pixels in all than a request may; "
+        "checked before any is decoded), form_field_too_large (a text field over the "
+        "form's limit), too_many_form_parts. Nothing was stored."
+    ),
     "415": _error("The body is not multipart/form-data."),
-    "503": _error("Redis (service_unavailable) or the blob store (store_unavailable) is "
-                  "unavailable; nothing was stored."),
+    "503": _error(
+        "Redis (service_unavailable) or the blob store (store_unavailable) is "
+        "unavailable; nothing was stored."
+    ),
 }
 
 
@@ -107,8 +124,13 @@ def _schemas() -> dict:
     return {
         "Erasure": {
             "type": "object",
-            "required": ["student_id", "embeddings_removed", "photos_removed",
-                         "attendance_removed", "model_version"],
+            "required": [
+                "student_id",
+                "embeddings_removed",
+                "photos_removed",
+                "attendance_removed",
+                "model_version",
+            ],
             "properties": {
                 "student_id": {"type": "string"},
                 "embeddings_removed": {"type": "integer"},
@@ -118,33 +140,46 @@ def _schemas() -> dict:
             },
         },
         "AuditList": {
-            "type": "object", "required": ["entries"],
-            "properties": {"entries": {"type": "array", "items": {
-                "type": "object", "required": ["at", "actor", "action", "target", "detail"],
-                "properties": {
-                    "at": {"type": "string", "format": "date-time"},
-                    "actor": {"type": "string"}, "action": {"type": "string"},
-                    "target": {"type": "string"}, "detail": {"type": "object"},
-                },
-            }}},
+            "type": "object",
+            "required": ["entries"],
+            "properties": {
+                "entries": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "actor", "action", "target", "detail"],
+                        "properties": {
+                            "at": {"type": "string", "format": "date-time"},
+                            "actor": {"type": "string"},
+                            "action": {"type": "string"},
+                            "target": {"type": "string"},
+                            "detail": {"type": "object"},
+                        },
+                    },
+                }
+            },
         },
         "Error": {
-            "type": "object", "required": ["error"],
+            "type": "object",
+            "required": ["error"],
             "properties": {"error": _ref("ErrorBody")},
         },
         "ErrorBody": {
-            "type": "object", "required": ["code", "message"],
+            "type": "object",
+            "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
         },
         "JobAccepted": {
-            "type": "object", "required": ["job_id", "status_url"],
+            "type": "object",
+            "required": ["job_id", "status_url"],
             "properties": {
                 "job_id": {"type": "string", "pattern": JOB_ID_PATTERN},
                 "status_url": {"type": "string"},
             },
         },
         "Progress": {
-            "type": "object", "required": ["done", "total"],
+            "type": "object",
+            "required": ["done", "total"],
             "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
         },
         "JobView": {
@@ -153,14 +188,20 @@ def _schemas() -> dict:
             "properties": {
                 "job_id": {"type": "string"},
                 "kind": {"type": "string", "enum": ["enrollment", "recognition"]},
-                "class_id": {"type": "string", "nullable": True,
-                             "description": "The class the job is for (who may read it)."},
-                "state": {"type": "string",
-                          "enum": ["queued", "running", "succeeded", "failed"]},
+                "class_id": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "The class the job is for (who may read it).",
+                },
+                "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
                 "progress": _ref("Progress"),
-                "result": {"type": "object", "nullable": True, "additionalProperties": True,
-                           "description": "EnrollmentResult, RecognitionResult or (POST "
-                                          "/api/v1/model/reembed) ReembedResult once succeeded."},
+                "result": {
+                    "type": "object",
+                    "nullable": True,
+                    "additionalProperties": True,
+                    "description": "EnrollmentResult, RecognitionResult or (POST "
+                    "/api/v1/model/reembed) ReembedResult once succeeded.",
+                },
                 # $ref cannot be nullable in 3.0: siblings of $ref are ignored.
                 "error": {"allOf": [_ref("ErrorBody")], "nullable": True},
                 "created_at": {"type": "string", "format": "date-time"},
@@ -168,18 +209,23 @@ def _schemas() -> dict:
             },
         },
         "Student": {
-            "type": "object", "required": ["student_id", "name", "class_ids", "embeddings"],
+            "type": "object",
+            "required": ["student_id", "name", "class_ids", "embeddings"],
             "properties": {
                 "student_id": {"type": "string"},
                 "name": {"type": "string"},
                 "class_ids": {"type": "array", "items": {"type": "string"}},
-                "embeddings": {"type": "integer", "minimum": 0,
-                               "description": "Face embeddings in the current gallery, of "
-                                              "the current pipeline."},
+                "embeddings": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Face embeddings in the current gallery, of "
+                    "the current pipeline.",
+                },
             },
         },
         "StudentList": {
-            "type": "object", "required": ["students"],
+            "type": "object",
+            "required": ["students"],
             "properties": {"students": {"type": "array", "items": _ref("Student")}},
         },
         "AttendanceRecord": {
@@ -196,67 +242,109 @@ def _schemas() -> dict:
             },
         },
         "AttendanceList": {
-            "type": "object", "required": ["records"],
+            "type": "object",
+            "required": ["records"],
             "properties": {"records": {"type": "array", "items": _ref("AttendanceRecord")}},
         },
         "ModelInfo": {
             "type": "object",
-            "required": ["version", "model_name", "detector", "metric", "threshold",
-                         "students", "embeddings", "updated_at", "pipeline", "other_pipelines",
-                         "students_to_reembed"],
+            "required": [
+                "version",
+                "model_name",
+                "detector",
+                "metric",
+                "threshold",
+                "students",
+                "embeddings",
+                "updated_at",
+                "pipeline",
+                "other_pipelines",
+                "students_to_reembed",
+            ],
             "properties": {
-                "version": {"type": "integer", "minimum": 0,
-                            "description": "Gallery version; 0 until someone is enrolled."},
+                "version": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Gallery version; 0 until someone is enrolled.",
+                },
                 "model_name": {"type": "string"},
                 "detector": {"type": "string"},
                 "metric": {"type": "string"},
                 "threshold": {"type": "number"},
-                "students": {"type": "integer", "minimum": 0,
-                             "description": "Students with embeddings of the current pipeline."},
-                "embeddings": {"type": "integer", "minimum": 0,
-                               "description": "Embeddings of the current pipeline (the only "
-                                              "ones matched)."},
+                "students": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Students with embeddings of the current pipeline.",
+                },
+                "embeddings": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Embeddings of the current pipeline (the only ones matched).",
+                },
                 "updated_at": nullable_datetime,
-                "pipeline": {"type": "string",
-                             "description": "What makes embeddings now: model/detector-"
-                                            "alignment version, e.g. Facenet/centerface-v1."},
+                "pipeline": {
+                    "type": "string",
+                    "description": "What makes embeddings now: model/detector-"
+                    "alignment version, e.g. Facenet/centerface-v1.",
+                },
                 "other_pipelines": {
-                    "type": "object", "additionalProperties": {"type": "integer"},
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
                     "description": "Embeddings of other pipelines still stored, per pipeline; "
-                                   "never matched (POST /api/v1/model/reembed replaces them)."},
+                    "never matched (POST /api/v1/model/reembed replaces them).",
+                },
                 "students_to_reembed": {
-                    "type": "integer", "minimum": 0,
+                    "type": "integer",
+                    "minimum": 0,
                     "description": "Students with embeddings of other pipelines only: not "
-                                   "recognised until re-embedded."},
+                    "recognised until re-embedded.",
+                },
             },
         },
         "Health": {
-            "type": "object", "required": ["status"],
+            "type": "object",
+            "required": ["status"],
             "properties": {"status": {"type": "string", "enum": ["ok"]}},
         },
         "Readiness": {
-            "type": "object", "required": ["status", "checks"],
+            "type": "object",
+            "required": ["status", "checks"],
             "properties": {
                 "status": {"type": "string", "enum": ["ready", "not_ready"]},
-                "checks": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "Each check (redis, blob_store, records, workers): "
-                                          "\"ok\" or why it failed, naming the bucket, table "
-                                          "or endpoint that is missing or down."},
+                "checks": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Each check (redis, blob_store, records, workers): "
+                    '"ok" or why it failed, naming the bucket, table '
+                    "or endpoint that is missing or down.",
+                },
                 "workers": {
                     "type": "array",
                     "description": "The workers that answered the ping: the queues they "
-                                   "consume, the device FaceNet runs on and what runs it "
-                                   "(null until the model has loaded).",
-                    "items": {"type": "object", "required": ["name", "queues", "device"],
-                              "properties": {
-                                  "name": {"type": "string"},
-                                  "queues": {"type": "array", "nullable": True,
-                                             "items": {"type": "string"}},
-                                  "device": {"type": "string", "nullable": True,
-                                             "description": "CPU or GPU"},
-                                  "engine": {"type": "string", "nullable": True,
-                                             "description": "onnx or tensorflow"},
-                              }},
+                    "consume, the device FaceNet runs on and what runs it "
+                    "(null until the model has loaded).",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "queues", "device"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "queues": {
+                                "type": "array",
+                                "nullable": True,
+                                "items": {"type": "string"},
+                            },
+                            "device": {
+                                "type": "string",
+                                "nullable": True,
+                                "description": "CPU or GPU",
+                            },
+                            "engine": {
+                                "type": "string",
+                                "nullable": True,
+                                "description": "onnx or tensorflow",
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -268,158 +356,281 @@ def build_spec(settings: Settings) -> dict:
     class_id = _identifier("Class id: same characters as a student id.")
     job_id = {"type": "string", "pattern": JOB_ID_PATTERN}
     paths = {
-        "/healthz": {"get": {
-            "operationId": "healthz", "summary": "The process is up.",
-            "responses": {"200": _json(_ref("Health"), "Up."), **_COMMON_ERRORS},
-        }},
-        "/readyz": {"get": {
-            "operationId": "readyz",
-            "summary": "Redis, the stores and at least one worker answer.",
-            "responses": {"200": _json(_ref("Readiness"), "Ready."),
-                          "503": _json(_ref("Readiness"), "Not ready; checks say why."),
-                          **_COMMON_ERRORS},
-        }},
-        "/api/v1/openapi.json": {"get": {
-            "operationId": "openapi", "summary": "This document.",
-            "responses": {"200": {"description": "OpenAPI 3.0 document.",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}},
-                          **_COMMON_ERRORS},
-        }},
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process is up.",
+                "responses": {"200": _json(_ref("Health"), "Up."), **_COMMON_ERRORS},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Redis, the stores and at least one worker answer.",
+                "responses": {
+                    "200": _json(_ref("Readiness"), "Ready."),
+                    "503": _json(_ref("Readiness"), "Not ready; checks say why."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.0 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
         "/api/v1/students": {
             "post": {
                 "operationId": "enrollStudent",
                 "summary": "Enroll a new student; runs as a job. An id that is taken answers "
-                           "409 student_exists (add photos or rename with their own routes).",
-                "requestBody": _multipart({
-                    "student_id": student_id,
-                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
-                             "pattern": NAME_PATTERN,
-                             "description": "Printable text (Python's str.isprintable), not "
-                                            "only spaces; leading/trailing spaces are dropped."},
-                    "class_id": class_id,
-                    "photos": _photos(settings.max_enroll_photos),
-                }, ["student_id", "name", "photos"]),
-                "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
-                              "409": _error("The student_id is taken."), **_COMMON_ERRORS},
+                "409 student_exists (add photos or rename with their own routes).",
+                "requestBody": _multipart(
+                    {
+                        "student_id": student_id,
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_NAME_LENGTH,
+                            "pattern": NAME_PATTERN,
+                            "description": "Printable text (Python's str.isprintable), not "
+                            "only spaces; leading/trailing spaces are dropped.",
+                        },
+                        "class_id": class_id,
+                        "photos": _photos(settings.max_enroll_photos),
+                    },
+                    ["student_id", "name", "photos"],
+                ),
+                "responses": {
+                    "202": _accepted(),
+                    **_UPLOAD_ERRORS,
+                    "409": _error("The student_id is taken."),
+                    **_COMMON_ERRORS,
+                },
             },
             "get": {
-                "operationId": "listStudents", "summary": "Enrolled students.",
+                "operationId": "listStudents",
+                "summary": "Enrolled students.",
                 "parameters": [_query("class_id", class_id)],
-                "responses": {"200": _json(_ref("StudentList"), "Students."),
-                              "400": _error("Invalid class_id."), **_COMMON_ERRORS},
+                "responses": {
+                    "200": _json(_ref("StudentList"), "Students."),
+                    "400": _error("Invalid class_id."),
+                    **_COMMON_ERRORS,
+                },
             },
         },
-        "/api/v1/students/{student_id}/photos": {"post": {
-            "operationId": "addStudentPhotos",
-            "summary": "Add photos to an enrolled student (and optionally a class); runs as "
-                       "a job, like an enrollment.",
-            "parameters": [_path("student_id", student_id)],
-            "requestBody": _multipart({
-                "class_id": class_id,
-                "photos": _photos(settings.max_enroll_photos),
-            }, ["photos"]),
-            "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
-                          "404": _error("No such student."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/students/{student_id}": {"patch": {
-            "operationId": "renameStudent", "summary": "Rename a student (audited).",
-            "parameters": [_path("student_id", student_id)],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["name"], "additionalProperties": False,
-                "properties": {"name": {"type": "string", "minLength": 1,
+        "/api/v1/students/{student_id}/photos": {
+            "post": {
+                "operationId": "addStudentPhotos",
+                "summary": "Add photos to an enrolled student (and optionally a class); runs as "
+                "a job, like an enrollment.",
+                "parameters": [_path("student_id", student_id)],
+                "requestBody": _multipart(
+                    {
+                        "class_id": class_id,
+                        "photos": _photos(settings.max_enroll_photos),
+                    },
+                    ["photos"],
+                ),
+                "responses": {
+                    "202": _accepted(),
+                    **_UPLOAD_ERRORS,
+                    "404": _error("No such student."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/students/{student_id}": {
+            "patch": {
+                "operationId": "renameStudent",
+                "summary": "Rename a student (audited).",
+                "parameters": [_path("student_id", student_id)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "name": {
+                                        "type": "string",
+                                        "minLength": 1,
                                         "maxLength": MAX_NAME_LENGTH,
-                                        "pattern": NAME_PATTERN}}}}}},
-            "responses": {"200": _json(_ref("Student"), "The student, renamed."),
-                          "400": _error("Invalid student_id or name."),
-                          "404": _error("No such student."),
-                          "415": _error("The body is not a JSON object."), **_COMMON_ERRORS},
-        }, "get": {
-            "operationId": "getStudent", "summary": "One student.",
-            "parameters": [_path("student_id", student_id)],
-            "responses": {"200": _json(_ref("Student"), "The student."),
-                          "400": _error("Invalid student_id."),
-                          "404": _error("No such student."), **_COMMON_ERRORS},
-        }, "delete": {
-            "operationId": "deleteStudent",
-            "summary": "Erase a student everywhere: embeddings (a new gallery version), "
-                       "enrollment photos, records; with attendance=true also their attendance "
-                       "and the class photos that recognised them. Idempotent: again, it "
-                       "removes whatever is left (200, maybe all zero); 404 only for an id "
-                       "never known.",
-            "parameters": [_path("student_id", student_id),
-                           _query("attendance", {"type": "string", "enum": ["true", "false"]})],
-            "responses": {"200": _json(_ref("Erasure"), "What was removed."),
-                          "400": _error("Invalid student_id or attendance."),
-                          "404": _error("No such student."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/audit": {"get": {
-            "operationId": "listAudit",
-            "summary": "The audit log (enrollments, deletions, exports), newest first.",
-            "parameters": [_query("limit", {"type": "integer", "minimum": 1,
-                                            "maximum": AUDIT_MAX_LIMIT, "default": 100})],
-            "responses": {"200": _json(_ref("AuditList"), "Entries."),
-                          "400": _error("Invalid limit."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/recognitions": {"post": {
-            "operationId": "recognize",
-            "summary": "Take attendance from class photos; runs as a job.",
-            "requestBody": _multipart({
-                "class_id": class_id,
-                "date": _date("Day of the class (default: today, UTC)."),
-                "photos": _photos(settings.max_recognition_photos),
-            }, ["class_id", "photos"]),
-            "responses": {"202": _accepted(), **_UPLOAD_ERRORS,
-                          "404": _error("No student is enrolled in class_id."),
-                          **_COMMON_ERRORS},
-        }},
-        "/api/v1/jobs/{job_id}": {"get": {
-            "operationId": "getJob", "summary": "State, progress and result of a job.",
-            "parameters": [_path("job_id", job_id)],
-            "responses": {"200": _json(_ref("JobView"), "The job."),
-                          "404": _error("No such job (or it expired)."),
-                          "503": _error("Redis is unavailable."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/attendance": {"get": {
-            "operationId": "listAttendance", "summary": "Attendance records.",
-            "parameters": [
-                _query("class_id", class_id),
-                _query("student_id", student_id),
-                _query("date", _date("One day; the same as from=to=date.")),
-                _query("from", _date("First day, inclusive.")),
-                _query("to", _date("Last day, inclusive.")),
-                _query("format", {"type": "string", "enum": ["json", "csv"]}),
-            ],
-            "responses": {"200": {
-                              "description": "Records (CSV with format=csv: an audited export).",
-                              "content": {
-                                  "application/json": {"schema": _ref("AttendanceList")},
-                                  "text/csv": {"schema": {"type": "string"}}}},
-                          "400": _error("An invalid id or date."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/model": {"get": {
-            "operationId": "modelInfo", "summary": "The current gallery version.",
-            "responses": {"200": _json(_ref("ModelInfo"), "The gallery."), **_COMMON_ERRORS},
-        }},
-        "/api/v1/model/reembed": {"post": {
-            "operationId": "reembedModel",
-            "summary": "Re-embed, with the current pipeline, the stored enrollment photos of "
-                       "every student whose embeddings come from another pipeline (admin); runs "
-                       "as a job (kind enrollment) whose result is {pipeline, students, "
-                       "embeddings, skipped: [{student_id, reason}], model_version}.",
-            "responses": {"202": _accepted(),
-                          "503": _error("Redis is unavailable; nothing was queued."),
-                          **_COMMON_ERRORS},
-        }},
-        "/api/v1/annotated/{job_id}/{n}": {"get": {
-            "operationId": "annotatedPhoto",
-            "summary": "Photo n of a recognition job with the faces boxed and named.",
-            "parameters": [_path("job_id", job_id),
-                           _path("n", {"type": "integer", "minimum": 0})],
-            "responses": {"200": {"description": "JPEG.",
-                                  "content": {"image/jpeg": {"schema": {
-                                      "type": "string", "format": "binary"}}}},
-                          "404": _error("No such job or photo."), **_COMMON_ERRORS},
-        }},
+                                        "pattern": NAME_PATTERN,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("Student"), "The student, renamed."),
+                    "400": _error("Invalid student_id or name."),
+                    "404": _error("No such student."),
+                    "415": _error("The body is not a JSON object."),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "get": {
+                "operationId": "getStudent",
+                "summary": "One student.",
+                "parameters": [_path("student_id", student_id)],
+                "responses": {
+                    "200": _json(_ref("Student"), "The student."),
+                    "400": _error("Invalid student_id."),
+                    "404": _error("No such student."),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "deleteStudent",
+                "summary": "Erase a student everywhere: embeddings (a new gallery version), "
+                "enrollment photos, records; with attendance=true also their attendance "
+                "and the class photos that recognised them. Idempotent: again, it "
+                "removes whatever is left (200, maybe all zero); 404 only for an id "
+                "never known.",
+                "parameters": [
+                    _path("student_id", student_id),
+                    _query("attendance", {"type": "string", "enum": ["true", "false"]}),
+                ],
+                "responses": {
+                    "200": _json(_ref("Erasure"), "What was removed."),
+                    "400": _error("Invalid student_id or attendance."),
+                    "404": _error("No such student."),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/api/v1/audit": {
+            "get": {
+                "operationId": "listAudit",
+                "summary": "The audit log (enrollments, deletions, exports), newest first.",
+                "parameters": [
+                    _query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": AUDIT_MAX_LIMIT,
+                            "default": 100,
+                        },
+                    )
+                ],
+                "responses": {
+                    "200": _json(_ref("AuditList"), "Entries."),
+                    "400": _error("Invalid limit."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/recognitions": {
+            "post": {
+                "operationId": "recognize",
+                "summary": "Take attendance from class photos; runs as a job.",
+                "requestBody": _multipart(
+                    {
+                        "class_id": class_id,
+                        "date": _date("Day of the class (default: today, UTC)."),
+                        "photos": _photos(settings.max_recognition_photos),
+                    },
+                    ["class_id", "photos"],
+                ),
+                "responses": {
+                    "202": _accepted(),
+                    **_UPLOAD_ERRORS,
+                    "404": _error("No student is enrolled in class_id."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "State, progress and result of a job.",
+                "parameters": [_path("job_id", job_id)],
+                "responses": {
+                    "200": _json(_ref("JobView"), "The job."),
+                    "404": _error("No such job (or it expired)."),
+                    "503": _error("Redis is unavailable."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/attendance": {
+            "get": {
+                "operationId": "listAttendance",
+                "summary": "Attendance records.",
+                "parameters": [
+                    _query("class_id", class_id),
+                    _query("student_id", student_id),
+                    _query("date", _date("One day; the same as from=to=date.")),
+                    _query("from", _date("First day, inclusive.")),
+                    _query("to", _date("Last day, inclusive.")),
+                    _query("format", {"type": "string", "enum": ["json", "csv"]}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Records (CSV with format=csv: an audited export).",
+                        "content": {
+                            "application/json": {"schema": _ref("AttendanceList")},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": _error("An invalid id or date."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/model": {
+            "get": {
+                "operationId": "modelInfo",
+                "summary": "The current gallery version.",
+                "responses": {"200": _json(_ref("ModelInfo"), "The gallery."), **_COMMON_ERRORS},
+            }
+        },
+        "/api/v1/model/reembed": {
+            "post": {
+                "operationId": "reembedModel",
+                "summary": "Re-embed, with the current pipeline, the stored enrollment photos of "
+                "every student whose embeddings come from another pipeline (admin); runs "
+                "as a job (kind enrollment) whose result is {pipeline, students, "
+                "embeddings, skipped: [{student_id, reason}], model_version}.",
+                "responses": {
+                    "202": _accepted(),
+                    "503": _error("Redis is unavailable; nothing was queued."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/annotated/{job_id}/{n}": {
+            "get": {
+                "operationId": "annotatedPhoto",
+                "summary": "Photo n of a recognition job with the faces boxed and named.",
+                "parameters": [
+                    _path("job_id", job_id),
+                    _path("n", {"type": "integer", "minimum": 0}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "JPEG.",
+                        "content": {
+                            "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    "404": _error("No such job or photo."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
     }
     for path, operations in paths.items():
         for operation in operations.values():
@@ -428,7 +639,8 @@ def build_spec(settings: Settings) -> dict:
             else:
                 operation["responses"].setdefault("401", _error("No valid bearer token."))
                 operation["responses"].setdefault(
-                    "403", _error("The token's role (or classes) may not do this."))
+                    "403", _error("The token's role (or classes) may not do this.")
+                )
     return {
         "openapi": "3.0.3",
         "info": {
@@ -444,10 +656,13 @@ def build_spec(settings: Settings) -> dict:
         "security": [{"bearer": []}],
         "components": {
             "schemas": _schemas(),
-            "securitySchemes": {"bearer": {
-                "type": "http", "scheme": "bearer",
-                "description": "An API token; roles: admin, teacher, viewer.",
-            }},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token; roles: admin, teacher, viewer.",
+                }
+            },
         },
     }
 

@@ -7,15 +7,15 @@ uploads or a forever-"queued" job behind.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from flask import jsonify, url_for
 from pydantic import BaseModel
 
-from attendance.domain.errors import ServiceUnavailable
-from attendance.stores.jobs import new_job_id
 from attendance.dispatch import enqueue
+from attendance.domain.errors import ServiceUnavailable
 from attendance.domain.schemas import JobKind, Upload
+from attendance.stores.jobs import new_job_id
 from attendance.web.context import services
 from attendance.web.errors import UNAVAILABLE_ERRORS
 from attendance.web.uploads import CheckedPhoto, discard_uploads, store_photos

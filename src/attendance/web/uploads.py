@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from flask import current_app, has_app_context
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from attendance.stores.blob import BlobStore
 from attendance.domain.errors import PayloadTooLarge, ValidationFailed
-from attendance.photos.images import check_image, probe_image
 from attendance.domain.keys import upload_key
 from attendance.domain.schemas import Upload
+from attendance.photos.images import check_image, probe_image
+from attendance.stores.blob import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,11 @@ def _megapixels(pixels: int) -> str:
 
 
 def read_photos(
-    files: MultiDict, form: MultiDict, *, max_count: int, max_pixels: int,
+    files: MultiDict,
+    form: MultiDict,
+    *,
+    max_count: int,
+    max_pixels: int,
     max_request_pixels: int | None = None,
 ) -> list[CheckedPhoto]:
     """Read and check every uploaded photo; raise on the first bad one, having stored nothing.
@@ -90,13 +94,10 @@ def read_photos(
     chosen = _chosen_files(files)
     text_parts = len(form.getlist(PHOTOS_FIELD))
     if not chosen:
-        hint = (
-            " (it was sent as a text field; send the photos as files)"
-            if text_parts
-            else ""
+        hint = " (it was sent as a text field; send the photos as files)" if text_parts else ""
+        raise ValidationFailed(
+            f"at least one file in {PHOTOS_FIELD} is required{hint}", code="missing_photos"
         )
-        raise ValidationFailed(f"at least one file in {PHOTOS_FIELD} is required{hint}",
-                               code="missing_photos")
     if text_parts:
         # werkzeug reads a part whose Content-Disposition has no readable filename parameter as
         # a text field; a raw CR or LF inside the filename cuts the header in two, so that is

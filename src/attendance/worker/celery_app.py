@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from attendance.dispatch import PURGE_TASK, make_celery
 from attendance.config.settings import get_settings
+from attendance.dispatch import PURGE_TASK, make_celery
 
 app = make_celery(get_settings())
-app.conf.include = ["attendance.worker.tasks", "attendance.worker.info", "attendance.worker.retention"]
+app.conf.include = [
+    "attendance.worker.tasks",
+    "attendance.worker.info",
+    "attendance.worker.retention",
+]
 # `celery -A attendance.worker.celery_app beat` runs the retention purge on this schedule.
 app.conf.beat_schedule = {
-    "purge-expired-photos": {"task": PURGE_TASK, "schedule": get_settings().retention_sweep_seconds},
+    "purge-expired-photos": {
+        "task": PURGE_TASK,
+        "schedule": get_settings().retention_sweep_seconds,
+    },
 }

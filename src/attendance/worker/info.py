@@ -17,8 +17,8 @@ import socket
 import redis
 from celery.signals import celeryd_after_setup, worker_process_init, worker_shutdown
 
-from attendance.dispatch import WORKER_INFO_TASK
 from attendance.config.settings import get_settings
+from attendance.dispatch import WORKER_INFO_TASK
 from attendance.worker.celery_app import app
 from attendance.worker.runtime import get_pipeline
 
@@ -32,8 +32,9 @@ _node = {"name": f"celery@{socket.gethostname()}", "queues": []}
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=3,
-                                socket_timeout=3)
+    return redis.Redis.from_url(
+        get_settings().redis_url, socket_connect_timeout=3, socket_timeout=3
+    )
 
 
 def _publish(fields: dict) -> None:
@@ -90,9 +91,14 @@ def _report_device(**_kwargs) -> None:
         info = describe()
     except Exception:  # the pipeline did not load; attendance.worker.runtime logged why
         return
-    log.info("worker %s: FaceNet on %s with %s (GPUs: %s), queues %s", info["hostname"],
-             info["device"], info["engine"], ", ".join(info["gpus"]) or "none",
-             ", ".join(info["queues"]))
+    log.info(
+        "worker %s: FaceNet on %s with %s (GPUs: %s), queues %s",
+        info["hostname"],
+        info["device"],
+        info["engine"],
+        ", ".join(info["gpus"]) or "none",
+        ", ".join(info["queues"]),
+    )
     _publish({"device": info["device"], "engine": info["engine"], "gpus": info["gpus"]})
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from attendance.stores.blob import open_blob_store
+from attendance.config.settings import get_settings
 from attendance.dispatch import PURGE_TASK
 from attendance.services.retention import purge_expired
-from attendance.config.settings import get_settings
+from attendance.stores.blob import open_blob_store
 from attendance.worker.celery_app import app
 
 

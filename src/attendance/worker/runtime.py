@@ -7,9 +7,9 @@ import threading
 
 from celery.signals import worker_process_init
 
-from attendance.stores.jobs import JobStore
-from attendance.services.pipeline import FacePipeline
 from attendance.config.settings import Settings, get_settings
+from attendance.services.pipeline import FacePipeline
+from attendance.stores.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

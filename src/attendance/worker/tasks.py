@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 from pydantic import BaseModel, ValidationError
 
-from attendance.services.enrollment import enroll
-from attendance.domain.errors import AppError, StoreBusy
 from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, REEMBED_TASK
+from attendance.domain.errors import AppError, StoreBusy
+from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest
+from attendance.services.enrollment import enroll
 from attendance.services.recognition import recognise
 from attendance.services.reembed import ReembedRequest, reembed
-from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest
 from attendance.worker.celery_app import app
 from attendance.worker.runtime import get_jobs, get_pipeline
 
@@ -38,8 +38,12 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
     if attempt > settings.task_max_attempts:
         # Reached only when earlier attempts died with their worker (e.g. killed for memory):
         # fail the job instead of letting it take the queue down again.
-        jobs.fail(job_id, TooManyAttempts(
-            f"the job was started {attempt - 1} times without finishing; giving up"))
+        jobs.fail(
+            job_id,
+            TooManyAttempts(
+                f"the job was started {attempt - 1} times without finishing; giving up"
+            ),
+        )
         return {"job_id": job_id, "state": "failed", "error": TooManyAttempts.code}
     try:
         request = model.model_validate(payload)
@@ -52,19 +56,24 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         reason = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
         if attempt < settings.task_max_attempts:
             log.warning("job %s: %s; retrying", job_id, reason)
-            raise task.retry(exc=exc, countdown=2 ** attempt, max_retries=None)
+            raise task.retry(exc=exc, countdown=2**attempt, max_retries=None) from exc
         log.info("job %s failed: %s", job_id, reason)
         jobs.fail(job_id, exc)
-        return {"job_id": job_id, "state": "failed",
-                "error": getattr(exc, "code", "service_unavailable")}
+        return {
+            "job_id": job_id,
+            "state": "failed",
+            "error": getattr(exc, "code", "service_unavailable"),
+        }
     except AppError as exc:
         log.info("job %s failed: %s", job_id, exc.message)
         jobs.fail(job_id, exc)
         return {"job_id": job_id, "state": "failed", "error": exc.code}
     except ValidationError as exc:
         log.error("job %s: invalid task message: %s", job_id, exc)
-        jobs.fail(job_id, AppError(f"invalid task message: {exc.error_count()} errors",
-                                   code="invalid_message"))
+        jobs.fail(
+            job_id,
+            AppError(f"invalid task message: {exc.error_count()} errors", code="invalid_message"),
+        )
         return {"job_id": job_id, "state": "failed", "error": "invalid_message"}
     except Exception as exc:
         log.exception("job %s failed", job_id)

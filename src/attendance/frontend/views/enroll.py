@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import pandas as pd
 import streamlit as st
@@ -20,10 +20,13 @@ BULK_KEY = "enroll.bulk_result"
 # submission gets a new, empty form (Streamlit cannot otherwise empty a file uploader).
 FORM_GEN_KEY = "enroll.form_generation"
 CSV_FIELDS = ["student_id", "name", "class_id"]
-CSV_EXAMPLE = to_csv([
-    {"student_id": "s001", "name": "Ada Lovelace", "class_id": "room-1"},
-    {"student_id": "s002", "name": "Alan Turing", "class_id": "room-1"},
-], CSV_FIELDS)
+CSV_EXAMPLE = to_csv(
+    [
+        {"student_id": "s001", "name": "Ada Lovelace", "class_id": "room-1"},
+        {"student_id": "s002", "name": "Alan Turing", "class_id": "room-1"},
+    ],
+    CSV_FIELDS,
+)
 
 
 ALREADY = "already_enrolled"
@@ -56,17 +59,26 @@ class JobOutcome:
         return self.name or self.student_id or "(no student id)"
 
 
-def submit_one(api: ApiClient, student_id: str, name: str, class_id: str | None,
-               photos: Sequence[Photo], *, add: bool = False) -> JobOutcome:
+def submit_one(
+    api: ApiClient,
+    student_id: str,
+    name: str,
+    class_id: str | None,
+    photos: Sequence[Photo],
+    *,
+    add: bool = False,
+) -> JobOutcome:
     """Queue one request: a new student, or (``add``) photos for an enrolled one. A refusal is
     an outcome, not a stop; an id that is taken (409 student_exists) is ``already_enrolled``."""
     try:
-        job = (api.add_photos(student_id, photos, class_id) if add
-               else api.enroll(student_id, name, class_id, photos))
+        job = (
+            api.add_photos(student_id, photos, class_id)
+            if add
+            else api.enroll(student_id, name, class_id, photos)
+        )
     except ApiError as exc:
         state = ALREADY if exc.student_exists and not add else "not_submitted"
-        return JobOutcome(student_id, name, None, state, len(photos), error=exc.message,
-                          added=add)
+        return JobOutcome(student_id, name, None, state, len(photos), error=exc.message, added=add)
     return JobOutcome(student_id, name, job.job_id, "queued", len(photos), added=add)
 
 
@@ -95,14 +107,21 @@ def settle(outcomes: list[JobOutcome], finished: dict[str, JobView | ApiError]) 
 
 def _follow(api: ApiClient, outcomes: list[JobOutcome]) -> None:
     """A progress bar per queued job until all have ended; then their outcomes filled in."""
-    queued = [(f"{o.label}, {o.photos} photo{'s' * (o.photos != 1)}", o.job_id)
-              for o in outcomes if o.state == "queued" and o.job_id]
+    queued = [
+        (f"{o.label}, {o.photos} photo{'s' * (o.photos != 1)}", o.job_id)
+        for o in outcomes
+        if o.state == "queued" and o.job_id
+    ]
     settle(outcomes, ui.wait_for_jobs(api, queued) if queued else {})
 
 
 def run_enrollments(
-    api: ApiClient, students: Sequence[StudentPhotos], max_photos: int,
-    max_bytes: int | None = None, *, add: bool = False,
+    api: ApiClient,
+    students: Sequence[StudentPhotos],
+    max_photos: int,
+    max_bytes: int | None = None,
+    *,
+    add: bool = False,
 ) -> list[JobOutcome]:
     """Enroll each student (or, with ``add``, add photos to each enrolled one), following every
     job with a progress bar; the outcomes, in order.
@@ -115,7 +134,8 @@ def run_enrollments(
     batches = [photo_batches(photos, max_photos, max_bytes) for *_, photos in students]
     first: list[tuple[int, JobOutcome]] = [
         (i, submit_one(api, sid, name, class_id, batches[i][0], add=add))
-        for i, (sid, name, class_id, _) in enumerate(students) if batches[i]
+        for i, (sid, name, class_id, _) in enumerate(students)
+        if batches[i]
     ]
     _follow(api, [o for _, o in first])
     outcomes: list[JobOutcome] = []
@@ -128,8 +148,10 @@ def run_enrollments(
             outcome.photos = len(photos)  # none of them was sent
         elif rest and outcome.state != "succeeded":
             left = sum(len(part) for part in rest)
-            outcome.error = (f"{outcome.error or outcome.state}; the other {left} "
-                             f"photo{'s' * (left != 1)} were not sent")
+            outcome.error = (
+                f"{outcome.error or outcome.state}; the other {left} "
+                f"photo{'s' * (left != 1)} were not sent"
+            )
         elif rest:
             for part in rest:
                 more = submit_one(api, sid, name, class_id, part, add=True)
@@ -149,35 +171,52 @@ def show_outcomes(outcomes: list[JobOutcome]) -> None:
     rejected = [(o, f, r) for o in jobs for f, r in o.rejected]
     failed = [o for o in jobs if o.state != "succeeded"]
     if jobs:
-        summary = (f"{ok} of {len(jobs)} enrollment job{'s' * (len(jobs) != 1)} succeeded: "
-                   f"{accepted} photo{'s' * (accepted != 1)} accepted, "
-                   f"{len(rejected)} rejected.")
+        summary = (
+            f"{ok} of {len(jobs)} enrollment job{'s' * (len(jobs) != 1)} succeeded: "
+            f"{accepted} photo{'s' * (accepted != 1)} accepted, "
+            f"{len(rejected)} rejected."
+        )
         (st.success if not failed and not rejected else st.warning)(summary)
     if already:
-        st.info("Already enrolled, so not changed: "
-                + ", ".join(ui.plain(o.label) for o in already)
-                + ". Their photos can be added to them on *Students and model*.",
-                icon=":material/info:")
+        st.info(
+            "Already enrolled, so not changed: "
+            + ", ".join(ui.plain(o.label) for o in already)
+            + ". Their photos can be added to them on *Students and model*.",
+            icon=":material/info:",
+        )
     st.dataframe(
-        pd.DataFrame([{
-            "student_id": o.student_id, "name": o.name,
-            "state": "already enrolled" if o.state == ALREADY else o.state,
-            "photos": o.photos, "accepted": o.accepted, "rejected": len(o.rejected),
-            "job_id": o.job_id or "",
-        } for o in outcomes]),
-        hide_index=True, width="stretch",
+        pd.DataFrame(
+            [
+                {
+                    "student_id": o.student_id,
+                    "name": o.name,
+                    "state": "already enrolled" if o.state == ALREADY else o.state,
+                    "photos": o.photos,
+                    "accepted": o.accepted,
+                    "rejected": len(o.rejected),
+                    "job_id": o.job_id or "",
+                }
+                for o in outcomes
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
     )
     if rejected:
         st.markdown("**Rejected photos**")
         st.dataframe(
-            pd.DataFrame([{"student_id": o.student_id, "photo": f, "reason": r}
-                          for o, f, r in rejected]),
-            hide_index=True, width="stretch",
+            pd.DataFrame(
+                [{"student_id": o.student_id, "photo": f, "reason": r} for o, f, r in rejected]
+            ),
+            hide_index=True,
+            width="stretch",
         )
     for o in failed:
         # Names, ids and the API's message (which repeats file names) are shown literally.
-        st.error(f"{ui.plain(o.label)}: {o.state.replace('_', ' ')}: {ui.plain(o.error)}",
-                 icon=":material/error:")
+        st.error(
+            f"{ui.plain(o.label)}: {o.state.replace('_', ' ')}: {ui.plain(o.error)}",
+            icon=":material/error:",
+        )
 
 
 def form_key(name: str) -> str:
@@ -202,32 +241,47 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             st.session_state[FORM_GEN_KEY] = st.session_state.get(FORM_GEN_KEY, 0) + 1
             st.session_state.pop(NOTE_KEY, None)
             with below:
-                outcomes = run_enrollments(api, [(student_id, name, class_id, photos)],
-                                           max_photos, ui.request_bytes(ui.settings()))
+                outcomes = run_enrollments(
+                    api,
+                    [(student_id, name, class_id, photos)],
+                    max_photos,
+                    ui.request_bytes(ui.settings()),
+                )
             st.session_state[SINGLE_KEY] = outcomes
             if outcomes and outcomes[0].state == ALREADY:
                 # Nothing was sent: keep the photos for an explicit choice to add them.
                 st.session_state[PENDING_KEY] = {
-                    "student_id": student_id, "name": name, "class_id": class_id,
-                    "photos": photos, "message": outcomes[0].error}
+                    "student_id": student_id,
+                    "name": name,
+                    "class_id": class_id,
+                    "photos": photos,
+                    "message": outcomes[0].error,
+                }
             else:
                 st.session_state.pop(PENDING_KEY, None)
     with form:
         c1, c2, c3 = st.columns(3)
-        c1.text_input("Student id", key=form_key("student_id"),
-                      help="1-64 letters, digits, '.', '_' or '-'")
+        c1.text_input(
+            "Student id", key=form_key("student_id"), help="1-64 letters, digits, '.', '_' or '-'"
+        )
         c2.text_input("Name", key=form_key("name"))
-        c3.text_input("Class", key=form_key("class_id"),
-                      placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
-                      help="The class the student attends; known classes: "
-                           + (", ".join(classes) or "none yet"))
+        c3.text_input(
+            "Class",
+            key=form_key("class_id"),
+            placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
+            help="The class the student attends; known classes: "
+            + (", ".join(classes) or "none yet"),
+        )
         files = st.file_uploader(
-            "Photos of the student (one face each; several angles help)", type=ui.IMAGE_TYPES,
-            accept_multiple_files=True, key=form_key("photos"),
+            "Photos of the student (one face each; several angles help)",
+            type=ui.IMAGE_TYPES,
+            accept_multiple_files=True,
+            key=form_key("photos"),
         )
         ui.show_thumbnails([(f.name, f.getvalue()) for f in files or []])
-        st.button("Enroll student", type="primary", icon=":material/person_add:",
-                  key=form_key("submit"))
+        st.button(
+            "Enroll student", type="primary", icon=":material/person_add:", key=form_key("submit")
+        )
     with below:
         outcomes = st.session_state.get(SINGLE_KEY, [])
         if st.session_state.get(PENDING_KEY) and outcomes and outcomes[0].state == ALREADY:
@@ -257,11 +311,16 @@ def _add_to_existing(api: ApiClient, max_photos: int) -> None:
         ui.show_thumbnails(photos, "not sent yet")
         rename = False
         if existing is not None and name and existing.name != name:
-            rename = st.checkbox(f"Also rename them to {ui.plain(name)}",
-                                 key="enroll.pending_rename")
+            rename = st.checkbox(
+                f"Also rename them to {ui.plain(name)}", key="enroll.pending_rename"
+            )
         c1, c2 = st.columns([1, 1])
-        add = c1.button(f"Add the photo{'s' * (n != 1)} to {ui.plain(sid)}", type="primary",
-                        icon=":material/add_photo_alternate:", key="enroll.pending_add")
+        add = c1.button(
+            f"Add the photo{'s' * (n != 1)} to {ui.plain(sid)}",
+            type="primary",
+            icon=":material/add_photo_alternate:",
+            key="enroll.pending_add",
+        )
         cancel = c2.button("Do not add them", key="enroll.pending_cancel")
     if cancel:
         st.session_state.pop(PENDING_KEY, None)
@@ -269,17 +328,23 @@ def _add_to_existing(api: ApiClient, max_photos: int) -> None:
         st.rerun()
     if add:
         st.session_state.pop(PENDING_KEY, None)
-        outcomes = run_enrollments(api, [(sid, name, pending["class_id"], photos)], max_photos,
-                                   ui.request_bytes(ui.settings()), add=True)
+        outcomes = run_enrollments(
+            api,
+            [(sid, name, pending["class_id"], photos)],
+            max_photos,
+            ui.request_bytes(ui.settings()),
+            add=True,
+        )
         st.session_state[SINGLE_KEY] = outcomes
         if rename:
             try:
                 api.rename(sid, name)
-                st.session_state[NOTE_KEY] = ("ok", f"Renamed {ui.plain(sid)} to "
-                                                     f"{ui.plain(name)}.")
+                st.session_state[NOTE_KEY] = ("ok", f"Renamed {ui.plain(sid)} to {ui.plain(name)}.")
             except ApiError as exc:
-                st.session_state[NOTE_KEY] = ("error", "Could not rename them: "
-                                                        + ui.plain(exc.message))
+                st.session_state[NOTE_KEY] = (
+                    "error",
+                    "Could not rename them: " + ui.plain(exc.message),
+                )
         st.rerun()
 
 
@@ -288,17 +353,26 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         "A CSV roster with the columns `student_id,name[,class_id]` (a header row is optional) "
         "and a zip of photos named by student id: `s001.jpg`, `s001_2.jpg` or `s001/any.jpg`."
     )
-    st.download_button("Example roster CSV", CSV_EXAMPLE, file_name="roster-example.csv",
-                       mime="text/csv", icon=":material/download:")
+    st.download_button(
+        "Example roster CSV",
+        CSV_EXAMPLE,
+        file_name="roster-example.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
     # Emptied after every submission: the same roster is not sent twice by accident.
     with st.form("enroll_bulk", clear_on_submit=True):
-        class_id = st.text_input("Class for rows without a class_id", key="bulk.class_id",
-                                 placeholder=f"e.g. {classes[0] if classes else 'room-1'}")
+        class_id = st.text_input(
+            "Class for rows without a class_id",
+            key="bulk.class_id",
+            placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
+        )
         c1, c2 = st.columns(2)
         roster = c1.file_uploader("Roster (CSV)", type=["csv", "txt"], key="bulk.csv")
         archive = c2.file_uploader("Photos (zip)", type=["zip"], key="bulk.zip")
-        submitted = st.form_submit_button("Enroll class", type="primary",
-                                          icon=":material/group_add:")
+        submitted = st.form_submit_button(
+            "Enroll class", type="primary", icon=":material/group_add:"
+        )
     if not submitted:
         show_outcomes(st.session_state.get(BULK_KEY, []))
         return
@@ -307,8 +381,10 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         return
     plan = plan_bulk_enrollment(roster.getvalue(), archive.getvalue(), class_id.strip() or None)
     if plan.problems:
-        with st.expander(f"{len(plan.problems)} problem(s) in the roster or the zip: "
-                         "these were skipped", expanded=True):
+        with st.expander(
+            f"{len(plan.problems)} problem(s) in the roster or the zip: these were skipped",
+            expanded=True,
+        ):
             for problem in plan.problems:
                 st.markdown(f"- {ui.plain(problem)}")  # they quote the CSV and file names
     if not plan.entries:
@@ -316,8 +392,11 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         st.session_state.pop(BULK_KEY, None)
         return
     st.session_state[BULK_KEY] = run_enrollments(
-        api, [(e.student_id, e.name, e.class_id, e.photos) for e in plan.entries], max_photos,
-        ui.request_bytes(ui.settings()))
+        api,
+        [(e.student_id, e.name, e.class_id, e.photos) for e in plan.entries],
+        max_photos,
+        ui.request_bytes(ui.settings()),
+    )
     show_outcomes(st.session_state[BULK_KEY])
 
 
@@ -327,8 +406,10 @@ def render() -> None:
     students = ui.fetch("Could not load the students", api.students)
     classes = classes_of(students)
     max_photos = ui.settings().max_enroll_photos
-    st.caption(f"Each photo should show only the student's face. More than {max_photos} photos "
-               "of one student are sent as several requests.")
+    st.caption(
+        f"Each photo should show only the student's face. More than {max_photos} photos "
+        "of one student are sent as several requests."
+    )
     single, bulk = st.tabs(["One student", "Whole class (CSV + zip)"])
     with single:
         _single_tab(api, max_photos, classes)

@@ -29,17 +29,22 @@ def render() -> None:
         return
     checks = ready.get("checks", {})
     if ready.get("status") == "ready":
-        st.success("The API is ready: Redis, the stores and at least one worker answer.",
-                   icon=":material/check_circle:")
+        st.success(
+            "The API is ready: Redis, the stores and at least one worker answer.",
+            icon=":material/check_circle:",
+        )
     else:
         st.warning("The API is not ready: see the checks below.", icon=":material/warning:")
     st.dataframe(
-        pd.DataFrame([{"check": k, "status": v} for k, v in checks.items()],
-                     columns=["check", "status"]),
-        hide_index=True, width="stretch",
+        pd.DataFrame(
+            [{"check": k, "status": v} for k, v in checks.items()], columns=["check", "status"]
+        ),
+        hide_index=True,
+        width="stretch",
     )
-    st.link_button("OpenAPI document", f"{api.base_url}/api/v1/openapi.json",
-                   icon=":material/description:")
+    st.link_button(
+        "OpenAPI document", f"{api.base_url}/api/v1/openapi.json", icon=":material/description:"
+    )
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; tests import it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -16,7 +16,11 @@ RESULT_KEY = "take_attendance.result"
 
 
 def submit_recognition(
-    api: ApiClient, class_id: str, date: dt.date, photos: Sequence[Photo], max_photos: int,
+    api: ApiClient,
+    class_id: str,
+    date: dt.date,
+    photos: Sequence[Photo],
+    max_photos: int,
     max_bytes: int | None = None,
 ) -> tuple[list[str], ApiError | None]:
     """Queue the photos (several jobs when there are more than one request takes): the jobs
@@ -31,25 +35,37 @@ def submit_recognition(
 
 
 def run_recognition(
-    api: ApiClient, class_id: str, date: dt.date, photos: Sequence[Photo], max_photos: int,
+    api: ApiClient,
+    class_id: str,
+    date: dt.date,
+    photos: Sequence[Photo],
+    max_photos: int,
     max_bytes: int | None = None,
 ) -> dict | None:
     """Submit, follow each job with a progress bar, and return what the result view shows."""
     job_ids, error = submit_recognition(api, class_id, date, photos, max_photos, max_bytes)
     if error is not None:
-        ui.show_error(error, "Could not submit the photos" if not job_ids else
-                      f"Only {len(job_ids)} batch(es) of photos were submitted")
+        ui.show_error(
+            error,
+            "Could not submit the photos"
+            if not job_ids
+            else f"Only {len(job_ids)} batch(es) of photos were submitted",
+        )
     if not job_ids:
         return None
-    labels = (["Recognition"] if len(job_ids) == 1
-              else [f"Photos batch {i + 1} of {len(job_ids)}" for i in range(len(job_ids))])
+    labels = (
+        ["Recognition"]
+        if len(job_ids) == 1
+        else [f"Photos batch {i + 1} of {len(job_ids)}" for i in range(len(job_ids))]
+    )
     outcome = ui.wait_for_jobs(api, list(zip(labels, job_ids)))
     return {
         "class_id": class_id,
         "date": date.isoformat(),
         "jobs": [
             {"job_id": job_id, "view": o.model_dump(mode="json")}
-            if isinstance(o, JobView) else {"job_id": job_id, "error": o.message}
+            if isinstance(o, JobView)
+            else {"job_id": job_id, "error": o.message}
             for job_id, o in ((job_id, outcome[job_id]) for job_id in job_ids)
         ],
     }
@@ -81,9 +97,10 @@ def show_result(api: ApiClient, last: dict) -> None:
         view = parse(JobView, job["view"], "a job")
         if view.state == "failed":
             error = view.error
-            st.error("Recognition failed: "
-                     + (ui.plain(error.message) if error else "no reason given"),
-                     icon=":material/error:")
+            st.error(
+                "Recognition failed: " + (ui.plain(error.message) if error else "no reason given"),
+                icon=":material/error:",
+            )
             if error:
                 st.caption(f"error code: `{error.code.replace('`', '')}`")
             continue
@@ -118,8 +135,10 @@ def show_result(api: ApiClient, last: dict) -> None:
         for job_id, result in results:
             for n, photo in enumerate(result.photos):
                 if photo.error:
-                    st.warning(f"{ui.plain(photo.filename)}: {ui.plain(photo.error)}",
-                               icon=":material/warning:")
+                    st.warning(
+                        f"{ui.plain(photo.filename)}: {ui.plain(photo.error)}",
+                        icon=":material/warning:",
+                    )
                 if photo.annotated_key is None:
                     continue
                 try:
@@ -127,9 +146,11 @@ def show_result(api: ApiClient, last: dict) -> None:
                 except ApiError as exc:
                     ui.show_error(exc, f"Could not load the annotated {photo.filename}")
                     continue
-                st.image(image,
-                         caption=f"{ui.plain(photo.filename)}: {_face_summary(photo.faces)}",
-                         width="stretch")
+                st.image(
+                    image,
+                    caption=f"{ui.plain(photo.filename)}: {_face_summary(photo.faces)}",
+                    width="stretch",
+                )
     with roster_col:
         st.markdown(f"#### Present ({len(present)})")
         _roster_list(present)
@@ -138,41 +159,50 @@ def show_result(api: ApiClient, last: dict) -> None:
         # Recognised but since removed from the class: still worth a line.
         others = [sid for sid in present_ids if sid not in {s.student_id for s in roster}]
         if others:
-            st.caption("Recognised but not on the roster: "
-                       + ", ".join(ui.plain(sid) for sid in others))
+            st.caption(
+                "Recognised but not on the roster: " + ", ".join(ui.plain(sid) for sid in others)
+            )
 
 
 def render() -> None:
     st.title("Take attendance")
-    st.caption("Pick a class and a date, drop one or more class photos, and submit. "
-               "Recognised faces are boxed in green with their name, unknown faces in red, "
-               "faces too small, blurred or turned away to tell who they are in amber.")
+    st.caption(
+        "Pick a class and a date, drop one or more class photos, and submit. "
+        "Recognised faces are boxed in green with their name, unknown faces in red, "
+        "faces too small, blurred or turned away to tell who they are in amber."
+    )
     api = ui.logged_in_client()
     students = ui.fetch("Could not load the classes", api.students)
     classes = classes_of(students)
     if not classes:
-        st.info("No class has enrolled students yet: enroll students first.",
-                icon=":material/info:")
+        st.info(
+            "No class has enrolled students yet: enroll students first.", icon=":material/info:"
+        )
         st.page_link("views/enroll.py", label="Enroll students", icon=":material/person_add:")
         return
 
     with st.form("take_attendance"):
         left, right = st.columns(2)
         class_id = left.selectbox("Class", classes, key="take.class_id")
-        date = right.date_input("Date", value=dt.date.today(), key="take.date",
-                                format="YYYY-MM-DD")
-        photos = st.file_uploader("Class photos", type=ui.IMAGE_TYPES,
-                                  accept_multiple_files=True, key="take.photos")
-        submitted = st.form_submit_button("Take attendance", type="primary",
-                                          icon=":material/how_to_reg:")
+        date = right.date_input("Date", value=dt.date.today(), key="take.date", format="YYYY-MM-DD")
+        photos = st.file_uploader(
+            "Class photos", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="take.photos"
+        )
+        submitted = st.form_submit_button(
+            "Take attendance", type="primary", icon=":material/how_to_reg:"
+        )
     if submitted:
         if not photos:
             st.warning("Choose at least one class photo first.", icon=":material/warning:")
         else:
             settings = ui.settings()
             last = run_recognition(
-                api, class_id, date, [(f.name, f.getvalue()) for f in photos],
-                settings.max_recognition_photos, ui.request_bytes(settings),
+                api,
+                class_id,
+                date,
+                [(f.name, f.getvalue()) for f in photos],
+                settings.max_recognition_photos,
+                ui.request_bytes(settings),
             )
             if last is not None:
                 st.session_state[RESULT_KEY] = last

@@ -38,7 +38,9 @@ class BlobStore(Protocol):
     """Keys are written whole or not at all; ``get`` of a missing key raises NotFound; ``list``
     returns the sorted keys under a '/'-separated prefix; ``ping`` raises when unusable."""
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def put(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -125,7 +127,7 @@ def parse_gs_url(url: str) -> GsUrl:
     """``gs://bucket`` or ``gs://bucket/prefix/path``; ValueError says what is wrong."""
     if not url.startswith("gs://"):
         raise ValueError(f"not a gs:// URL: {url!r}")
-    rest = url[len("gs://"):]
+    rest = url[len("gs://") :]
     if "?" in rest or "#" in rest:
         raise ValueError("a gs:// blob_store_url takes no query or fragment")
     bucket, _, prefix = rest.partition("/")
@@ -146,11 +148,11 @@ def parse_gs_url(url: str) -> GsUrl:
     return GsUrl(bucket, prefix)
 
 
-def open_blob_store(url: str, settings: "Settings | None" = None) -> BlobStore:
+def open_blob_store(url: str, settings: Settings | None = None) -> BlobStore:
     """The store a URL names; cloud clients take their timeouts and retries from ``settings``
     (defaults when None). Nothing here contacts a service: the first operation does."""
     if url.startswith("file://"):
-        return LocalBlobStore(Path(url[len("file://"):]))
+        return LocalBlobStore(Path(url[len("file://") :]))
     if url.startswith("gs://"):
         from attendance.stores.blob.gcs import GcsBlobStore
 

@@ -22,8 +22,9 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import requests
 from google.api_core import exceptions as gexc
@@ -32,8 +33,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from attendance.stores.blob import check_key, check_prefix, parse_gs_url
 from attendance.domain.errors import NotFound, StoreBusy, StoreUnavailable
+from attendance.stores.blob import check_key, check_prefix, parse_gs_url
 
 if TYPE_CHECKING:
     from attendance.config.settings import Settings
@@ -44,13 +45,20 @@ EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 EMULATOR_PROJECT = "local-emulator"
 # Answers worth another try later (after the client's own retries gave up).
 _TRANSIENT = (
-    gexc.RetryError, gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
-    gexc.ServiceUnavailable, gexc.GatewayTimeout, requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout, ConnectionError, TimeoutError,
+    gexc.RetryError,
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    TimeoutError,
 )
 
 
-def _setting(settings: "Settings | None", name: str):
+def _setting(settings: Settings | None, name: str):
     if settings is not None:
         return getattr(settings, name)
     from attendance.config.settings import Settings
@@ -91,10 +99,11 @@ class GcsBlobStore:
         self._bucket_ready = not create_bucket
 
     @classmethod
-    def from_url(cls, url: str, settings: "Settings | None" = None) -> "GcsBlobStore":
+    def from_url(cls, url: str, settings: Settings | None = None) -> GcsBlobStore:
         parsed = parse_gs_url(url)
         return cls(
-            parsed.bucket, parsed.prefix,
+            parsed.bucket,
+            parsed.prefix,
             create_bucket=_setting(settings, "gcs_create_bucket"),
             timeout=_setting(settings, "cloud_timeout_seconds"),
             retry_deadline=_setting(settings, "cloud_retry_deadline_seconds"),
@@ -111,8 +120,11 @@ class GcsBlobStore:
     def _make_client(self) -> storage.Client:
         if self.emulator:
             project = os.environ.get("GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT
-            return storage.Client(project=project, credentials=AnonymousCredentials(),
-                                  client_options={"api_endpoint": self.emulator})
+            return storage.Client(
+                project=project,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": self.emulator},
+            )
         # Application Default Credentials: the service account on Cloud Run / GKE / GCE, or
         # GOOGLE_APPLICATION_CREDENTIALS elsewhere.
         return storage.Client()
@@ -206,8 +218,10 @@ class GcsBlobStore:
         self._ensure_bucket()
         with self._errors():
             try:
-                return self._bucket().blob(name).download_as_bytes(
-                    timeout=self.timeout, retry=self.retry
+                return (
+                    self._bucket()
+                    .blob(name)
+                    .download_as_bytes(timeout=self.timeout, retry=self.retry)
                 )
             except gexc.NotFound:
                 # A missing object, or a missing bucket: only the second is an outage.
@@ -244,8 +258,11 @@ class GcsBlobStore:
         self._ensure_bucket()
         with self._errors():
             blobs = self.client.list_blobs(
-                self.bucket_name, prefix=full or None, page_size=self.page_size,
-                timeout=self.timeout, retry=self.retry,
+                self.bucket_name,
+                prefix=full or None,
+                page_size=self.page_size,
+                timeout=self.timeout,
+                retry=self.retry,
             )
             # The iterator follows nextPageToken page by page.
             return [(blob.name[strip:], blob.updated) for blob in blobs]
@@ -255,8 +272,11 @@ class GcsBlobStore:
         bucket is not usable. Needs only storage.objects.list, unlike a bucket lookup."""
         with self._errors():
             page = self.client.list_blobs(
-                self.bucket_name, prefix=f"{self.prefix}/" if self.prefix else None,
-                max_results=1, timeout=timeout, retry=retry,
+                self.bucket_name,
+                prefix=f"{self.prefix}/" if self.prefix else None,
+                max_results=1,
+                timeout=timeout,
+                retry=retry,
             )
             list(page)
 

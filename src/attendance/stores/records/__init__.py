@@ -15,10 +15,11 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from attendance.domain.errors import StudentErased
@@ -39,7 +40,7 @@ _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def stamp(at: dt.datetime) -> str:
     """A UTC time as fixed-width text, so stored times compare as strings do."""
-    return at.astimezone(dt.timezone.utc).strftime(_STAMP)
+    return at.astimezone(dt.UTC).strftime(_STAMP)
 
 
 def erased_message(student_id: str) -> str:
@@ -47,8 +48,14 @@ def erased_message(student_id: str) -> str:
 
 
 class RecordsStore(Protocol):
-    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
-                       not_erased_since: dt.datetime | None = None) -> None:
+    def upsert_student(
+        self,
+        student_id: str,
+        name: str,
+        class_id: str | None,
+        *,
+        not_erased_since: dt.datetime | None = None,
+    ) -> None:
         """Create or update the student; StudentErased if erased at or after not_erased_since."""
         ...
 
@@ -62,8 +69,9 @@ class RecordsStore(Protocol):
 
     def class_exists(self, class_id: str) -> bool: ...
 
-    def mark_present(self, record: AttendanceRecord, *,
-                     not_erased_since: dt.datetime | None = None) -> bool:
+    def mark_present(
+        self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
+    ) -> bool:
         """Insert unless (class_id, date, student_id) exists; True if this call inserted it.
         Either way the record's job is noted among the jobs that saw the student. StudentErased,
         writing nothing, if the student was erased at or after not_erased_since."""
@@ -83,8 +91,13 @@ class RecordsStore(Protocol):
 
     def get_gallery_pointer(self) -> GalleryPointer | None: ...
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
-                             guard: tuple[str, dt.datetime] | None = None) -> bool:
+    def swap_gallery_pointer(
+        self,
+        expected_version: int,
+        new: GalleryPointer,
+        *,
+        guard: tuple[str, dt.datetime] | None = None,
+    ) -> bool:
         """Point at ``new`` only if the current version is still ``expected_version`` (0: none).
         ``guard`` (student_id, not_erased_since): StudentErased instead, if that student was
         erased at or after that time."""
@@ -164,7 +177,7 @@ CREATE TABLE IF NOT EXISTS gallery_pointer (
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class SqliteRecords:
@@ -199,17 +212,26 @@ class SqliteRecords:
             conn.execute("COMMIT")
 
     @staticmethod
-    def _refuse_if_erased(conn: sqlite3.Connection, student_id: str,
-                          since: dt.datetime | None) -> None:
+    def _refuse_if_erased(
+        conn: sqlite3.Connection, student_id: str, since: dt.datetime | None
+    ) -> None:
         if since is None:
             return
-        row = conn.execute("SELECT 1 FROM erasures WHERE student_id = ? AND erased_at >= ?",
-                           (student_id, stamp(since))).fetchone()
+        row = conn.execute(
+            "SELECT 1 FROM erasures WHERE student_id = ? AND erased_at >= ?",
+            (student_id, stamp(since)),
+        ).fetchone()
         if row is not None:
             raise StudentErased(erased_message(student_id))
 
-    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
-                       not_erased_since: dt.datetime | None = None) -> None:
+    def upsert_student(
+        self,
+        student_id: str,
+        name: str,
+        class_id: str | None,
+        *,
+        not_erased_since: dt.datetime | None = None,
+    ) -> None:
         with self._tx() as conn:
             self._refuse_if_erased(conn, student_id, not_erased_since)
             conn.execute(
@@ -225,8 +247,12 @@ class SqliteRecords:
 
     def rename_student(self, student_id: str, name: str) -> bool:
         with self._tx() as conn:
-            return conn.execute("UPDATE students SET name = ? WHERE student_id = ?",
-                                (name, student_id)).rowcount == 1
+            return (
+                conn.execute(
+                    "UPDATE students SET name = ? WHERE student_id = ?", (name, student_id)
+                ).rowcount
+                == 1
+            )
 
     def _students(self, where: str, args: tuple) -> list[Student]:
         with self._conn() as conn:
@@ -266,13 +292,16 @@ class SqliteRecords:
             ).fetchone()
         return row is not None
 
-    def mark_present(self, record: AttendanceRecord, *,
-                     not_erased_since: dt.datetime | None = None) -> bool:
+    def mark_present(
+        self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
+    ) -> bool:
         with self._tx() as conn:
             self._refuse_if_erased(conn, record.student_id, not_erased_since)
             if record.job_id:
-                conn.execute("INSERT OR IGNORE INTO attendance_jobs (student_id, job_id) "
-                             "VALUES (?, ?)", (record.student_id, record.job_id))
+                conn.execute(
+                    "INSERT OR IGNORE INTO attendance_jobs (student_id, job_id) VALUES (?, ?)",
+                    (record.student_id, record.job_id),
+                )
             cur = conn.execute(
                 "INSERT OR IGNORE INTO attendance "
                 "(class_id, date, student_id, name, first_seen_at, distance, job_id) "
@@ -291,9 +320,12 @@ class SqliteRecords:
 
     def attendance_jobs(self, student_id: str) -> set[str]:
         with self._conn() as conn:
-            rows = conn.execute("SELECT job_id FROM attendance_jobs WHERE student_id = ? "
-                                "UNION SELECT job_id FROM attendance WHERE student_id = ? "
-                                "AND job_id IS NOT NULL", (student_id, student_id)).fetchall()
+            rows = conn.execute(
+                "SELECT job_id FROM attendance_jobs WHERE student_id = ? "
+                "UNION SELECT job_id FROM attendance WHERE student_id = ? "
+                "AND job_id IS NOT NULL",
+                (student_id, student_id),
+            ).fetchall()
         return {row["job_id"] for row in rows}
 
     def list_attendance(
@@ -327,8 +359,13 @@ class SqliteRecords:
             ).fetchone()
         return GalleryPointer(row["version"], row["manifest_key"]) if row else None
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
-                             guard: tuple[str, dt.datetime] | None = None) -> bool:
+    def swap_gallery_pointer(
+        self,
+        expected_version: int,
+        new: GalleryPointer,
+        *,
+        guard: tuple[str, dt.datetime] | None = None,
+    ) -> bool:
         with self._tx() as conn:
             if guard is not None:
                 self._refuse_if_erased(conn, *guard)
@@ -350,9 +387,10 @@ class SqliteRecords:
     def delete_student(self, student_id: str) -> bool:
         with self._tx() as conn:
             conn.execute("DELETE FROM student_classes WHERE student_id = ?", (student_id,))
-            return conn.execute(
-                "DELETE FROM students WHERE student_id = ?", (student_id,)
-            ).rowcount == 1
+            return (
+                conn.execute("DELETE FROM students WHERE student_id = ?", (student_id,)).rowcount
+                == 1
+            )
 
     def delete_attendance(self, student_id: str) -> int:
         with self._tx() as conn:
@@ -366,17 +404,21 @@ class SqliteRecords:
             conn.execute(
                 "INSERT INTO erasures (student_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT(student_id) DO UPDATE SET erased_at = "
-                "max(erased_at, excluded.erased_at)", (student_id, stamp(at)))
+                "max(erased_at, excluded.erased_at)",
+                (student_id, stamp(at)),
+            )
 
     def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
         ids = sorted(set(student_ids))
         found: set[str] = set()
         with self._conn() as conn:
             for start in range(0, len(ids), 500):  # below SQLite's limit on parameters
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 rows = conn.execute(
                     f"SELECT student_id FROM erasures WHERE erased_at >= ? AND student_id IN "
-                    f"({', '.join('?' * len(chunk))})", (stamp(since), *chunk)).fetchall()
+                    f"({', '.join('?' * len(chunk))})",
+                    (stamp(since), *chunk),
+                ).fetchall()
                 found.update(row["student_id"] for row in rows)
         return found
 
@@ -384,8 +426,13 @@ class SqliteRecords:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                (entry.at.isoformat(), entry.actor, entry.action, entry.target,
-                 json.dumps(entry.detail, sort_keys=True)),
+                (
+                    entry.at.isoformat(),
+                    entry.actor,
+                    entry.action,
+                    entry.target,
+                    json.dumps(entry.detail, sort_keys=True),
+                ),
             )
 
     def list_audit(self, limit: int = 100) -> list[AuditEntry]:
@@ -394,8 +441,16 @@ class SqliteRecords:
                 "SELECT at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [AuditEntry(at=r["at"], actor=r["actor"], action=r["action"], target=r["target"],
-                           detail=json.loads(r["detail"])) for r in rows]
+        return [
+            AuditEntry(
+                at=r["at"],
+                actor=r["actor"],
+                action=r["action"],
+                target=r["target"],
+                detail=json.loads(r["detail"]),
+            )
+            for r in rows
+        ]
 
     def ping(self) -> None:
         with self._conn() as conn:
@@ -439,7 +494,9 @@ def parse_dynamodb_url(url: str) -> DynamoUrl:
         options[key] = values[0]
     endpoint = options.get("endpoint_url")
     if endpoint is not None and not re.match(r"^https?://[^/?#\s]+/?$", endpoint):
-        raise ValueError(f"records_url endpoint_url must be http(s)://host[:port], got {endpoint!r}")
+        raise ValueError(
+            f"records_url endpoint_url must be http(s)://host[:port], got {endpoint!r}"
+        )
     page_size = options.get("page_size")
     if page_size is not None:
         if not page_size.isdigit() or not 1 <= int(page_size) <= 1000:
@@ -452,11 +509,11 @@ def parse_dynamodb_url(url: str) -> DynamoUrl:
     )
 
 
-def open_records(url: str, settings: "Settings | None" = None) -> RecordsStore:
+def open_records(url: str, settings: Settings | None = None) -> RecordsStore:
     """The store a URL names; cloud clients take their timeouts and retries from ``settings``
     (defaults when None). SQLite creates its file now; DynamoDB contacts AWS on first use."""
     if url.startswith("sqlite:///"):
-        return SqliteRecords(Path(url[len("sqlite:///"):]))
+        return SqliteRecords(Path(url[len("sqlite:///") :]))
     if url.startswith("dynamodb://"):
         from attendance.stores.records.dynamodb import DynamoRecords
 

@@ -32,22 +32,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 import logging
 import threading
 import time
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
 from attendance.domain.errors import StoreBusy, StoreUnavailable, StudentErased
-from attendance.stores.records import (
-    GalleryPointer, erased_message, parse_dynamodb_url, stamp,
-)
 from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
+from attendance.stores.records import (
+    GalleryPointer,
+    erased_message,
+    parse_dynamodb_url,
+    stamp,
+)
 
 if TYPE_CHECKING:
     from attendance.config.settings import Settings
@@ -60,22 +64,37 @@ STUDENT_INDEX = "by_student"
 _DATE_END = "$"
 
 _DENIED = {
-    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-    "ExpiredTokenException", "MissingAuthenticationTokenException", "IncompleteSignature",
-    "InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+    "IncompleteSignature",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
 }
 _BUSY = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException",
-    "LimitExceededException", "TransactionInProgressException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "LimitExceededException",
+    "TransactionInProgressException",
 }
 _UNREACHABLE = (
-    bexc.EndpointConnectionError, bexc.ConnectTimeoutError, bexc.ReadTimeoutError,
-    bexc.ConnectionClosedError, bexc.ConnectionError, bexc.HTTPClientError,
+    bexc.EndpointConnectionError,
+    bexc.ConnectTimeoutError,
+    bexc.ReadTimeoutError,
+    bexc.ConnectionClosedError,
+    bexc.ConnectionError,
+    bexc.HTTPClientError,
 )
 
 
-def _setting(settings: "Settings | None", name: str):
+def _setting(settings: Settings | None, name: str):
     if settings is not None:
         return getattr(settings, name)
     from attendance.config.settings import Settings
@@ -84,7 +103,7 @@ def _setting(settings: "Settings | None", name: str):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _s(value: str) -> dict:
@@ -118,12 +137,15 @@ class DynamoRecords:
         self.page_size = page_size
         self._config = Config(
             retries={"mode": retry_mode, "total_max_attempts": max_attempts},
-            connect_timeout=min(timeout, 10.0), read_timeout=timeout, tcp_keepalive=True,
+            connect_timeout=min(timeout, 10.0),
+            read_timeout=timeout,
+            tcp_keepalive=True,
         )
         # readyz: one try, short timeouts.
         self._ping_config = Config(
             retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=ping_timeout, read_timeout=ping_timeout,
+            connect_timeout=ping_timeout,
+            read_timeout=ping_timeout,
         )
         self._lock = threading.RLock()
         self._client_obj = None
@@ -131,10 +153,12 @@ class DynamoRecords:
         self._ready = False
 
     @classmethod
-    def from_url(cls, url: str, settings: "Settings | None" = None) -> "DynamoRecords":
+    def from_url(cls, url: str, settings: Settings | None = None) -> DynamoRecords:
         parsed = parse_dynamodb_url(url)
         return cls(
-            parsed.table_prefix, region=parsed.region, endpoint_url=parsed.endpoint_url,
+            parsed.table_prefix,
+            region=parsed.region,
+            endpoint_url=parsed.endpoint_url,
             page_size=parsed.page_size,
             create_tables=_setting(settings, "dynamodb_create_tables"),
             max_attempts=_setting(settings, "cloud_max_attempts"),
@@ -145,8 +169,14 @@ class DynamoRecords:
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.students_table, self.members_table, self.attendance_table,
-                self.gallery_table, self.audit_table, self.erasures_table)
+        return (
+            self.students_table,
+            self.members_table,
+            self.attendance_table,
+            self.gallery_table,
+            self.audit_table,
+            self.erasures_table,
+        )
 
     # --- clients and errors --------------------------------------------------------------------
 
@@ -179,8 +209,11 @@ class DynamoRecords:
             with self._lock:
                 if getattr(self, attr) is None:
                     with self._errors(None):
-                        setattr(self, attr, self._make_client(
-                            self._ping_config if ping else self._config))
+                        setattr(
+                            self,
+                            attr,
+                            self._make_client(self._ping_config if ping else self._config),
+                        )
         return getattr(self, attr)
 
     def translate(self, exc: BaseException, table: str | None) -> BaseException:
@@ -189,8 +222,9 @@ class DynamoRecords:
             err = exc.response.get("Error", {})
             code, message = err.get("Code", ""), err.get("Message", "")
             if code == "ResourceNotFoundException":
-                hint = ("" if self.create_tables
-                        else " (or set ATTENDANCE_DYNAMODB_CREATE_TABLES=true)")
+                hint = (
+                    "" if self.create_tables else " (or set ATTENDANCE_DYNAMODB_CREATE_TABLES=true)"
+                )
                 return StoreUnavailable(
                     f"{where} does not exist; create it as docs/deploy.md describes{hint}"
                 )
@@ -199,9 +233,10 @@ class DynamoRecords:
                     f"access to {where} was refused ({code}: {message}); check the AWS "
                     "credentials and that the role has the permissions docs/deploy.md lists"
                 )
-            if code in _BUSY or exc.response.get("ResponseMetadata", {}).get(
-                "HTTPStatusCode", 0
-            ) >= 500:
+            if (
+                code in _BUSY
+                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+            ):
                 return StoreBusy(f"{where} is throttling or failing ({code}: {message})")
             return exc
         if isinstance(exc, (bexc.NoCredentialsError, bexc.PartialCredentialsError)):
@@ -270,7 +305,8 @@ class DynamoRecords:
 
         return {
             self.students_table: {
-                "AttributeDefinitions": attrs("student_id"), "KeySchema": key("student_id"),
+                "AttributeDefinitions": attrs("student_id"),
+                "KeySchema": key("student_id"),
             },
             self.members_table: {
                 "AttributeDefinitions": attrs("class_id", "student_id"),
@@ -279,19 +315,25 @@ class DynamoRecords:
             self.attendance_table: {
                 "AttributeDefinitions": attrs("class_id", "date_student", "student_id", "date"),
                 "KeySchema": key("class_id", "date_student"),
-                "GlobalSecondaryIndexes": [{
-                    "IndexName": STUDENT_INDEX, "KeySchema": key("student_id", "date"),
-                    "Projection": {"ProjectionType": "ALL"},
-                }],
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": STUDENT_INDEX,
+                        "KeySchema": key("student_id", "date"),
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
             },
             self.gallery_table: {
-                "AttributeDefinitions": attrs("scope"), "KeySchema": key("scope"),
+                "AttributeDefinitions": attrs("scope"),
+                "KeySchema": key("scope"),
             },
             self.audit_table: {
-                "AttributeDefinitions": attrs("log", "at_id"), "KeySchema": key("log", "at_id"),
+                "AttributeDefinitions": attrs("log", "at_id"),
+                "KeySchema": key("log", "at_id"),
             },
             self.erasures_table: {
-                "AttributeDefinitions": attrs("student_id"), "KeySchema": key("student_id"),
+                "AttributeDefinitions": attrs("student_id"),
+                "KeySchema": key("student_id"),
             },
         }
 
@@ -309,9 +351,13 @@ class DynamoRecords:
                 desc = self._describe(client, table)
                 if desc is None:
                     if not create:
-                        raise self.translate(bexc.ClientError(
-                            {"Error": {"Code": "ResourceNotFoundException", "Message": ""}},
-                            "DescribeTable"), table)
+                        raise self.translate(
+                            bexc.ClientError(
+                                {"Error": {"Code": "ResourceNotFoundException", "Message": ""}},
+                                "DescribeTable",
+                            ),
+                            table,
+                        )
                     try:
                         client.create_table(
                             TableName=table, BillingMode="PAY_PER_REQUEST", **definition
@@ -333,8 +379,7 @@ class DynamoRecords:
     @staticmethod
     def _active(desc: dict) -> bool:
         return desc.get("TableStatus") == "ACTIVE" and all(
-            index.get("IndexStatus") == "ACTIVE"
-            for index in desc.get("GlobalSecondaryIndexes", [])
+            index.get("IndexStatus") == "ACTIVE" for index in desc.get("GlobalSecondaryIndexes", [])
         )
 
     def _wait_active(self, client, table: str, timeout: float = 300.0) -> None:
@@ -361,8 +406,7 @@ class DynamoRecords:
         """Each table exists and is ACTIVE (with its index), asked once with short timeouts."""
         client = self._client(ping=True)
         try:
-            self._check_tables(client, create=self.create_tables and not self._ready,
-                               wait=False)
+            self._check_tables(client, create=self.create_tables and not self._ready, wait=False)
         except StoreBusy as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -372,11 +416,14 @@ class DynamoRecords:
 
     def _not_erased(self, student_id: str, since: dt.datetime) -> dict:
         """A transaction item that holds only while the student has no tombstone >= since."""
-        return {"ConditionCheck": {
-            "TableName": self.erasures_table, "Key": {"student_id": _s(student_id)},
-            "ConditionExpression": "attribute_not_exists(student_id) OR erased_at < :since",
-            "ExpressionAttributeValues": {":since": _s(stamp(since))},
-        }}
+        return {
+            "ConditionCheck": {
+                "TableName": self.erasures_table,
+                "Key": {"student_id": _s(student_id)},
+                "ConditionExpression": "attribute_not_exists(student_id) OR erased_at < :since",
+                "ExpressionAttributeValues": {":since": _s(stamp(since))},
+            }
+        }
 
     def _transact(self, table: str, items: list[dict]) -> list[str]:
         """Run the transaction; [] if it went through, else each item's cancellation code."""
@@ -391,13 +438,21 @@ class DynamoRecords:
             codes = [r.get("Code", "None") for r in reasons]
             if not codes or any(c not in ("None", "ConditionalCheckFailed") for c in codes):
                 # Cancelled for another reason (a conflicting transaction, throttling).
-                raise StoreBusy(f"{self._where(table)}: transaction cancelled "
-                                f"({', '.join(codes) or 'no reason given'})") from exc
+                raise StoreBusy(
+                    f"{self._where(table)}: transaction cancelled "
+                    f"({', '.join(codes) or 'no reason given'})"
+                ) from exc
             return codes
         return []
 
-    def upsert_student(self, student_id: str, name: str, class_id: str | None, *,
-                       not_erased_since: dt.datetime | None = None) -> None:
+    def upsert_student(
+        self,
+        student_id: str,
+        name: str,
+        class_id: str | None,
+        *,
+        not_erased_since: dt.datetime | None = None,
+    ) -> None:
         update = {
             "TableName": self.students_table,
             "Key": {"student_id": _s(student_id)},
@@ -416,49 +471,69 @@ class DynamoRecords:
         if class_id is not None:
             update["UpdateExpression"] += " ADD class_ids :classes"
             update["ExpressionAttributeValues"][":classes"] = {"SS": [class_id]}
-            items.append({"Put": {"TableName": self.members_table, "Item": {
-                "class_id": _s(class_id), "student_id": _s(student_id)}}})
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.members_table,
+                        "Item": {"class_id": _s(class_id), "student_id": _s(student_id)},
+                    }
+                }
+            )
         items.append({"Update": update})
         if self._transact(self.students_table, items):
             raise StudentErased(erased_message(student_id))
 
     def rename_student(self, student_id: str, name: str) -> bool:
         return self._conditional(
-            self.students_table, "update_item", Key={"student_id": _s(student_id)},
-            UpdateExpression="SET #n = :name", ConditionExpression="attribute_exists(student_id)",
-            ExpressionAttributeNames={"#n": "name"}, ExpressionAttributeValues={":name": _s(name)})
+            self.students_table,
+            "update_item",
+            Key={"student_id": _s(student_id)},
+            UpdateExpression="SET #n = :name",
+            ConditionExpression="attribute_exists(student_id)",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":name": _s(name)},
+        )
 
     @staticmethod
     def _student(item: dict) -> Student:
         return Student(
-            student_id=item["student_id"]["S"], name=item["name"]["S"],
+            student_id=item["student_id"]["S"],
+            name=item["name"]["S"],
             class_ids=sorted(item.get("class_ids", {}).get("SS", [])),
         )
 
     def get_student(self, student_id: str) -> Student | None:
-        item = self._call(self.students_table, "get_item",
-                          Key={"student_id": _s(student_id)}, ConsistentRead=True).get("Item")
+        item = self._call(
+            self.students_table, "get_item", Key={"student_id": _s(student_id)}, ConsistentRead=True
+        ).get("Item")
         return self._student(item) if item else None
 
     def list_students(self, class_id: str | None = None) -> list[Student]:
         if class_id is None:
             items = self._pages(self.students_table, "scan", ConsistentRead=True)
             return sorted((self._student(i) for i in items), key=lambda s: s.student_id)
-        ids = [item["student_id"]["S"] for item in self._pages(
-            self.members_table, "query", ConsistentRead=True,
-            KeyConditionExpression="class_id = :c",
-            ExpressionAttributeValues={":c": _s(class_id)},
-        )]
+        ids = [
+            item["student_id"]["S"]
+            for item in self._pages(
+                self.members_table,
+                "query",
+                ConsistentRead=True,
+                KeyConditionExpression="class_id = :c",
+                ExpressionAttributeValues={":c": _s(class_id)},
+            )
+        ]
         return sorted(self._batch_get_students(ids), key=lambda s: s.student_id)
 
     def _batch_get(self, table: str, student_ids: list[str]) -> Iterator[dict]:
         """The items of ``table`` keyed by these student ids (those that exist)."""
         self._ensure_tables()
         for start in range(0, len(student_ids), 100):  # BatchGetItem takes at most 100 keys
-            request = {table: {
-                "Keys": [{"student_id": _s(sid)} for sid in student_ids[start:start + 100]],
-                "ConsistentRead": True,
-            }}
+            request = {
+                table: {
+                    "Keys": [{"student_id": _s(sid)} for sid in student_ids[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
             delay = 0.05
             while request:
                 with self._errors(table):
@@ -473,15 +548,21 @@ class DynamoRecords:
         return [self._student(item) for item in self._batch_get(self.students_table, ids)]
 
     def class_exists(self, class_id: str) -> bool:
-        reply = self._call(self.members_table, "query", ConsistentRead=True, Limit=1,
-                           KeyConditionExpression="class_id = :c",
-                           ExpressionAttributeValues={":c": _s(class_id)})
+        reply = self._call(
+            self.members_table,
+            "query",
+            ConsistentRead=True,
+            Limit=1,
+            KeyConditionExpression="class_id = :c",
+            ExpressionAttributeValues={":c": _s(class_id)},
+        )
         return bool(reply.get("Items"))
 
     # --- attendance ----------------------------------------------------------------------------
 
-    def mark_present(self, record: AttendanceRecord, *,
-                     not_erased_since: dt.datetime | None = None) -> bool:
+    def mark_present(
+        self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
+    ) -> bool:
         day = record.date.isoformat()
         item = {
             "class_id": _s(record.class_id),
@@ -495,8 +576,11 @@ class DynamoRecords:
         if record.job_id is not None:
             item["job_id"] = _s(record.job_id)
             item["job_ids"] = {"SS": [record.job_id]}
-        put = {"TableName": self.attendance_table, "Item": item,
-               "ConditionExpression": "attribute_not_exists(class_id)"}
+        put = {
+            "TableName": self.attendance_table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(class_id)",
+        }
         items = [{"Put": put}]
         if not_erased_since is not None:
             items.insert(0, self._not_erased(record.student_id, not_erased_since))
@@ -508,17 +592,24 @@ class DynamoRecords:
         # Marked already: note this job among those that saw the student.
         if record.job_id is not None:
             self._conditional(
-                self.attendance_table, "update_item",
+                self.attendance_table,
+                "update_item",
                 Key={"class_id": item["class_id"], "date_student": item["date_student"]},
-                UpdateExpression="ADD job_ids :j", ConditionExpression="attribute_exists(class_id)",
-                ExpressionAttributeValues={":j": {"SS": [record.job_id]}})
+                UpdateExpression="ADD job_ids :j",
+                ConditionExpression="attribute_exists(class_id)",
+                ExpressionAttributeValues={":j": {"SS": [record.job_id]}},
+            )
         return False
 
     def attendance_jobs(self, student_id: str) -> set[str]:
         jobs: set[str] = set()
-        for item in self._pages(self.attendance_table, "query", IndexName=STUDENT_INDEX,
-                                KeyConditionExpression="student_id = :sid",
-                                ExpressionAttributeValues={":sid": _s(student_id)}):
+        for item in self._pages(
+            self.attendance_table,
+            "query",
+            IndexName=STUDENT_INDEX,
+            KeyConditionExpression="student_id = :sid",
+            ExpressionAttributeValues={":sid": _s(student_id)},
+        ):
             jobs.update(item.get("job_ids", {}).get("SS", []))
             if "job_id" in item:
                 jobs.add(item["job_id"]["S"])
@@ -527,9 +618,12 @@ class DynamoRecords:
     @staticmethod
     def _record(item: dict) -> AttendanceRecord:
         return AttendanceRecord(
-            class_id=item["class_id"]["S"], date=item["date"]["S"],
-            student_id=item["student_id"]["S"], name=item["name"]["S"],
-            first_seen_at=item["first_seen_at"]["S"], distance=float(item["distance"]["N"]),
+            class_id=item["class_id"]["S"],
+            date=item["date"]["S"],
+            student_id=item["student_id"]["S"],
+            name=item["name"]["S"],
+            first_seen_at=item["first_seen_at"]["S"],
+            distance=float(item["distance"]["N"]),
             job_id=item["job_id"]["S"] if "job_id" in item else None,
         )
 
@@ -578,7 +672,12 @@ class DynamoRecords:
             lo, hi = (f"{lo}#" if lo else None), (f"{hi}{_DATE_END}" if hi else None)
         else:
             # No class and no student: every class's records, a Scan (an export, not a page).
-            table, kwargs, key, operation = self.attendance_table, {"ConsistentRead": True}, "", "scan"
+            table, kwargs, key, operation = (
+                self.attendance_table,
+                {"ConsistentRead": True},
+                "",
+                "scan",
+            )
             names["#d"] = "date"
             if lo:
                 filters.append("#d >= :lo")
@@ -604,29 +703,45 @@ class DynamoRecords:
     # --- gallery pointer -----------------------------------------------------------------------
 
     def get_gallery_pointer(self) -> GalleryPointer | None:
-        item = self._call(self.gallery_table, "get_item", Key={"scope": _s(GALLERY_SCOPE)},
-                          ConsistentRead=True).get("Item")
+        item = self._call(
+            self.gallery_table, "get_item", Key={"scope": _s(GALLERY_SCOPE)}, ConsistentRead=True
+        ).get("Item")
         if not item:
             return None
         return GalleryPointer(int(item["version"]["N"]), item["manifest_key"]["S"])
 
-    def swap_gallery_pointer(self, expected_version: int, new: GalleryPointer, *,
-                             guard: tuple[str, dt.datetime] | None = None) -> bool:
+    def swap_gallery_pointer(
+        self,
+        expected_version: int,
+        new: GalleryPointer,
+        *,
+        guard: tuple[str, dt.datetime] | None = None,
+    ) -> bool:
         item = {
-            "scope": _s(GALLERY_SCOPE), "version": {"N": str(new.version)},
-            "manifest_key": _s(new.manifest_key), "updated_at": _s(_now()),
+            "scope": _s(GALLERY_SCOPE),
+            "version": {"N": str(new.version)},
+            "manifest_key": _s(new.manifest_key),
+            "updated_at": _s(_now()),
         }
         if expected_version == 0:
-            condition = {"ConditionExpression": "attribute_not_exists(#s)",
-                         "ExpressionAttributeNames": {"#s": "scope"}}
+            condition = {
+                "ConditionExpression": "attribute_not_exists(#s)",
+                "ExpressionAttributeNames": {"#s": "scope"},
+            }
         else:
-            condition = {"ConditionExpression": "#v = :expected",
-                         "ExpressionAttributeNames": {"#v": "version"},
-                         "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}}}
+            condition = {
+                "ConditionExpression": "#v = :expected",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
         if guard is not None:
-            codes = self._transact(self.gallery_table, [
-                self._not_erased(*guard),
-                {"Put": {"TableName": self.gallery_table, "Item": item, **condition}}])
+            codes = self._transact(
+                self.gallery_table,
+                [
+                    self._not_erased(*guard),
+                    {"Put": {"TableName": self.gallery_table, "Item": item, **condition}},
+                ],
+            )
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise StudentErased(erased_message(guard[0]))
             return not codes
@@ -638,14 +753,21 @@ class DynamoRecords:
         student = self.get_student(student_id)
         if student is None:
             return False
-        items = [{"Delete": {"TableName": self.students_table,
-                             "Key": {"student_id": _s(student_id)}}}]
-        items += [{"Delete": {"TableName": self.members_table,
-                              "Key": {"class_id": _s(c), "student_id": _s(student_id)}}}
-                  for c in student.class_ids]
+        items = [
+            {"Delete": {"TableName": self.students_table, "Key": {"student_id": _s(student_id)}}}
+        ]
+        items += [
+            {
+                "Delete": {
+                    "TableName": self.members_table,
+                    "Key": {"class_id": _s(c), "student_id": _s(student_id)},
+                }
+            }
+            for c in student.class_ids
+        ]
         # TransactWriteItems takes at most 100 items: the student row goes in the last batch,
         # so a failure part-way leaves the student listed and a retry finishes the job.
-        batches = [items[i:i + 99] for i in range(1, len(items), 99)] or [[]]
+        batches = [items[i : i + 99] for i in range(1, len(items), 99)] or [[]]
         batches[-1].append(items[0])
         for batch in batches:
             with self._errors(self.students_table):
@@ -653,11 +775,16 @@ class DynamoRecords:
         return True
 
     def delete_attendance(self, student_id: str) -> int:
-        keys = [{"class_id": item["class_id"], "date_student": item["date_student"]}
-                for item in self._pages(
-                    self.attendance_table, "query", IndexName=STUDENT_INDEX,
-                    KeyConditionExpression="student_id = :sid",
-                    ExpressionAttributeValues={":sid": _s(student_id)})]
+        keys = [
+            {"class_id": item["class_id"], "date_student": item["date_student"]}
+            for item in self._pages(
+                self.attendance_table,
+                "query",
+                IndexName=STUDENT_INDEX,
+                KeyConditionExpression="student_id = :sid",
+                ExpressionAttributeValues={":sid": _s(student_id)},
+            )
+        ]
         for key in keys:
             self._call(self.attendance_table, "delete_item", Key=key)
         return len(keys)
@@ -665,34 +792,57 @@ class DynamoRecords:
     def record_erasure(self, student_id: str, at: dt.datetime) -> None:
         # Where the condition fails a later erasure is recorded already: it stays.
         self._conditional(
-            self.erasures_table, "update_item", Key={"student_id": _s(student_id)},
+            self.erasures_table,
+            "update_item",
+            Key={"student_id": _s(student_id)},
             UpdateExpression="SET erased_at = :at",
             ConditionExpression="attribute_not_exists(erased_at) OR erased_at < :at",
-            ExpressionAttributeValues={":at": _s(stamp(at))})
+            ExpressionAttributeValues={":at": _s(stamp(at))},
+        )
 
     def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
         cutoff = stamp(since)
-        return {item["student_id"]["S"]
-                for item in self._batch_get(self.erasures_table, sorted(set(student_ids)))
-                if item["erased_at"]["S"] >= cutoff}
+        return {
+            item["student_id"]["S"]
+            for item in self._batch_get(self.erasures_table, sorted(set(student_ids)))
+            if item["erased_at"]["S"] >= cutoff
+        }
 
     def append_audit(self, entry: AuditEntry) -> None:
-        self._call(self.audit_table, "put_item", Item={
-            "log": _s("audit"), "at_id": _s(f"{entry.at.isoformat()}#{uuid.uuid4().hex}"),
-            "at": _s(entry.at.isoformat()), "actor": _s(entry.actor),
-            "action": _s(entry.action), "target": _s(entry.target),
-            "detail": _s(json.dumps(entry.detail, sort_keys=True)),
-        })
+        self._call(
+            self.audit_table,
+            "put_item",
+            Item={
+                "log": _s("audit"),
+                "at_id": _s(f"{entry.at.isoformat()}#{uuid.uuid4().hex}"),
+                "at": _s(entry.at.isoformat()),
+                "actor": _s(entry.actor),
+                "action": _s(entry.action),
+                "target": _s(entry.target),
+                "detail": _s(json.dumps(entry.detail, sort_keys=True)),
+            },
+        )
 
     def list_audit(self, limit: int = 100) -> list[AuditEntry]:
         entries = []
-        for item in self._pages(self.audit_table, "query", ScanIndexForward=False,
-                                ConsistentRead=True, KeyConditionExpression="#l = :log",
-                                ExpressionAttributeNames={"#l": "log"},
-                                ExpressionAttributeValues={":log": _s("audit")}):
-            entries.append(AuditEntry(
-                at=item["at"]["S"], actor=item["actor"]["S"], action=item["action"]["S"],
-                target=item["target"]["S"], detail=json.loads(item["detail"]["S"])))
+        for item in self._pages(
+            self.audit_table,
+            "query",
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            KeyConditionExpression="#l = :log",
+            ExpressionAttributeNames={"#l": "log"},
+            ExpressionAttributeValues={":log": _s("audit")},
+        ):
+            entries.append(
+                AuditEntry(
+                    at=item["at"]["S"],
+                    actor=item["actor"]["S"],
+                    action=item["action"]["S"],
+                    target=item["target"]["S"],
+                    detail=json.loads(item["detail"]["S"]),
+                )
+            )
             if len(entries) >= limit:
                 break
         return entries

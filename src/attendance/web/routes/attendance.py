@@ -38,13 +38,21 @@ def list_attendance():
     if fmt != "csv":
         raise ValidationFailed("format must be json or csv", code="invalid_format")
     if current_principal().role < Role.teacher:
-        raise Forbidden("the viewer role may read attendance but not export it; exporting "
-                        "needs teacher")
+        raise Forbidden(
+            "the viewer role may read attendance but not export it; exporting needs teacher"
+        )
     # An export leaves the system: the audit log says who took which records.
-    audit("export_attendance", class_id or "*", records=len(rows), student_id=student_id,
-          date_from=date_from.isoformat() if date_from else None,
-          date_to=date_to.isoformat() if date_to else None)
+    audit(
+        "export_attendance",
+        class_id or "*",
+        records=len(rows),
+        student_id=student_id,
+        date_from=date_from.isoformat() if date_from else None,
+        date_to=date_to.isoformat() if date_to else None,
+    )
     # UTF-8 with a byte-order mark, so that spreadsheets read accented names right.
-    return Response(("\ufeff" + to_csv(rows, CSV_FIELDS)).encode("utf-8"),
-                    mimetype="text/csv", headers={
-        "Content-Disposition": 'attachment; filename="attendance.csv"'})
+    return Response(
+        ("\ufeff" + to_csv(rows, CSV_FIELDS)).encode("utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="attendance.csv"'},
+    )

@@ -11,8 +11,8 @@ from flask import Blueprint, jsonify
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from attendance.domain.errors import AppError
 from attendance.dispatch import task_queue
+from attendance.domain.errors import AppError
 from attendance.web.auth import public
 from attendance.web.context import services
 
@@ -52,8 +52,12 @@ WORKER_INFO_PREFIX = "attendance:worker:"
 
 
 def _worker_details(url: str, names: list[str]) -> list[dict]:
-    client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_PING_TIMEOUT,
-                                  socket_timeout=REDIS_PING_TIMEOUT, retry=Retry(NoBackoff(), 0))
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_PING_TIMEOUT,
+        socket_timeout=REDIS_PING_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
     try:
         pipe = client.pipeline()
         for name in names:
@@ -64,8 +68,14 @@ def _worker_details(url: str, names: list[str]) -> list[dict]:
     details = []
     for name, fields in zip(names, found):
         info = {k.decode(): json.loads(v) for k, v in fields.items()}
-        details.append({"name": name, "queues": info.get("queues"),
-                        "device": info.get("device"), "engine": info.get("engine")})
+        details.append(
+            {
+                "name": name,
+                "queues": info.get("queues"),
+                "device": info.get("device"),
+                "engine": info.get("engine"),
+            }
+        )
     return details
 
 

@@ -21,8 +21,9 @@ def visible_job(job_id: str) -> JobView:
     job = services().jobs.get(job_id)
     if current_principal().classes is not None:
         if job.class_id is None:
-            raise Forbidden("this token may see only the jobs of its classes",
-                            code="class_forbidden")
+            raise Forbidden(
+                "this token may see only the jobs of its classes", code="class_forbidden"
+            )
         check_class(job.class_id)
     return job
 
@@ -30,12 +31,19 @@ def visible_job(job_id: str) -> JobView:
 def _with_names(result: dict) -> dict:
     """Stored results name students by id only (an erased student's name must not outlive
     them there); the names are those the records hold now."""
-    ids = {face["student_id"] for photo in result.get("photos", [])
-           for face in photo.get("faces", []) if face.get("student_id")}
+    ids = {
+        face["student_id"]
+        for photo in result.get("photos", [])
+        for face in photo.get("faces", [])
+        if face.get("student_id")
+    }
     if not ids:
         return result
-    names = {s.student_id: s.name for s in services().records.list_students(result["class_id"])
-             if s.student_id in ids}
+    names = {
+        s.student_id: s.name
+        for s in services().records.list_students(result["class_id"])
+        if s.student_id in ids
+    }
     for photo in result["photos"]:
         for face in photo["faces"]:
             face["name"] = names.get(face.get("student_id"))

@@ -6,11 +6,11 @@ import datetime as dt
 
 from flask import Blueprint, jsonify
 
-from attendance.domain.auth import Role
-from attendance.services.pipeline import pipeline_id
 from attendance.dispatch import REEMBED_TASK
-from attendance.services.reembed import ReembedRequest
+from attendance.domain.auth import Role
 from attendance.domain.schemas import ModelInfo
+from attendance.services.pipeline import pipeline_id
+from attendance.services.reembed import ReembedRequest
 from attendance.web.auth import allowed_classes, current_principal, requires
 from attendance.web.context import current_manifest, services
 from attendance.web.submission import submit_job
@@ -28,8 +28,13 @@ def model_info():
     manifest = current_manifest()
     if manifest is None:
         info = ModelInfo(
-            version=0, model_name=settings.model_name, detector=settings.detector,
-            metric=settings.metric, threshold=settings.match_threshold, students=0, embeddings=0,
+            version=0,
+            model_name=settings.model_name,
+            detector=settings.detector,
+            metric=settings.metric,
+            threshold=settings.match_threshold,
+            students=0,
+            embeddings=0,
             pipeline=current,
         )
     else:
@@ -39,19 +44,31 @@ def model_info():
             # A class-limited teacher sees the counts of their own classes' students only.
             records = services().records
             mine = {s.student_id for c in sorted(allowed) for s in records.list_students(c)}
-            by_pipeline = {p: {sid: n for sid, n in counts.items() if sid in mine}
-                           for p, counts in by_pipeline.items()}
+            by_pipeline = {
+                p: {sid: n for sid, n in counts.items() if sid in mine}
+                for p, counts in by_pipeline.items()
+            }
         counts = {sid: n for sid, n in by_pipeline.get(current, {}).items() if n}
-        others = {p: sum(c.values()) for p, c in sorted(by_pipeline.items())
-                  if p != current and sum(c.values())}
-        stale = {sid for p, c in by_pipeline.items() if p != current for sid, n in c.items()
-                 if n} - set(counts)
+        others = {
+            p: sum(c.values())
+            for p, c in sorted(by_pipeline.items())
+            if p != current and sum(c.values())
+        }
+        stale = {
+            sid for p, c in by_pipeline.items() if p != current for sid, n in c.items() if n
+        } - set(counts)
         info = ModelInfo(
-            version=manifest.version, model_name=settings.model_name,
-            detector=settings.detector, metric=manifest.metric, threshold=manifest.threshold,
-            students=len(counts), embeddings=sum(counts.values()),
+            version=manifest.version,
+            model_name=settings.model_name,
+            detector=settings.detector,
+            metric=manifest.metric,
+            threshold=manifest.threshold,
+            students=len(counts),
+            embeddings=sum(counts.values()),
             updated_at=dt.datetime.fromisoformat(manifest.created_at),
-            pipeline=current, other_pipelines=others, students_to_reembed=len(stale),
+            pipeline=current,
+            other_pipelines=others,
+            students_to_reembed=len(stale),
         )
     return jsonify(info.model_dump(mode="json"))
 
@@ -59,10 +76,13 @@ def model_info():
 @bp.post("/reembed")
 def reembed():
     """Queue the re-embedding of every student with embeddings of another pipeline (admin)."""
-    requested_at = dt.datetime.now(dt.timezone.utc)
+    requested_at = dt.datetime.now(dt.UTC)
     return submit_job(
         # A re-enrollment of stored photos; job kinds are "enrollment" and "recognition".
-        "enrollment", REEMBED_TASK, [],
+        "enrollment",
+        REEMBED_TASK,
+        [],
         lambda job_id, _uploads: ReembedRequest(
-            job_id=job_id, requested_by=current_principal().name, requested_at=requested_at),
+            job_id=job_id, requested_by=current_principal().name, requested_at=requested_at
+        ),
     )

@@ -6,11 +6,11 @@ import datetime as dt
 
 from flask import Blueprint, Response, request
 
+from attendance.dispatch import RECOGNIZE_TASK
+from attendance.domain.auth import Role
 from attendance.domain.errors import NotFound
 from attendance.domain.keys import annotated_key
-from attendance.dispatch import RECOGNIZE_TASK
 from attendance.domain.schemas import RecognitionRequest, validate_identifier
-from attendance.domain.auth import Role
 from attendance.web.auth import check_class, current_principal, requires
 from attendance.web.context import services
 from attendance.web.forms import is_job_id, optional_date, require_form
@@ -29,19 +29,26 @@ def recognize():
     form = request.form
     class_id = validate_identifier(form.get("class_id"), "class_id")
     check_class(class_id)
-    date = optional_date(form, "date") or dt.datetime.now(dt.timezone.utc).date()
+    date = optional_date(form, "date") or dt.datetime.now(dt.UTC).date()
     # Cheap, and saves decoding every photo for a class nobody is enrolled in.
     if not svc.records.class_exists(class_id):
         raise NotFound(f"no student is enrolled in class {class_id!r}", code="unknown_class")
     photos = read_photos(
-        request.files, form,
-        max_count=svc.settings.max_recognition_photos, max_pixels=svc.settings.max_image_pixels,
+        request.files,
+        form,
+        max_count=svc.settings.max_recognition_photos,
+        max_pixels=svc.settings.max_image_pixels,
     )
-    requested_at = dt.datetime.now(dt.timezone.utc)
+    requested_at = dt.datetime.now(dt.UTC)
     return submit_job(
-        "recognition", RECOGNIZE_TASK, photos,
+        "recognition",
+        RECOGNIZE_TASK,
+        photos,
         lambda job_id, uploads: RecognitionRequest(
-            job_id=job_id, class_id=class_id, date=date, photos=uploads,
+            job_id=job_id,
+            class_id=class_id,
+            date=date,
+            photos=uploads,
             requested_at=requested_at,
         ),
         class_id=class_id,
@@ -61,8 +68,9 @@ def annotated_photo(job_id: str, n: int):
     try:
         data = services().blobs.get(key)
     except NotFound:
-        raise NotFound(f"no annotated photo {n} for job {job_id}",
-                       code="annotated_not_found") from None
+        raise NotFound(
+            f"no annotated photo {n} for job {job_id}", code="annotated_not_found"
+        ) from None
     response = Response(data, mimetype="image/jpeg")
     # The worker writes each annotated photo once; it never changes under the same URL.
     response.headers["Cache-Control"] = "private, max-age=86400, immutable"

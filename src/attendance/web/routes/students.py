@@ -6,15 +6,19 @@ import datetime as dt
 
 from flask import Blueprint, jsonify, request
 
+from attendance.dispatch import ENROLL_TASK
 from attendance.domain.auth import Role
-from attendance.services.erasure import erase_student
 from attendance.domain.errors import AppError, NotFound, StudentExists, ValidationFailed
 from attendance.domain.keys import enrollment_marker_key
-from attendance.services.pipeline import pipeline_id
-from attendance.dispatch import ENROLL_TASK
 from attendance.domain.schemas import (
-    EnrollmentMode, EnrollmentRequest, Student, validate_identifier, validate_name,
+    EnrollmentMode,
+    EnrollmentRequest,
+    Student,
+    validate_identifier,
+    validate_name,
 )
+from attendance.services.erasure import erase_student
+from attendance.services.pipeline import pipeline_id
 from attendance.web.audit import audit
 from attendance.web.auth import allowed_classes, check_class, current_principal, requires
 from attendance.web.context import current_manifest, services
@@ -37,15 +41,25 @@ def _submit_enrollment(student_id: str, mode: EnrollmentMode, name: str | None):
     form = request.form
     class_id = optional_identifier(form, "class_id")
     photos = read_photos(
-        request.files, form,
-        max_count=settings.max_enroll_photos, max_pixels=settings.max_image_pixels,
+        request.files,
+        form,
+        max_count=settings.max_enroll_photos,
+        max_pixels=settings.max_image_pixels,
     )
-    requested_at = dt.datetime.now(dt.timezone.utc)
+    requested_at = dt.datetime.now(dt.UTC)
     return submit_job(
-        "enrollment", ENROLL_TASK, photos,
+        "enrollment",
+        ENROLL_TASK,
+        photos,
         lambda job_id, uploads: EnrollmentRequest(
-            job_id=job_id, student_id=student_id, mode=mode, name=name, class_id=class_id,
-            photos=uploads, requested_by=current_principal().name, requested_at=requested_at,
+            job_id=job_id,
+            student_id=student_id,
+            mode=mode,
+            name=name,
+            class_id=class_id,
+            photos=uploads,
+            requested_by=current_principal().name,
+            requested_at=requested_at,
         ),
         class_id=class_id,
         marker=lambda job_id: enrollment_marker_key(student_id, job_id),
@@ -65,7 +79,8 @@ def enroll_student():
             f"student id {student_id!r} is taken by a student enrolled already; to add photos "
             f"to them use POST /api/v1/students/{student_id}/photos, to rename them PATCH "
             f"/api/v1/students/{student_id}"
-            + ("" if existing.name == name else " (the name given differs from theirs)"))
+            + ("" if existing.name == name else " (the name given differs from theirs)")
+        )
     return _submit_enrollment(student_id, "create", name)
 
 
@@ -82,12 +97,17 @@ def rename_student(student_id: str):
     validate_identifier(student_id, "student_id")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise AppError("PATCH /api/v1/students/<student_id> takes a JSON object such as "
-                       '{"name": "..."}', code="unsupported_media_type", status=415)
+        raise AppError(
+            'PATCH /api/v1/students/<student_id> takes a JSON object such as {"name": "..."}',
+            code="unsupported_media_type",
+            status=415,
+        )
     unknown = sorted(set(body) - {"name"})
     if unknown:
-        raise ValidationFailed(f"unknown field(s) {', '.join(map(repr, unknown))}; only "
-                               "'name' can be changed", code="invalid_request")
+        raise ValidationFailed(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; only 'name' can be changed",
+            code="invalid_request",
+        )
     name = validate_name(body.get("name") if isinstance(body.get("name"), str) else None)
     records = services().records
     before = _existing(student_id)
@@ -124,8 +144,7 @@ def _visible(student: Student) -> Student | None:
 def _with_embeddings(students: list[Student]) -> list[dict]:
     manifest = current_manifest()
     # Those of the current pipeline: the only ones a recognition matches.
-    counts = (manifest.embeddings_per_student(pipeline_id(services().settings))
-              if manifest else {})
+    counts = manifest.embeddings_per_student(pipeline_id(services().settings)) if manifest else {}
     return [
         s.model_copy(update={"embeddings": counts.get(s.student_id, 0)}).model_dump(mode="json")
         for s in students
