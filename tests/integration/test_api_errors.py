@@ -24,8 +24,8 @@ from PIL import Image
 
 from attendance.config.settings import Settings
 from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
+from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import AttendanceRecord
-from attendance.services.pipeline import pipeline_id
 from attendance.stores.blob import open_blob_store
 from attendance.stores.gallery import GalleryRepository
 from attendance.stores.records import open_records

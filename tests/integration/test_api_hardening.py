@@ -168,7 +168,7 @@ def test_a_class_limited_teacher_sees_only_their_classes_jobs_and_photos(client,
 def test_a_class_limited_teacher_sees_only_their_classes_of_a_student_and_the_model(
     client, records, blobs, settings
 ):
-    from attendance.services.pipeline import pipeline_id
+    from attendance.domain.pipelines import pipeline_id
     from attendance.stores.gallery import GalleryRepository
 
     records.upsert_student("ann", "Ann", "room-1")

@@ -40,8 +40,8 @@ def detect(pipe, path):
 
 
 def test_every_face_enrollment_accepts_is_its_persons(pipe, celeb_dir):
+    from attendance.domain.matching import normalise
     from attendance.services.enrollment import not_enrollable, the_one_face
-    from attendance.stores.gallery import normalise
 
     val, val_people = [], []
     for path in sorted((celeb_dir / "val").glob("*/*.jpg")):

@@ -1,7 +1,6 @@
 import numpy as np
 
-from attendance.domain.matching import match_faces
-from attendance.stores.gallery import normalise
+from attendance.domain.matching import match_faces, normalise
 
 
 def unit(*v):

@@ -118,9 +118,9 @@ class Pipeline:
 def project_pipeline(ctx: Context, backend: str) -> Pipeline:
     from types import SimpleNamespace
 
+    from attendance.domain.matching import normalise
     from attendance.face.detect import FaceDetector
     from attendance.services.enrollment import not_enrollable
-    from attendance.stores.gallery import normalise
 
     settings = ctx.models.settings
     detector = FaceDetector.from_settings(settings, backend=backend)
@@ -145,7 +145,7 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
 def deepface_pipeline(ctx: Context) -> Pipeline:
     from deepface.modules.verification import find_threshold
 
-    from attendance.stores.gallery import normalise
+    from attendance.domain.matching import normalise
 
     deepface = ctx.models.deepface
 

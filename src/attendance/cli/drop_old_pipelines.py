@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from attendance.config.settings import get_settings
-from attendance.services.pipeline import pipeline_id
+from attendance.domain.pipelines import pipeline_id
 from attendance.services.reembed import drop_other_pipelines, students_to_reembed
 from attendance.stores.blob import open_blob_store
 from attendance.stores.gallery import GalleryRepository

@@ -26,6 +26,13 @@ LARGE_THREADS: int | None = None
 _blas = None
 
 
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length, so a dot product is the cosine similarity."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
 def warm_up() -> None:
     """Find the BLAS library once (~15 ms), at worker start rather than in the first job."""
     global _blas

@@ -190,7 +190,7 @@ class ModelInfo(Strict):
     students: int
     embeddings: int
     updated_at: dt.datetime | None = None
-    # What makes embeddings now (attendance.services.pipeline.pipeline_id), e.g. "Facenet/centerface-v1".
+    # What makes embeddings now (attendance.domain.pipelines.pipeline_id), e.g. "Facenet/centerface-v1".
     pipeline: str
     # Embeddings of other pipelines still stored (never matched): {pipeline: embeddings}.
     other_pipelines: dict[str, int] = Field(default_factory=dict)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from attendance.domain.errors import ModelWeightsMissing
+from attendance.domain.matching import normalise
 from attendance.face.weights import check_weights_file
-from attendance.stores.gallery import normalise
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from attendance.domain.errors import ModelWeightsMissing
+from attendance.domain.matching import normalise
 from attendance.face.embed import FACENET_WEIGHTS_SHA256, check_weights
-from attendance.stores.gallery import normalise
 
 WEIGHTS_SHA_KEY = "facenet_weights_sha256"
 # Largest cosine distance allowed between the two engines' embeddings of the same face.

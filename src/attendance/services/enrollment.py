@@ -10,11 +10,11 @@ import numpy as np
 
 from attendance.domain.errors import AppError, NotFound, NoUsablePhoto, StudentErased, StudentExists
 from attendance.domain.keys import student_photo_key
+from attendance.domain.matching import normalise
 from attendance.domain.schemas import AuditEntry, EnrollmentRequest, EnrollmentResult, Rejected
 from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS
 from attendance.photos.images import decode_bgr
 from attendance.services.pipeline import FacePipeline
-from attendance.stores.gallery import normalise
 from attendance.stores.records import erased_message
 
 log = logging.getLogger(__name__)

@@ -7,24 +7,13 @@ import os
 from dataclasses import dataclass
 
 from attendance.config.settings import Settings
+from attendance.domain.pipelines import pipeline_id
 from attendance.stores.blob import BlobStore, open_blob_store
 from attendance.stores.gallery import GalleryCache, GalleryRepository
 from attendance.stores.jobs import JobStore
 from attendance.stores.records import RecordsStore, open_records
 
 log = logging.getLogger(__name__)
-
-# The version of each detector's alignment (how a detected face becomes FaceNet's 160x160 input).
-# Bump a detector's number whenever its cropping or alignment changes: the embeddings it makes
-# then differ from the stored ones, which a new pipeline id keeps apart (README, "Upgrading the
-# detector or the model").
-ALIGNMENT_VERSIONS = {"opencv": 1, "mtcnn": 1, "centerface": 1}
-
-
-def pipeline_id(settings: Settings) -> str:
-    """What makes embeddings under these settings, e.g. ``Facenet/centerface-v1``: the model, the
-    detector and the version of its alignment. Embeddings of different ids are never compared."""
-    return f"{settings.model_name}/{settings.detector}-v{ALIGNMENT_VERSIONS[settings.detector]}"
 
 
 @dataclass
@@ -40,7 +29,7 @@ class FacePipeline:
 
     @property
     def pipeline_id(self) -> str:
-        """The pipeline this worker's embeddings come from (attendance.services.pipeline.pipeline_id)."""
+        """The pipeline this worker's embeddings come from (attendance.domain.pipelines.pipeline_id)."""
         return pipeline_id(self.settings)
 
     @classmethod

@@ -12,7 +12,7 @@ so the manifest a commit reads and writes is bounded, and snapshots, being immut
 once per process and cached.
 
 Every segment entry names the pipeline that made its embeddings (``"pipeline"``, e.g.
-``Facenet/centerface-v1``: attendance.services.pipeline.pipeline_id). Embeddings of different pipelines
+``Facenet/centerface-v1``: attendance.domain.pipelines.pipeline_id). Embeddings of different pipelines
 (another detector, another alignment, another model) are not comparable, so a reader loads only
 the segments of its own pipeline. Entries written before pipelines were recorded have none:
 they were made by Haar cascades with eye alignment, LEGACY_PIPELINE.
@@ -35,7 +35,7 @@ import numpy as np
 
 from attendance.domain.errors import GalleryConflict, StudentErased
 from attendance.domain.keys import GALLERY_SEGMENTS
-from attendance.domain.matching import CandidateSet, select_candidates
+from attendance.domain.matching import CandidateSet, normalise, select_candidates
 from attendance.stores.blob import BlobStore
 from attendance.stores.records import GalleryPointer, RecordsStore
 
@@ -197,12 +197,6 @@ class Manifest:
         return None
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def _segment_bytes(embeddings: np.ndarray, student_ids: list[str]) -> bytes:
     out = io.BytesIO()
     np.savez(out, embeddings=embeddings.astype(np.float32), student_ids=np.array(student_ids))
@@ -304,7 +298,7 @@ class GalleryRepository:
 
         ``segment_id`` names the enrollment (its job id): committing the same one twice, as a
         redelivered task does, adds nothing the second time. ``pipeline`` names what made the
-        embeddings (attendance.services.pipeline.pipeline_id); readers of another pipeline skip them.
+        embeddings (attendance.domain.pipelines.pipeline_id); readers of another pipeline skip them.
         ``guard`` (student_id, asked_at):
         StudentErased, and nothing of this commit left behind, if that student was erased
         since the enrollment was asked for.
@@ -399,7 +393,7 @@ class GalleryCache:
     appended to it: picking up an enrollment costs what the enrollment added, not the gallery's
     size. Students are kept as integer codes; the candidate rows of a class are computed once
     per version and roster (see candidates()). Only the segments of ``pipeline`` (the worker's
-    own: attendance.services.pipeline.pipeline_id) are loaded; the others are never read.
+    own: attendance.domain.pipelines.pipeline_id) are loaded; the others are never read.
     """
 
     CANDIDATE_SETS = 8  # rosters kept per version

@@ -8,8 +8,8 @@ from flask import Blueprint, jsonify
 
 from attendance.dispatch import REEMBED_TASK
 from attendance.domain.auth import Role
+from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import ModelInfo
-from attendance.services.pipeline import pipeline_id
 from attendance.services.reembed import ReembedRequest
 from attendance.web.auth import allowed_classes, current_principal, requires
 from attendance.web.context import current_manifest, services

@@ -10,6 +10,7 @@ from attendance.dispatch import ENROLL_TASK
 from attendance.domain.auth import Role
 from attendance.domain.errors import AppError, NotFound, StudentExists, ValidationFailed
 from attendance.domain.keys import enrollment_marker_key
+from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import (
     EnrollmentMode,
     EnrollmentRequest,
@@ -18,7 +19,6 @@ from attendance.domain.schemas import (
     validate_name,
 )
 from attendance.services.erasure import erase_student
-from attendance.services.pipeline import pipeline_id
 from attendance.web.audit import audit
 from attendance.web.auth import allowed_classes, check_class, current_principal, requires
 from attendance.web.context import current_manifest, services
