@@ -22,14 +22,17 @@ PROCS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install sysdeps browser compose-tool provision run test bench clean
+.PHONY: help venv install sysdeps browser compose-tool provision run lint test test-fast bench clean
 
 help:
 	@echo "make run        install everything needed, then start redis, web, worker, flower and the"
 	@echo "                frontend (Streamlit, http://127.0.0.1:8501)"
 	@echo "                (Ctrl-C stops them all; PROCS=\"redis flower\" starts only some)"
-	@echo "make test       install everything needed, then run pytest against a private Redis"
-	@echo "                (PYTEST_ARGS=... is passed to pytest)"
+	@echo "make test       install everything needed, run make lint, then pytest against a private"
+	@echo "                Redis (PYTEST_ARGS=... is passed to pytest)"
+	@echo "make test-fast  the unit tests only (no Redis, no TensorFlow, under a minute)"
+	@echo "make lint       ruff (lint and format check), mypy and the import contracts"
+	@echo "                (import-linter: the layers of docs/architecture.md, no cycles)"
 	@echo "make venv       create $(VENV) and install the project with its dev extra, pinned by"
 	@echo "                constraints.txt (again when pyproject.toml or constraints.txt changes)"
 	@echo "make sysdeps    install redis-server with apt-get if it is missing"
@@ -132,6 +135,20 @@ run: $(STAMP) sysdeps provision
 	umask 077 && $(VENV)/bin/attendance-tokens init-local
 	umask 077 && exec $(VENV)/bin/attendance-redis --stack -- \
 	  $(VENV)/bin/honcho --procfile Procfile start $(PROCS)
+
+# The same checks as the pre-commit hooks (.pre-commit-config.yaml); configured in pyproject.toml.
+LINTED := src tests docker
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+# The service logic with fake detectors and embedders, and every other unit test: no Redis,
+# no weights, no TensorFlow.
+test-fast: $(STAMP)
+	$(VENV_PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
 test: $(STAMP) sysdeps browser compose-tool provision
