@@ -72,7 +72,7 @@ def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(
     settings, real_faces, on_tensorflow, engine
 ):
     from attendance.face.embed import FaceNetEmbedder
-    from attendance.face.onnx_export import cosine_distances
+    from attendance.face.facenet import cosine_distances
 
     embedder = FaceNetEmbedder(settings.weights_path, engine=engine)
     assert embedder.engine == engine
@@ -91,7 +91,7 @@ def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(
 def test_auto_engine_is_openvino_without_a_gpu(settings):
     import tensorflow as tf
 
-    from attendance.face.embed import resolve_engine
+    from attendance.face.engines import resolve_engine
 
     expected = "tensorflow" if tf.config.list_physical_devices("GPU") else "openvino"
     assert resolve_engine("auto") == expected
@@ -103,7 +103,7 @@ def test_a_graph_converted_from_other_weights_is_refused(settings, tmp_path):
 
     from attendance.domain.errors import ModelWeightsMissing
     from attendance.face.embed import FaceNetEmbedder
-    from attendance.face.onnx_export import WEIGHTS_SHA_KEY, onnx_path
+    from attendance.face.facenet import WEIGHTS_SHA_KEY, onnx_path
 
     weights = tmp_path / ".deepface" / "weights" / settings.weights_path.name
     weights.parent.mkdir(parents=True)

@@ -1,12 +1,15 @@
-"""CenterFace's decoding and the landmark alignment: pure geometry, no weights."""
+"""CenterFace's decoding, the landmark alignment, DeepFace's regions and the backend registries:
+no weights, no model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from attendance.face.centerface import CenterFace, nms
 from attendance.face.detect import TEMPLATE_160, align_by_landmarks, similarity
+from attendance.face.detectors.centerface import CenterFace, nms
 
 
 def rotation(degrees: float) -> np.ndarray:
@@ -104,3 +107,44 @@ def test_a_blurred_crop_is_less_sharp():
     crop = rng.uniform(0, 1, (160, 160, 3)).astype(np.float32)
     blurred = cv2.GaussianBlur(crop, (0, 0), 3)
     assert sharpness_of(blurred) < sharpness_of(crop) / 10
+
+
+def test_every_detector_and_engine_the_settings_allow_is_registered():
+    from typing import get_args
+
+    from attendance.config.settings import Settings
+    from attendance.face.detectors import DETECTORS
+    from attendance.face.engines import ENGINES
+
+    assert set(DETECTORS) == set(get_args(Settings.model_fields["detector"].annotation))
+    assert set(ENGINES) | {"auto"} == set(
+        get_args(Settings.model_fields["embed_engine"].annotation)
+    )
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    from attendance.face.detectors import DetectorOptions, build_detector
+    from attendance.face.engines import load_engine
+
+    with pytest.raises(ValueError, match="unknown face detector 'nope'"):
+        build_detector("nope", DetectorOptions())
+    with pytest.raises(ValueError, match="unknown FaceNet engine 'nope'"):
+        load_engine("nope", Path("facenet_weights.h5"))
+
+
+def test_deepface_regions_come_back_without_the_margin_and_merged():
+    from deepface.models.Detector import FacialAreaRegion
+
+    from attendance.face.detectors.deepface_regions import distinct, unpadded, with_margin
+
+    padded, pad_x, pad_y = with_margin(np.zeros((40, 80, 3), np.uint8))
+    assert padded.shape == (60, 120, 3) and (pad_x, pad_y) == (20, 10)
+    big = FacialAreaRegion(x=30, y=12, w=40, h=40, left_eye=(60, 25), confidence=0.9)
+    inside = FacialAreaRegion(x=35, y=15, w=20, h=20, confidence=0.95)
+    apart = FacialAreaRegion(x=80, y=12, w=20, h=20)
+    assert distinct([inside, big, apart]) == [big, apart]
+    region = unpadded(big, pad_x, pad_y)
+    assert (region.x0, region.y0, region.x1, region.y1) == (10, 2, 50, 42)
+    assert region.left_eye == (40, 15) and region.right_eye is None
+    assert region.confidence == 0.9 and region.landmarks is None
+    assert unpadded(apart, pad_x, pad_y).confidence == 0.0

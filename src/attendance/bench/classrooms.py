@@ -257,7 +257,7 @@ class SourceFace:
 
 @lru_cache(maxsize=1)
 def _centerface():
-    from attendance.face.centerface import CenterFace
+    from attendance.face.detectors.centerface import CenterFace
 
     for path in CENTERFACE_CANDIDATES:
         if path.is_file():
@@ -326,7 +326,7 @@ def source_face(path: Path, person: str) -> SourceFace | None:
     top, bottom = int(math.floor(cy - 1.25 * fh)), int(math.ceil(cy + 1.75 * fh))
     H, W = bgr.shape[:2]
     pad = (max(0, -top), max(0, bottom - H), max(0, -left), max(0, right - W))
-    valid = np.zeros((H, W), np.uint8)
+    valid: np.ndarray = np.zeros((H, W), np.uint8)
     valid[1:-1, 1:-1] = 255
     big = cv2.copyMakeBorder(bgr, *pad, cv2.BORDER_REPLICATE)
     valid = cv2.copyMakeBorder(valid, *pad, cv2.BORDER_CONSTANT, value=0)
@@ -359,7 +359,8 @@ def source_face(path: Path, person: str) -> SourceFace | None:
     region_valid = valid[max(0, sy0) : sy1, max(0, sx0) : sx1] > 128
     clothes = None
     if region.size and region_valid.mean() > 0.6:
-        clothes = tuple(float(v) for v in np.median(region[region_valid], axis=0))
+        blue, green, red = (float(v) for v in np.median(region[region_valid], axis=0))
+        clothes = (blue, green, red)
     return SourceFace(
         Path(path),
         person,
@@ -455,29 +456,30 @@ def _background(rng, W, H, horizon) -> np.ndarray:
         x0 = int((150 + i * (win_w / s + 120)) * s)
         if side:
             x0 = W - x0 - win_w
-        view = np.zeros((win_h, win_w, 3), np.float32)
+        view: np.ndarray = np.zeros((win_h, win_w, 3), np.float32)
         t = np.linspace(0, 1, win_h, dtype=np.float32)[:, None]
         view[:] = (np.array([235, 200, 150]) * (1 - t) + np.array([245, 235, 215]) * t)[:, None, :]
-        trees = np.zeros((win_h, win_w), np.uint8)
+        tree_mask = np.zeros((win_h, win_w), np.uint8)
         for _ in range(int(rng.integers(6, 14))):
             cv2.circle(
-                trees,
+                tree_mask,
                 (int(rng.uniform(0, win_w)), int(win_h * rng.uniform(0.55, 1.0))),
                 int(rng.uniform(0.1, 0.3) * win_w),
                 255,
                 -1,
             )
-        trees = cv2.GaussianBlur(trees, (0, 0), 4 * s + 1).astype(np.float32)[..., None] / 255
+        trees = cv2.GaussianBlur(tree_mask, (0, 0), 4 * s + 1).astype(np.float32)[..., None] / 255
         green = np.array([60, 120, 70], np.float32) * (
             0.8 + 0.4 * _smooth_noise(rng, (win_h, win_w), 12, (win_w, win_h))[..., None]
         )
         view = view * (1 - trees) + green * trees
         img[win_top : win_top + win_h, x0 : x0 + win_w] = view.clip(0, 255).astype(np.uint8)
         frame = (235, 235, 235)
-        t = max(4, int(18 * s))
-        cv2.rectangle(img, (x0, win_top), (x0 + win_w, win_top + win_h), frame, t)
-        cv2.line(img, (x0 + win_w // 2, win_top), (x0 + win_w // 2, win_top + win_h), frame, t // 2)
-        cv2.line(img, (x0, win_top + win_h // 3), (x0 + win_w, win_top + win_h // 3), frame, t // 2)
+        thick = max(4, int(18 * s))
+        cv2.rectangle(img, (x0, win_top), (x0 + win_w, win_top + win_h), frame, thick)
+        mid_x, third_y = x0 + win_w // 2, win_top + win_h // 3
+        cv2.line(img, (mid_x, win_top), (mid_x, win_top + win_h), frame, thick // 2)
+        cv2.line(img, (x0, third_y), (x0 + win_w, third_y), frame, thick // 2)
     # Pin board with papers, on the other side.
     bw, bh = int(rng.uniform(900, 1200) * s), int(rng.uniform(450, 600) * s)
     bx = W - int(250 * s) - bw if not side else int(250 * s)
@@ -749,11 +751,18 @@ def _place(person: _Person, W: int, H: int, gain: np.ndarray) -> None:
         body[:] = color * shade[None, :, None]
         body *= (1 - 0.25 * np.linspace(0, 1, th, dtype=np.float32))[:, None, None]
         # skin for the neck
-        neck = np.zeros((th, tw), np.uint8)
+        neck_mask = np.zeros((th, tw), np.uint8)
         cv2.ellipse(
-            neck, (int(ccx), int(ccy + 0.7 * h)), (int(0.32 * w), int(0.62 * h)), 0, 0, 360, 255, -1
+            neck_mask,
+            (int(ccx), int(ccy + 0.7 * h)),
+            (int(0.32 * w), int(0.62 * h)),
+            0,
+            0,
+            360,
+            255,
+            -1,
         )
-        neck = cv2.GaussianBlur(neck, (0, 0), max(1, 0.05 * w)).astype(np.float32) / 255
+        neck = cv2.GaussianBlur(neck_mask, (0, 0), max(1, 0.05 * w)).astype(np.float32) / 255
         fb = src.box
         skin = (
             np.median(
@@ -779,6 +788,7 @@ def _prop_layer(person: _Person, depth: float, W: int, H: int):
     import cv2
 
     p = person.prop
+    assert p is not None and person.box is not None, "a placed person with a prop"
     bx, by, bw, bh = person.box
     fw, fh = person.width, person.height
     if p["side"] == "bottom":
@@ -862,6 +872,7 @@ def _or_into(occupied: np.ndarray, layer) -> None:
 
 def _coverage(person: _Person, occupied: np.ndarray, extra=None) -> float:
     """The share of the face's (rotated) box under ``occupied`` or the ``extra`` layer."""
+    assert person.quad_mask is not None, "a placed person"
     x0, y0, mask = person.quad_mask
     H, W = occupied.shape
     ys, xs = (
@@ -886,6 +897,7 @@ def _coverage(person: _Person, occupied: np.ndarray, extra=None) -> float:
 
 
 def _inside(person: _Person, W: int, H: int, margin: float) -> bool:
+    assert person.box is not None, "a placed person"
     x, y, w, h = person.box
     return x >= margin and y >= margin and x + w <= W - margin and y + h <= H - margin
 
@@ -987,7 +999,10 @@ def make_classroom(
             clothes = src.clothes
             if clothes is None or rng.random() < 0.3:
                 base = np.array(CLOTHES[int(rng.integers(len(CLOTHES)))], np.float64)
-                clothes = tuple(float(v) for v in np.clip(base * rng.uniform(0.85, 1.15), 0, 255))
+                blue, green, red = (
+                    float(v) for v in np.clip(base * rng.uniform(0.85, 1.15), 0, 255)
+                )
+                clothes = (blue, green, red)
             p = _Person(
                 src,
                 bool(not stranger_slot[k]),
@@ -1126,6 +1141,7 @@ def make_classroom(
     for p in people:
         if id(p) not in kept:
             continue
+        assert p.box is not None and p.landmarks is not None, "a placed person"
         try:
             rel = str(p.source.path.resolve().relative_to(REPO))
         except ValueError:

@@ -12,6 +12,8 @@ Also: what the former bucket padding (1, 4, 8, 16, 32) cost on awkward face coun
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from attendance.bench.common import Context, Result, interleave, median, say, setup_env
@@ -75,7 +77,7 @@ def run(ctx: Context) -> Result:
         "pipeline_tensorflow": lambda: on_tensorflow.embed(faces),
     }
     for bs in batch_sizes:
-        variants[f"ceiling_b{bs}"] = lambda b=batches[bs]: predict(b)
+        variants[f"ceiling_b{bs}"] = partial(predict, batches[bs])
     # The ceiling is the best of several batch sizes, each a noisy median: more rounds than
     # elsewhere, so that picking the best does not mostly pick the luckiest.
     times = interleave(variants, 1 if ctx.quick else 7)
@@ -84,7 +86,7 @@ def run(ctx: Context) -> Result:
     tensorflow_fps = n / median(times["pipeline_tensorflow"])
     deepface_fps = len(per_face) / median(times["deepface"])
     ceiling = {bs: bs / median(times[f"ceiling_b{bs}"]) for bs in batch_sizes}
-    best_bs = max(ceiling, key=ceiling.get)
+    best_bs = max(ceiling, key=ceiling.__getitem__)
     result.show("pipeline_faces_per_s", round(pipeline_fps, 1), f"faces/s ({embedder.engine})")
     result.show(
         "pipeline_tensorflow_faces_per_s",
@@ -96,7 +98,7 @@ def run(ctx: Context) -> Result:
     result.show("pipeline_vs_ceiling", round(pipeline_fps / ceiling[best_bs], 3))
     result.show("pipeline_vs_deepface", round(pipeline_fps / deepface_fps, 1), "x")
     result.show("pipeline_vs_tensorflow", round(pipeline_fps / tensorflow_fps, 2), "x")
-    from attendance.face.onnx_export import cosine_distances
+    from attendance.face.facenet import cosine_distances
 
     worst = float(cosine_distances(embedder.embed(faces), on_tensorflow.embed(faces)).max())
     result.show(
@@ -135,8 +137,8 @@ def run(ctx: Context) -> Result:
         embedder.embed(sample), legacy(k)  # warm both shapes
         t = interleave(
             {
-                "pipeline": lambda s=sample: embedder.embed(s),
-                "legacy_padding": lambda k=k: legacy(k),
+                "pipeline": partial(embedder.embed, sample),
+                "legacy_padding": partial(legacy, k),
             },
             ctx.repeats,
         )

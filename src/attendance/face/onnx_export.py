@@ -1,9 +1,9 @@
 """FaceNet for ONNX Runtime, converted here from the provisioned Keras weights (never downloaded).
 
-`make provision` (and the worker image's build) runs ``python -m attendance.face.onnx_export``. The
-graph records the SHA-256 of the weights it was made from: the worker refuses a graph made from
-other weights, and the export runs again when they differ. Before the graph is kept, its
-embeddings are checked against TensorFlow's on the same input.
+`make provision` (and the worker image's build) runs ``attendance-export-onnx``. The graph
+records the SHA-256 of the weights it was made from (attendance.face.facenet): the worker
+refuses a graph made from other weights, and the export runs again when they differ. Before the
+graph is kept, its embeddings are checked against TensorFlow's on the same input.
 """
 
 from __future__ import annotations
@@ -16,45 +16,26 @@ from pathlib import Path
 import numpy as np
 
 from attendance.domain.errors import ModelWeightsMissing
-from attendance.domain.matching import normalise
-from attendance.face.embed import FACENET_WEIGHTS_SHA256, check_weights
+from attendance.face.engines.onnxruntime import OnnxRuntimeEngine
+from attendance.face.facenet import (
+    MAX_COSINE_DISTANCE,
+    WEIGHTS_SHA_KEY,
+    compiled_facenet,
+    cosine_distances,
+    is_current,
+    onnx_path,
+)
+from attendance.face.weights import FACENET_WEIGHTS_SHA256, check_facenet_weights
 
-WEIGHTS_SHA_KEY = "facenet_weights_sha256"
-# Largest cosine distance allowed between the two engines' embeddings of the same face.
-MAX_COSINE_DISTANCE = 1e-3
 OPSET = 17
-
-
-def onnx_path(weights: Path) -> Path:
-    return weights.with_name("facenet_weights.onnx")
-
-
-def source_sha256(path: Path) -> str | None:
-    """The weights' SHA-256 recorded in a converted graph, or None if there is no graph."""
-    if not path.is_file():
-        return None
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}.get(WEIGHTS_SHA_KEY)
-
-
-def is_current(weights: Path) -> bool:
-    return source_sha256(onnx_path(weights)) == FACENET_WEIGHTS_SHA256
-
-
-def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return 1.0 - (normalise(a) * normalise(b)).sum(axis=1)
 
 
 def export(weights: Path, out: Path | None = None) -> Path:
     """Convert the Keras FaceNet at ``weights`` to ONNX at ``out`` (next to the weights)."""
-    check_weights(weights)
+    check_facenet_weights(weights)
     out = out or onnx_path(weights)
     import onnx
     import tf2onnx
-
-    from attendance.face.embed import compiled_facenet, onnx_predict
 
     facenet = compiled_facenet(weights)
     graph, _ = tf2onnx.convert.from_function(
@@ -70,7 +51,8 @@ def export(weights: Path, out: Path | None = None) -> Path:
         onnx.save(graph, str(tmp))
         # Random pixels exercise every layer; the tests compare the engines on real faces.
         sample = np.random.default_rng(0).random((4, 160, 160, 3), dtype=np.float32)
-        worst = float(cosine_distances(facenet(sample).numpy(), onnx_predict(tmp)(sample)).max())
+        converted = OnnxRuntimeEngine(tmp).predict(sample)
+        worst = float(cosine_distances(facenet(sample).numpy(), converted).max())
         if worst > MAX_COSINE_DISTANCE:
             raise ModelWeightsMissing(
                 f"the ONNX FaceNet differs from TensorFlow's (cosine distance {worst:.2e} > "

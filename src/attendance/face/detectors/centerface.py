@@ -14,10 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from attendance.face.detectors.base import DetectorOptions, FaceRegion
+
 INPUT = "input.1"
 OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
 STRIDE = 4
 NMS_IOU = 0.3
+# CenterFace's boxes are tight; Haar's are this much wider for the same face. min_face_px is
+# in Haar's terms (what it was chosen on), so a CenterFace box is compared after scaling.
+CNN_BOX_SCALE = 1.24
 
 
 @dataclass(frozen=True)
@@ -133,3 +138,25 @@ class CenterFace:
             scores[keep].astype(np.float32),
             landmarks[keep].astype(np.float32),
         )
+
+
+class CenterFaceDetector:
+    name = "centerface"
+    box_scale = CNN_BOX_SCALE
+
+    def __init__(self, options: DetectorOptions):
+        from attendance.face.weights import check_centerface_weights
+
+        if options.centerface_weights is None:
+            raise ValueError("the centerface detector needs the path of its weights")
+        check_centerface_weights(options.centerface_weights)
+        self._network = CenterFace(options.centerface_weights)
+        self.min_confidence = options.min_confidence
+
+    def find(self, image: np.ndarray, min_size: float) -> list[FaceRegion]:
+        # The network sees the whole image at once: there is no scan of small faces to skip.
+        found = self._network(image, self.min_confidence)
+        return [
+            FaceRegion(x0, y0, x1, y1, float(score), landmarks=marks)
+            for (x0, y0, x1, y1), score, marks in zip(found.boxes, found.scores, found.landmarks)
+        ]
