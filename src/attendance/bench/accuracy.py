@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from attendance.bench.common import REPO, Context, Result, median, say
+
+if TYPE_CHECKING:
+    from attendance.services.pipeline import FacePipeline
 
 NAME = "accuracy"
 TITLE = "Accuracy: faces found, strangers accepted, students recognised"
@@ -101,7 +106,7 @@ class Pipeline:
 
     name: str
     threshold: float
-    run: object  # Callable[[np.ndarray], Faces]
+    run: Callable[[np.ndarray], Faces]
     min_photos: int = 1
     cache: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)  # photo -> detect and embed, decode excluded
@@ -125,14 +130,16 @@ def project_pipeline(ctx: Context, backend: str) -> Pipeline:
     settings = ctx.models.settings
     detector = FaceDetector.from_settings(settings, backend=backend)
     embedder = ctx.models.embedder
-    rules = SimpleNamespace(settings=settings, detector=detector)
+    # not_enrollable reads only the settings and the detector of a worker's pipeline.
+    rules = cast("FacePipeline", SimpleNamespace(settings=settings, detector=detector))
 
     def run(bgr) -> Faces:
         found = detector.detect(bgr)
         vectors = np.full((len(found), 128), np.nan, np.float32)  # NaN: not identifiable
-        clear = [i for i, f in enumerate(found) if f.identifiable]
+        clear = [i for i, f in enumerate(found) if f.pixels is not None]
         if clear:
-            vectors[clear] = normalise(embedder.embed(np.stack([found[i].pixels for i in clear])))
+            crops = [f.pixels for f in found if f.pixels is not None]
+            vectors[clear] = normalise(embedder.embed(np.stack(crops)))
         return Faces(
             [[f.box.x, f.box.y, f.box.w, f.box.h] for f in found],
             vectors,
@@ -331,10 +338,10 @@ def classroom_detection(pipe: Pipeline, rooms: list) -> dict:
     for index, room in enumerate(rooms):
         faces = pipe.faces(f"classroom {index}", lambda r=room: decode(r.jpeg))
         result = match(faces.boxes, room.faces)
-        found = {t for _, t, _ in result.pairs}
+        matched = {t for _, t, _ in result.pairs}
         for t, truth in enumerate(room.faces):
             counts = by_band.setdefault(band_of(truth.width_px), [0, 0])
-            counts[0] += t in found
+            counts[0] += t in matched
             counts[1] += 1
         false += len(result.false)
     found = sum(c[0] for c in by_band.values())
@@ -365,7 +372,7 @@ def run(ctx: Context) -> Result:
         deepface_pipeline(ctx),
     ]
     default = ctx.models.settings.detector
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for pipe in pipes:
         found = detection(pipe, photos)
         in_rooms = classroom_detection(pipe, rooms)

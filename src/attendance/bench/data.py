@@ -93,11 +93,12 @@ def class_photo() -> ClassPhoto:
     assert len(members) == GRID_COLS * GRID_ROWS, len(members)
     canvas = Image.new("RGB", (GRID_COLS * CELL_W, GRID_ROWS * CELL_H), (128, 128, 128))
     for i, path in enumerate(members):
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            scale = min(CELL_W / img.width, CELL_H / img.height)
-            img = img.resize(
-                (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS
+        with Image.open(path) as photo:
+            rgb = photo.convert("RGB")
+            scale = min(CELL_W / rgb.width, CELL_H / rgb.height)
+            img = rgb.resize(
+                (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                Image.Resampling.LANCZOS,
             )
             row, col = divmod(i, GRID_COLS)
             x = col * CELL_W + (CELL_W - img.width) // 2

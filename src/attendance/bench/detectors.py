@@ -94,7 +94,7 @@ def scan_sweep(ctx: Context, images: dict, photo) -> dict:
     singles = [decode(p) for p in (val_photos() + train_photos())[: (5 if ctx.quick else None)]]
     rows = {}
     for key, det in scans.items():
-        row = {}
+        row: dict[str, float] = {}
         for label in images:
             row[f"{label} faces"] = len(found[key][label])
             row[f"{label} ms"] = round(median(times[f"{key}|{label}"]) * 1000, 1)

@@ -88,13 +88,17 @@ def run(ctx: Context) -> Result:
 
     # Memory first, on the one worker: 200 single-photo jobs, RSS after 20 and after 200.
     pid = stack.worker_child_pid("w1")
+
+    def rss_kb() -> tuple[int, int]:
+        return (0, 0) if pid is None else proc_rss_kb(pid)  # no worker process: nothing to read
+
     first, total = (2, 6) if ctx.quick else (20, 200)
     run_one = _client(stack)
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(run_one, [vals[i % len(vals)] for i in range(first)]))
-        rss_first, _ = proc_rss_kb(pid)
+        rss_first, _ = rss_kb()
         list(pool.map(run_one, [vals[i % len(vals)] for i in range(first, total)]))
-    rss_last, peak = proc_rss_kb(pid)
+    rss_last, peak = rss_kb()
     result.show(f"worker_rss_mb_after_{first}_jobs", round(rss_first / 1024, 1), "MB")
     result.show(f"worker_rss_mb_after_{total}_jobs", round(rss_last / 1024, 1), "MB")
     result.show("worker_peak_rss_mb", round(peak / 1024, 1), "MB")

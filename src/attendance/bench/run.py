@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from attendance.bench.common import BENCH_REDIS_DB, Context, machine_info, say, setup_env
 
@@ -52,7 +53,7 @@ def run(names: list[str], quick: bool, out: Path, plot: Path | None, redis_db: i
 
     check_data()
     started = time.time()
-    report = {
+    report: dict[str, Any] = {
         "suite": "attendance performance",
         "quick": quick,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
