@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from attendance.config import urls
 from attendance.config.settings import Settings
+from attendance.config.urls import parse_dynamodb_url, parse_gs_url
 from attendance.dispatch import (
     CPU_QUEUE,
     ENROLL_TASK,
@@ -14,8 +21,9 @@ from attendance.dispatch import (
     make_celery,
     task_queue,
 )
-from attendance.stores.blob import LocalBlobStore, open_blob_store, parse_gs_url
-from attendance.stores.records import SqliteRecords, open_records, parse_dynamodb_url
+from attendance.stores import blob, records
+from attendance.stores.blob import LocalBlobStore, open_blob_store
+from attendance.stores.records import SqliteRecords, open_records
 
 
 def settings(**kwargs) -> Settings:
@@ -96,6 +104,44 @@ def test_opening_cloud_stores_contacts_nothing():
     blobs = open_blob_store("gs://nowhere-bucket/p")
     records = open_records("dynamodb://nowhere?region=eu-west-1&endpoint_url=http://127.0.0.1:1")
     assert blobs._client is None and records._client_obj is None
+
+
+def test_stores_opened_without_settings_take_the_defaults(monkeypatch):
+    """A script or test that passes no settings gets the documented defaults, not whatever the
+    environment happens to say."""
+    monkeypatch.setenv("ATTENDANCE_CLOUD_TIMEOUT_SECONDS", "7")
+    monkeypatch.setenv("ATTENDANCE_DYNAMODB_CREATE_TABLES", "false")
+    defaults = Settings.model_fields
+    blobs = open_blob_store("gs://nowhere-bucket")
+    assert blobs.timeout[1] == defaults["cloud_timeout_seconds"].default
+    assert blobs.retry_deadline == defaults["cloud_retry_deadline_seconds"].default
+    assert blobs.create_bucket is defaults["gcs_create_bucket"].default
+    records = open_records("dynamodb://nowhere?region=eu-west-1")
+    assert records.create_tables is defaults["dynamodb_create_tables"].default
+    assert records._config.read_timeout == defaults["cloud_timeout_seconds"].default
+
+
+def test_every_known_scheme_can_be_opened():
+    """The settings accept exactly the schemes the stores know how to open."""
+    assert list(blob.OPENERS) == list(urls.BLOB_SCHEMES)
+    assert list(records.OPENERS) == list(urls.RECORDS_SCHEMES)
+
+
+def test_file_and_sqlite_urls_name_paths():
+    assert urls.parse_blob_store_url("file://./var/store") == urls.FileUrl(Path("./var/store"))
+    assert urls.parse_records_url("sqlite:////srv/a.db") == urls.SqliteUrl(Path("/srv/a.db"))
+
+
+def test_settings_import_nothing_else_of_the_project():
+    """Configuration is the bottom layer: every other layer may read it, it reads none."""
+    code = (
+        "import json, sys, attendance.config.settings; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('attendance.'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert all(name.startswith("attendance.config") for name in json.loads(out)), out
 
 
 @pytest.mark.parametrize(

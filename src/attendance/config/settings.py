@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from attendance.config.urls import parse_blob_store_url, parse_records_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -139,24 +141,14 @@ class Settings(BaseSettings):
 
     @field_validator("blob_store_url")
     @classmethod
-    def _known_blob_scheme(cls, value: str) -> str:
-        from attendance.stores.blob import parse_gs_url
-
-        if value.startswith("gs://"):
-            parse_gs_url(value)  # raises ValueError saying what is wrong
-        elif not value.startswith("file://"):
-            raise ValueError("blob_store_url must start with file:// or gs://")
+    def _known_blob_store_url(cls, value: str) -> str:
+        parse_blob_store_url(value)  # raises ValueError saying what is wrong
         return value
 
     @field_validator("records_url")
     @classmethod
-    def _known_records_scheme(cls, value: str) -> str:
-        from attendance.stores.records import parse_dynamodb_url
-
-        if value.startswith("dynamodb://"):
-            parse_dynamodb_url(value)  # raises ValueError saying what is wrong
-        elif not value.startswith("sqlite:///"):
-            raise ValueError("records_url must start with sqlite:/// or dynamodb://")
+    def _known_records_url(cls, value: str) -> str:
+        parse_records_url(value)  # raises ValueError saying what is wrong
         return value
 
     @property
@@ -188,3 +180,9 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def default_settings() -> Settings:
+    """Every setting at its default, whatever the environment and .env say: what a store opened
+    without settings (a script, a test) runs with."""
+    return Settings.model_construct()

@@ -5,13 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from attendance.config.settings import Settings
+from attendance.domain.matching import warm_up as warm_up_matching
 from attendance.domain.pipelines import pipeline_id
-from attendance.stores.blob import BlobStore, open_blob_store
+from attendance.stores import open_stores
+from attendance.stores.blob import BlobStore
 from attendance.stores.gallery import GalleryCache, GalleryRepository
 from attendance.stores.jobs import JobStore
-from attendance.stores.records import RecordsStore, open_records
+from attendance.stores.records import RecordsStore
+
+if TYPE_CHECKING:
+    # Imported for real in load(), once DeepFace knows where its weights are.
+    from attendance.face.detect import FaceDetector
+    from attendance.face.embed import FaceNetEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +32,8 @@ class FacePipeline:
     jobs: JobStore
     gallery_repo: GalleryRepository
     gallery: GalleryCache
-    detector: FaceDetector  # noqa: F821 - imported lazily with TensorFlow
-    embedder: FaceNetEmbedder  # noqa: F821
+    detector: FaceDetector
+    embedder: FaceNetEmbedder
 
     @property
     def pipeline_id(self) -> str:
@@ -40,15 +48,11 @@ class FacePipeline:
         from attendance.face.detect import FaceDetector
         from attendance.face.embed import FaceNetEmbedder
 
-        blobs = open_blob_store(settings.blob_store_url, settings)
-        records = open_records(settings.records_url, settings)
-        repo = GalleryRepository(blobs, records)
+        stores = open_stores(settings)
         embedder = FaceNetEmbedder(
             settings.weights_path, settings.embed_batch_size, settings.embed_engine
         )
         embedder.warm_up()
-        from attendance.domain.matching import warm_up as warm_up_matching
-
         warm_up_matching()
         detector = FaceDetector.from_settings(settings)
         log.info(
@@ -60,11 +64,11 @@ class FacePipeline:
         )
         return cls(
             settings=settings,
-            blobs=blobs,
-            records=records,
-            jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
-            gallery_repo=repo,
-            gallery=GalleryCache(repo, pipeline_id(settings)),
+            blobs=stores.blobs,
+            records=stores.records,
+            jobs=stores.jobs,
+            gallery_repo=stores.gallery_repo,
+            gallery=GalleryCache(stores.gallery_repo, pipeline_id(settings)),
             detector=detector,
             embedder=embedder,
         )

@@ -9,10 +9,11 @@ from flask import Flask, current_app
 
 from attendance.config.settings import Settings
 from attendance.dispatch import make_celery
-from attendance.stores.blob import BlobStore, open_blob_store
+from attendance.stores import open_stores
+from attendance.stores.blob import BlobStore
 from attendance.stores.gallery import GalleryRepository, Manifest
 from attendance.stores.jobs import JobStore
-from attendance.stores.records import RecordsStore, open_records
+from attendance.stores.records import RecordsStore
 
 EXTENSION_KEY = "attendance"
 
@@ -22,18 +23,21 @@ class Services:
     settings: Settings
     blobs: BlobStore
     records: RecordsStore
+    gallery_repo: GalleryRepository
     jobs: JobStore
     celery: Celery
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        # None of these connects to Redis yet, so an app can be created while Redis is down
-        # and /readyz can then say so.
+        # Nothing here connects to Redis or a cloud store yet, so an app can be created while
+        # one is down and /readyz can then say so.
+        stores = open_stores(settings)
         return cls(
             settings=settings,
-            blobs=open_blob_store(settings.blob_store_url, settings),
-            records=open_records(settings.records_url, settings),
-            jobs=JobStore.from_url(settings.redis_url, settings.job_ttl_seconds),
+            blobs=stores.blobs,
+            records=stores.records,
+            gallery_repo=stores.gallery_repo,
+            jobs=stores.jobs,
             celery=producer_celery(settings),
         )
 
@@ -56,5 +60,4 @@ def services() -> Services:
 
 
 def current_manifest() -> Manifest | None:
-    svc = services()
-    return GalleryRepository(svc.blobs, svc.records).current_manifest()
+    return services().gallery_repo.current_manifest()

@@ -18,13 +18,13 @@ then uses anonymous credentials and the project ``$GOOGLE_CLOUD_PROJECT`` (or "l
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import requests
 from google.api_core import exceptions as gexc
@@ -34,10 +34,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from attendance.domain.errors import NotFound, StoreBusy, StoreUnavailable
-from attendance.stores.blob import check_key, check_prefix, parse_gs_url
-
-if TYPE_CHECKING:
-    from attendance.config.settings import Settings
+from attendance.stores.blob.base import check_key, check_prefix
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +53,6 @@ _TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
-
-
-def _setting(settings: Settings | None, name: str):
-    if settings is not None:
-        return getattr(settings, name)
-    from attendance.config.settings import Settings
-
-    return Settings.model_fields[name].default
 
 
 class GcsBlobStore:
@@ -97,18 +86,6 @@ class GcsBlobStore:
         self._client = client
         self._lock = threading.RLock()
         self._bucket_ready = not create_bucket
-
-    @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> GcsBlobStore:
-        parsed = parse_gs_url(url)
-        return cls(
-            parsed.bucket,
-            parsed.prefix,
-            create_bucket=_setting(settings, "gcs_create_bucket"),
-            timeout=_setting(settings, "cloud_timeout_seconds"),
-            retry_deadline=_setting(settings, "cloud_retry_deadline_seconds"),
-            ping_timeout=_setting(settings, "store_ping_timeout_seconds"),
-        )
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -243,13 +220,14 @@ class GcsBlobStore:
             except gexc.NotFound:
                 pass  # already gone, as LocalBlobStore.delete
 
-    def list(self, prefix: str) -> list[str]:
+    # builtins.list: inside the class, ``list`` is the method.
+    def list(self, prefix: str) -> builtins.list[str]:
         return sorted(name for name, _ in self._listing(prefix))
 
-    def list_older_than(self, prefix: str, cutoff: dt.datetime) -> list[str]:
+    def list_older_than(self, prefix: str, cutoff: dt.datetime) -> builtins.list[str]:
         return sorted(name for name, updated in self._listing(prefix) if updated < cutoff)
 
-    def _listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
+    def _listing(self, prefix: str) -> builtins.list[tuple[str, dt.datetime]]:
         check_prefix(prefix)
         # Whole path segments, as in a directory: "uploads/ab" does not list "uploads/abc/x".
         rel = f"{prefix.strip('/')}/" if prefix.strip("/") else ""

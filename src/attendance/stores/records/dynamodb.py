@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore import exceptions as bexc
@@ -46,15 +46,7 @@ from botocore.config import Config
 
 from attendance.domain.errors import StoreBusy, StoreUnavailable, StudentErased
 from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
-from attendance.stores.records import (
-    GalleryPointer,
-    erased_message,
-    parse_dynamodb_url,
-    stamp,
-)
-
-if TYPE_CHECKING:
-    from attendance.config.settings import Settings
+from attendance.stores.records.base import GalleryPointer, erased_message, stamp, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +84,6 @@ _UNREACHABLE = (
     bexc.ConnectionError,
     bexc.HTTPClientError,
 )
-
-
-def _setting(settings: Settings | None, name: str):
-    if settings is not None:
-        return getattr(settings, name)
-    from attendance.config.settings import Settings
-
-    return Settings.model_fields[name].default
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _s(value: str) -> dict:
@@ -151,21 +131,6 @@ class DynamoRecords:
         self._client_obj = None
         self._ping_client_obj = None
         self._ready = False
-
-    @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> DynamoRecords:
-        parsed = parse_dynamodb_url(url)
-        return cls(
-            parsed.table_prefix,
-            region=parsed.region,
-            endpoint_url=parsed.endpoint_url,
-            page_size=parsed.page_size,
-            create_tables=_setting(settings, "dynamodb_create_tables"),
-            max_attempts=_setting(settings, "cloud_max_attempts"),
-            retry_mode=_setting(settings, "aws_retry_mode"),
-            timeout=_setting(settings, "cloud_timeout_seconds"),
-            ping_timeout=_setting(settings, "store_ping_timeout_seconds"),
-        )
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -410,8 +375,6 @@ class DynamoRecords:
         except StoreBusy as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    # --- students ------------------------------------------------------------------------------
-
     # --- erasure guards -------------------------------------------------------------------------
 
     def _not_erased(self, student_id: str, since: dt.datetime) -> dict:
@@ -445,6 +408,8 @@ class DynamoRecords:
             return codes
         return []
 
+    # --- students ------------------------------------------------------------------------------
+
     def upsert_student(
         self,
         student_id: str,
@@ -453,12 +418,12 @@ class DynamoRecords:
         *,
         not_erased_since: dt.datetime | None = None,
     ) -> None:
-        update = {
+        update: dict[str, Any] = {
             "TableName": self.students_table,
             "Key": {"student_id": _s(student_id)},
             "UpdateExpression": "SET #n = :name, created_at = if_not_exists(created_at, :now)",
             "ExpressionAttributeNames": {"#n": "name"},
-            "ExpressionAttributeValues": {":name": _s(name), ":now": _s(_now())},
+            "ExpressionAttributeValues": {":name": _s(name), ":now": _s(utc_now_iso())},
         }
         if class_id is None and not_erased_since is None:
             update.pop("TableName")
@@ -641,6 +606,7 @@ class DynamoRecords:
         values: dict[str, dict] = {}
         names: dict[str, str] = {}
         filters: list[str] = []
+        kwargs: dict[str, Any]
         if student_id is not None:
             # One student's history: the by_student index, keyed by date.
             table, kwargs = self.attendance_table, {"IndexName": STUDENT_INDEX}
@@ -721,7 +687,7 @@ class DynamoRecords:
             "scope": _s(GALLERY_SCOPE),
             "version": {"N": str(new.version)},
             "manifest_key": _s(new.manifest_key),
-            "updated_at": _s(_now()),
+            "updated_at": _s(utc_now_iso()),
         }
         if expected_version == 0:
             condition = {

@@ -1,0 +1,123 @@
+"""What every records store is: students, attendance and the gallery's current-version pointer.
+
+The pointer moves only by compare-and-set, so concurrent enrollments never lose each other's work.
+
+Erasure leaves a tombstone (the student id and when it was erased). Every write that could bring
+a student back (an attendance mark, a gallery commit, the student record) takes the time its work
+was asked for, ``not_erased_since``, and is refused with StudentErased, in the same transaction or
+conditional write, when the student was erased at or after that time. Work asked for after the
+erasure (a new enrollment) goes ahead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
+
+
+@dataclass(frozen=True)
+class GalleryPointer:
+    version: int
+    manifest_key: str
+
+
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def stamp(at: dt.datetime) -> str:
+    """A UTC time as fixed-width text, so stored times compare as strings do."""
+    return at.astimezone(dt.UTC).strftime(_STAMP)
+
+
+def utc_now_iso() -> str:
+    """Now, in UTC, as ISO text: when a row was created or last moved."""
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def erased_message(student_id: str) -> str:
+    return f"student {student_id!r} was erased after this work was asked for"
+
+
+class RecordsStore(Protocol):
+    def upsert_student(
+        self,
+        student_id: str,
+        name: str,
+        class_id: str | None,
+        *,
+        not_erased_since: dt.datetime | None = None,
+    ) -> None:
+        """Create or update the student; StudentErased if erased at or after not_erased_since."""
+        ...
+
+    def rename_student(self, student_id: str, name: str) -> bool:
+        """Change the name of an existing student; False if there is no such student."""
+        ...
+
+    def get_student(self, student_id: str) -> Student | None: ...
+
+    def list_students(self, class_id: str | None = None) -> list[Student]: ...
+
+    def class_exists(self, class_id: str) -> bool: ...
+
+    def mark_present(
+        self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
+    ) -> bool:
+        """Insert unless (class_id, date, student_id) exists; True if this call inserted it.
+        Either way the record's job is noted among the jobs that saw the student. StudentErased,
+        writing nothing, if the student was erased at or after not_erased_since."""
+        ...
+
+    def attendance_jobs(self, student_id: str) -> set[str]:
+        """Every recognition job that marked the student or saw them again."""
+        ...
+
+    def list_attendance(
+        self,
+        class_id: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        student_id: str | None = None,
+    ) -> list[AttendanceRecord]: ...
+
+    def get_gallery_pointer(self) -> GalleryPointer | None: ...
+
+    def swap_gallery_pointer(
+        self,
+        expected_version: int,
+        new: GalleryPointer,
+        *,
+        guard: tuple[str, dt.datetime] | None = None,
+    ) -> bool:
+        """Point at ``new`` only if the current version is still ``expected_version`` (0: none).
+        ``guard`` (student_id, not_erased_since): StudentErased instead, if that student was
+        erased at or after that time."""
+        ...
+
+    def record_erasure(self, student_id: str, at: dt.datetime) -> None:
+        """Leave (or move forward) the student's tombstone."""
+        ...
+
+    def erased_since(self, student_ids: Iterable[str], since: dt.datetime) -> set[str]:
+        """Those of the students erased at or after ``since``."""
+        ...
+
+    def delete_student(self, student_id: str) -> bool:
+        """Remove the student and their class memberships; True if they existed."""
+        ...
+
+    def delete_attendance(self, student_id: str) -> int:
+        """Remove every attendance record of the student; return how many there were."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> None: ...
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        """The most recent entries first."""
+        ...
+
+    def ping(self) -> None: ...
