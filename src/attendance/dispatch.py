@@ -11,15 +11,18 @@ from attendance.config.settings import Settings
 
 ENROLL_TASK = "attendance.enroll"
 PURGE_TASK = "attendance.purge_expired"
-RECOGNIZE_TASK = "attendance.recognize"
+# The wire name keeps its old spelling: messages already queued carry it.
+RECOGNISE_TASK = "attendance.recognize"
+# The former name of RECOGNISE_TASK, kept while callers still import it.
+RECOGNIZE_TASK = RECOGNISE_TASK
 # Re-embeds the stored enrollment photos of students whose embeddings come from another
-# pipeline (an older detector, alignment or model) with the current one (src/attendance/services/reembed.py).
+# pipeline (an older detector, alignment or model) with the current one
+# (attendance.services.reembed).
 REEMBED_TASK = "attendance.reembed"
 # Answers which device (CPU/GPU) a worker's TensorFlow uses, its queues and its stores.
 WORKER_INFO_TASK = "attendance.worker_info"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
-QUEUES = (CPU_QUEUE, GPU_QUEUE)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -34,7 +37,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=queue,
         task_routes={
             ENROLL_TASK: {"queue": queue},
-            RECOGNIZE_TASK: {"queue": queue},
+            RECOGNISE_TASK: {"queue": queue},
             REEMBED_TASK: {"queue": queue},
         },
         # A task is acknowledged only when it finished, and requeued if its worker dies, so a

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from attendance.domain.keys import enrollment_marker_key, upload_key
-from attendance.stores.gallery import _segment_bytes
+from attendance.domain.keys import enrollment_marker_key, segment_key, upload_key
+from attendance.stores.gallery import encode_segment
 from tests.integration.test_privacy import traces
 
 # Long ids: a short one could turn up by chance in a JPEG's bytes.
@@ -172,7 +172,7 @@ def test_erasure_removes_what_a_failed_enrollment_left_and_every_job_that_saw_th
     blobs.put(enrollment_marker_key(sid, job_id), b"")
     blobs.put(upload_key(job_id, 0, "jpg"), (faces_dir / "img2.jpg").read_bytes())
     vector = np.ones((1, 128), dtype=np.float32)
-    blobs.put(f"gallery/segments/{job_id}.npz", _segment_bytes(vector, [sid]))
+    blobs.put(segment_key(job_id), encode_segment(vector, [sid]))
     assert traces(blobs_root, sid)
 
     resp = stack.client.delete(f"/api/v1/students/{sid}")

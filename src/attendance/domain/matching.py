@@ -9,21 +9,27 @@ grow with faces x students.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    # threadpoolctl comes with the worker extra; it is imported when first used.
+    from threadpoolctl import ThreadpoolController
+
 # Gallery rows per block of the matrix product: 30 faces x 8192 rows of float32 is 1 MB, so the
-# per-face maximum reads the block from cache.
+# per-face maximum reads the block from cache (docs/performance.md, "Matching").
 BLOCK_ROWS = 8192
 # BLAS threads for the product. Against a small candidate set, one: on 2 shared cores a second
-# OpenBLAS thread often waited for a busy core (another worker's), and 1k rows took 15.7 ms on
-# 2 threads against 0.3 ms on 1. From LARGE_ROWS rows the product is long enough to share: every
-# core (None), 100k rows in 13 ms on 2 threads against 22 ms on 1 (docs/performance.md).
+# OpenBLAS thread often waits for a busy core (another worker's), which costs far more than it
+# gains. From LARGE_ROWS rows the product is long enough to share: every core (None).
+# docs/performance.md, "Matching", has the measurements.
 SMALL_THREADS = 1
 LARGE_ROWS = 32768
 LARGE_THREADS: int | None = None
-_blas = None
+_blas: ThreadpoolController | None = None
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -33,18 +39,18 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def warm_up() -> None:
-    """Find the BLAS library once (~15 ms), at worker start rather than in the first job."""
+def warm_up() -> ThreadpoolController:
+    """Find the BLAS library once, at worker start rather than in the first job."""
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController
 
         _blas = ThreadpoolController()
+    return _blas
 
 
-def _blas_limit(rows: int):
-    warm_up()
-    return _blas.limit(
+def _blas_limit(rows: int) -> AbstractContextManager[object]:
+    return warm_up().limit(
         limits=SMALL_THREADS if rows < LARGE_ROWS else LARGE_THREADS, user_api="blas"
     )
 
@@ -114,6 +120,65 @@ def _agreeing(
     return face_idx[keep], student[keep], dist[keep]
 
 
+def _within(
+    faces: np.ndarray, cands: CandidateSet, threshold: float
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each face's distance to its nearest candidate, and every (face, candidate row, distance)
+    within ``threshold``: one pass over the candidates, block by block."""
+    min_similarity = np.float32(1.0 - threshold)
+    best = np.full(len(faces), -np.inf, dtype=np.float32)
+    pair_face, pair_row, pair_sim = [], [], []
+    with _blas_limit(len(cands)):
+        for start in range(0, len(cands), BLOCK_ROWS):
+            sim = faces @ cands.embeddings[start : start + BLOCK_ROWS].T  # (faces, rows)
+            block_best = sim.max(axis=1)
+            np.maximum(best, block_best, out=best)
+            # Only the faces with something within the threshold in this block are searched.
+            for i in np.flatnonzero(block_best >= min_similarity):
+                r = np.flatnonzero(sim[i] >= min_similarity)
+                pair_face.append(np.full(len(r), i, dtype=np.int64))
+                pair_row.append(r + start)
+                pair_sim.append(sim[i, r])
+    nearest = 1.0 - best.astype(np.float64)
+    if not pair_face:
+        empty = np.zeros(0, dtype=np.int64)
+        return nearest, (empty, empty, np.zeros(0, dtype=np.float64))
+    return nearest, (
+        np.concatenate(pair_face),
+        np.concatenate(pair_row),
+        1.0 - np.concatenate(pair_sim).astype(np.float64),
+    )
+
+
+def _assign(
+    groups: Sequence[int],
+    nearest: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    students: np.ndarray,
+) -> list[list[Match]]:
+    """Within each photo, give each face the closest student it was paired with, each student
+    to one face at most. ``pairs``: (face, student code, distance), closest first."""
+    face_idx, student, dist = pairs
+    photo_of = np.repeat(np.arange(len(groups)), groups)
+    pair_photo = photo_of[face_idx]
+    out: list[list[Match]] = []
+    offset = 0
+    for p, count in enumerate(groups):
+        result = [Match(None, float(nearest[offset + i])) for i in range(count)]
+        taken_faces: set[int] = set()
+        taken_students: set[int] = set()
+        mine = pair_photo == p
+        for face, code, d in zip(face_idx[mine].tolist(), student[mine].tolist(), dist[mine]):
+            if face in taken_faces or code in taken_students:
+                continue
+            result[face - offset] = Match(str(students[code]), float(d))
+            taken_faces.add(face)
+            taken_students.add(code)
+        out.append(result)
+        offset += count
+    return out
+
+
 def match_groups(
     faces: np.ndarray,
     groups: Sequence[int],
@@ -136,54 +201,15 @@ def match_groups(
     if len(cands) == 0:
         return [[Match(None, None) for _ in range(g)] for g in groups]
     faces = np.ascontiguousarray(faces, dtype=np.float32)
-    min_similarity = np.float32(1.0 - threshold)
-    best = np.full(n, -np.inf, dtype=np.float32)
-    pair_face, pair_row, pair_sim = [], [], []
-    with _blas_limit(len(cands)):
-        for start in range(0, len(cands), BLOCK_ROWS):
-            sim = faces @ cands.embeddings[start : start + BLOCK_ROWS].T  # (faces, rows)
-            block_best = sim.max(axis=1)
-            np.maximum(best, block_best, out=best)
-            # Only the faces with something within the threshold in this block are searched.
-            for i in np.flatnonzero(block_best >= min_similarity):
-                r = np.flatnonzero(sim[i] >= min_similarity)
-                pair_face.append(np.full(len(r), i, dtype=np.int64))
-                pair_row.append(r + start)
-                pair_sim.append(sim[i, r])
-    nearest = 1.0 - best.astype(np.float64)
-
-    out: list[list[Match]] = []
-    offset = 0
-    if pair_face:
-        face_idx = np.concatenate(pair_face)
-        student = cands.codes[np.concatenate(pair_row)]
-        dist = 1.0 - np.concatenate(pair_sim).astype(np.float64)
-        if min_photos > 1:
-            need = np.minimum(min_photos, np.bincount(cands.codes, minlength=len(cands.students)))
-            face_idx, student, dist = _agreeing(face_idx, student, dist, need)
-        # Closest first; ties broken by face then student, so the result is deterministic.
-        order = np.lexsort((student, face_idx, dist))
-        face_idx, student, dist = face_idx[order], student[order], dist[order]
-    else:
-        face_idx = student = dist = np.zeros(0)
-    photo_of = np.repeat(np.arange(len(groups)), groups)
-    pair_photo = photo_of[face_idx.astype(np.int64)] if len(face_idx) else face_idx
-    for p, count in enumerate(groups):
-        result = [Match(None, float(nearest[offset + i])) for i in range(count)]
-        taken_faces: set[int] = set()
-        taken_students: set[int] = set()
-        for i, j, d in zip(
-            face_idx[pair_photo == p], student[pair_photo == p], dist[pair_photo == p]
-        ):
-            i, j = int(i), int(j)
-            if i in taken_faces or j in taken_students:
-                continue
-            result[i - offset] = Match(str(cands.students[j]), float(d))
-            taken_faces.add(i)
-            taken_students.add(j)
-        out.append(result)
-        offset += count
-    return out
+    nearest, (face_idx, rows, dist) = _within(faces, cands, threshold)
+    student = cands.codes[rows].astype(np.int64)
+    if min_photos > 1 and len(face_idx):
+        need = np.minimum(min_photos, np.bincount(cands.codes, minlength=len(cands.students)))
+        face_idx, student, dist = _agreeing(face_idx, student, dist, need)
+    # Closest first; ties broken by face then student, so the result is deterministic.
+    order = np.lexsort((student, face_idx, dist))
+    pairs = (face_idx[order], student[order], dist[order])
+    return _assign(groups, nearest, pairs, cands.students)
 
 
 def match_faces(

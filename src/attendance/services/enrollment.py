@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from attendance.domain.errors import AppError, NotFound, NoUsablePhoto, StudentE
 from attendance.domain.keys import student_photo_key
 from attendance.domain.matching import normalise
 from attendance.domain.schemas import AuditEntry, EnrollmentRequest, EnrollmentResult, Rejected
-from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS
+from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS, DetectedFace
 from attendance.photos.images import decode_bgr
 from attendance.services.pipeline import FacePipeline
 from attendance.stores.records import erased_message
@@ -21,14 +22,74 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
+INCONSISTENT = (
+    "does not look like the other photos of this student (is it the same person, "
+    "and is the face clear?)"
+)
+
+
+@dataclass
+class _Photos:
+    """The faces an enrollment may use so far (one per accepted photo) and the photos refused."""
+
+    crops: list[np.ndarray] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the uploads the crops come from
+    names: list[str] = field(default_factory=list)  # their file names
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def keep(self, indices: np.ndarray) -> None:
+        self.crops = [self.crops[i] for i in indices]
+        self.keys = [self.keys[i] for i in indices]
+        self.names = [self.names[i] for i in indices]
+
+    def nothing_usable(self, total: int) -> NoUsablePhoto:
+        reasons = "; ".join(f"{r.filename}: {r.reason}" for r in self.rejected)
+        return NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
+
 
 def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> EnrollmentResult:
     asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     name = _enrolled_name(pipe, req, asked_at)
-    crops: list[np.ndarray] = []
-    accepted: list[str] = []
-    names: list[str] = []
-    rejected: list[Rejected] = []
+    photos = _one_face_each(pipe, req, asked_at, progress)
+    if not photos.crops:
+        raise photos.nothing_usable(len(req.photos))
+    embeddings = normalise(pipe.embedder.embed(np.stack(photos.crops)))
+    consistent = _consistent(pipe, req.student_id, embeddings)
+    for i in np.flatnonzero(~consistent):
+        photos.rejected.append(Rejected(filename=photos.names[i], reason=INCONSISTENT))
+    if not consistent.any():
+        raise photos.nothing_usable(len(req.photos))
+    keep = np.flatnonzero(consistent)
+    photos.keep(keep)
+    version = _commit(pipe, req, name, embeddings[keep], photos.keys, asked_at)
+    # Written when the enrollment took effect; a redelivered task may note it twice.
+    pipe.records.append_audit(
+        AuditEntry(
+            at=dt.datetime.now(dt.UTC),
+            actor=req.requested_by or "unknown",
+            action="enroll" if req.mode == "create" else "add_photos",
+            target=req.student_id,
+            detail={
+                "job_id": req.job_id,
+                "photos": len(photos.keys),
+                "class_id": req.class_id,
+                "model_version": version,
+            },
+        )
+    )
+    return EnrollmentResult(
+        student_id=req.student_id,
+        accepted_photos=len(photos.crops),
+        rejected=photos.rejected,
+        model_version=version,
+    )
+
+
+def _one_face_each(
+    pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.datetime, progress: Progress
+) -> _Photos:
+    """Detect the faces of every photo; keep the photos with one face good enough to enroll."""
+    photos = _Photos()
     total = len(req.photos)
     for done, upload in enumerate(req.photos, start=1):
         try:
@@ -42,43 +103,33 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
             raise
         except Exception as exc:  # a photo the decoder or detector cannot handle
             log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
-            rejected.append(Rejected(filename=upload.filename, reason="not a readable image"))
+            photos.rejected.append(
+                Rejected(filename=upload.filename, reason="not a readable image")
+            )
         else:
             face, problem = the_one_face(faces, pipe.settings.min_face_px)
             if face is not None:
                 problem = not_enrollable(pipe, face)
             if problem is not None:
-                rejected.append(Rejected(filename=upload.filename, reason=problem))
-            else:
-                crops.append(face.pixels)
-                accepted.append(upload.key)
-                names.append(upload.filename)
+                photos.rejected.append(Rejected(filename=upload.filename, reason=problem))
+            elif face is not None and face.pixels is not None:  # the one face is identifiable
+                photos.crops.append(face.pixels)
+                photos.keys.append(upload.key)
+                photos.names.append(upload.filename)
         progress(done, total)
+    return photos
 
-    if not crops:
-        reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
-        raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
 
-    guard = (req.student_id, asked_at)
-    embeddings = normalise(pipe.embedder.embed(np.stack(crops)))
-    consistent = _consistent(pipe, req.student_id, embeddings)
-    for i in np.flatnonzero(~consistent):
-        rejected.append(
-            Rejected(
-                filename=names[i],
-                reason=(
-                    "does not look like the other photos of this student (is it the same person, "
-                    "and is the face clear?)"
-                ),
-            )
-        )
-    if not consistent.any():
-        reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
-        raise NoUsablePhoto(f"none of the {total} photos could be used ({reasons})")
-    keep = np.flatnonzero(consistent)
-    embeddings = embeddings[keep]
-    crops = [crops[i] for i in keep]
-    accepted = [accepted[i] for i in keep]
+def _commit(
+    pipe: FacePipeline,
+    req: EnrollmentRequest,
+    name: str,
+    embeddings: np.ndarray,
+    accepted: list[str],
+    asked_at: dt.datetime,
+) -> int:
+    """File the accepted photos, commit their embeddings and the student record; return the
+    gallery version. Nothing stays behind if the student was erased since ``asked_at``."""
     # Photos first: if anything below fails or the student is erased meanwhile, what was filed
     # is deleted again (or found by the erasure, which lists the student's photos after it has
     # left its tombstone).
@@ -87,14 +138,14 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     try:
         version = pipe.gallery_repo.commit(
             embeddings,
-            [req.student_id] * len(crops),
+            [req.student_id] * len(embeddings),
             segment_id=req.job_id,
             pipeline=pipe.pipeline_id,
             model_name=s.model_name,
             detector=s.detector,
             metric=s.metric,
             threshold=s.match_threshold,
-            guard=guard,
+            guard=(req.student_id, asked_at),
         )
         # The student record follows the gallery commit, so a failed commit leaves no half
         # student; both refuse a student erased since the enrollment was asked for.
@@ -104,30 +155,12 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
             pipe.blobs.delete(key)
         log.info("job %s: the student was erased after this enrollment was asked for", req.job_id)
         raise
-    # Written when the enrollment took effect; a redelivered task may note it twice.
-    pipe.records.append_audit(
-        AuditEntry(
-            at=dt.datetime.now(dt.UTC),
-            actor=req.requested_by or "unknown",
-            action="enroll" if req.mode == "create" else "add_photos",
-            target=req.student_id,
-            detail={
-                "job_id": req.job_id,
-                "photos": len(accepted),
-                "class_id": req.class_id,
-                "model_version": version,
-            },
-        )
-    )
-    return EnrollmentResult(
-        student_id=req.student_id,
-        accepted_photos=len(crops),
-        rejected=rejected,
-        model_version=version,
-    )
+    return version
 
 
-def the_one_face(faces: list, min_face_px: int):
+def the_one_face(
+    faces: Sequence[DetectedFace], min_face_px: int
+) -> tuple[DetectedFace | None, str | None]:
     """(the photo's one clear face, None), or (None, why there is none) in plain words. Faces
     too small to recognise (in the background) could not be enrolled anyway, so they do not
     count: beside them, the one clear face is the student's."""
@@ -144,7 +177,7 @@ def the_one_face(faces: list, min_face_px: int):
     return None, f"{len(clear)} faces found; an enrollment photo must show one face"
 
 
-def not_enrollable(pipe: FacePipeline, face) -> str | None:
+def not_enrollable(pipe: FacePipeline, face: DetectedFace) -> str | None:
     """Why a clear face is still not good enough to enroll, in plain words; None if it is."""
     s = pipe.settings
     if pipe.detector.width(face) < s.enroll_min_face_px:

@@ -3,7 +3,8 @@
 Off the critical path: the next photo is read and decoded in a background thread while this one
 is being detected, and annotated photos are drawn and stored by two threads (JPEG encoding and
 file writes release the GIL). Embedding is not overlapped with detection: both use the 2 cores,
-and overlapping them measured no faster (docs/performance.md). Only a downscaled copy of each
+and overlapping them measured no faster (docs/performance.md, "Decoding and drawing off the
+critical path"). Only a downscaled copy of each
 photo (what annotation draws on) is kept until the end, so a job of many large photos does not
 hold every original in memory.
 
@@ -17,15 +18,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from attendance.domain.errors import StudentErased
 from attendance.domain.keys import annotated_key
-from attendance.domain.matching import match_groups
+from attendance.domain.matching import CandidateSet, Match, match_groups
 from attendance.domain.schemas import (
     AttendanceRecord,
     Box,
@@ -35,22 +39,48 @@ from attendance.domain.schemas import (
     RecognitionRequest,
     RecognitionResult,
 )
+from attendance.face.detect import DetectedFace
 from attendance.photos.annotate import ANNOTATED_MAX_SIDE, annotate
 from attendance.photos.images import decode_bgr
 from attendance.services.pipeline import FacePipeline
+from attendance.stores.gallery import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 # Photos read and decoded ahead of the one being detected: bounds the memory a job holds.
 PREFETCH = 2
+UNREADABLE = "not a readable image"
+
+Preview = tuple[np.ndarray, float]  # the copy annotation draws on, and its scale
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
 
 
-def _preview(bgr: np.ndarray, max_side: int = ANNOTATED_MAX_SIDE) -> tuple[np.ndarray, float]:
+class _Stopwatch:
+    """Seconds spent in its ``with`` blocks, summed over every thread that enters them."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._local = threading.local()  # each thread's start of its current block
+
+    def __enter__(self) -> None:
+        self._local.started = time.perf_counter()
+
+    def __exit__(self, *_exc: object) -> None:
+        elapsed = time.perf_counter() - self._local.started
+        with self._lock:
+            self.seconds += elapsed
+
+    @property
+    def ms(self) -> float:
+        return _ms(self.seconds)
+
+
+def _preview(bgr: np.ndarray, max_side: int = ANNOTATED_MAX_SIDE) -> Preview:
     """The copy annotation draws on (annotate() would downscale to this size anyway)."""
     import cv2
 
@@ -80,6 +110,16 @@ def _scaled(face: FaceMatch, scale: float) -> FaceMatch:
     )
 
 
+@dataclass
+class _Detections:
+    """Per photo, in upload order: the faces found, the preview to draw on (None when the photo
+    could not be read) and why it could not be read."""
+
+    faces: list[list[DetectedFace]] = field(default_factory=list)
+    previews: list[Preview | None] = field(default_factory=list)
+    errors: list[str | None] = field(default_factory=list)
+
+
 def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -> RecognitionResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -88,26 +128,82 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     candidates = pipe.gallery.candidates(roster)
     timings["gallery"] = _ms(time.perf_counter() - started)
 
-    decode_work = [0.0]
+    found = _detect_all(pipe, req, progress, timings)
+    embeddings = _embed(pipe, found.faces, timings)
+    matches = _match(pipe, embeddings, found.faces, candidates, timings)
+    photo_faces, best = _outcomes(found.faces, matches, roster)
+    found.faces.clear()  # the crops: only the previews are needed from here on
+
+    annotator = _Annotator(pipe, req.job_id, found.previews, photo_faces)
+    t0 = time.perf_counter()
+    annotator.draw(list(annotator.previews))
+    timings["annotate"] = annotator.drawing.ms
+    timings["store"] = annotator.storing.ms
+    timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    erased = _mark_attendance(pipe, req, roster, best)
+    timings["attendance"] = _ms(time.perf_counter() - t0)
+    if erased:
+        log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
+        changed = _forget(photo_faces, erased)
+        for sid in erased:
+            del best[sid]
+        annotator.draw([i for i in changed if i in annotator.keys])
+    annotator.previews.clear()
+
+    photos = [
+        PhotoResult(
+            filename=upload.filename,
+            faces=[f.model_copy(update={"name": None}) for f in photo_faces[i]],
+            annotated_key=annotator.keys.get(i),
+            error=found.errors[i],
+        )
+        for i, upload in enumerate(req.photos)
+    ]
+    outcomes = [face.outcome for faces in photo_faces for face in faces]
+    timings["total"] = _ms(time.perf_counter() - started)
+    return RecognitionResult(
+        class_id=req.class_id,
+        date=req.date,
+        photos=photos,
+        present=sorted(best),
+        unknown_faces=outcomes.count("unknown"),
+        unidentifiable_faces=outcomes.count("unidentifiable"),
+        evidence=_evidence(photo_faces),
+        model_version=version,
+        timings=timings,
+    )
+
+
+def _prefetched(
+    reader: ThreadPoolExecutor, load: Callable[[str], np.ndarray], keys: Sequence[str]
+) -> Iterator[Future[np.ndarray]]:
+    """The decoded photos in order, each read PREFETCH photos ahead of its turn."""
+    pending = deque(reader.submit(load, key) for key in keys[:PREFETCH])
+    for index in range(len(keys)):
+        future = pending.popleft()
+        if index + PREFETCH < len(keys):
+            pending.append(reader.submit(load, keys[index + PREFETCH]))
+        yield future
+
+
+def _detect_all(
+    pipe: FacePipeline, req: RecognitionRequest, progress: Progress, timings: dict[str, float]
+) -> _Detections:
+    """Detect the faces of every photo while the next ones are read and decoded."""
+    decoding = _Stopwatch()
 
     def load(key: str) -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
+        with decoding:
             return decode_bgr(pipe.blobs.get(key))
-        finally:
-            decode_work[0] += time.perf_counter() - t0
 
-    previews: list[tuple[np.ndarray, float] | None] = []
-    detections = []
-    errors: list[str | None] = []
+    found = _Detections()
     total = len(req.photos)
     decode_wait = detect_time = 0.0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as reader:
-        pending: list[Future] = [reader.submit(load, u.key) for u in req.photos[:PREFETCH]]
-        for done, upload in enumerate(req.photos, start=1):
-            future = pending.pop(0)
-            if done - 1 + PREFETCH < total:
-                pending.append(reader.submit(load, req.photos[done - 1 + PREFETCH].key))
+        photos = _prefetched(reader, load, [upload.key for upload in req.photos])
+        for done, (upload, future) in enumerate(zip(req.photos, photos), start=1):
             t0 = time.perf_counter()
             bgr = None
             try:
@@ -116,33 +212,46 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
                 decode_wait += t1 - t0
                 faces = pipe.detector.detect(bgr)
                 detect_time += time.perf_counter() - t1
-                previews.append(_preview(bgr))
-                errors.append(None)
+                found.previews.append(_preview(bgr))
+                found.errors.append(None)
             except Exception as exc:  # one bad photo must not sink the others
                 log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)
                 faces = []
-                previews.append(None)
-                errors.append("not a readable image")
+                found.previews.append(None)
+                found.errors.append(UNREADABLE)
             del bgr
-            detections.append(faces)
+            found.faces.append(faces)
             progress(done, total)
-    timings["decode"] = _ms(decode_work[0])
+    timings["decode"] = decoding.ms
     timings["decode_wait"] = _ms(decode_wait)
     timings["detect"] = _ms(detect_time)
+    return found
 
-    # One batched FaceNet run over the faces of all photos.
+
+def _embed(
+    pipe: FacePipeline, detections: list[list[DetectedFace]], timings: dict[str, float]
+) -> np.ndarray:
+    """One batched FaceNet run over the identifiable faces of all photos."""
     t0 = time.perf_counter()
-    all_pixels = [f.pixels for faces in detections for f in faces if f.identifiable]
+    pixels = [f.pixels for faces in detections for f in faces if f.pixels is not None]
     embeddings = (
-        pipe.embedder.embed(np.stack(all_pixels))
-        if all_pixels
-        else np.zeros((0, 128), dtype=np.float32)
+        pipe.embedder.embed(np.stack(pixels))
+        if pixels
+        else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     )
-    del all_pixels
     timings["embed"] = _ms(time.perf_counter() - t0)
     timings["faces"] = float(len(embeddings))
+    return embeddings
 
-    # One pass over the class's embeddings for the faces of all photos.
+
+def _match(
+    pipe: FacePipeline,
+    embeddings: np.ndarray,
+    detections: list[list[DetectedFace]],
+    candidates: CandidateSet,
+    timings: dict[str, float],
+) -> list[list[Match]]:
+    """One pass over the class's embeddings for the identifiable faces of all photos."""
     t0 = time.perf_counter()
     matches = match_groups(
         embeddings,
@@ -152,73 +261,94 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         pipe.settings.match_min_photos,
     )
     timings["match"] = _ms(time.perf_counter() - t0)
+    return matches
 
+
+def _outcomes(
+    detections: list[list[DetectedFace]], matches: list[list[Match]], roster: dict[str, str]
+) -> tuple[list[list[FaceMatch]], dict[str, float]]:
+    """What each face is (recognised, unknown or unidentifiable), and the distance of each
+    recognised student's closest face."""
     photo_faces: list[list[FaceMatch]] = []
     best: dict[str, float] = {}
-    unknown = unidentifiable = 0
     for faces, photo_matches in zip(detections, matches):
-        face_results = []
+        results = []
         next_match = iter(photo_matches)
         for face in faces:
             if not face.identifiable:
-                face_results.append(
-                    FaceMatch(
-                        box=face.box,
-                        student_id=None,
-                        name=None,
-                        distance=None,
-                        outcome="unidentifiable",
-                        reason=face.reason,
-                    )
-                )
-                unidentifiable += 1
+                results.append(_unidentifiable(face))
                 continue
             match = next(next_match)
-            sid = match.student_id
-            face_results.append(
-                FaceMatch(
-                    box=face.box,
-                    student_id=sid,
-                    name=roster.get(sid) if sid else None,
-                    distance=None if match.distance is None else round(match.distance, 4),
-                    outcome="recognised" if sid else "unknown",
-                )
-            )
-            if sid is None:
-                unknown += 1
-            elif match.distance < best.get(sid, np.inf):
-                best[sid] = match.distance
-        photo_faces.append(face_results)
-    del detections
+            results.append(_matched(face, match, roster))
+            sid, distance = match.student_id, match.distance
+            if sid is not None and distance is not None and distance < best.get(sid, np.inf):
+                best[sid] = distance
+        photo_faces.append(results)
+    return photo_faces, best
 
-    annotate_work = [0.0]
-    store_work = [0.0]
-    keys: dict[int, str] = {}
 
-    def draw_and_store(index: int) -> str:
-        image, scale = previews[index]
-        t0 = time.perf_counter()
-        jpeg = annotate(image, [_scaled(f, scale) for f in photo_faces[index]])
-        t1 = time.perf_counter()
-        key = annotated_key(req.job_id, index)
-        pipe.blobs.put(key, jpeg, "image/jpeg")
-        annotate_work[0] += t1 - t0
-        store_work[0] += time.perf_counter() - t1
-        return key
+def _unidentifiable(face: DetectedFace) -> FaceMatch:
+    return FaceMatch(
+        box=face.box,
+        student_id=None,
+        name=None,
+        distance=None,
+        outcome="unidentifiable",
+        reason=face.reason,
+    )
 
-    def draw_all(indices: list[int]) -> None:
+
+def _matched(face: DetectedFace, match: Match, roster: dict[str, str]) -> FaceMatch:
+    sid = match.student_id
+    return FaceMatch(
+        box=face.box,
+        student_id=sid,
+        name=roster.get(sid) if sid else None,
+        distance=None if match.distance is None else round(match.distance, 4),
+        outcome="recognised" if sid else "unknown",
+    )
+
+
+class _Annotator:
+    """Draws the outcomes on the photos' previews and stores them, two photos at a time (JPEG
+    encoding and file writes release the GIL)."""
+
+    def __init__(
+        self,
+        pipe: FacePipeline,
+        job_id: str,
+        previews: list[Preview | None],
+        photo_faces: list[list[FaceMatch]],
+    ):
+        self.pipe = pipe
+        self.job_id = job_id
+        self.previews = {i: p for i, p in enumerate(previews) if p is not None}
+        self.photo_faces = photo_faces
+        self.keys: dict[int, str] = {}  # photo index -> its stored annotated photo
+        self.drawing = _Stopwatch()
+        self.storing = _Stopwatch()
+
+    def draw(self, indices: list[int]) -> None:
         with ThreadPoolExecutor(
             max_workers=min(2, max(1, len(indices))), thread_name_prefix="annotate"
         ) as drawers:
-            keys.update(zip(indices, drawers.map(draw_and_store, indices)))
+            self.keys.update(zip(indices, drawers.map(self._draw_and_store, indices)))
 
-    t0 = time.perf_counter()
-    draw_all([i for i, p in enumerate(previews) if p is not None])
-    timings["annotate"] = _ms(annotate_work[0])
-    timings["store"] = _ms(store_work[0])
-    timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
+    def _draw_and_store(self, index: int) -> str:
+        image, scale = self.previews[index]
+        with self.drawing:
+            jpeg = annotate(image, [_scaled(f, scale) for f in self.photo_faces[index]])
+        key = annotated_key(self.job_id, index)
+        with self.storing:
+            self.pipe.blobs.put(key, jpeg, "image/jpeg")
+        return key
 
-    t0 = time.perf_counter()
+
+def _mark_attendance(
+    pipe: FacePipeline, req: RecognitionRequest, roster: dict[str, str], best: dict[str, float]
+) -> set[str]:
+    """Mark the recognised students present; return those erased since the job was asked for
+    (their marks are refused)."""
     asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     seen_at = dt.datetime.now(dt.UTC)
     erased = set()
@@ -239,44 +369,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
             )
         except StudentErased:
             erased.add(sid)
-    timings["attendance"] = _ms(time.perf_counter() - t0)
-    if erased:
-        log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
-        redraw = _forget(photo_faces, erased)
-        unknown += sum(redraw.values())
-        for sid in erased:
-            del best[sid]
-        draw_all([i for i in redraw if i in keys])
-    previews.clear()
-
-    # A student found in any photo is present; the best face among them is the evidence.
-    evidence: dict[str, Evidence] = {}
-    for i, faces in enumerate(photo_faces):
-        for k, face in enumerate(faces):
-            sid = face.student_id
-            if sid and (sid not in evidence or face.distance < evidence[sid].distance):
-                evidence[sid] = Evidence(student_id=sid, photo=i, face=k, distance=face.distance)
-    photos = [
-        PhotoResult(
-            filename=upload.filename,
-            faces=[f.model_copy(update={"name": None}) for f in photo_faces[i]],
-            annotated_key=keys.get(i),
-            error=errors[i],
-        )
-        for i, upload in enumerate(req.photos)
-    ]
-    timings["total"] = _ms(time.perf_counter() - started)
-    return RecognitionResult(
-        class_id=req.class_id,
-        date=req.date,
-        photos=photos,
-        present=sorted(best),
-        unknown_faces=unknown,
-        unidentifiable_faces=unidentifiable,
-        evidence=[evidence[sid] for sid in sorted(evidence)],
-        model_version=version,
-        timings=timings,
-    )
+    return erased
 
 
 def _forget(photo_faces: list[list[FaceMatch]], erased: set[str]) -> dict[int, int]:
@@ -295,3 +388,16 @@ def _forget(photo_faces: list[list[FaceMatch]], erased: set[str]) -> dict[int, i
                 )
                 changed[index] = changed.get(index, 0) + 1
     return changed
+
+
+def _evidence(photo_faces: list[list[FaceMatch]]) -> list[Evidence]:
+    """A student found in any photo is present; the best face among them is the evidence."""
+    evidence: dict[str, Evidence] = {}
+    for i, faces in enumerate(photo_faces):
+        for k, face in enumerate(faces):
+            sid, distance = face.student_id, face.distance
+            if sid is None or distance is None:
+                continue
+            if sid not in evidence or distance < evidence[sid].distance:
+                evidence[sid] = Evidence(student_id=sid, photo=i, face=k, distance=distance)
+    return [evidence[sid] for sid in sorted(evidence)]

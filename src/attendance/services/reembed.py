@@ -19,37 +19,35 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from attendance.domain.errors import AppError, NotFound, StudentErased
-from attendance.domain.keys import enrollment_job_of, student_photos_prefix
-from attendance.domain.schemas import AuditEntry
+from attendance.domain.keys import (
+    enrollment_job_of,
+    is_student_photo,
+    reembed_segment_id,
+    segment_job_of,
+    segment_key,
+    student_photos_prefix,
+)
+from attendance.domain.schemas import AuditEntry, ReembedRequest
 from attendance.photos.images import decode_bgr
 from attendance.services.enrollment import the_one_face
 from attendance.services.pipeline import FacePipeline
 from attendance.stores.gallery import (
     GalleryRepository,
     Manifest,
-    Rewrite,
-    segment_key,
+    Segment,
+    SegmentChoice,
     segment_pipeline,
 )
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-class ReembedRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    job_id: str
-    requested_by: str | None = None
-    requested_at: dt.datetime | None = None
 
 
 class ReembedSkipped(BaseModel):
@@ -69,12 +67,6 @@ class ReembedResult(BaseModel):
     model_version: int
 
 
-def segment_id_for(pipeline: str, student_id: str) -> str:
-    """The re-embedded segment of one student: one plain blob-key segment ([A-Za-z0-9._-])."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", pipeline).strip("-")
-    return f"reembed-{slug}-{student_id}"
-
-
 def students_to_reembed(manifest: Manifest, pipeline: str) -> list[str]:
     """Students with embeddings of another pipeline than ``pipeline``, in id order."""
     return sorted(
@@ -92,109 +84,109 @@ def _photos_to_reembed(pipe: FacePipeline, manifest: Manifest, student_id: str) 
     """The student's stored enrollment photos whose enrollment was not embedded by the current
     pipeline (the photos of enrollments made by it already are in the gallery as they are)."""
     current_jobs = {
-        seg["key"].rsplit("/", 1)[-1].removesuffix(".npz").split("-", 1)[0]
+        segment_job_of(seg["key"])
         for seg in manifest.all_segments()
         if segment_pipeline(seg) == pipe.pipeline_id
     }
-    prefix = student_photos_prefix(student_id)
     return [
         key
-        for key in sorted(pipe.blobs.list(prefix))
-        # students/<id>/jobs/<job_id> are empty markers of enrollments, not photos
-        if "/" not in key[len(prefix) :] and enrollment_job_of(key) not in current_jobs
+        for key in sorted(pipe.blobs.list(student_photos_prefix(student_id)))
+        if is_student_photo(key, student_id) and enrollment_job_of(key) not in current_jobs
     ]
 
 
 def reembed(pipe: FacePipeline, req: ReembedRequest, progress: Progress) -> ReembedResult:
-    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
-    pipeline = pipe.pipeline_id
-    repo = pipe.gallery_repo
-    manifest = repo.current_manifest()
-    students = students_to_reembed(manifest, pipeline) if manifest else []
-    version = manifest.version if manifest else 0
-    total = len(students)
-    progress(0, total)
-    done_students, done_embeddings = 0, 0
-    skipped: list[ReembedSkipped] = []
-    s = pipe.settings
-    for done, student_id in enumerate(students, start=1):
-        seg_id = segment_id_for(pipeline, student_id)
-        existing = manifest.segment_entry(segment_key(seg_id))
-        if existing is not None:  # an earlier run (or this task, redelivered) did it
-            done_students += 1
-            done_embeddings += existing["count"]
-            progress(done, total)
-            continue
-        crops, reasons = _crops(pipe, manifest, student_id)
-        if crops is None:
-            skipped.append(ReembedSkipped(student_id=student_id, reason=reasons[0]))
-        elif not crops:
-            skipped.append(
-                ReembedSkipped(
-                    student_id=student_id,
-                    reason="no stored enrollment photo gave one face: " + "; ".join(reasons)
-                    if reasons
-                    else "no stored enrollment photo to re-embed",
-                )
-            )
-        else:
-            for reason in reasons:
-                skipped.append(ReembedSkipped(student_id=student_id, reason=reason))
-            embeddings = pipe.embedder.embed(np.stack(crops))
-            try:
-                version = repo.commit(
-                    embeddings,
-                    [student_id] * len(crops),
-                    segment_id=seg_id,
-                    pipeline=pipeline,
-                    model_name=s.model_name,
-                    detector=s.detector,
-                    metric=s.metric,
-                    threshold=s.match_threshold,
-                    guard=(student_id, asked_at),
-                )
-            except StudentErased:
-                log.info(
-                    "job %s: a student was erased during the re-embedding; skipped", req.job_id
-                )
-                skipped.append(
-                    ReembedSkipped(student_id=student_id, reason="erased during the re-embedding")
-                )
-            else:
-                done_students += 1
-                done_embeddings += len(crops)
-        progress(done, total)
-
-    log.info(
-        "job %s: %d of %d students re-embedded with %s (%d embeddings)",
-        req.job_id,
-        done_students,
-        total,
-        pipeline,
-        done_embeddings,
+    result = ReembedResult(
+        pipeline=pipe.pipeline_id, students=0, embeddings=0, skipped=[], model_version=0
     )
+    manifest = pipe.gallery_repo.current_manifest()
+    if manifest is None:
+        progress(0, 0)
+    else:
+        result.model_version = manifest.version
+        students = students_to_reembed(manifest, pipe.pipeline_id)
+        progress(0, len(students))
+        asked_at = req.requested_at or dt.datetime.now(dt.UTC)
+        for done, student_id in enumerate(students, start=1):
+            _reembed_student(pipe, req, manifest, student_id, asked_at, result)
+            progress(done, len(students))
+        log.info(
+            "job %s: %d of %d students re-embedded with %s (%d embeddings)",
+            req.job_id,
+            result.students,
+            len(students),
+            pipe.pipeline_id,
+            result.embeddings,
+        )
     pipe.records.append_audit(
         AuditEntry(
             at=dt.datetime.now(dt.UTC),
             actor=req.requested_by or "unknown",
             action="reembed",
-            target=pipeline,
+            target=pipe.pipeline_id,
             detail={
                 "job_id": req.job_id,
-                "students": done_students,
-                "embeddings": done_embeddings,
-                "skipped": len(skipped),
-                "model_version": version,
+                "students": result.students,
+                "embeddings": result.embeddings,
+                "skipped": len(result.skipped),
+                "model_version": result.model_version,
             },
         )
     )
-    return ReembedResult(
-        pipeline=pipeline,
-        students=done_students,
-        embeddings=done_embeddings,
-        skipped=skipped,
-        model_version=version,
-    )
+    return result
+
+
+def _reembed_student(
+    pipe: FacePipeline,
+    req: ReembedRequest,
+    manifest: Manifest,
+    student_id: str,
+    asked_at: dt.datetime,
+    result: ReembedResult,
+) -> None:
+    """Commit the student's segment of the current pipeline; add what happened to ``result``."""
+
+    def skip(reason: str) -> None:
+        result.skipped.append(ReembedSkipped(student_id=student_id, reason=reason))
+
+    seg_id = reembed_segment_id(pipe.pipeline_id, student_id)
+    existing = manifest.segment_entry(segment_key(seg_id))
+    if existing is not None:  # an earlier run (or this task, redelivered) did it
+        result.students += 1
+        result.embeddings += existing["count"]
+        return
+    crops, reasons = _crops(pipe, manifest, student_id)
+    if crops is None:
+        skip(reasons[0])
+        return
+    if not crops:
+        skip(
+            "no stored enrollment photo gave one face: " + "; ".join(reasons)
+            if reasons
+            else "no stored enrollment photo to re-embed"
+        )
+        return
+    for reason in reasons:
+        skip(reason)
+    s = pipe.settings
+    try:
+        result.model_version = pipe.gallery_repo.commit(
+            pipe.embedder.embed(np.stack(crops)),
+            [student_id] * len(crops),
+            segment_id=seg_id,
+            pipeline=pipe.pipeline_id,
+            model_name=s.model_name,
+            detector=s.detector,
+            metric=s.metric,
+            threshold=s.match_threshold,
+            guard=(student_id, asked_at),
+        )
+    except StudentErased:
+        log.info("job %s: a student was erased during the re-embedding; skipped", req.job_id)
+        skip("erased during the re-embedding")
+        return
+    result.students += 1
+    result.embeddings += len(crops)
 
 
 def _crops(
@@ -218,7 +210,7 @@ def _crops(
             reasons.append(f"{name}: not a readable image")
             continue
         face, problem = the_one_face(faces, pipe.settings.min_face_px)
-        if face is not None:
+        if face is not None and face.pixels is not None:  # the one face is identifiable
             crops.append(face.pixels)
         else:
             reasons.append(f"{name}: {problem}")
@@ -231,14 +223,7 @@ def drop_other_pipelines(repo: GalleryRepository, keep: str) -> tuple[int, int]:
     every student has been re-embedded: a student with embeddings of other pipelines only
     loses them (``students_to_reembed`` of GET /api/v1/model says how many there are)."""
 
-    def only_kept(segments: list[dict]) -> Rewrite | None:
-        dropped = [seg for seg in segments if segment_pipeline(seg) != keep]
-        if not dropped:
-            return None
-        return Rewrite(
-            kept=[seg for seg in segments if segment_pipeline(seg) == keep],
-            drop=[seg["key"] for seg in dropped],
-            removed=sum(seg["count"] for seg in dropped),
-        )
+    def of_kept_pipeline(entry: dict, rows: Callable[[], Segment]) -> SegmentChoice:
+        return segment_pipeline(entry) == keep
 
-    return repo.rewrite(only_kept, "the dropping of old pipelines")
+    return repo.rewrite(of_kept_pipeline, "the dropping of old pipelines")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from attendance.domain.keys import EXPIRING_PREFIXES
 from attendance.stores.blob import BlobStore
 
 log = logging.getLogger(__name__)
-
-# What expires. Gallery objects and a student's enrollment photos (students/) do not: they go
-# when the student is erased.
-EXPIRING_PREFIXES = ("uploads/", "annotated/")
 
 
 def purge_expired(blobs: BlobStore, retention_days: float, now: dt.datetime | None = None) -> int:

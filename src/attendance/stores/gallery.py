@@ -21,20 +21,19 @@ they were made by Haar cascades with eye alignment, LEGACY_PIPELINE.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
-import re
 import threading
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from attendance.domain import keys
 from attendance.domain.errors import GalleryConflict, StudentErased
-from attendance.domain.keys import GALLERY_SEGMENTS
 from attendance.domain.matching import CandidateSet, normalise, select_candidates
 from attendance.stores.blob import BlobStore
 from attendance.stores.records import GalleryPointer, RecordsStore
@@ -55,16 +54,6 @@ LEGACY_PIPELINE = "Facenet/opencv-v1"
 def segment_pipeline(entry: dict) -> str:
     """The pipeline that made a segment entry's embeddings."""
     return entry.get("pipeline") or LEGACY_PIPELINE
-
-
-def segment_key(segment_id: str) -> str:
-    return f"{GALLERY_SEGMENTS}{segment_id}.npz"
-
-
-def _versioned_key(kind: str, version: int) -> str:
-    """A new manifest or snapshot of a version: unique, so a writer that loses a race never
-    overwrites the winner's."""
-    return f"gallery/{kind}/v{version:08d}-{uuid.uuid4().hex[:8]}.json"
 
 
 @dataclass(frozen=True)
@@ -197,25 +186,69 @@ class Manifest:
         return None
 
 
-def _segment_bytes(embeddings: np.ndarray, student_ids: list[str]) -> bytes:
+def encode_segment(embeddings: np.ndarray, student_ids: Sequence[str]) -> bytes:
+    """A segment as it is stored: its embeddings (float32 rows) and the student of each row."""
     out = io.BytesIO()
     np.savez(out, embeddings=embeddings.astype(np.float32), student_ids=np.array(student_ids))
     return out.getvalue()
 
 
+def _counts(student_ids: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sid in student_ids:
+        counts[sid] = counts.get(sid, 0) + 1
+    return counts
+
+
+def _entry(key: str, student_ids: Sequence[str], pipeline: str) -> dict:
+    """A manifest's entry for a segment stored at ``key``."""
+    return {
+        "key": key,
+        "count": len(student_ids),
+        "students": _counts(student_ids),
+        "pipeline": pipeline,
+    }
+
+
+def _too_long(recent: list[dict]) -> bool:
+    """Whether a manifest's recent segments are to be folded into a snapshot."""
+    return (
+        len(recent) > FOLD_SEGMENTS or sum(len(seg["students"]) for seg in recent) > FOLD_STUDENTS
+    )
+
+
+# What rewrite() asks about each segment: True keeps it, False drops it, and a boolean mask over
+# its rows keeps those rows only, in a new segment that replaces it.
+SegmentChoice = bool | np.ndarray
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What a manifest says made and matches its embeddings."""
+
+    model_name: str
+    detector: str
+    metric: str
+    threshold: float
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> _Model:
+        return cls(manifest.model_name, manifest.detector, manifest.metric, manifest.threshold)
+
+
 @dataclass
-class Rewrite:
-    """What an edit of the gallery's segments wants: the entries the new version keeps, the
-    keys to delete once it is current (the segments it replaces), those to delete if it never
-    becomes current (what the edit wrote), and what to report (e.g. embeddings removed)."""
+class _Change:
+    """A version to commit: the segments it lists after those of ``snapshot``, and what becomes
+    of the objects around it."""
 
-    kept: list[dict]
-    drop: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    removed: int = 0
-
-
-_VERSIONED = re.compile(r"gallery/(manifests|snapshots)/v(\d{8})-.*")
+    model: _Model
+    recent: list[dict]
+    snapshot: Snapshot = _EMPTY_SNAPSHOT  # a stored snapshot holding its older segments
+    fold: bool = False  # fold every segment into a new snapshot, however few the recent ones
+    written: list[str] = field(default_factory=list)  # stored for it alone: deleted if it loses
+    replaced: list[str] = field(default_factory=list)  # deleted once it is current
+    prune: bool = False  # delete every older manifest and snapshot once it is current
+    removed: int = 0  # embeddings of the current version it leaves out
 
 
 class GalleryRepository:
@@ -223,59 +256,12 @@ class GalleryRepository:
         self.blobs = blobs
         self.records = records
 
-    def current_manifest(self) -> Manifest | None:
-        pointer = self.records.get_gallery_pointer()
-        if pointer is None:
-            return None
+    def read_manifest(self, pointer: GalleryPointer) -> Manifest:
         return Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
 
-    def rewrite(self, edit: Callable[[list[dict]], Rewrite | None], what: str) -> tuple[int, int]:
-        """Commit a version whose segments ``edit`` chose from the current ones (None: no change),
-        all folded into one new snapshot, then delete what it replaced and every older manifest
-        and snapshot, so no earlier version can bring the replaced segments back. Retries when
-        another writer wins. Returns (version, the edit's ``removed``)."""
-        for _ in range(MAX_COMMIT_ATTEMPTS):
-            pointer = self.records.get_gallery_pointer()
-            if pointer is None:
-                return 0, 0
-            base = Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
-            change = edit(base.all_segments())
-            if change is None:
-                return base.version, 0
-            version = pointer.version + 1
-            snapshot = Snapshot.from_segments(_versioned_key("snapshots", version), change.kept)
-            self.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
-            manifest = Manifest(
-                version=version,
-                model_name=base.model_name,
-                detector=base.detector,
-                metric=base.metric,
-                threshold=base.threshold,
-                created_at=dt.datetime.now(dt.UTC).isoformat(),
-                segments=[],
-                base=snapshot.key,
-                snapshot=snapshot,
-            )
-            manifest_key = _versioned_key("manifests", version)
-            self.blobs.put(manifest_key, manifest.to_json(), "application/json")
-            if self.records.swap_gallery_pointer(
-                pointer.version, GalleryPointer(version, manifest_key)
-            ):
-                SNAPSHOTS.put(snapshot)
-                for key in change.drop:
-                    self.blobs.delete(key)
-                self.delete_older_versions(version)
-                return version, change.removed
-            for key in change.written + [snapshot.key, manifest_key]:
-                self.blobs.delete(key)
-        raise GalleryConflict(f"the gallery kept changing during {what}; try again")
-
-    def delete_older_versions(self, version: int) -> None:
-        for prefix in ("gallery/manifests/", "gallery/snapshots/"):
-            for key in self.blobs.list(prefix):
-                match = _VERSIONED.fullmatch(key)
-                if match and int(match.group(2)) < version:
-                    self.blobs.delete(key)
+    def current_manifest(self) -> Manifest | None:
+        pointer = self.records.get_gallery_pointer()
+        return self.read_manifest(pointer) if pointer else None
 
     def load_segment(self, key: str) -> Segment:
         with np.load(io.BytesIO(self.blobs.get(key)), allow_pickle=False) as data:
@@ -298,92 +284,172 @@ class GalleryRepository:
 
         ``segment_id`` names the enrollment (its job id): committing the same one twice, as a
         redelivered task does, adds nothing the second time. ``pipeline`` names what made the
-        embeddings (attendance.domain.pipelines.pipeline_id); readers of another pipeline skip them.
-        ``guard`` (student_id, asked_at):
-        StudentErased, and nothing of this commit left behind, if that student was erased
-        since the enrollment was asked for.
+        embeddings (attendance.domain.pipelines.pipeline_id); readers of another pipeline skip
+        them. ``guard`` (student_id, asked_at): StudentErased, and nothing of this commit left
+        behind, if that student was erased since the enrollment was asked for.
         """
-        seg_key = segment_key(segment_id)
+        seg_key = keys.segment_key(segment_id)
         current = self.current_manifest()
         if current and current.has_segment(seg_key):
             return current.version
         # The segment is written once, before any pointer moves: a pointer never names a
         # version whose objects are not all stored.
-        self.blobs.put(seg_key, _segment_bytes(normalise(embeddings), student_ids))
-        counts: dict[str, int] = {}
-        for sid in student_ids:
-            counts[sid] = counts.get(sid, 0) + 1
-        entry = {
-            "key": seg_key,
-            "count": len(student_ids),
-            "students": counts,
-            "pipeline": pipeline,
-        }
+        self.blobs.put(seg_key, encode_segment(normalise(embeddings), student_ids))
+        entry = _entry(seg_key, student_ids, pipeline)
+        model = _Model(model_name, detector, metric, threshold)
 
+        def add_segment(base: Manifest | None) -> _Change | None:
+            if base is None:
+                return _Change(model, [entry])
+            if base.has_segment(seg_key):
+                return None
+            return _Change(model, base.segments + [entry], base.snapshot)
+
+        try:
+            version, change = self._commit(
+                add_segment, "under this enrollment", guard=guard, known=current
+            )
+        except StudentErased:
+            self.blobs.delete(seg_key)
+            raise
+        if change is not None:
+            log.info("gallery version %d committed (%d new embeddings)", version, len(student_ids))
+        return version
+
+    def rewrite(
+        self, keep: Callable[[dict, Callable[[], Segment]], SegmentChoice], what: str
+    ) -> tuple[int, int]:
+        """Commit a version that keeps, drops or rewrites each segment of the current one as
+        ``keep(entry, load)`` says (``load()`` reads the segment's rows), all folded into one
+        new snapshot; then delete the segments it replaced and every older manifest and
+        snapshot, so no earlier version can bring them back. Nothing is committed when every
+        segment is kept. Retries when another writer wins. Returns (the current version, the
+        embeddings left out)."""
+
+        def edit(base: Manifest | None) -> _Change | None:
+            if base is None:
+                return None
+            change = _Change(_Model.of(base), [], fold=True, prune=True)
+            for entry in base.all_segments():
+                self._apply(change, entry, keep)
+            return change if change.replaced else None
+
+        version, change = self._commit(edit, f"during {what}")
+        return version, change.removed if change else 0
+
+    def _apply(
+        self,
+        change: _Change,
+        entry: dict,
+        keep: Callable[[dict, Callable[[], Segment]], SegmentChoice],
+    ) -> None:
+        """Add what ``keep`` chose of one segment to ``change``."""
+        rows = functools.cache(lambda: self.load_segment(entry["key"]))
+        choice = keep(entry, rows)
+        mask = np.asarray(choice, dtype=bool) if isinstance(choice, np.ndarray) else None
+        if (mask is None and choice) or (mask is not None and mask.all()):
+            change.recent.append(entry)
+            return
+        change.replaced.append(entry["key"])
+        if mask is None or not mask.any():
+            change.removed += entry["count"]
+            return
+        segment = rows()
+        change.removed += int((~mask).sum())
+        key = keys.rewritten_segment_key(entry["key"])
+        kept_ids = segment.student_ids[mask].tolist()
+        self.blobs.put(key, encode_segment(segment.embeddings[mask], kept_ids))
+        change.written.append(key)
+        # The rewritten segment holds embeddings of the same pipeline as before.
+        change.recent.append(_entry(key, kept_ids, segment_pipeline(entry)))
+
+    def _commit(
+        self,
+        propose: Callable[[Manifest | None], _Change | None],
+        what: str,
+        *,
+        guard: tuple[str, dt.datetime] | None = None,
+        known: Manifest | None = None,
+    ) -> tuple[int, _Change | None]:
+        """The one way a version is committed. ``propose`` is given the current version (None:
+        there is none) and answers the next one (None: nothing to change). Its objects are
+        written, then the pointer moves by compare-and-set; a writer that lost the race deletes
+        what it wrote and proposes again on the version that won. ``known``: the current
+        version as the caller just read it. Returns (the current version, the change committed
+        or None)."""
         for _ in range(MAX_COMMIT_ATTEMPTS):
             pointer = self.records.get_gallery_pointer()
-            if pointer and current and current.version == pointer.version:
-                base = current  # read just above: no need to read it again
+            if known is not None and pointer is not None and known.version == pointer.version:
+                base: Manifest | None = known  # read just before: no need to read it again
             else:
-                base = (
-                    Manifest.from_json(self.blobs.get(pointer.manifest_key), self.blobs)
-                    if pointer
-                    else None
-                )
-            if base and base.has_segment(seg_key):
-                return base.version
+                base = self.read_manifest(pointer) if pointer else None
+            known = None
+            change = propose(base)
+            if change is None:
+                return (base.version if base else 0), None
             version = (pointer.version if pointer else 0) + 1
-            recent = (base.segments if base else []) + [entry]
-            snapshot = base.snapshot if base else _EMPTY_SNAPSHOT
-            new_snapshot = None
-            if (
-                len(recent) > FOLD_SEGMENTS
-                or sum(len(seg["students"]) for seg in recent) > FOLD_STUDENTS
-            ):
-                # Fold: the older segments and these go into a new immutable snapshot, so the
-                # manifests of the next commits stay small.
-                new_snapshot = Snapshot.from_segments(
-                    _versioned_key("snapshots", version),
-                    list(snapshot.segments) + recent,
-                )
-                self.blobs.put(new_snapshot.key, new_snapshot.to_json(), "application/json")
-                snapshot, recent = new_snapshot, []
-            manifest = Manifest(
-                version=version,
-                model_name=model_name,
-                detector=detector,
-                metric=metric,
-                threshold=threshold,
-                created_at=dt.datetime.now(dt.UTC).isoformat(),
-                segments=recent,
-                base=snapshot.key or None,
-                snapshot=snapshot,
-            )
-            manifest_key = _versioned_key("manifests", version)
-            self.blobs.put(manifest_key, manifest.to_json(), "application/json")
-            expected = pointer.version if pointer else 0
+            manifest, attempt = self._write_version(change, version)
             try:
                 swapped = self.records.swap_gallery_pointer(
-                    expected, GalleryPointer(version, manifest_key), guard=guard
+                    pointer.version if pointer else 0,
+                    GalleryPointer(version, attempt[-1]),
+                    guard=guard,
                 )
             except StudentErased:
-                for key in (manifest_key, new_snapshot.key if new_snapshot else None, seg_key):
-                    if key:
-                        self.blobs.delete(key)
+                self._delete(attempt + change.written)
                 raise
             if swapped:
-                if new_snapshot is not None:
-                    SNAPSHOTS.put(new_snapshot)
-                log.info(
-                    "gallery version %d committed (%d new embeddings)", version, len(student_ids)
-                )
-                return version
-            # Lost the race: this manifest is never pointed at; drop it and rebase.
-            self.blobs.delete(manifest_key)
-            if new_snapshot is not None:
-                self.blobs.delete(new_snapshot.key)
-            current = None
-        raise GalleryConflict("the gallery kept changing under this enrollment; try again")
+                if manifest.snapshot is not change.snapshot:
+                    SNAPSHOTS.put(manifest.snapshot)
+                self._delete(change.replaced)
+                if change.prune:
+                    self.delete_older_versions(version)
+                return version, change
+            # Lost the race: this manifest is never pointed at; drop it and propose again.
+            self._delete(change.written + attempt)
+        raise GalleryConflict(f"the gallery kept changing {what}; try again")
+
+    def _write_version(self, change: _Change, version: int) -> tuple[Manifest, list[str]]:
+        """Store the manifest of ``change`` (and the new snapshot it folds into, if any).
+        Returns it and the keys written, the manifest's last."""
+        written = []
+        snapshot, recent = change.snapshot, change.recent
+        if change.fold or _too_long(recent):
+            # The older segments and these go into a new immutable snapshot, so the manifests
+            # of the next commits stay small.
+            snapshot = Snapshot.from_segments(
+                keys.snapshot_key(version), list(snapshot.segments) + recent
+            )
+            self.blobs.put(snapshot.key, snapshot.to_json(), "application/json")
+            written.append(snapshot.key)
+            recent = []
+        manifest = Manifest(
+            version=version,
+            model_name=change.model.model_name,
+            detector=change.model.detector,
+            metric=change.model.metric,
+            threshold=change.model.threshold,
+            created_at=dt.datetime.now(dt.UTC).isoformat(),
+            segments=recent,
+            base=snapshot.key or None,
+            snapshot=snapshot,
+        )
+        key = keys.manifest_key(version)
+        self.blobs.put(key, manifest.to_json(), "application/json")
+        written.append(key)
+        return manifest, written
+
+    def _delete(self, doomed: Iterable[str]) -> None:
+        for key in doomed:
+            self.blobs.delete(key)
+
+    def delete_older_versions(self, version: int) -> None:
+        """Delete every manifest and snapshot written for a version before ``version``."""
+        for prefix in keys.GALLERY_VERSION_PREFIXES:
+            for key in self.blobs.list(prefix):
+                written_for = keys.version_of(key)
+                if written_for is not None and written_for < version:
+                    self.blobs.delete(key)
 
 
 class GalleryCache:
@@ -481,7 +547,7 @@ class GalleryCache:
         pointer = self.repo.records.get_gallery_pointer()
         if pointer is None or pointer.version == self.version:
             return self.version
-        manifest = Manifest.from_json(self.repo.blobs.get(pointer.manifest_key), self.repo.blobs)
+        manifest = self.repo.read_manifest(pointer)
         wanted = [
             seg["key"] for seg in manifest.all_segments() if segment_pipeline(seg) == self.pipeline
         ]

@@ -1,1 +1,1 @@
-"""Celery workers: thin tasks over common/."""
+"""Celery workers: thin tasks over attendance.services."""

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+from dataclasses import dataclass, field
 
 import redis
 from celery.signals import celeryd_after_setup, worker_process_init, worker_shutdown
@@ -27,8 +28,15 @@ log = logging.getLogger(__name__)
 INFO_PREFIX = "attendance:worker:"
 INFO_TTL_SECONDS = 24 * 3600
 
+
+@dataclass
+class _Node:
+    name: str
+    queues: list[str] = field(default_factory=list)
+
+
 # Set in the main worker process before the pool forks, so every pool process knows them.
-_node = {"name": f"celery@{socket.gethostname()}", "queues": []}
+_node = _Node(f"celery@{socket.gethostname()}")
 
 
 def _redis() -> redis.Redis:
@@ -38,7 +46,7 @@ def _redis() -> redis.Redis:
 
 
 def _publish(fields: dict) -> None:
-    key = INFO_PREFIX + _node["name"]
+    key = INFO_PREFIX + _node.name
     try:
         client = _redis()
         try:
@@ -60,8 +68,8 @@ def describe() -> dict:
     """This pool process: node, queues, TensorFlow's device, the stores' kinds."""
     settings = get_settings()
     info = {
-        "hostname": _node["name"],
-        "queues": _node["queues"],
+        "hostname": _node.name,
+        "queues": _node.queues,
         "pid": os.getpid(),
         "blob_store": _scheme(settings.blob_store_url),
         "records": _scheme(settings.records_url),
@@ -80,9 +88,9 @@ def describe() -> dict:
 
 @celeryd_after_setup.connect
 def _remember_node(sender, instance, **_kwargs) -> None:
-    _node["name"] = str(sender)
-    _node["queues"] = sorted(instance.app.amqp.queues.consume_from)
-    _publish({"queues": _node["queues"], "device": None})
+    _node.name = str(sender)
+    _node.queues = sorted(instance.app.amqp.queues.consume_from)
+    _publish({"queues": _node.queues, "device": None})
 
 
 @worker_process_init.connect
@@ -107,7 +115,7 @@ def _forget_node(**_kwargs) -> None:
     try:
         client = _redis()
         try:
-            client.delete(INFO_PREFIX + _node["name"])
+            client.delete(INFO_PREFIX + _node.name)
         finally:
             client.close()
     except redis.RedisError:

@@ -1,4 +1,4 @@
-"""Celery tasks: parse the message, call common/, report progress and the outcome on the job."""
+"""Celery tasks: parse the message, call the service, report progress and the outcome on the job."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Callable
 import redis
 from pydantic import BaseModel, ValidationError
 
-from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, REEMBED_TASK
+from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, REEMBED_TASK
 from attendance.domain.errors import AppError, StoreBusy
-from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest
+from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, ReembedRequest
 from attendance.services.enrollment import enroll
 from attendance.services.recognition import recognise
-from attendance.services.reembed import ReembedRequest, reembed
+from attendance.services.reembed import reembed
 from attendance.worker.celery_app import app
 from attendance.worker.runtime import get_jobs, get_pipeline
 
@@ -90,8 +90,8 @@ def enroll_task(self, payload: dict) -> dict:
     return _run(self, payload, EnrollmentRequest, enroll)
 
 
-@app.task(name=RECOGNIZE_TASK, bind=True)
-def recognize_task(self, payload: dict) -> dict:
+@app.task(name=RECOGNISE_TASK, bind=True)
+def recognise_task(self, payload: dict) -> dict:
     return _run(self, payload, RecognitionRequest, recognise)
 
 
