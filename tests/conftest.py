@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests import tokens
+from tests import redis_db, tokens
 
 REPO = Path(__file__).resolve().parents[1]
 # The DeepFace project's MIT test photos, kept in the repository (tests/data/faces/README.md).
@@ -22,19 +21,9 @@ CELEB_DIR = Path(
     os.environ.get("ATTENDANCE_CELEB_DIR", REPO / "var" / "datasets" / "5-celebrity-faces")
 )
 DEEPFACE_HOME = Path(os.environ.get("ATTENDANCE_DEEPFACE_HOME", REPO / "var" / "deepface"))
-# Each worker-backed suite gets its own Redis database so queues never cross.
+# Each worker-backed suite gets its own Redis database so queues never cross (tests.redis_db).
 E2E_REDIS_DB = 14
-
-
-def base_redis_url() -> str:
-    url = os.environ.get("ATTENDANCE_TEST_REDIS_URL") or os.environ.get(
-        "REDIS_URL", "redis://127.0.0.1:6379/15"
-    )
-    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-
-
-def redis_url_for(db: int) -> str:
-    return f"{base_redis_url()}/{db}"
+redis_url_for = redis_db.url_for
 
 
 @pytest.fixture(scope="session")
@@ -123,8 +112,8 @@ def make_stack(
     from attendance.config.settings import Settings
     from attendance.web.app import create_app
 
-    url = redis_url or redis_url_for(db)
-    redis.Redis.from_url(url).flushdb()
+    url = redis_url or redis_db.url_for(db)
+    redis_db.flush(url)
     env_settings = {
         "REDIS_URL": url,
         "ATTENDANCE_BLOB_STORE_URL": blob_store_url or f"file://{tmp}/store",
@@ -158,7 +147,7 @@ def stack(tmp_path_factory) -> Stack:
         s.worker.wait(timeout=30)
     except subprocess.TimeoutExpired:
         s.worker.kill()
-    redis.Redis.from_url(redis_url_for(E2E_REDIS_DB)).flushdb()
+    redis_db.flush(redis_db.url_for(E2E_REDIS_DB))
 
 
 # --- the cloud backends, on emulators the tests start themselves -------------------------------
@@ -222,7 +211,7 @@ def cloud_stack(tmp_path_factory, emulators) -> Stack:
     s.worker = s.start_worker("c1", queues="cpu,c1")
     yield s
     stop_process(s.worker)
-    redis.Redis.from_url(redis_url_for(CLOUD_REDIS_DB)).flushdb()
+    redis_db.flush(redis_db.url_for(CLOUD_REDIS_DB))
 
 
 @pytest.fixture(scope="module")

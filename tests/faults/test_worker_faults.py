@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests import redis_db
 from tests.conftest import make_stack, stop_process
 from tests.emulators import free_port
 
@@ -49,13 +50,11 @@ def pool_children(pid: int) -> list[int]:
 
 @pytest.fixture
 def fault_stack(tmp_path):
-    from tests.conftest import redis_url_for
-
     stack = make_stack(tmp_path, 13)
     yield stack
     if stack.worker:
         stop_process(stack.worker)
-    redis.Redis.from_url(redis_url_for(13)).flushdb()
+    redis_db.flush(redis_db.url_for(13))
 
 
 def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, faces_dir, celeb_dir):
@@ -89,9 +88,7 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
     assert pool_children(stack.worker.pid) != children  # a new pool process ran it again
     records = stack.client.get("/api/v1/attendance?class_id=room-k&date=2026-11-05").get_json()
     assert [r["student_id"] for r in records["records"]] == ["jolie"]
-    attempts = redis.Redis.from_url(stack.settings.redis_url).get(
-        f"attendance:job:{job_id}:attempts"
-    )
+    attempts = redis_db.client(stack.settings.redis_url).get(f"attendance:job:{job_id}:attempts")
     assert int(attempts) == 2
 
 
@@ -101,7 +98,7 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
 
     stack = fault_stack
     stack.worker = stack.start_worker()
-    jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
+    jobs = JobStore(redis_db.client(stack.settings.redis_url), 3600)
     celery = make_celery(stack.settings)
 
     # A message that can never be valid.
@@ -168,7 +165,7 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    client = redis.Redis(port=port)
+    client = redis_db.client(f"redis://127.0.0.1:{port}/0")
     for _ in range(100):
         try:
             if client.ping():
@@ -188,9 +185,10 @@ def test_redis_restart_loses_no_queued_job_and_api_says_503_meanwhile(tmp_path, 
         stack = make_stack(tmp_path, 0, redis_url=f"redis://127.0.0.1:{port}/0")
         # Queued while no worker runs.
         job_id = enroll_jolie(stack, faces_dir, "room-r")
-        assert redis.Redis(port=port).llen("cpu") == 1
+        assert redis_db.client(stack.settings.redis_url).llen("cpu") == 1
 
-        redis.Redis(port=port).shutdown(nosave=True)  # the AOF already holds the writes
+        # The AOF already holds the writes.
+        redis_db.client(stack.settings.redis_url).shutdown(nosave=True)
         server.wait(timeout=10)
         started = time.monotonic()
         resp = post(

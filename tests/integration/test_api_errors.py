@@ -15,7 +15,6 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -31,14 +30,13 @@ from attendance.stores.gallery import GalleryRepository
 from attendance.stores.records import open_records
 from attendance.web.app import create_app
 from attendance.web.context import Services, producer_celery
-from tests import tokens
+from tests import redis_db, tokens
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
-# The server comes from ATTENDANCE_TEST_REDIS_URL, but always database 15: these tests flush
-# it, and that URL may name a database with real data in it (the default REDIS_URL's 0).
-_TEST_SERVER = urlsplit(os.environ.get("ATTENDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
-REDIS_URL = urlunsplit(_TEST_SERVER._replace(path="/15", query=""))
+# The test server, but always database 15: these tests flush it, and the test server's URL may
+# name a database with real data in it (the default REDIS_URL's 0).
+REDIS_URL = redis_db.url_for(15)
 # Nothing listens here: a Redis that is down.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/15"
 JOB_KEYS = "attendance:job:*"
@@ -50,7 +48,7 @@ MAX_UPLOAD_MB = 2.0
 
 @pytest.fixture
 def redis_client():
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    client = redis_db.client(REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:

