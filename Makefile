@@ -128,7 +128,7 @@ provision: $(STAMP)
 
 # ---------------------------------------------------------------------------------------------
 
-# Everything the stack writes is its owner's only: umask 077, and `ensure_redis.py --stack` takes
+# Everything the stack writes is its owner's only: umask 077, and `attendance-redis --stack` takes
 # group/other permissions off what is already under var/, then sets REDIS_URL (yours, or the
 # stack's own password-protected Redis, password in var/redis-password) and execs honcho.
 run: $(STAMP) sysdeps provision

@@ -20,14 +20,21 @@ from attendance.bench.common import Context, Result, median, say
 NAME = "enrollment_commit"
 TITLE = "Enrollment commit + refresh vs gallery size"
 GOAL = "100k-student gallery within 2x of a 100-student one"
-META = dict(
-    model_name="Facenet",
-    detector="opencv",
-    metric="cosine",
-    threshold=0.45,
-    pipeline="Facenet/opencv-v1",
-)
+PIPELINE = "Facenet/opencv-v1"
 PER_STUDENT = 5
+
+
+def _commit(repo, vectors: np.ndarray, ids: list[str], segment_id: str) -> None:
+    repo.commit(
+        vectors,
+        ids,
+        segment_id=segment_id,
+        pipeline=PIPELINE,
+        model_name="Facenet",
+        detector="opencv",
+        metric="cosine",
+        threshold=0.45,
+    )
 
 
 def run(ctx: Context) -> Result:
@@ -50,9 +57,9 @@ def run(ctx: Context) -> Result:
             vectors = rng.standard_normal((size * PER_STUDENT, 128), dtype=np.float32)
             ids = [f"s{i // PER_STUDENT:07d}" for i in range(size * PER_STUDENT)]
             t0 = time.perf_counter()
-            repo.commit(vectors, ids, segment_id="bulk", **META)
+            _commit(repo, vectors, ids, "bulk")
             bulk = time.perf_counter() - t0
-            cache = GalleryCache(repo, META["pipeline"])
+            cache = GalleryCache(repo, PIPELINE)
             t0 = time.perf_counter()
             cache.refresh()
             cold = time.perf_counter() - t0
@@ -61,13 +68,13 @@ def run(ctx: Context) -> Result:
                 cache,
                 {"bulk_commit_s": round(bulk, 3), "cold_load_s": round(cold, 3)},
             )
-        times = {size: [] for size in sizes}
+        times: dict[int, list[float]] = {size: [] for size in sizes}
         for r in range(rounds):
             for size in sizes:
                 repo, cache, _ = galleries[size]
                 new = rng.standard_normal((PER_STUDENT, 128), dtype=np.float32)
                 t0 = time.perf_counter()
-                repo.commit(new, [f"new{r}"] * PER_STUDENT, segment_id=f"enroll-{r}", **META)
+                _commit(repo, new, [f"new{r}"] * PER_STUDENT, f"enroll-{r}")
                 cache.refresh()
                 times[size].append(time.perf_counter() - t0)
                 assert cache.embeddings.shape[0] == (size + r + 1) * PER_STUDENT

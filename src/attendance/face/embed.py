@@ -10,10 +10,7 @@ import numpy as np
 
 from attendance.domain.matching import normalise
 from attendance.face.engines import load_engine, resolve_engine
-from attendance.face.weights import FACENET_WEIGHTS_SHA256, check_facenet_weights
-
-# FACENET_WEIGHTS_SHA256 is attendance.face.weights'; it stays importable from here too.
-__all__ = ["FACENET_WEIGHTS_SHA256", "MAX_BATCH_LIMIT", "WARM_UP_SIZES", "FaceNetEmbedder"]
+from attendance.face.weights import check_facenet_weights
 
 # The engines take any batch size, so nothing is padded. A batch size seen for the first time
 # pays once for building its kernels (docs/performance.md, "Embedding: no padding, balanced
