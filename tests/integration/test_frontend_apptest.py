@@ -146,6 +146,18 @@ def test_model_page_before_anyone_is_enrolled(monkeypatch, api_url, stack):
     assert any("gallery is empty" in t for t in texts(at.info))
 
 
+def test_store_settings_the_app_never_opens_do_not_stop_it(monkeypatch, api_url):
+    # Store URLs the API would refuse: the app talks to the API only, so they are not its concern.
+    monkeypatch.setenv("ATTENDANCE_RECORDS_URL", "nonsense://x")
+    monkeypatch.setenv("ATTENDANCE_BLOB_STORE_URL", "nonsense://y")
+    at = app_at(monkeypatch, api_url, "views/students.py")
+    assert not at.error, texts(at.error)
+    assert at.title[0].value == "Students and model"
+    shown = metrics(at)
+    assert shown["Model"] == "Facenet" and "Gallery version" in shown
+    assert any("Logged in" in t for t in texts(at.sidebar.success))
+
+
 # --- logging in ----------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from attendance.frontend.roster import (
     split_roster,
     student_for_photo,
 )
+from attendance.frontend.settings import FrontendSettings
 from attendance.frontend.stats import daily_rates, roster_sizes, student_rates
 from attendance.frontend.ui import WORD_JOINER, plain
 from attendance.frontend.views.enroll import ALREADY, run_enrollments
@@ -727,3 +728,30 @@ def test_the_csv_export_is_the_apis():
         "to": "2026-11-03",
         "format": "csv",
     }
+
+
+# --- the app's own settings ----------------------------------------------------------------------
+
+
+def test_the_apps_settings_are_the_servers_names_and_defaults():
+    from attendance.config.settings import Settings
+
+    for name, field in FrontendSettings.model_fields.items():
+        server = Settings.model_fields[name]
+        assert (field.default, field.metadata) == (server.default, server.metadata), name
+    assert FrontendSettings.model_config["env_prefix"] == Settings.model_config["env_prefix"]
+    assert FrontendSettings.model_config["env_file"] == Settings.model_config["env_file"]
+
+
+def test_the_app_reads_its_settings_and_ignores_the_stores(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("ATTENDANCE_RECORDS_URL", "nonsense://x")
+    monkeypatch.setenv("ATTENDANCE_BLOB_STORE_URL", "nonsense://y")
+    monkeypatch.setenv("ATTENDANCE_API_URL", "http://10.0.0.5:5000")
+    monkeypatch.setenv("ATTENDANCE_API_TOKEN", "t0ken")
+    monkeypatch.setenv("ATTENDANCE_MAX_UPLOAD_MB", "10")
+    settings = FrontendSettings()
+    assert (settings.api_url, settings.api_token) == ("http://10.0.0.5:5000", "t0ken")
+    assert ui.request_bytes(settings) == int(10 * 1024 * 1024 * 0.9)
+    (tmp_path / ".env").write_text("ATTENDANCE_MAX_ENROLL_PHOTOS=3\n")
+    assert FrontendSettings().max_enroll_photos == 3

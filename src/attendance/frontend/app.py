@@ -1,6 +1,7 @@
-"""The Streamlit app's entry point: ``streamlit run src/attendance/frontend/app.py`` (the Procfile's frontend).
+"""The Streamlit app's entry point: ``streamlit run src/attendance/frontend/app.py`` (the
+Procfile's frontend).
 
-It talks to the API at ATTENDANCE_API_URL (attendance.config.settings.Settings.api_url) and to nothing else,
+It talks to the API at ATTENDANCE_API_URL (attendance.frontend.settings) and to nothing else,
 with the API token someone logged in with in the sidebar (ATTENDANCE_API_TOKEN until then).
 """
 

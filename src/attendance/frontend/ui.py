@@ -14,9 +14,9 @@ from typing import TypeVar
 import streamlit as st
 from PIL import Image, ImageOps
 
-from attendance.config.settings import Settings
 from attendance.domain.schemas import JobView
 from attendance.frontend.api_client import LOGIN_HINT, TERMINAL_STATES, ApiClient, ApiError
+from attendance.frontend.settings import FrontendSettings
 
 T = TypeVar("T")
 
@@ -60,10 +60,10 @@ def plain(value: object, *, links: bool = False) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
-def settings() -> Settings:
+def settings() -> FrontendSettings:
     # Read on every run (it is cheap), so a changed ATTENDANCE_API_URL applies without a restart.
     try:
-        return Settings()
+        return FrontendSettings()
     except Exception as exc:  # a bad ATTENDANCE_* variable or .env line: say which, not a trace
         errors = getattr(exc, "errors", None)
         detail = (
@@ -81,7 +81,7 @@ def settings() -> Settings:
         raise
 
 
-def request_bytes(config: Settings) -> int:
+def request_bytes(config: FrontendSettings) -> int:
     """Photo bytes per request: under the API's upload limit, with room for the form's framing."""
     return int(config.max_upload_bytes * 0.9)
 
@@ -223,11 +223,11 @@ def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
 @st.cache_data(show_spinner=False, max_entries=512)
 def _thumbnail(digest: str, size: int, _data: bytes) -> bytes | None:
     try:
-        with Image.open(io.BytesIO(_data)) as image:
-            image = ImageOps.exif_transpose(image)
-            image.thumbnail((size, size))
+        with Image.open(io.BytesIO(_data)) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            upright.thumbnail((size, size))
             out = io.BytesIO()
-            image.convert("RGB").save(out, format="JPEG", quality=85)
+            upright.convert("RGB").save(out, format="JPEG", quality=85)
             return out.getvalue()
     except Exception:  # noqa: BLE001 - any unreadable upload just has no preview
         return None
