@@ -89,7 +89,7 @@ def _config(headers: dict[str, str] | None) -> schemathesis.Config:
             for operation_id in (
                 "enrollStudent",
                 "addStudentPhotos",
-                "recognize",
+                "recognise",
                 # A name pattern cannot exclude the unprintable characters
                 # beyond the BMP (ECMA patterns without the u flag see UTF-16
                 # code units); validate_name refuses them with 400.

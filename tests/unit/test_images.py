@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from attendance.domain.errors import InvalidImage
-from attendance.photos.images import check_image, decode_bgr, probe_image
+from attendance.photos.checks import check_image, probe_image
+from attendance.photos.images import decode_bgr
 
 MAX_PIXELS = 50_000_000
 

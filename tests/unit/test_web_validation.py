@@ -382,9 +382,9 @@ def test_openapi_limits_follow_settings(tmp_path):
     settings = Settings(_env_file=None, max_enroll_photos=7, max_recognition_photos=9)
     spec = build_spec(settings)
     enroll = spec["paths"]["/api/v1/students"]["post"]["requestBody"]["content"]
-    recognize = spec["paths"]["/api/v1/recognitions"]["post"]["requestBody"]["content"]
+    recognise = spec["paths"]["/api/v1/recognitions"]["post"]["requestBody"]["content"]
     assert enroll["multipart/form-data"]["schema"]["properties"]["photos"]["maxItems"] == 7
-    assert recognize["multipart/form-data"]["schema"]["properties"]["photos"]["maxItems"] == 9
+    assert recognise["multipart/form-data"]["schema"]["properties"]["photos"]["maxItems"] == 9
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from attendance.domain.errors import ValidationFailed
 # A plain name segment: it starts with a letter or a digit (so never '.', '..' or a hidden
 # file's name) and is used with fullmatch ('$' would let a trailing newline through).
 STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-CLASS_ID_RE = STUDENT_ID_RE
 
 JobKind = Literal["enrollment", "recognition"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
@@ -64,6 +63,13 @@ class RecognitionRequest(Strict):
     date: dt.date
     photos: list[Upload]
     # When the API accepted it: a student erased after this time is not marked by it.
+    requested_at: dt.datetime | None = None
+
+
+class ReembedRequest(Strict):
+    job_id: str
+    # Who asked and when, for the audit log.
+    requested_by: str | None = None
     requested_at: dt.datetime | None = None
 
 

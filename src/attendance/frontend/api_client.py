@@ -228,7 +228,7 @@ class ApiClient:
         data = self._json("PATCH", _student_path(student_id), json={"name": name})
         return parse(Student, data, "a student")
 
-    def recognize(self, class_id: str, date: dt.date, photos: Sequence[Photo]) -> JobAccepted:
+    def recognise(self, class_id: str, date: dt.date, photos: Sequence[Photo]) -> JobAccepted:
         form = {"class_id": class_id, "date": date.isoformat()}
         data = self._json("POST", "/api/v1/recognitions", data=form, files=_files(photos))
         return parse(JobAccepted, data, "a job")
@@ -282,11 +282,12 @@ def parse(model: type[M], data: Any, what: str) -> M:
     try:
         return model.model_validate(data, extra="ignore")
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        reason = errors[0]["msg"] if errors else str(exc)
         raise ApiError(
             f"The API sent {what} this app does not understand: "
-            f"{where + ': ' if where else ''}{first.get('msg', exc)}",
+            f"{where + ': ' if where else ''}{reason}",
             code="bad_response",
         ) from None
 

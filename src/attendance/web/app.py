@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from attendance.config.settings import Settings, get_settings
 from attendance.domain.auth import TokenRegistry
@@ -30,13 +31,19 @@ BLUEPRINTS = (
 )
 
 
+class InsertionOrderJSON(DefaultJSONProvider):
+    """Bodies keep the order their fields are declared in (the schemas' order), not A to Z."""
+
+    sort_keys = False
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     settings = settings or get_settings()
     # No static files: every route is part of the documented API.
     app = Flask(__name__, static_folder=None)
     # werkzeug refuses larger bodies before reading them; that is the 413 payload_too_large.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    app.json.sort_keys = False
+    app.json = InsertionOrderJSON(app)
     init_services(app, services or Services.from_settings(settings))
     register_error_handlers(app)
     init_auth(app, TokenRegistry.load(settings.api_tokens, settings.api_tokens_file))

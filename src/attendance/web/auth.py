@@ -16,6 +16,8 @@ from attendance.domain.errors import AppError
 
 F = TypeVar("F", bound=Callable)
 EXTENSION_KEY = "attendance_tokens"
+# The attribute a view function carries its least role in (None: public).
+ROLE_ATTRIBUTE = "required_role"
 
 
 class Unauthorized(AppError):
@@ -30,14 +32,14 @@ class Forbidden(AppError):
 
 def requires(role: Role) -> Callable[[F], F]:
     def mark(view: F) -> F:
-        view.required_role = role
+        setattr(view, ROLE_ATTRIBUTE, role)
         return view
 
     return mark
 
 
 def public(view: F) -> F:
-    view.required_role = None
+    setattr(view, ROLE_ATTRIBUTE, None)
     return view
 
 
@@ -59,7 +61,7 @@ def _authenticate() -> None:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if view is None:
         return  # werkzeug answers 404/405 itself
-    required = getattr(view, "required_role", Role.admin)
+    required = getattr(view, ROLE_ATTRIBUTE, Role.admin)
     if required is None:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -11,14 +11,14 @@ import logging
 import kombu.exceptions
 import redis.exceptions
 from flask import Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from attendance.domain.errors import AppError
 
 log = logging.getLogger(__name__)
 
 # What a request sees when Redis (job state and broker) is down or unreachable.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     kombu.exceptions.OperationalError,
@@ -43,7 +43,7 @@ def error_response(status: int, code: str, message: str) -> tuple[Response, int]
 def _http_message(exc: HTTPException) -> str:
     if exc.code == 404:
         return f"no such resource: {request.path}"
-    if exc.code == 405:
+    if isinstance(exc, MethodNotAllowed):
         allowed = sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
         return f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}"
     return exc.description or exc.name

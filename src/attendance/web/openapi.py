@@ -355,7 +355,7 @@ def build_spec(settings: Settings) -> dict:
     student_id = _identifier("Student id: 1-64 of letters, digits, '.', '_' or '-'.")
     class_id = _identifier("Class id: same characters as a student id.")
     job_id = {"type": "string", "pattern": JOB_ID_PATTERN}
-    paths = {
+    paths: dict[str, dict[str, dict]] = {
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -534,7 +534,7 @@ def build_spec(settings: Settings) -> dict:
         },
         "/api/v1/recognitions": {
             "post": {
-                "operationId": "recognize",
+                "operationId": "recognise",
                 "summary": "Take attendance from class photos; runs as a job.",
                 "requestBody": _multipart(
                     {

@@ -17,8 +17,9 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from attendance.domain.errors import PayloadTooLarge, ValidationFailed
 from attendance.domain.keys import upload_key
 from attendance.domain.schemas import Upload
-from attendance.photos.images import check_image, probe_image
+from attendance.photos.checks import check_image, probe_image
 from attendance.stores.blob import BlobStore
+from attendance.web.context import EXTENSION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def _request_pixel_limit() -> int | None:
     """The app's ATTENDANCE_MAX_REQUEST_PIXELS, when called within it."""
     if not has_app_context():
         return None
-    from attendance.web.context import EXTENSION_KEY
-
     svc = current_app.extensions.get(EXTENSION_KEY)
     return svc.settings.max_request_pixels if svc is not None else None
 

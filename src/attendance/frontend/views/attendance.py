@@ -173,7 +173,7 @@ def render() -> None:
         names = {s.student_id: f"{s.name} ({s.student_id})" for s in in_class}
     student_choice = c3.selectbox(
         "Student",
-        [ALL, *sorted(names, key=names.get)],
+        [ALL, *sorted(names, key=lambda sid: names[sid])],
         format_func=lambda sid: names.get(sid, sid),
         key="attendance.student_id",
     )

@@ -28,7 +28,7 @@ def submit_recognition(
     job_ids: list[str] = []
     for part in photo_batches(photos, max_photos, max_bytes):
         try:
-            job_ids.append(api.recognize(class_id, date, part).job_id)
+            job_ids.append(api.recognise(class_id, date, part).job_id)
         except ApiError as exc:
             return job_ids, exc
     return job_ids, None

@@ -9,8 +9,7 @@ from flask import Blueprint, jsonify
 from attendance.dispatch import REEMBED_TASK
 from attendance.domain.auth import Role
 from attendance.domain.pipelines import pipeline_id
-from attendance.domain.schemas import ModelInfo
-from attendance.services.reembed import ReembedRequest
+from attendance.domain.schemas import ModelInfo, ReembedRequest
 from attendance.web.auth import allowed_classes, current_principal, requires
 from attendance.web.context import current_manifest, services
 from attendance.web.submission import submit_job
@@ -49,11 +48,8 @@ def model_info():
                 for p, counts in by_pipeline.items()
             }
         counts = {sid: n for sid, n in by_pipeline.get(current, {}).items() if n}
-        others = {
-            p: sum(c.values())
-            for p, c in sorted(by_pipeline.items())
-            if p != current and sum(c.values())
-        }
+        totals = {p: sum(c.values()) for p, c in sorted(by_pipeline.items()) if p != current}
+        others = {p: n for p, n in totals.items() if n}
         stale = {
             sid for p, c in by_pipeline.items() if p != current for sid, n in c.items() if n
         } - set(counts)

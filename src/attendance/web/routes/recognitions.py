@@ -6,7 +6,7 @@ import datetime as dt
 
 from flask import Blueprint, Response, request
 
-from attendance.dispatch import RECOGNIZE_TASK
+from attendance.dispatch import RECOGNISE_TASK
 from attendance.domain.auth import Role
 from attendance.domain.errors import NotFound
 from attendance.domain.keys import annotated_key
@@ -23,7 +23,7 @@ bp = Blueprint("recognitions", __name__, url_prefix="/api/v1")
 
 @bp.post("/recognitions")
 @requires(Role.teacher)
-def recognize():
+def recognise():
     svc = services()
     require_form(request)
     form = request.form
@@ -42,7 +42,7 @@ def recognize():
     requested_at = dt.datetime.now(dt.UTC)
     return submit_job(
         "recognition",
-        RECOGNIZE_TASK,
+        RECOGNISE_TASK,
         photos,
         lambda job_id, uploads: RecognitionRequest(
             job_id=job_id,
