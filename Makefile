@@ -151,7 +151,7 @@ test-fast: $(STAMP)
 	$(VENV_PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
-test: $(STAMP) sysdeps browser compose-tool provision
+test: $(STAMP) lint sysdeps browser compose-tool provision
 	$(VENV)/bin/attendance-redis --with-test-redis -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 # The benchmark suite (bench/, docs/performance.md) against a private Redis, like the tests.

@@ -13,8 +13,6 @@ ENROLL_TASK = "attendance.enroll"
 PURGE_TASK = "attendance.purge_expired"
 # The wire name keeps its old spelling: messages already queued carry it.
 RECOGNISE_TASK = "attendance.recognize"
-# The former name of RECOGNISE_TASK, kept while callers still import it.
-RECOGNIZE_TASK = RECOGNISE_TASK
 # Re-embeds the stored enrollment photos of students whose embeddings come from another
 # pipeline (an older detector, alignment or model) with the current one
 # (attendance.services.reembed).

@@ -93,7 +93,7 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
 
 
 def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, faces_dir):
-    from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
+    from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, enqueue, make_celery
     from attendance.stores.jobs import JobStore, new_job_id
 
     stack = fault_stack
@@ -104,7 +104,7 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
     # A message that can never be valid.
     bad = new_job_id()
     jobs.create(bad, "recognition", 1)
-    enqueue(celery, RECOGNIZE_TASK, {"job_id": bad, "class_id": "x", "photos": "nope"}, bad)
+    enqueue(celery, RECOGNISE_TASK, {"job_id": bad, "class_id": "x", "photos": "nope"}, bad)
     # A job whose earlier attempts all died with their worker.
     dead = new_job_id()
     jobs.create(dead, "enrollment", 1)

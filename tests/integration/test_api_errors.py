@@ -22,7 +22,7 @@ import redis
 from PIL import Image
 
 from attendance.config.settings import Settings
-from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNIZE_TASK
+from attendance.dispatch import CPU_QUEUE, ENROLL_TASK, RECOGNISE_TASK
 from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.blob import open_blob_store
@@ -353,7 +353,7 @@ def test_recognition_queues_a_job(client, tmp_path, redis_client, records, face_
     )
     assert len(stored_files(tmp_path)) == 2
     [message] = queued_messages(redis_client)
-    assert message["headers"]["task"] == RECOGNIZE_TASK
+    assert message["headers"]["task"] == RECOGNISE_TASK
     payload = task_payload(message)
     assert dt.datetime.fromisoformat(payload.pop("requested_at")) <= dt.datetime.now(dt.UTC)
     assert payload == {

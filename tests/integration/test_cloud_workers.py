@@ -20,7 +20,7 @@ import redis
 
 from attendance.dispatch import (
     ENROLL_TASK,
-    RECOGNIZE_TASK,
+    RECOGNISE_TASK,
     WORKER_INFO_TASK,
     enqueue,
     make_celery,
@@ -188,7 +188,7 @@ def test_a_worker_picks_up_versions_another_worker_committed_without_restart(
         val = sorted((celeb_dir / "val" / person).glob("*.jpg"))[:1]
         return run(
             "recognition",
-            RECOGNIZE_TASK,
+            RECOGNISE_TASK,
             queue,
             lambda job_id, up: RecognitionRequest(
                 job_id=job_id,

@@ -232,7 +232,7 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
     """acks_late can run a task twice: the second run adds no embedding and no record."""
     import redis
 
-    from attendance.dispatch import ENROLL_TASK, RECOGNIZE_TASK, enqueue, make_celery
+    from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, enqueue, make_celery
     from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
     from attendance.stores.blob import open_blob_store
     from attendance.stores.jobs import JobStore, new_job_id
@@ -275,7 +275,7 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
 
     done = run_twice(
         "recognition",
-        RECOGNIZE_TASK,
+        RECOGNISE_TASK,
         lambda job_id, photos: RecognitionRequest(
             job_id=job_id,
             class_id="room-4",

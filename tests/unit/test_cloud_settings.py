@@ -17,7 +17,7 @@ from attendance.dispatch import (
     CPU_QUEUE,
     ENROLL_TASK,
     GPU_QUEUE,
-    RECOGNIZE_TASK,
+    RECOGNISE_TASK,
     make_celery,
     task_queue,
 )
@@ -158,7 +158,7 @@ def test_face_work_is_routed_by_settings(task_queue_setting, gpu_workers, expect
     assert s.resolved_task_queue == expected
     app = make_celery(s)
     assert task_queue(app) == expected
-    for name in (ENROLL_TASK, RECOGNIZE_TASK):
+    for name in (ENROLL_TASK, RECOGNISE_TASK):
         assert app.amqp.router.route({}, name)["queue"].name == expected
 
 

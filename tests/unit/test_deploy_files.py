@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from attendance.config.settings import Settings
+from attendance.frontend.settings import FrontendSettings
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -165,7 +166,8 @@ def test_worker_image_provisions_the_weights_at_build_time():
 def env_names() -> list[str]:
     """Every setting a deployment can change (a Literal of one value cannot be changed)."""
     names = []
-    for name, field in Settings.model_fields.items():
+    fields = {**FrontendSettings.model_fields, **Settings.model_fields}
+    for name, field in fields.items():
         if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1:
             continue
         alias = field.validation_alias

@@ -53,10 +53,8 @@ class Settings(BaseSettings):
     web_port: int = 5000
     flower_port: int = 5555
     frontend_port: int = 8501
-    # Where the Streamlit app (frontend/) finds the API; it talks to nothing else.
-    api_url: str = "http://127.0.0.1:5000"
-    # The token the Streamlit app uses until someone logs in with another (optional).
-    api_token: str | None = None
+    # The Streamlit app's own settings (where it finds the API, its token) are
+    # attendance.frontend.settings.FrontendSettings: it never reads these.
 
     # Access. API tokens are JSON lists of {"name", "role", "sha256", "classes"} (roles: admin,
     # teacher, viewer; sha256 of the token; classes limits a teacher to those classes), read from
