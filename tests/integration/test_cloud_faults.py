@@ -18,7 +18,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-import redis
 
 from attendance.config.settings import Settings
 from attendance.dispatch import ENROLL_TASK, enqueue, make_celery
@@ -27,7 +26,7 @@ from attendance.stores.blob import open_blob_store
 from attendance.stores.jobs import JobStore, new_job_id
 from attendance.stores.records.dynamodb import DynamoRecords
 from attendance.web.app import create_app
-from tests import tokens
+from tests import redis_db, tokens
 from tests.conftest import DEEPFACE_HOME, make_stack, redis_url_for, stop_process
 from tests.emulators import REGION, MotoDynamoDB, dead_endpoint, unique
 
@@ -69,7 +68,7 @@ def assert_store_unavailable(resp, *mentions):
 @pytest.fixture
 def api_redis():
     url = redis_url_for(API_REDIS_DB)
-    client = redis.Redis.from_url(url)
+    client = redis_db.client(url)
     client.flushdb()
     yield url, client
     client.flushdb()
@@ -183,7 +182,7 @@ def fault_stack(tmp_path_factory, emulators):
     yield stack
     stop_process(stack.worker)
     dynamo.stop()
-    redis.Redis.from_url(redis_url_for(FAULT_REDIS_DB)).flushdb()
+    redis_db.fresh_db(FAULT_REDIS_DB)
 
 
 def gallery_objects(stack) -> list[str]:
@@ -194,7 +193,7 @@ def submit_enrollment(stack, faces_dir, student_id="jolie") -> str:
     """Queue an enrollment as the API does (uploads stored, job created, task sent), without
     the API's own use of the records store, so that only the worker meets the fault."""
     blobs = open_blob_store(stack.settings.blob_store_url, stack.settings)
-    jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
+    jobs = JobStore(redis_db.client(stack.settings.redis_url), 3600)
     job_id = new_job_id()
     uploads = []
     for i, name in enumerate(("img2.jpg", "img4.jpg")):

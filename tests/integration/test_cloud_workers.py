@@ -16,7 +16,6 @@ import io
 from pathlib import Path
 
 import pytest
-import redis
 
 from attendance.dispatch import (
     ENROLL_TASK,
@@ -29,6 +28,7 @@ from attendance.dispatch import (
 from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
 from attendance.stores.blob import open_blob_store
 from attendance.stores.jobs import JobStore, new_job_id
+from tests import redis_db
 from tests.conftest import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -152,7 +152,7 @@ def test_a_worker_picks_up_versions_another_worker_committed_without_restart(
 ):
     stack, celery, infos = two_workers
     blobs = open_blob_store(stack.settings.blob_store_url, stack.settings)
-    jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
+    jobs = JobStore(redis_db.client(stack.settings.redis_url), 3600)
 
     def run(kind, task, queue, make_request, paths):
         job_id = new_job_id()

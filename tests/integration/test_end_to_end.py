@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests import redis_db
+
 CELEBS = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"]
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 pytestmark = pytest.mark.timeout(1200)
@@ -230,7 +232,6 @@ def test_celebrity_faces_val_split_recognised(backends, celeb_dir):
 
 def test_redelivered_tasks_change_nothing(stack, faces_dir):
     """acks_late can run a task twice: the second run adds no embedding and no record."""
-    import redis
 
     from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, enqueue, make_celery
     from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
@@ -238,7 +239,7 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
     from attendance.stores.jobs import JobStore, new_job_id
 
     blobs = open_blob_store(stack.settings.blob_store_url)
-    jobs = JobStore(redis.Redis.from_url(stack.settings.redis_url), 3600)
+    jobs = JobStore(redis_db.client(stack.settings.redis_url), 3600)
     celery = make_celery(stack.settings)
 
     def run_twice(kind, task, make_request, photo):

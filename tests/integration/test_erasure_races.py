@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import redis
 
 from attendance.domain.keys import enrollment_marker_key, segment_key, upload_key
 from attendance.stores.gallery import encode_segment
+from tests import redis_db
 from tests.integration.test_privacy import traces
 
 # Long ids: a short one could turn up by chance in a JPEG's bytes.
@@ -135,7 +135,7 @@ def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(
     assert traces(stack.root / "store", ANN) == []
     assert table_rows_naming(stack, ANN) == []
     # Job results in Redis name students by id only.
-    jobs = redis.Redis.from_url(stack.settings.redis_url)
+    jobs = redis_db.client(stack.settings.redis_url)
     for job_id in (first["job_id"], recognition, more):
         assert b"Angelina" not in jobs.get(f"attendance:job:{job_id}")
 
@@ -217,7 +217,7 @@ def test_a_stored_result_names_no_one_but_the_api_shows_current_names(stack, fac
     [face] = job["result"]["photos"][0]["faces"]
     assert (face["student_id"], face["name"]) == (sid, "Angelina Example")
     stored = json.loads(
-        redis.Redis.from_url(stack.settings.redis_url).get(f"attendance:job:{job['job_id']}")
+        redis_db.client(stack.settings.redis_url).get(f"attendance:job:{job['job_id']}")
     )
     assert stored["result"]["photos"][0]["faces"][0]["name"] is None
     renamed = stack.client.patch(f"/api/v1/students/{sid}", json={"name": "A. Example"})

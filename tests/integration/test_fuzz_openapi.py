@@ -24,7 +24,6 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -45,7 +44,7 @@ from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.records import open_records
 from attendance.web.app import create_app
 from attendance.web.openapi import PUBLIC_PATHS, build_spec
-from tests import tokens
+from tests import redis_db, tokens
 from tests.conftest import DEEPFACE_HOME, redis_url_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.timeout(300)]
@@ -211,7 +210,7 @@ def filter_failure(context, failure, case, response):
 def fuzz_app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     url = redis_url_for(DB)
-    redis.Redis.from_url(url).flushdb()
+    redis_db.flush(url)
     app_settings = Settings(
         _env_file=None,
         REDIS_URL=url,
@@ -239,7 +238,7 @@ def fuzz_app(tmp_path_factory):
     print("\nfuzzed answers (operation, status: count):")
     for (label, status), count in sorted(STATUSES.items()):
         print(f"  {label:45} {status}: {count}")
-    redis.Redis.from_url(url).flushdb()
+    redis_db.flush(url)
 
 
 def test_served_document_is_fuzzed(fuzz_app):

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
-from tests import tokens
+from tests import redis_db, tokens
 from tests.conftest import REPO, redis_url_for, stop_process
 from tests.emulators import free_port
 from tests.integration.test_api_errors import BOUNDARY, image_bytes, raw_multipart
@@ -46,7 +45,7 @@ def gunicorn(tmp_path_factory):
     """The API as the Procfile runs it (one sync worker), on a free loopback port."""
     tmp: Path = tmp_path_factory.mktemp("limits")
     url = redis_url_for(DB)
-    redis.Redis.from_url(url).flushdb()
+    redis_db.flush(url)
     port = free_port()
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
@@ -91,7 +90,7 @@ def gunicorn(tmp_path_factory):
         yield port, tmp
     finally:
         stop_process(web)
-        redis.Redis.from_url(url).flushdb()
+        redis_db.flush(url)
 
 
 def send(port: int, head: bytes, body: bytes = b"") -> tuple[int, str, bytes]:
@@ -178,4 +177,4 @@ def test_a_raw_cr_or_lf_in_a_filename_is_refused_over_http(gunicorn, bad_name):
     assert "1 of the 6 parts named photos" in message
     store = tmp / "store" / "uploads"
     assert not store.exists() or not any(store.iterdir())
-    assert redis.Redis.from_url(redis_url_for(DB)).keys("attendance:job:*") == []
+    assert redis_db.client(redis_url_for(DB)).keys("attendance:job:*") == []

@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 
-import redis
-
-from tests.conftest import REPO, make_stack, redis_url_for
+from tests import redis_db
+from tests.conftest import REPO, make_stack
 
 DB = 8
 
@@ -69,4 +68,4 @@ def test_beat_purges_expired_photos_and_keeps_the_rest(tmp_path):
         for proc in (beat, worker):
             proc.terminate()
             proc.wait(timeout=30)
-        redis.Redis.from_url(redis_url_for(DB)).flushdb()
+        redis_db.fresh_db(DB)

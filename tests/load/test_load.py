@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
-from tests import tokens
-from tests.conftest import REPO, make_stack, redis_url_for, stop_process
+from tests import redis_db, tokens
+from tests.conftest import REPO, make_stack, stop_process
 from tests.emulators import free_port
 
 pytestmark = [
@@ -175,7 +174,7 @@ def load_stack(tmp_path_factory):
     finally:
         stop_process(web)
         stop_process(stack.worker)
-        redis.Redis.from_url(redis_url_for(DB)).flushdb()
+        redis_db.fresh_db(DB)
 
 
 def test_load_recognitions(load_stack, faces_dir):

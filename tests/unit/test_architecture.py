@@ -21,7 +21,11 @@ CONTRACTS = [
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
-    """lint-imports over the package under root/src, with root's pyproject.toml."""
+    """lint-imports over the package under root/src, with root's pyproject.toml.
+
+    import-linter reads the package it checks from the import path, so the altered copy goes
+    first on the path of that one subprocess (for the real package, root/src is the venv's own
+    editable install and this changes nothing)."""
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
