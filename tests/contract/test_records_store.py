@@ -302,3 +302,309 @@ def test_rename_changes_only_an_existing_student(records):
     assert records.get_student("ann").class_ids == ["c1"]
     assert records.rename_student("nobody", "X") is False
     assert records.get_student("nobody") is None
+
+
+# --- registers: periods, manual marks, sign-off -------------------------------------------------
+
+TEACHER_AT = dt.datetime(2026, 1, 5, 10, 30, 15, 250000, tzinfo=dt.UTC)
+
+
+def manual(status="late", period="", **extra) -> AttendanceRecord:
+    extra.setdefault("marked_by", "teacher-1")
+    extra.setdefault("marked_at", TEACHER_AT)
+    extra.setdefault("distance", None)
+    return record(status=status, source="manual", period=period, **extra)
+
+
+def test_a_period_keeps_its_register_apart_from_the_day_and_other_periods(records):
+    assert records.mark_present(record(job_id="j0")) is True
+    assert records.mark_present(record(period="1", distance=0.3, job_id="j1")) is True
+    assert records.mark_present(record(period="P3 maths", distance=0.4, job_id="j2")) is True
+    # Each register holds its own first mark.
+    assert records.mark_present(record(period="1", distance=0.1)) is False
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann").distance == 0.2
+    assert records.get_mark("c1", D(2026, 1, 5), "1", "ann").distance == 0.3
+    assert records.get_mark("c1", D(2026, 1, 5), "P3 maths", "ann").job_id == "j2"
+    assert records.get_mark("c1", D(2026, 1, 5), "2", "ann") is None
+    assert records.get_mark("c1", D(2026, 1, 6), "", "ann") is None
+    every = records.list_attendance(class_id="c1")
+    assert sorted(r.period for r in every) == ["", "1", "P3 maths"]
+    assert all(r.status == "present" and r.source == "face" for r in every)
+    assert [r.distance for r in records.list_attendance(student_id="ann", period="1")] == [0.3]
+    assert records.attendance_jobs("ann") == {"j0", "j1", "j2"}
+    assert records.delete_attendance("ann") == 3
+    assert records.list_attendance() == []
+
+
+def test_list_attendance_filters_by_period_and_none_means_every_period(records):
+    records.mark_present(record(student_id="ann"))
+    records.mark_present(record(student_id="bob", period="1"))
+    records.mark_present(record(student_id="cid", period="1", day=D(2026, 1, 6)))
+    records.set_mark(manual(student_id="dee", period="2", status="absent"))
+    records.mark_present(record(class_id="c2", student_id="eve", period="1"))
+
+    def ids(**filters):
+        return [(r.period, r.student_id) for r in records.list_attendance(**filters)]
+
+    assert ids(class_id="c1", period="1") == [("1", "bob"), ("1", "cid")]
+    assert ids(class_id="c1", period="") == [("", "ann")]
+    assert ids(class_id="c1", period="2") == [("2", "dee")]  # an absent mark is a mark too
+    assert ids(class_id="c1", period="9") == []
+    assert ids(class_id="c1", period=None) == [
+        ("", "ann"),
+        ("1", "bob"),
+        ("2", "dee"),
+        ("1", "cid"),
+    ]
+    assert ids(period="1") == [("1", "bob"), ("1", "eve"), ("1", "cid")]
+    assert ids(period="1", date_to=D(2026, 1, 5)) == [("1", "bob"), ("1", "eve")]
+    assert ids(student_id="cid", period="1") == [("1", "cid")]
+    assert ids(student_id="cid", period="") == []
+    assert len(records.list_attendance()) == 5
+
+
+def test_a_face_never_overrides_a_teachers_mark(records):
+    mark = manual(status="absent", note="at the dentist")
+    assert records.set_mark(mark) is None
+    assert records.mark_present(record(job_id="j1")) is False
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann") == mark
+    # The photo still saw her: erasure must find it.
+    assert records.attendance_jobs("ann") == {"j1"}
+
+
+def test_set_mark_overwrites_a_face_or_a_teachers_mark_and_returns_what_it_replaced(records):
+    face = record(job_id="j1", distance=0.25)
+    assert records.mark_present(face) is True
+    first = manual(status="late", note="bus")
+    assert records.set_mark(first) == face
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann") == first
+    second = manual(status="excused", note=None, marked_by="teacher-2")
+    assert records.set_mark(second) == first
+    assert records.list_attendance(class_id="c1") == [second]
+    # The face's job stays among those that saw her after her mark went manual.
+    assert records.attendance_jobs("ann") == {"j1"}
+    assert records.mark_present(record(job_id="j2")) is False
+    assert records.attendance_jobs("ann") == {"j1", "j2"}
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann") == second
+    # Another period's register is untouched by any of it.
+    assert records.set_mark(manual(period="1", status="present")) is None
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann") == second
+
+
+def test_every_status_round_trips_with_its_note_author_and_time(records):
+    for i, status in enumerate(("present", "late", "excused", "absent")):
+        mark = manual(
+            student_id=f"s{i}",
+            status=status,
+            note=f"note {status} ü" if i % 2 else None,
+            marked_by=f"teacher-{i}",
+            marked_at=TEACHER_AT + dt.timedelta(minutes=i, microseconds=i),
+            job_id="j" * 32 if i == 3 else None,
+            distance=0.5 if i == 3 else None,
+        )
+        assert records.set_mark(mark) is None
+        assert records.get_mark("c1", D(2026, 1, 5), "", f"s{i}") == mark
+    got = records.list_attendance(class_id="c1", date_from=D(2026, 1, 5), date_to=D(2026, 1, 5))
+    assert [(r.status, r.source, r.marked_by) for r in got] == [
+        ("present", "manual", "teacher-0"),
+        ("late", "manual", "teacher-1"),
+        ("excused", "manual", "teacher-2"),
+        ("absent", "manual", "teacher-3"),
+    ]
+    assert got[1].note == "note late ü" and got[0].note is None and got[0].distance is None
+    assert got[3].distance == 0.5 and got[3].marked_at == TEACHER_AT + dt.timedelta(
+        minutes=3, microseconds=3
+    )
+
+
+def test_a_finalized_register_takes_only_corrections(records):
+    import pytest
+
+    from attendance.domain.errors import RegisterFinalized
+
+    day, at = D(2026, 1, 5), dt.datetime(2026, 1, 5, 16, tzinfo=dt.UTC)
+    assert records.register_lock("c1", day, "") is None
+    assert records.mark_present(record(student_id="bob")) is True
+    lock = records.finalize_register("c1", day, "", "teacher-1", at)
+    assert (lock.class_id, lock.date, lock.period) == ("c1", day, "")
+    assert (lock.finalized_by, lock.finalized_at) == ("teacher-1", at)
+    assert records.register_lock("c1", day, "") == lock
+
+    # A late photo marks nobody in it, though the job is still noted for erasure.
+    assert records.mark_present(record(job_id="j-late")) is False
+    assert records.get_mark("c1", day, "", "ann") is None
+    assert records.attendance_jobs("ann") == {"j-late"}
+    with pytest.raises(RegisterFinalized):
+        records.set_mark(manual(student_id="bob", status="absent"))
+    with pytest.raises(RegisterFinalized):
+        records.set_mark(manual(status="late"))
+    assert [r.student_id for r in records.list_attendance(class_id="c1")] == ["bob"]
+    assert records.get_mark("c1", day, "", "bob").source == "face"
+
+    fix = manual(student_id="bob", status="absent", marked_by="admin")
+    assert records.set_mark(fix, correction=True).source == "face"
+    assert records.get_mark("c1", day, "", "bob") == fix
+    assert records.set_mark(manual(status="late"), correction=True) is None
+    assert records.get_mark("c1", day, "", "ann").status == "late"
+    # Only that register is closed: another period, date or class takes marks as before.
+    assert records.register_lock("c1", day, "1") is None
+    assert records.mark_present(record(period="1")) is True
+    assert records.mark_present(record(day=D(2026, 1, 6))) is True
+    assert records.mark_present(record(class_id="c2")) is True
+    assert records.set_mark(manual(student_id="cid", period="1")) is None
+
+
+def test_finalizing_twice_keeps_the_first_lock(records):
+    day = D(2026, 1, 5)
+    first_at = dt.datetime(2026, 1, 5, 16, tzinfo=dt.UTC)
+    first = records.finalize_register("c1", day, "P3 maths", "teacher-1", first_at)
+    again = records.finalize_register(
+        "c1", day, "P3 maths", "admin", first_at + dt.timedelta(hours=1)
+    )
+    assert again == first and again.finalized_by == "teacher-1"
+    assert records.register_lock("c1", day, "P3 maths") == first
+    assert records.register_lock("c1", day, "") is None
+    assert records.register_lock("c1", day, "P3") is None
+    with ThreadPoolExecutor(6) as pool:
+        locks = list(
+            pool.map(
+                lambda i: records.finalize_register("c2", day, "", f"t{i}", first_at), range(6)
+            )
+        )
+    assert len(set(lock.finalized_by for lock in locks)) == 1
+    assert records.register_lock("c2", day, "") == locks[0]
+
+
+def test_concurrent_manual_and_face_marks_of_one_key_leave_one_row(records):
+    def write(i: int):
+        if i % 2:
+            return records.set_mark(manual(status="late", note=f"n{i}"))
+        return records.mark_present(record(distance=i / 100, job_id=f"j{i}"))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    rows = records.list_attendance()
+    assert len(rows) == 1
+    # Every manual mark ran, and the last one is there: no face got in after it.
+    assert rows[0].source == "manual" and rows[0].status == "late"
+    assert records.attendance_jobs("ann") == {"j0", "j2", "j4", "j6"}
+
+
+# --- data written by earlier versions -----------------------------------------------------------
+
+
+def test_an_old_sqlite_database_is_migrated_on_open(tmp_path):
+    import sqlite3
+
+    from attendance.stores.records import SqliteRecords
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE students (student_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                               created_at TEXT NOT NULL);
+        CREATE TABLE attendance (
+            class_id TEXT NOT NULL,
+            date TEXT NOT NULL,
+            student_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            distance REAL NOT NULL,
+            job_id TEXT,
+            PRIMARY KEY (class_id, date, student_id)
+        );
+        CREATE INDEX attendance_by_student ON attendance (student_id, date);
+        CREATE TABLE attendance_jobs (student_id TEXT NOT NULL, job_id TEXT NOT NULL,
+                                      PRIMARY KEY (student_id, job_id));
+        """
+    )
+    old.executemany(
+        "INSERT INTO attendance VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("c1", "2026-01-05", "ann", "Ann", SEEN.isoformat(), 0.2, "j1"),
+            ("c1", "2026-01-05", "bob", "Bob", SEEN.isoformat(), 0.3, None),
+        ],
+    )
+    old.commit()
+    old.close()
+
+    want = [
+        record(job_id="j1"),
+        record(student_id="bob", distance=0.3),
+    ]
+    store = SqliteRecords(path)
+    assert store.list_attendance() == want
+    assert store.attendance_jobs("ann") == {"j1"}
+    assert SqliteRecords(path).list_attendance() == want  # a second open changes nothing
+    # The migrated rows are the whole day's register, and take periods beside them.
+    assert store.mark_present(record(job_id="j2")) is False
+    assert store.mark_present(record(period="1")) is True
+    assert store.set_mark(manual(student_id="bob")) == want[1]
+
+    db = sqlite3.connect(path)
+    columns = {row[1]: row for row in db.execute("PRAGMA table_info(attendance)")}
+    assert [name for name, row in columns.items() if row[5]] == [
+        "class_id",
+        "date",
+        "period",
+        "student_id",
+    ]
+    assert columns["distance"][3] == 0  # NOT NULL no more
+    indexes = {row[1] for row in db.execute("PRAGMA index_list(attendance)")}
+    assert "attendance_by_student" in indexes
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "register_locks" in tables and "attendance_migrated" not in tables
+    db.close()
+
+
+def test_dynamodb_items_written_before_periods_are_the_whole_days_register(emulators):
+    from tests.contract.conftest import dynamo_store
+
+    store = dynamo_store(emulators)
+    store.ping()  # creates the tables
+    client = store._client()
+    # Exactly what the code before periods and manual marks wrote.
+    client.put_item(
+        TableName=store.attendance_table,
+        Item={
+            "class_id": {"S": "c1"},
+            "date_student": {"S": "2026-01-05#ann"},
+            "date": {"S": "2026-01-05"},
+            "student_id": {"S": "ann"},
+            "name": {"S": "Ann"},
+            "first_seen_at": {"S": SEEN.isoformat()},
+            "distance": {"N": "0.2"},
+            "job_id": {"S": "j1"},
+            "job_ids": {"SS": ["j0", "j1"]},
+        },
+    )
+    old = record(job_id="j1")
+    assert store.get_mark("c1", D(2026, 1, 5), "", "ann") == old
+    assert store.list_attendance(class_id="c1", period="") == [old]
+    assert store.list_attendance(student_id="ann") == [old]
+    assert store.mark_present(record(job_id="j2")) is False
+    assert store.attendance_jobs("ann") == {"j0", "j1", "j2"}
+
+    # New whole-day marks take the same key; a period's is another one.
+    assert store.mark_present(record(student_id="bob")) is True
+    assert store.mark_present(record(student_id="bob", period="P3 maths")) is True
+
+    def raw(sort_key: str) -> dict | None:
+        return client.get_item(
+            TableName=store.attendance_table,
+            Key={"class_id": {"S": "c1"}, "date_student": {"S": sort_key}},
+            ConsistentRead=True,
+        ).get("Item")
+
+    assert raw("2026-01-05#bob")["student_id"] == {"S": "bob"}
+    assert raw("2026-01-05#bob")["status"] == {"S": "present"}
+    assert raw("2026-01-05#bob#P3 maths")["period"] == {"S": "P3 maths"}
+
+    # A teacher's mark over the old item keeps every job that saw her.
+    assert store.set_mark(manual()) == old
+    assert set(raw("2026-01-05#ann")["job_ids"]["SS"]) == {"j0", "j1", "j2"}
+    assert "distance" not in raw("2026-01-05#ann")
+    assert store.get_mark("c1", D(2026, 1, 5), "", "ann") == manual()
+    assert store.delete_attendance("ann") == 1
+    assert store.attendance_jobs("ann") == set()

@@ -360,6 +360,7 @@ def test_recognition_queues_a_job(client, tmp_path, redis_client, records, face_
         "job_id": job_id,
         "class_id": "CS101",
         "date": "2024-09-02",
+        "period": "",
         "photos": [
             {"key": f"uploads/{job_id}/000.jpg", "filename": "class photo.jpg"},
             {"key": f"uploads/{job_id}/001.png", "filename": "b.png"},

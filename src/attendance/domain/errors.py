@@ -84,6 +84,13 @@ class StudentExists(AppError):
     code = "student_exists"
 
 
+class RegisterFinalized(AppError):
+    """The register of that class, date and period was signed off: only an admin corrects it."""
+
+    status = 409
+    code = "register_finalized"
+
+
 class StudentErased(AppError):
     """The student was erased after this work was asked for: it must not bring them back."""
 

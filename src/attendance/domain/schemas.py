@@ -14,6 +14,17 @@ from attendance.domain.errors import ValidationFailed
 # file's name) and is used with fullmatch ('$' would let a trailing newline through).
 STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
+# A register's period: a short label of the teacher's ("1", "morning", "P3 maths"); "" is the
+# whole day, the register of a photo sent without one.
+PERIOD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,31}")
+WHOLE_DAY = ""
+# What a register says of a student. Absent is what nothing marked them as, and a status a
+# teacher may also set by hand; the rest count as attended but late and excused.
+AttendanceStatus = Literal["present", "late", "excused", "absent"]
+ATTENDED: frozenset[str] = frozenset({"present", "late"})
+# Who put a mark there: a face in a class photo, or a person.
+MarkSource = Literal["face", "manual"]
+
 JobKind = Literal["enrollment", "recognition"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
@@ -61,6 +72,7 @@ class RecognitionRequest(Strict):
     job_id: str
     class_id: str
     date: dt.date
+    period: str = WHOLE_DAY
     photos: list[Upload]
     # When the API accepted it: a student erased after this time is not marked by it.
     requested_at: dt.datetime | None = None
@@ -167,13 +179,65 @@ class Student(Strict):
 
 
 class AttendanceRecord(Strict):
+    """One student's mark in one register (class, date, period)."""
+
     class_id: str
     date: dt.date
     student_id: str
     name: str
+    # When the mark was first made (for a face, when the photo was processed).
     first_seen_at: dt.datetime
-    distance: float
+    # A face mark's evidence: its cosine distance and the job whose photo showed the face.
+    distance: float | None = None
     job_id: str | None = None
+    period: str = WHOLE_DAY
+    status: AttendanceStatus = "present"
+    source: MarkSource = "face"
+    # A manual mark's author (the API token's name), when it was set, and the teacher's note.
+    marked_by: str | None = None
+    marked_at: dt.datetime | None = None
+    note: str | None = None
+
+
+class RegisterLock(Strict):
+    """A signed-off register: later changes are an admin's corrections."""
+
+    class_id: str
+    date: dt.date
+    period: str = WHOLE_DAY
+    finalized_by: str
+    finalized_at: dt.datetime
+
+
+class RegisterRow(Strict):
+    """A student of the class in a register: their status, and what put it there (none when
+    nothing marked them: absent)."""
+
+    student_id: str
+    name: str
+    status: AttendanceStatus
+    source: MarkSource | None = None
+    marked_by: str | None = None
+    marked_at: dt.datetime | None = None
+    note: str | None = None
+    job_id: str | None = None
+    distance: float | None = None
+
+
+class Register(Strict):
+    class_id: str
+    date: dt.date
+    period: str = WHOLE_DAY
+    finalized: RegisterLock | None = None
+    rows: list[RegisterRow]
+
+
+class MarkRequest(Strict):
+    """PUT /api/v1/attendance/<class_id>/<date>/<student_id>: a teacher's mark."""
+
+    status: AttendanceStatus
+    period: str = WHOLE_DAY
+    note: str | None = Field(default=None, max_length=500)
 
 
 class AuditEntry(Strict):
@@ -217,6 +281,19 @@ def validate_identifier(value: str | None, field: str) -> str:
             f"{field} must be 1-64 characters of letters, digits, '.', '_' or '-', starting "
             "with a letter or a digit",
             code=f"invalid_{field}",
+        )
+    return value
+
+
+def validate_period(value: str | None) -> str:
+    """A register's period label; missing or empty is the whole day."""
+    if value is None or value == "":
+        return WHOLE_DAY
+    if not isinstance(value, str) or not PERIOD_RE.fullmatch(value):
+        raise ValidationFailed(
+            "period must be 1-32 characters of letters, digits, spaces, '.', '_' or '-', "
+            "starting with a letter or a digit (leave it out for the whole day)",
+            code="invalid_period",
         )
     return value
 

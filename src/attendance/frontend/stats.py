@@ -1,6 +1,10 @@
 """Attendance rates and the CSV export: pure functions over API records, unit-tested.
 
-* Per day and class: present / roster size, where present counts distinct students recorded for
+A record counts as attendance only when its status is one of ATTENDED (present, late): an
+excused or absent mark is a student the register names but who was not there. With periods, a
+student is present on a day when any of that day's registers says so.
+
+* Per day and class: present / roster size, where present counts distinct students who attended
   that class that day and the roster size is the class's current roster (never less than present,
   so a rate is at most 100 % even when someone has since left the class).
 * Per student: days present / days the class met, where a day the class met is a (class, date)
@@ -14,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from attendance.domain.schemas import AttendanceRecord, Student
+from attendance.domain.schemas import ATTENDED, AttendanceRecord, Student
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,10 @@ def daily_rates(records: Iterable[AttendanceRecord], sizes: Mapping[str, int]) -
     """One row per (date, class) that has records, oldest first."""
     present: dict[tuple[dt.date, str], set[str]] = {}
     for record in records:
-        present.setdefault((record.date, record.class_id), set()).add(record.student_id)
+        # A day with only excused or absent marks still met: its row says 0 present.
+        day = present.setdefault((record.date, record.class_id), set())
+        if record.status in ATTENDED:
+            day.add(record.student_id)
     return [
         DailyRate(date, class_id, len(ids), max(sizes.get(class_id, 0), len(ids)))
         for (date, class_id), ids in sorted(present.items())
@@ -74,7 +81,9 @@ def student_rates(
     names: dict[str, str] = {}
     classes: dict[str, set[str]] = {}
     for record in records:
-        attended.setdefault(record.student_id, set()).add((record.class_id, record.date))
+        seen = attended.setdefault(record.student_id, set())
+        if record.status in ATTENDED:
+            seen.add((record.class_id, record.date))
         names.setdefault(record.student_id, record.name)
         classes.setdefault(record.student_id, set()).add(record.class_id)
     for student in roster:

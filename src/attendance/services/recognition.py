@@ -359,6 +359,7 @@ def _mark_attendance(
                 AttendanceRecord(
                     class_id=req.class_id,
                     date=req.date,
+                    period=req.period,
                     student_id=sid,
                     name=roster[sid],
                     first_seen_at=seen_at,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from attendance.config.settings import Settings
-from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE
+from attendance.domain.schemas import MAX_NAME_LENGTH, PERIOD_RE, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from attendance.web.auth import public
 from attendance.web.context import services
@@ -19,6 +19,11 @@ bp = Blueprint("openapi", __name__)
 # JSON Schema patterns search unanchored: anchor the identifier rule.
 IDENTIFIER_PATTERN = f"^{STUDENT_ID_RE.pattern}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# Empty is the whole day's register.
+PERIOD_PATTERN = f"^({PERIOD_RE.pattern})?$"
+STATUSES = ["present", "late", "excused", "absent"]
+SOURCES = ["face", "manual"]
+MAX_NOTE_LENGTH = 500
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 # str.isprintable() cannot be written as an ECMA-262 pattern; this excludes the control, format,
 # separator and private-use characters of the BMP (lone surrogates cannot be sent as UTF-8) and
@@ -56,6 +61,15 @@ def _identifier(description: str) -> dict:
 
 def _date(description: str) -> dict:
     return {"type": "string", "format": "date", "pattern": DATE_PATTERN, "description": description}
+
+
+def _period(description: str) -> dict:
+    return {
+        "type": "string",
+        "pattern": PERIOD_PATTERN,
+        "maxLength": 32,
+        "description": description,
+    }
 
 
 def _query(name: str, schema: dict) -> dict:
@@ -117,6 +131,51 @@ _UPLOAD_ERRORS = {
         "unavailable; nothing was stored."
     ),
 }
+
+
+def _mark_operation(class_id: dict, date: dict, period: dict, student_id: dict | None) -> dict:
+    """PUT of a student's mark. ``student_id`` None: of the student whose id is "finalize", whose
+    URL is the sign-off's (a concrete path is read before a templated one)."""
+    parameters = [_path("class_id", class_id), _path("date", date)]
+    operation_id, prefix = "markAttendanceOfFinalize", 'The student whose id is "finalize": '
+    if student_id is not None:
+        parameters.append(_path("student_id", student_id))
+        operation_id, prefix = "markAttendance", ""
+    body = {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": STATUSES},
+            "period": period,
+            "note": {"type": "string", "nullable": True, "maxLength": MAX_NOTE_LENGTH},
+        },
+    }
+    return {
+        "operationId": operation_id,
+        "summary": prefix
+        + "Mark a student by hand (teacher of the class or admin; audited). It replaces a "
+        "face's mark, and a later photo never replaces it. On a signed-off register only an "
+        "admin may, as an audited correction.",
+        "parameters": parameters,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": _json(_ref("MarkResult"), "The student's row before and after."),
+            "400": _error("An invalid id, date, status, period, note or field."),
+            "404": _error(
+                "No such student (unknown_student), or not enrolled in class_id "
+                "(student_not_in_class)."
+            ),
+            "409": _error("The register is signed off (register_finalized)."),
+            "415": _error("The body is not a JSON object."),
+            **_COMMON_ERRORS,
+        },
+    }
+
+
+# null, as OpenAPI 3.0.3 can say it: `nullable` beside a $ref (or an allOf without a type)
+# admits nothing more.
+_NULL = {"type": "object", "nullable": True, "enum": [None]}
 
 
 def _schemas() -> dict:
@@ -230,15 +289,99 @@ def _schemas() -> dict:
         },
         "AttendanceRecord": {
             "type": "object",
-            "required": ["class_id", "date", "student_id", "name", "first_seen_at", "distance"],
+            "required": [
+                "class_id",
+                "date",
+                "period",
+                "student_id",
+                "name",
+                "first_seen_at",
+                "status",
+                "source",
+            ],
             "properties": {
                 "class_id": {"type": "string"},
                 "date": {"type": "string", "format": "date"},
+                "period": {"type": "string", "description": "Empty: the whole day."},
                 "student_id": {"type": "string"},
                 "name": {"type": "string"},
                 "first_seen_at": {"type": "string", "format": "date-time"},
-                "distance": {"type": "number"},
+                "distance": {
+                    "type": "number",
+                    "nullable": True,
+                    "description": "A face mark's cosine distance.",
+                },
+                "job_id": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "The recognition job of a face mark.",
+                },
+                "status": {"type": "string", "enum": STATUSES},
+                "source": {"type": "string", "enum": SOURCES},
+                "marked_by": {"type": "string", "nullable": True},
+                "marked_at": nullable_datetime,
+                "note": {"type": "string", "nullable": True},
+            },
+        },
+        "RegisterRow": {
+            "type": "object",
+            "required": ["student_id", "name", "status", "source"],
+            "properties": {
+                "student_id": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": STATUSES},
+                "source": {
+                    "type": "string",
+                    # A nullable enum admits null only when it lists it (OpenAPI 3.0.3).
+                    "enum": [*SOURCES, None],
+                    "nullable": True,
+                    "description": "What marked the student; null: nothing did (absent).",
+                },
+                "marked_by": {"type": "string", "nullable": True},
+                "marked_at": nullable_datetime,
+                "note": {"type": "string", "nullable": True},
                 "job_id": {"type": "string", "nullable": True},
+                "distance": {"type": "number", "nullable": True},
+            },
+        },
+        "RegisterLock": {
+            "type": "object",
+            "required": ["class_id", "date", "period", "finalized_by", "finalized_at"],
+            "properties": {
+                "class_id": {"type": "string"},
+                "date": {"type": "string", "format": "date"},
+                "period": {"type": "string"},
+                "finalized_by": {"type": "string"},
+                "finalized_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Register": {
+            "type": "object",
+            "required": ["class_id", "date", "period", "finalized", "rows"],
+            "properties": {
+                "class_id": {"type": "string"},
+                "date": {"type": "string", "format": "date"},
+                "period": {"type": "string"},
+                "finalized": {
+                    "anyOf": [_ref("RegisterLock"), _NULL],
+                    "description": "Who signed the register off and when; null: not yet.",
+                },
+                "rows": {
+                    "type": "array",
+                    "items": _ref("RegisterRow"),
+                    "description": "Every student enrolled in the class, by name.",
+                },
+            },
+        },
+        "MarkResult": {
+            "type": "object",
+            "required": ["before", "after"],
+            "properties": {
+                "before": {
+                    "anyOf": [_ref("RegisterRow"), _NULL],
+                    "description": "The row as it was; null: nothing had marked the student.",
+                },
+                "after": _ref("RegisterRow"),
             },
         },
         "AttendanceList": {
@@ -355,6 +498,8 @@ def build_spec(settings: Settings) -> dict:
     student_id = _identifier("Student id: 1-64 of letters, digits, '.', '_' or '-'.")
     class_id = _identifier("Class id: same characters as a student id.")
     job_id = {"type": "string", "pattern": JOB_ID_PATTERN}
+    date = _date("The register's day.")
+    period = _period("The register's period; empty or left out: the whole day.")
     paths: dict[str, dict[str, dict]] = {
         "/healthz": {
             "get": {
@@ -540,6 +685,9 @@ def build_spec(settings: Settings) -> dict:
                     {
                         "class_id": class_id,
                         "date": _date("Day of the class (default: today, UTC)."),
+                        "period": _period(
+                            "The register's period (default: the whole day's register)."
+                        ),
                         "photos": _photos(settings.max_recognition_photos),
                     },
                     ["class_id", "photos"],
@@ -575,6 +723,7 @@ def build_spec(settings: Settings) -> dict:
                     _query("date", _date("One day; the same as from=to=date.")),
                     _query("from", _date("First day, inclusive.")),
                     _query("to", _date("Last day, inclusive.")),
+                    _query("period", _period("Only this period's marks (empty: the whole day's).")),
                     _query("format", {"type": "string", "enum": ["json", "csv"]}),
                 ],
                 "responses": {
@@ -585,10 +734,59 @@ def build_spec(settings: Settings) -> dict:
                             "text/csv": {"schema": {"type": "string"}},
                         },
                     },
-                    "400": _error("An invalid id or date."),
+                    "400": _error("An invalid id, date or period."),
                     **_COMMON_ERRORS,
                 },
             }
+        },
+        "/api/v1/attendance/{class_id}/{date}": {
+            "get": {
+                "operationId": "getRegister",
+                "summary": "The class's register for the date and period: every student "
+                "enrolled, with their status and what marked them (absent: nothing did).",
+                "parameters": [
+                    _path("class_id", class_id),
+                    _path("date", date),
+                    _query("period", period),
+                ],
+                "responses": {
+                    "200": _json(_ref("Register"), "The register."),
+                    "400": _error("An invalid class_id, date or period."),
+                    "404": _error("No student is enrolled in class_id (unknown_class)."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/attendance/{class_id}/{date}/{student_id}": {
+            "put": _mark_operation(class_id, date, period, student_id)
+        },
+        "/api/v1/attendance/{class_id}/{date}/finalize": {
+            "put": _mark_operation(class_id, date, period, None),
+            "post": {
+                "operationId": "finalizeRegister",
+                "summary": "Sign the register off (teacher of the class or admin; audited): "
+                "from then on only an admin changes it. Again, it changes nothing.",
+                "parameters": [_path("class_id", class_id), _path("date", date)],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"period": period},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("RegisterLock"), "The register's sign-off."),
+                    "400": _error("An invalid class_id, date, period or field."),
+                    "404": _error("No student is enrolled in class_id (unknown_class)."),
+                    "415": _error("The body is not a JSON object."),
+                    **_COMMON_ERRORS,
+                },
+            },
         },
         "/api/v1/model": {
             "get": {

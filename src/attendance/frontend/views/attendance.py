@@ -1,4 +1,5 @@
-"""Attendance: who was present, filtered by class, dates and student; rates; CSV export.
+"""Attendance: the marks (status, period, what made them), filtered by class, dates and student;
+rates; CSV export.
 
 A viewer token may read attendance but not the students: the page then works from the records
 alone (no rosters, so no absentees and no per-day rates).
@@ -22,17 +23,32 @@ DEFAULT_DAYS = 30
 
 
 def records_frame(records: list[AttendanceRecord]) -> pd.DataFrame:
-    columns = ["date", "class_id", "student_id", "name", "first_seen_at", "distance"]
+    columns = [
+        "date",
+        "period",
+        "class_id",
+        "student_id",
+        "name",
+        "status",
+        "source",
+        "first_seen_at",
+        "distance",
+    ]
     rows = [
         {
             "date": r.date.isoformat(),
+            "period": r.period or "whole day",
             "class_id": r.class_id,
             "student_id": r.student_id,
             "name": r.name,
+            "status": r.status,
+            "source": r.source,
             "first_seen_at": r.first_seen_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "distance": r.distance,
         }
-        for r in sorted(records, key=lambda r: (r.date, r.class_id, r.name.lower()), reverse=True)
+        for r in sorted(
+            records, key=lambda r: (r.date, r.class_id, r.period, r.name.lower()), reverse=True
+        )
     ]
     return pd.DataFrame(rows, columns=columns)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
+from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,33 @@ class RecordsStore(Protocol):
     def mark_present(
         self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
     ) -> bool:
-        """Insert unless (class_id, date, student_id) exists; True if this call inserted it.
-        Either way the record's job is noted among the jobs that saw the student. StudentErased,
-        writing nothing, if the student was erased at or after not_erased_since."""
+        """A face's mark: insert unless (class_id, date, period, student_id) has a mark already
+        (a face's or a teacher's, which a recognition never overrides) or that register is
+        finalized; True if this call inserted it. Either way the record's job is noted among
+        the jobs that saw the student. StudentErased, writing nothing, if the student was
+        erased at or after not_erased_since."""
         ...
+
+    def set_mark(
+        self, record: AttendanceRecord, *, correction: bool = False
+    ) -> AttendanceRecord | None:
+        """A teacher's mark (source "manual"): write it over whatever (class_id, date, period,
+        student_id) held, in one atomic step; return what it replaced (None: nothing). The jobs
+        noted for the student stay. RegisterFinalized, writing nothing, if that register is
+        finalized, unless ``correction`` (an admin's)."""
+        ...
+
+    def get_mark(
+        self, class_id: str, date: dt.date, period: str, student_id: str
+    ) -> AttendanceRecord | None: ...
+
+    def finalize_register(
+        self, class_id: str, date: dt.date, period: str, by: str, at: dt.datetime
+    ) -> RegisterLock:
+        """Sign the register off (once: a second call changes nothing); return its lock."""
+        ...
+
+    def register_lock(self, class_id: str, date: dt.date, period: str) -> RegisterLock | None: ...
 
     def attendance_jobs(self, student_id: str) -> set[str]:
         """Every recognition job that marked the student or saw them again."""
@@ -82,7 +105,10 @@ class RecordsStore(Protocol):
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
         student_id: str | None = None,
-    ) -> list[AttendanceRecord]: ...
+        period: str | None = None,
+    ) -> list[AttendanceRecord]:
+        """Every mark (of every status) matching the filters; period None: of every period."""
+        ...
 
     def get_gallery_pointer(self) -> GalleryPointer | None: ...
 

@@ -4,17 +4,24 @@ Five tables, each shaped for the queries the API serves (docs/deploy.md has the 
 
 ``<prefix>-students``       HASH student_id. name, created_at, class_ids (string set).
 ``<prefix>-class-members``  HASH class_id, RANGE student_id: a class's roster is one Query.
-``<prefix>-attendance``     HASH class_id, RANGE date_student ("2026-01-05#ann"): one class on
-                            one date or over a date range is one Query on the key. GSI
+``<prefix>-attendance``     HASH class_id, RANGE date_student ("2026-01-05#ann" for the whole
+                            day's register, "2026-01-05#ann#P3 maths" for a period's): one
+                            class on one date or over a date range is one Query on the key. GSI
                             ``by_student`` (HASH student_id, RANGE date, all attributes): one
-                            student's history over a date range is one Query.
+                            student's history over a date range is one Query. It also holds
+                            the registers' sign-offs and the sightings on signed-off registers,
+                            under class keys of their own (see _LOCKS and _SIGHTINGS).
 ``<prefix>-gallery``        HASH scope ("global"): version, manifest_key, updated_at.
 ``<prefix>-audit``          HASH log ("audit"), RANGE at_id ("<ISO time>#<uuid>"): the audit log,
                             newest first is one Query in reverse.
 ``<prefix>-erasures``       HASH student_id. erased_at: the tombstones of erased students.
 
 An attendance item also holds ``job_ids`` (string set): every recognition job that saw the
-student for that class and date, so that an erasure finds all their photos.
+student for that class, date and period, so that an erasure finds all their photos. Items
+written before registers had periods and manual marks lack ``period``, ``status`` and
+``source``: they are the whole day's register, present, marked by a face.
+A mark a teacher set has ``rev`` (number), moved by each set_mark, which writes only if the
+item is still the one it read.
 
 Every Query and Scan follows LastEvaluatedKey. Attendance is written with
 ``attribute_not_exists`` so a repeat is a no-op; a write guarded against erasure is one
@@ -44,16 +51,59 @@ import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
-from attendance.domain.errors import StoreBusy, StoreUnavailable, StudentErased
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
+from attendance.domain.errors import RegisterFinalized, StoreBusy, StoreUnavailable, StudentErased
+from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
 from attendance.stores.records.base import GalleryPointer, erased_message, stamp, utc_now_iso
 
 log = logging.getLogger(__name__)
 
 GALLERY_SCOPE = "global"
 STUDENT_INDEX = "by_student"
-# Above any "#<student_id>" suffix: student ids are [A-Za-z0-9._-] and '$' sorts after '#'.
+# Above any "#<student_id>[#<period>]" suffix: student ids are [A-Za-z0-9._-], periods
+# [A-Za-z0-9 ._-], and '$' sorts after '#'.
 _DATE_END = "$"
+# Registers' sign-offs live in the attendance table, not a table of their own, so that a
+# deployment whose tables were made by hand needs no new one. Their class key starts with '#',
+# which no class id can (STUDENT_ID_RE), so a class's Query never meets them; they have no
+# student_id, so the by_student index never holds them; a Scan skips them (_is_mark).
+_LOCKS = "#lock#"
+# Where a recognition notes its job when a signed-off register took no mark for the student:
+# items in the by_student index (so attendance_jobs and delete_attendance find them) that are
+# not marks.
+_SIGHTINGS = "#seen#"
+# How often set_mark reads again when another write changed the mark between its read and its
+# write.
+_SET_MARK_ATTEMPTS = 5
+
+
+def _mark_key(class_id: str, day: str, period: str, student_id: str) -> dict:
+    """The whole day's key is the one every item had before periods, so those items are the
+    whole day's register as they are. Neither ids nor periods contain '#', so the parts split
+    back one way only, and "<day>#<student>" never equals any "<day>#<student>#<period>"."""
+    sort_key = f"{day}#{student_id}" if period == "" else f"{day}#{student_id}#{period}"
+    return {"class_id": _s(class_id), "date_student": _s(sort_key)}
+
+
+def _lock_key(class_id: str, day: str, period: str) -> dict:
+    return {"class_id": _s(f"{_LOCKS}{class_id}"), "date_student": _s(f"{day}#{period}")}
+
+
+def _is_mark(item: dict) -> bool:
+    return not item["class_id"]["S"].startswith("#")
+
+
+def _conflicted(exc: BaseException) -> bool:
+    """Whether a StoreBusy came of a transaction cancelled by another one on the same items."""
+    cause = exc.__cause__
+    return isinstance(cause, bexc.ClientError) and any(
+        reason.get("Code") == "TransactionConflict"
+        for reason in cause.response.get("CancellationReasons") or []
+    )
+
+
+def _finalized_message(class_id: str, day: str, period: str) -> str:
+    return f"the register of {class_id} on {day}{f' ({period})' if period else ''} is finalized"
+
 
 _DENIED = {
     "AccessDeniedException",
@@ -525,46 +575,217 @@ class DynamoRecords:
 
     # --- attendance ----------------------------------------------------------------------------
 
+    def _unlocked(self, class_id: str, day: str, period: str) -> dict:
+        """A transaction item that holds only while the register is not signed off."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.attendance_table,
+                "Key": _lock_key(class_id, day, period),
+                "ConditionExpression": "attribute_not_exists(class_id)",
+            }
+        }
+
+    @staticmethod
+    def _mark_values(record: AttendanceRecord) -> dict[str, dict]:
+        """The item's attributes other than its key and job_ids."""
+        values = {
+            "date": _s(record.date.isoformat()),
+            "student_id": _s(record.student_id),
+            "name": _s(record.name),
+            "first_seen_at": _s(record.first_seen_at.isoformat()),
+            "status": _s(record.status),
+            "source": _s(record.source),
+        }
+        if record.period:
+            values["period"] = _s(record.period)
+        if record.distance is not None:
+            values["distance"] = {"N": repr(float(record.distance))}
+        if record.job_id is not None:
+            values["job_id"] = _s(record.job_id)
+        if record.marked_by is not None:
+            values["marked_by"] = _s(record.marked_by)
+        if record.marked_at is not None:
+            values["marked_at"] = _s(record.marked_at.isoformat())
+        if record.note is not None:
+            values["note"] = _s(record.note)
+        return values
+
     def mark_present(
         self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
     ) -> bool:
         day = record.date.isoformat()
-        item = {
-            "class_id": _s(record.class_id),
-            "date_student": _s(f"{day}#{record.student_id}"),
-            "date": _s(day),
-            "student_id": _s(record.student_id),
-            "name": _s(record.name),
-            "first_seen_at": _s(record.first_seen_at.isoformat()),
-            "distance": {"N": repr(float(record.distance))},
-        }
+        key = _mark_key(record.class_id, day, record.period, record.student_id)
+        item = {**key, **self._mark_values(record)}
         if record.job_id is not None:
-            item["job_id"] = _s(record.job_id)
             item["job_ids"] = {"SS": [record.job_id]}
         put = {
             "TableName": self.attendance_table,
             "Item": item,
             "ConditionExpression": "attribute_not_exists(class_id)",
         }
-        items = [{"Put": put}]
+        items = [self._unlocked(record.class_id, day, record.period), {"Put": put}]
         if not_erased_since is not None:
             items.insert(0, self._not_erased(record.student_id, not_erased_since))
         codes = self._transact(self.attendance_table, items)
         if not codes:
             return True
-        if len(codes) == 2 and codes[0] == "ConditionalCheckFailed":
+        if not_erased_since is not None and codes[0] == "ConditionalCheckFailed":
             raise StudentErased(erased_message(record.student_id))
-        # Marked already: note this job among those that saw the student.
+        # Marked already, or signed off: note this job among those that saw the student.
         if record.job_id is not None:
-            self._conditional(
-                self.attendance_table,
-                "update_item",
-                Key={"class_id": item["class_id"], "date_student": item["date_student"]},
-                UpdateExpression="ADD job_ids :j",
-                ConditionExpression="attribute_exists(class_id)",
-                ExpressionAttributeValues={":j": {"SS": [record.job_id]}},
-            )
+            self._note_job(record, key, not_erased_since)
         return False
+
+    def _note_job(
+        self, record: AttendanceRecord, key: dict, not_erased_since: dt.datetime | None
+    ) -> None:
+        assert record.job_id is not None
+        if self._conditional(
+            self.attendance_table,
+            "update_item",
+            Key=key,
+            UpdateExpression="ADD job_ids :j",
+            ConditionExpression="attribute_exists(class_id)",
+            ExpressionAttributeValues={":j": {"SS": [record.job_id]}},
+        ):
+            return
+        # No mark to hold it: the register was signed off before this photo was processed.
+        sighting = {
+            "TableName": self.attendance_table,
+            "Key": {**key, "class_id": _s(f"{_SIGHTINGS}{record.class_id}")},
+            "UpdateExpression": "SET student_id = :sid, #d = :day ADD job_ids :j",
+            "ExpressionAttributeNames": {"#d": "date"},
+            "ExpressionAttributeValues": {
+                ":sid": _s(record.student_id),
+                ":day": _s(record.date.isoformat()),
+                ":j": {"SS": [record.job_id]},
+            },
+        }
+        items: list[dict] = [{"Update": sighting}]
+        if not_erased_since is not None:
+            # Erased since the mark was refused: their erasure has run or is running, and a
+            # sighting written now would outlive it.
+            items.insert(0, self._not_erased(record.student_id, not_erased_since))
+        self._transact(self.attendance_table, items)
+
+    def set_mark(
+        self, record: AttendanceRecord, *, correction: bool = False
+    ) -> AttendanceRecord | None:
+        day = record.date.isoformat()
+        key = _mark_key(record.class_id, day, record.period, record.student_id)
+        values = self._mark_values(record)
+        # What the old mark had and this one has not (a face's distance, a note) goes.
+        optional = ("period", "distance", "job_id", "marked_by", "marked_at", "note")
+        removed = [n for n in optional if n not in values]
+        names = {f"#{i}": name for i, name in enumerate((*values, *removed))}
+        alias = {name: a for a, name in names.items()}
+        assignments = ", ".join(f"{alias[n]} = :{i}" for i, n in enumerate(values))
+        names["#rev"] = "rev"
+        for attempt in range(_SET_MARK_ATTEMPTS):
+            old = self._call(self.attendance_table, "get_item", Key=key, ConsistentRead=True).get(
+                "Item"
+            )
+            attr_values = {f":{i}": v for i, v in enumerate(values.values())}
+            condition_names: dict[str, str] = {}
+            if old is None:
+                condition = "attribute_not_exists(#key)"
+                condition_names["#key"] = "class_id"
+                rev = 0
+            else:
+                # Unchanged since the read: the same revision. Items no set_mark wrote have
+                # none; they are face marks, written once, when first seen.
+                rev = int(old["rev"]["N"]) if "rev" in old else 0
+                if rev:
+                    condition = "#rev = :old_rev"
+                    attr_values[":old_rev"] = {"N": str(rev)}
+                else:
+                    condition = "attribute_exists(#key) AND attribute_not_exists(#rev)"
+                    condition += " AND #seen = :old_seen"
+                    condition_names.update({"#key": "class_id", "#seen": "first_seen_at"})
+                    attr_values[":old_seen"] = old["first_seen_at"]
+            attr_values[":rev"] = {"N": str(rev + 1)}
+            expression = f"SET #rev = :rev, {assignments}"
+            if removed:
+                expression += " REMOVE " + ", ".join(alias[n] for n in removed)
+            # ADD, not SET: the jobs that saw the student stay (one a face noted between the
+            # read and this write too), and the replaced mark's own job joins them.
+            jobs = {j for j in (record.job_id, old and old.get("job_id", {}).get("S")) if j}
+            if jobs:
+                expression += " ADD job_ids :jobs"
+                attr_values[":jobs"] = {"SS": sorted(jobs)}
+            update = {
+                "TableName": self.attendance_table,
+                "Key": key,
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {**names, **condition_names},
+                "ExpressionAttributeValues": attr_values,
+            }
+            items: list[dict] = [{"Update": update}]
+            if not correction:
+                items.insert(0, self._unlocked(record.class_id, day, record.period))
+            try:
+                codes = self._transact(self.attendance_table, items)
+            except StoreBusy as exc:
+                # Another transaction on the same item at the same moment: as for a changed
+                # mark, read again. Anything else busy is the caller's to retry later.
+                if attempt == _SET_MARK_ATTEMPTS - 1 or not _conflicted(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if not codes:
+                return self._record(old) if old is not None else None
+            if not correction and codes[0] == "ConditionalCheckFailed":
+                raise RegisterFinalized(_finalized_message(record.class_id, day, record.period))
+            # Another write moved the mark since the read: read it again.
+        raise StoreBusy(
+            f"{self._where(self.attendance_table)}: the mark of {record.student_id} kept "
+            f"changing; tried {_SET_MARK_ATTEMPTS} times"
+        )
+
+    def get_mark(
+        self, class_id: str, date: dt.date, period: str, student_id: str
+    ) -> AttendanceRecord | None:
+        item = self._call(
+            self.attendance_table,
+            "get_item",
+            Key=_mark_key(class_id, date.isoformat(), period, student_id),
+            ConsistentRead=True,
+        ).get("Item")
+        return self._record(item) if item else None
+
+    def finalize_register(
+        self, class_id: str, date: dt.date, period: str, by: str, at: dt.datetime
+    ) -> RegisterLock:
+        key = _lock_key(class_id, date.isoformat(), period)
+        # Where the condition fails the register was signed off already: that lock stays.
+        self._conditional(
+            self.attendance_table,
+            "put_item",
+            Item={**key, "finalized_by": _s(by), "finalized_at": _s(at.isoformat())},
+            ConditionExpression="attribute_not_exists(class_id)",
+        )
+        lock = self.register_lock(class_id, date, period)
+        if lock is None:  # only if it was removed by hand in between
+            raise StoreBusy(f"{self._where(self.attendance_table)}: the sign-off did not stay")
+        return lock
+
+    def register_lock(self, class_id: str, date: dt.date, period: str) -> RegisterLock | None:
+        item = self._call(
+            self.attendance_table,
+            "get_item",
+            Key=_lock_key(class_id, date.isoformat(), period),
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        return RegisterLock(
+            class_id=class_id,
+            date=date,
+            period=period,
+            finalized_by=item["finalized_by"]["S"],
+            finalized_at=item["finalized_at"]["S"],
+        )
 
     def attendance_jobs(self, student_id: str) -> set[str]:
         jobs: set[str] = set()
@@ -582,14 +803,23 @@ class DynamoRecords:
 
     @staticmethod
     def _record(item: dict) -> AttendanceRecord:
+        def text(name: str) -> str | None:
+            return item[name]["S"] if name in item else None
+
         return AttendanceRecord(
             class_id=item["class_id"]["S"],
             date=item["date"]["S"],
             student_id=item["student_id"]["S"],
             name=item["name"]["S"],
             first_seen_at=item["first_seen_at"]["S"],
-            distance=float(item["distance"]["N"]),
-            job_id=item["job_id"]["S"] if "job_id" in item else None,
+            distance=float(item["distance"]["N"]) if "distance" in item else None,
+            job_id=text("job_id"),
+            period=text("period") or "",
+            status=text("status") or "present",
+            source=text("source") or "face",
+            marked_by=text("marked_by"),
+            marked_at=text("marked_at"),
+            note=text("note"),
         )
 
     def list_attendance(
@@ -598,6 +828,7 @@ class DynamoRecords:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
         student_id: str | None = None,
+        period: str | None = None,
     ) -> list[AttendanceRecord]:
         lo = date_from.isoformat() if date_from else None
         hi = date_to.isoformat() if date_to else None
@@ -663,8 +894,13 @@ class DynamoRecords:
             kwargs["ExpressionAttributeNames"] = names
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        records = [self._record(item) for item in self._pages(table, operation, **kwargs)]
-        return sorted(records, key=lambda r: (r.date, r.class_id, r.student_id))
+        records = [
+            self._record(item) for item in self._pages(table, operation, **kwargs) if _is_mark(item)
+        ]
+        # Filtered here: items of the whole day have no period attribute to filter on.
+        if period is not None:
+            records = [r for r in records if r.period == period]
+        return sorted(records, key=lambda r: (r.date, r.class_id, r.period, r.student_id))
 
     # --- gallery pointer -----------------------------------------------------------------------
 
@@ -741,19 +977,19 @@ class DynamoRecords:
         return True
 
     def delete_attendance(self, student_id: str) -> int:
-        keys = [
-            {"class_id": item["class_id"], "date_student": item["date_student"]}
-            for item in self._pages(
+        items = list(
+            self._pages(
                 self.attendance_table,
                 "query",
                 IndexName=STUDENT_INDEX,
                 KeyConditionExpression="student_id = :sid",
                 ExpressionAttributeValues={":sid": _s(student_id)},
             )
-        ]
-        for key in keys:
+        )
+        for item in items:
+            key = {"class_id": item["class_id"], "date_student": item["date_student"]}
             self._call(self.attendance_table, "delete_item", Key=key)
-        return len(keys)
+        return sum(1 for item in items if _is_mark(item))
 
     def record_erasure(self, student_id: str, at: dt.datetime) -> None:
         # Where the condition fails a later erasure is recorded already: it stays.

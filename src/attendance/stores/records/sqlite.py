@@ -9,9 +9,28 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from attendance.domain.errors import StudentErased
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, Student
+from attendance.domain.errors import RegisterFinalized, StudentErased
+from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
 from attendance.stores.records.base import GalleryPointer, erased_message, stamp, utc_now_iso
+
+# One mark per register (class, date, period) and student. distance is NULL for a mark a
+# teacher made by hand.
+_ATTENDANCE_COLUMNS = """
+    class_id TEXT NOT NULL,
+    date TEXT NOT NULL,
+    period TEXT NOT NULL DEFAULT '',
+    student_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    distance REAL,
+    job_id TEXT,
+    status TEXT NOT NULL DEFAULT 'present',
+    source TEXT NOT NULL DEFAULT 'face',
+    marked_by TEXT,
+    marked_at TEXT,
+    note TEXT,
+    PRIMARY KEY (class_id, date, period, student_id)
+""".strip("\n")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS students (
@@ -25,14 +44,7 @@ CREATE TABLE IF NOT EXISTS student_classes (
     PRIMARY KEY (class_id, student_id)
 );
 CREATE TABLE IF NOT EXISTS attendance (
-    class_id TEXT NOT NULL,
-    date TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    first_seen_at TEXT NOT NULL,
-    distance REAL NOT NULL,
-    job_id TEXT,
-    PRIMARY KEY (class_id, date, student_id)
+{attendance_columns}
 );
 CREATE INDEX IF NOT EXISTS attendance_by_student ON attendance (student_id, date);
 CREATE TABLE IF NOT EXISTS attendance_jobs (
@@ -52,13 +64,72 @@ CREATE TABLE IF NOT EXISTS audit (
     target TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS register_locks (
+    class_id TEXT NOT NULL,
+    date TEXT NOT NULL,
+    period TEXT NOT NULL,
+    finalized_by TEXT NOT NULL,
+    finalized_at TEXT NOT NULL,
+    PRIMARY KEY (class_id, date, period)
+);
 CREATE TABLE IF NOT EXISTS gallery_pointer (
     scope TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     manifest_key TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
-"""
+""".replace("{attendance_columns}", _ATTENDANCE_COLUMNS)
+
+_MARK_COLUMNS = (
+    "class_id",
+    "date",
+    "period",
+    "student_id",
+    "name",
+    "first_seen_at",
+    "distance",
+    "job_id",
+    "status",
+    "source",
+    "marked_by",
+    "marked_at",
+    "note",
+)
+
+
+def _mark_row(record: AttendanceRecord) -> tuple:
+    return (
+        record.class_id,
+        record.date.isoformat(),
+        record.period,
+        record.student_id,
+        record.name,
+        record.first_seen_at.isoformat(),
+        record.distance,
+        record.job_id,
+        record.status,
+        record.source,
+        record.marked_by,
+        record.marked_at.isoformat() if record.marked_at else None,
+        record.note,
+    )
+
+
+def _migrate_attendance(conn: sqlite3.Connection) -> None:
+    """Databases made before registers had periods: their attendance table is keyed by
+    (class_id, date, student_id), every row a face's mark for the whole day. Rebuilt in the
+    caller's transaction, so a crash leaves the old table whole and the next open retries."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(attendance)")}
+    if not columns or "period" in columns:
+        return
+    conn.execute(f"CREATE TABLE attendance_migrated ({_ATTENDANCE_COLUMNS})")
+    conn.execute(
+        "INSERT INTO attendance_migrated (class_id, date, period, student_id, name, "
+        "first_seen_at, distance, job_id, status, source) SELECT class_id, date, '', "
+        "student_id, name, first_seen_at, distance, job_id, 'present', 'face' FROM attendance"
+    )
+    conn.execute("DROP TABLE attendance")
+    conn.execute("ALTER TABLE attendance_migrated RENAME TO attendance")
 
 
 class SqliteRecords:
@@ -69,7 +140,12 @@ class SqliteRecords:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+        # Statement by statement: executescript would commit the migration half-way.
+        with self._tx() as conn:
+            _migrate_attendance(conn)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -173,31 +249,106 @@ class SqliteRecords:
             ).fetchone()
         return row is not None
 
+    @staticmethod
+    def _locked(conn: sqlite3.Connection, class_id: str, date: dt.date, period: str) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM register_locks WHERE class_id = ? AND date = ? AND period = ?",
+                (class_id, date.isoformat(), period),
+            ).fetchone()
+            is not None
+        )
+
+    @staticmethod
+    def _mark(
+        conn: sqlite3.Connection, class_id: str, date: dt.date, period: str, student_id: str
+    ) -> AttendanceRecord | None:
+        row = conn.execute(
+            "SELECT * FROM attendance WHERE class_id = ? AND date = ? AND period = ? "
+            "AND student_id = ?",
+            (class_id, date.isoformat(), period, student_id),
+        ).fetchone()
+        return AttendanceRecord(**dict(row)) if row else None
+
+    @staticmethod
+    def _note_job(conn: sqlite3.Connection, student_id: str, job_id: str | None) -> None:
+        if job_id:
+            conn.execute(
+                "INSERT OR IGNORE INTO attendance_jobs (student_id, job_id) VALUES (?, ?)",
+                (student_id, job_id),
+            )
+
     def mark_present(
         self, record: AttendanceRecord, *, not_erased_since: dt.datetime | None = None
     ) -> bool:
         with self._tx() as conn:
             self._refuse_if_erased(conn, record.student_id, not_erased_since)
-            if record.job_id:
-                conn.execute(
-                    "INSERT OR IGNORE INTO attendance_jobs (student_id, job_id) VALUES (?, ?)",
-                    (record.student_id, record.job_id),
-                )
+            # Noted even when no mark is made (a signed-off register): the photo still shows
+            # the student, and erasure must find it.
+            self._note_job(conn, record.student_id, record.job_id)
+            if self._locked(conn, record.class_id, record.date, record.period):
+                return False
             cur = conn.execute(
-                "INSERT OR IGNORE INTO attendance "
-                "(class_id, date, student_id, name, first_seen_at, distance, job_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.class_id,
-                    record.date.isoformat(),
-                    record.student_id,
-                    record.name,
-                    record.first_seen_at.isoformat(),
-                    record.distance,
-                    record.job_id,
-                ),
+                f"INSERT OR IGNORE INTO attendance ({', '.join(_MARK_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_MARK_COLUMNS))})",
+                _mark_row(record),
             )
             return cur.rowcount == 1
+
+    def set_mark(
+        self, record: AttendanceRecord, *, correction: bool = False
+    ) -> AttendanceRecord | None:
+        with self._tx() as conn:
+            if not correction and self._locked(conn, record.class_id, record.date, record.period):
+                raise RegisterFinalized(
+                    f"the register of {record.class_id} on {record.date.isoformat()}"
+                    f"{f' ({record.period})' if record.period else ''} is finalized"
+                )
+            old = self._mark(conn, record.class_id, record.date, record.period, record.student_id)
+            # The replaced mark's job goes on being among those that saw the student.
+            if old is not None:
+                self._note_job(conn, old.student_id, old.job_id)
+            self._note_job(conn, record.student_id, record.job_id)
+            conn.execute(
+                f"INSERT OR REPLACE INTO attendance ({', '.join(_MARK_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_MARK_COLUMNS))})",
+                _mark_row(record),
+            )
+            return old
+
+    def get_mark(
+        self, class_id: str, date: dt.date, period: str, student_id: str
+    ) -> AttendanceRecord | None:
+        with self._conn() as conn:
+            return self._mark(conn, class_id, date, period, student_id)
+
+    def finalize_register(
+        self, class_id: str, date: dt.date, period: str, by: str, at: dt.datetime
+    ) -> RegisterLock:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO register_locks "
+                "(class_id, date, period, finalized_by, finalized_at) VALUES (?, ?, ?, ?, ?)",
+                (class_id, date.isoformat(), period, by, at.isoformat()),
+            )
+            lock = self._lock_of(conn, class_id, date, period)
+        assert lock is not None  # inserted above or there already, in this transaction
+        return lock
+
+    @staticmethod
+    def _lock_of(
+        conn: sqlite3.Connection, class_id: str, date: dt.date, period: str
+    ) -> RegisterLock | None:
+        row = conn.execute(
+            "SELECT class_id, date, period, finalized_by, finalized_at FROM register_locks "
+            "WHERE class_id = ? AND date = ? AND period = ?",
+            (class_id, date.isoformat(), period),
+        ).fetchone()
+        return RegisterLock(**dict(row)) if row else None
+
+    def register_lock(self, class_id: str, date: dt.date, period: str) -> RegisterLock | None:
+        with self._conn() as conn:
+            return self._lock_of(conn, class_id, date, period)
 
     def attendance_jobs(self, student_id: str) -> set[str]:
         with self._conn() as conn:
@@ -215,6 +366,7 @@ class SqliteRecords:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
         student_id: str | None = None,
+        period: str | None = None,
     ) -> list[AttendanceRecord]:
         clauses, args = [], []
         for column, op, value in (
@@ -222,6 +374,7 @@ class SqliteRecords:
             ("date", ">=", date_from.isoformat() if date_from else None),
             ("date", "<=", date_to.isoformat() if date_to else None),
             ("student_id", "=", student_id),
+            ("period", "=", period),
         ):
             if value is not None:
                 clauses.append(f"{column} {op} ?")
@@ -229,7 +382,8 @@ class SqliteRecords:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT * FROM attendance {where} ORDER BY date, class_id, student_id", args
+                f"SELECT * FROM attendance {where} ORDER BY date, class_id, period, student_id",
+                args,
             ).fetchall()
         return [AttendanceRecord(**dict(row)) for row in rows]
 

@@ -1,19 +1,33 @@
-"""Who was present, filtered by class, date range and student."""
+"""Attendance: the records filtered by class, date range and student; and a class's register
+for one date and period, which a teacher reviews, corrects by hand and signs off."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
 
 from attendance.domain.auth import Role
-from attendance.domain.errors import ValidationFailed
+from attendance.domain.errors import AppError, ValidationFailed
 from attendance.domain.exports import to_csv
+from attendance.domain.schemas import MarkRequest, validate_identifier, validate_period
+from attendance.services import register as registers
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, allowed_classes, check_class, current_principal, requires
 from attendance.web.context import services
-from attendance.web.forms import date_range, optional_identifier
+from attendance.web.forms import date_range, optional_identifier, parse_date
 
 bp = Blueprint("attendance", __name__, url_prefix="/api/v1/attendance")
-CSV_FIELDS = ["class_id", "date", "student_id", "name", "first_seen_at", "distance"]
+CSV_FIELDS = [
+    "class_id",
+    "date",
+    "period",
+    "student_id",
+    "name",
+    "status",
+    "source",
+    "first_seen_at",
+    "distance",
+]
 
 
 @bp.get("")
@@ -23,10 +37,15 @@ def list_attendance():
     class_id = optional_identifier(args, "class_id")
     student_id = optional_identifier(args, "student_id")
     date_from, date_to = date_range(args)
+    period = validate_period(args["period"]) if "period" in args else None
     if class_id is not None:
         check_class(class_id)
     records = services().records.list_attendance(
-        class_id=class_id, date_from=date_from, date_to=date_to, student_id=student_id
+        class_id=class_id,
+        date_from=date_from,
+        date_to=date_to,
+        student_id=student_id,
+        period=period,
     )
     allowed = allowed_classes()
     if allowed is not None:
@@ -49,6 +68,7 @@ def list_attendance():
         student_id=student_id,
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
+        period=period,
     )
     # UTF-8 with a byte-order mark, so that spreadsheets read accented names right.
     return Response(
@@ -56,3 +76,103 @@ def list_attendance():
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="attendance.csv"'},
     )
+
+
+def _register_key(class_id: str, date: str):
+    validate_identifier(class_id, "class_id")
+    day = parse_date(date, "date")
+    check_class(class_id)
+    return class_id, day
+
+
+def _json_object(example: str, *, optional: bool = False) -> dict:
+    """The body as a JSON object; an empty body is {} where the whole body is optional."""
+    if optional and not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AppError(
+            f"{request.method} {request.path} takes a JSON object such as {example}",
+            code="unsupported_media_type",
+            status=415,
+        )
+    return body
+
+
+def _invalid(exc: ValidationError) -> ValidationFailed:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown field {field!r}")
+        else:
+            problems.append(f"{field}: {error['msg']}")
+    return ValidationFailed("; ".join(problems), code="invalid_request")
+
+
+@bp.get("/<class_id>/<date>")
+@requires(Role.viewer)
+def get_register(class_id: str, date: str):
+    class_id, day = _register_key(class_id, date)
+    period = validate_period(request.args.get("period"))
+    found = registers.register(services().records, class_id, day, period)
+    return jsonify(found.model_dump(mode="json"))
+
+
+@bp.put("/<class_id>/<date>/<student_id>")
+@requires(Role.teacher)
+def mark_student(class_id: str, date: str, student_id: str):
+    class_id, day = _register_key(class_id, date)
+    validate_identifier(student_id, "student_id")
+    body = _json_object('{"status": "late", "period": "1", "note": "..."}')
+    try:
+        wanted = MarkRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    principal = current_principal()
+    before, after = registers.mark(
+        services().records,
+        class_id,
+        day,
+        validate_period(wanted.period),
+        student_id,
+        wanted.status,
+        wanted.note,
+        actor=principal.name,
+        is_admin=principal.role >= Role.admin,
+    )
+    return jsonify(
+        {
+            "before": None if before is None else before.model_dump(mode="json"),
+            "after": after.model_dump(mode="json"),
+        }
+    )
+
+
+# A student's id may be "finalize": the static route below would hide them from the one above
+# (and OpenAPI reads a concrete path before a templated one), so that PUT is routed here, in the
+# open, rather than left to whichever rule the router happens to try first.
+@bp.put("/<class_id>/<date>/finalize")
+@requires(Role.teacher)
+def mark_student_finalize(class_id: str, date: str):
+    return mark_student(class_id, date, "finalize")
+
+
+@bp.post("/<class_id>/<date>/finalize")
+@requires(Role.teacher)
+def finalize_register(class_id: str, date: str):
+    class_id, day = _register_key(class_id, date)
+    body = _json_object('{"period": "1"} (or no body: the whole day)', optional=True)
+    unknown = sorted(set(body) - {"period"})
+    if unknown:
+        raise ValidationFailed(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; only 'period' is taken",
+            code="invalid_request",
+        )
+    raw = body.get("period")
+    if raw is not None and not isinstance(raw, str):
+        raise ValidationFailed("period must be a string", code="invalid_period")
+    lock = registers.finalize(
+        services().records, class_id, day, validate_period(raw), current_principal().name
+    )
+    return jsonify(lock.model_dump(mode="json"))

@@ -10,7 +10,7 @@ from attendance.dispatch import RECOGNISE_TASK
 from attendance.domain.auth import Role
 from attendance.domain.errors import NotFound
 from attendance.domain.keys import annotated_key
-from attendance.domain.schemas import RecognitionRequest, validate_identifier
+from attendance.domain.schemas import RecognitionRequest, validate_identifier, validate_period
 from attendance.web.auth import check_class, current_principal, requires
 from attendance.web.context import services
 from attendance.web.forms import is_job_id, optional_date, require_form
@@ -30,6 +30,7 @@ def recognise():
     class_id = validate_identifier(form.get("class_id"), "class_id")
     check_class(class_id)
     date = optional_date(form, "date") or dt.datetime.now(dt.UTC).date()
+    period = validate_period(form.get("period"))
     # Cheap, and saves decoding every photo for a class nobody is enrolled in.
     if not svc.records.class_exists(class_id):
         raise NotFound(f"no student is enrolled in class {class_id!r}", code="unknown_class")
@@ -48,6 +49,7 @@ def recognise():
             job_id=job_id,
             class_id=class_id,
             date=date,
+            period=period,
             photos=uploads,
             requested_at=requested_at,
         ),
