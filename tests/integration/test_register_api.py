@@ -216,6 +216,57 @@ def test_the_csv_export_names_period_status_and_source(stack):
     ]
 
 
+def test_the_whole_register_exports_as_csv_and_xlsx_with_every_student(stack):
+    from openpyxl import load_workbook
+
+    records = records_of(stack)
+    records.upsert_student("eve", '=HYPERLINK("http://evil.example/")', "room-1")
+    c = client(stack, "room-1")
+    put(c, f"{REGISTER}/ann", {"status": "late", "note": "+bus"})
+
+    resp = c.get(REGISTER, query_string={"format": "csv"})
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert f"register-room-1-{DAY}.csv" in resp.headers["Content-Disposition"]
+    lines = resp.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == "student_id,name,status,source,marked_by,marked_at,note"
+    by_id = {line.split(",")[0]: line for line in lines[1:]}
+    assert set(by_id) == {"ann", "cara", "eve"}  # absent students too
+    assert by_id["eve"].startswith("eve,\"'=HYPERLINK(") and ",absent," in by_id["eve"]
+    assert ",late,manual," in by_id["ann"] and by_id["ann"].endswith(",'+bus")
+
+    resp = c.get(REGISTER, query_string={"format": "xlsx"})
+    assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(resp.data)).active
+    rows = list(sheet.iter_rows())
+    assert [cell.value for cell in rows[0]] == [
+        "student_id",
+        "name",
+        "status",
+        "source",
+        "marked_by",
+        "marked_at",
+        "note",
+    ]
+    cells = {row[0].value: row for row in rows[1:]}
+    assert set(cells) == {"ann", "cara", "eve"}
+    eve_name = cells["eve"][1]
+    # Stored as text as typed, never as a formula a spreadsheet would run.
+    assert (eve_name.value, eve_name.data_type) == ('=HYPERLINK("http://evil.example/")', "s")
+    assert [cells["ann"][i].value for i in (2, 3, 6)] == ["late", "manual", "+bus"]
+    assert cells["cara"][2].value == "present" and cells["eve"][2].value == "absent"
+
+    actions = [e.action for e in records.list_audit()]
+    assert actions.count("export_register") == 2
+
+
+def test_a_viewer_reads_the_register_but_may_not_export_it(stack):
+    c = client(stack, "viewer")
+    assert c.get(REGISTER).status_code == 200
+    for fmt in ("csv", "xlsx"):
+        assert error_code(c.get(REGISTER, query_string={"format": fmt}), 403) == "forbidden"
+    assert error_code(c.get(REGISTER, query_string={"format": "pdf"}), 400) == "invalid_format"
+
+
 @pytest.mark.parametrize(
     "student, code",
     [("zed", "unknown_student"), ("bob", "student_not_in_class")],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from attendance.config.settings import Settings
+from attendance.domain.exports import XLSX_MIMETYPE
 from attendance.domain.schemas import MAX_NAME_LENGTH, PERIOD_RE, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from attendance.web.auth import public
@@ -748,10 +749,20 @@ def build_spec(settings: Settings) -> dict:
                     _path("class_id", class_id),
                     _path("date", date),
                     _query("period", period),
+                    _query("format", {"type": "string", "enum": ["json", "csv", "xlsx"]}),
                 ],
                 "responses": {
-                    "200": _json(_ref("Register"), "The register."),
-                    "400": _error("An invalid class_id, date or period."),
+                    "200": {
+                        "description": "The register (format=csv or xlsx: one row per student, "
+                        "an audited export, teacher and up).",
+                        "content": {
+                            "application/json": {"schema": _ref("Register")},
+                            "text/csv": {"schema": {"type": "string"}},
+                            XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "400": _error("An invalid class_id, date, period or format."),
+                    "403": _error("An export by a viewer, or a class the token may not see."),
                     "404": _error("No student is enrolled in class_id (unknown_class)."),
                     **_COMMON_ERRORS,
                 },

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from attendance.domain.auth import Role
 from attendance.domain.errors import AppError, ValidationFailed
-from attendance.domain.exports import to_csv
+from attendance.domain.exports import XLSX_MIMETYPE, to_csv, to_xlsx
 from attendance.domain.schemas import MarkRequest, validate_identifier, validate_period
 from attendance.services import register as registers
 from attendance.web.audit import audit
@@ -110,13 +110,41 @@ def _invalid(exc: ValidationError) -> ValidationFailed:
     return ValidationFailed("; ".join(problems), code="invalid_request")
 
 
+REGISTER_FIELDS = ["student_id", "name", "status", "source", "marked_by", "marked_at", "note"]
+
+
 @bp.get("/<class_id>/<date>")
 @requires(Role.viewer)
 def get_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     period = validate_period(request.args.get("period"))
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "csv", "xlsx"):
+        raise ValidationFailed("format must be json, csv or xlsx", code="invalid_format")
+    if fmt != "json" and current_principal().role < Role.teacher:
+        raise Forbidden(
+            "the viewer role may read the register but not export it; exporting needs teacher"
+        )
     found = registers.register(services().records, class_id, day, period)
-    return jsonify(found.model_dump(mode="json"))
+    if fmt == "json":
+        return jsonify(found.model_dump(mode="json"))
+    rows = [row.model_dump(mode="json") for row in found.rows]
+    # An export leaves the system: the audit log says who took which register.
+    audit(
+        "export_register", class_id, date=day.isoformat(), period=period, format=fmt, rows=len(rows)
+    )
+    name = f"register-{class_id}-{day.isoformat()}{'-' + period if period else ''}"
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    if fmt == "csv":
+        # UTF-8 with a byte-order mark, so that spreadsheets read accented names right.
+        body, mimetype = ("\ufeff" + to_csv(rows, REGISTER_FIELDS)).encode("utf-8"), "text/csv"
+    else:
+        body, mimetype = to_xlsx(rows, REGISTER_FIELDS, title=day.isoformat()), XLSX_MIMETYPE
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )
 
 
 @bp.put("/<class_id>/<date>/<student_id>")
