@@ -53,9 +53,6 @@ def register(records: RecordsStore, class_id: str, date: dt.date, period: str) -
         for m in records.list_attendance(
             class_id=class_id, date_from=date, date_to=date, period=period
         )
-        # The store's period filter is exact, but a mark of another day or period must never
-        # show in this register whatever a backend makes of the filters.
-        if m.date == date and m.period == period
     }
     return Register(
         class_id=class_id,

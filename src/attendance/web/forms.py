@@ -35,6 +35,31 @@ def require_form(request: Request) -> None:
         )
 
 
+def json_object(request: Request, route: str, example: str, *, optional: bool = False) -> dict:
+    """The body as a JSON object, else 415 saying what ``route`` takes; where the whole body is
+    ``optional``, none is {}."""
+    if optional and not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AppError(
+            f"{route} takes a JSON object such as {example}",
+            code="unsupported_media_type",
+            status=415,
+        )
+    return body
+
+
+def refuse_unknown_fields(body: dict, allowed: set[str], explain: str) -> None:
+    """400 naming the fields of ``body`` outside ``allowed``, then ``explain``."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; {explain}",
+            code="invalid_request",
+        )
+
+
 def optional_identifier(values: MultiDict, field: str) -> str | None:
     """An identifier that may be left out; present but empty is an error, not "absent"."""
     if field not in values:

@@ -7,14 +7,20 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
 from attendance.domain.auth import Role
-from attendance.domain.errors import AppError, ValidationFailed
+from attendance.domain.errors import ValidationFailed
 from attendance.domain.exports import XLSX_MIMETYPE, to_csv, to_xlsx
 from attendance.domain.schemas import MarkRequest, validate_identifier, validate_period
 from attendance.services import register as registers
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, allowed_classes, check_class, current_principal, requires
 from attendance.web.context import services
-from attendance.web.forms import date_range, optional_identifier, parse_date
+from attendance.web.forms import (
+    date_range,
+    json_object,
+    optional_identifier,
+    parse_date,
+    refuse_unknown_fields,
+)
 
 bp = Blueprint("attendance", __name__, url_prefix="/api/v1/attendance")
 CSV_FIELDS = [
@@ -86,17 +92,7 @@ def _register_key(class_id: str, date: str):
 
 
 def _json_object(example: str, *, optional: bool = False) -> dict:
-    """The body as a JSON object; an empty body is {} where the whole body is optional."""
-    if optional and not request.get_data():
-        return {}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise AppError(
-            f"{request.method} {request.path} takes a JSON object such as {example}",
-            code="unsupported_media_type",
-            status=415,
-        )
-    return body
+    return json_object(request, f"{request.method} {request.path}", example, optional=optional)
 
 
 def _invalid(exc: ValidationError) -> ValidationFailed:
@@ -191,12 +187,7 @@ def mark_student_finalize(class_id: str, date: str):
 def finalize_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     body = _json_object('{"period": "1"} (or no body: the whole day)', optional=True)
-    unknown = sorted(set(body) - {"period"})
-    if unknown:
-        raise ValidationFailed(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; only 'period' is taken",
-            code="invalid_request",
-        )
+    refuse_unknown_fields(body, {"period"}, "only 'period' is taken")
     raw = body.get("period")
     if raw is not None and not isinstance(raw, str):
         raise ValidationFailed("period must be a string", code="invalid_period")

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from attendance.dispatch import ENROLL_TASK
 from attendance.domain.auth import Role
-from attendance.domain.errors import AppError, NotFound, StudentExists, ValidationFailed
+from attendance.domain.errors import NotFound, StudentExists, ValidationFailed
 from attendance.domain.keys import enrollment_marker_key
 from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import (
@@ -22,7 +22,12 @@ from attendance.services.erasure import erase_student
 from attendance.web.audit import audit
 from attendance.web.auth import allowed_classes, check_class, current_principal, requires
 from attendance.web.context import current_manifest, services
-from attendance.web.forms import optional_identifier, require_form
+from attendance.web.forms import (
+    json_object,
+    optional_identifier,
+    refuse_unknown_fields,
+    require_form,
+)
 from attendance.web.submission import submit_job
 from attendance.web.uploads import read_photos
 
@@ -95,19 +100,8 @@ def add_photos(student_id: str):
 @bp.patch("/<student_id>")
 def rename_student(student_id: str):
     validate_identifier(student_id, "student_id")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise AppError(
-            'PATCH /api/v1/students/<student_id> takes a JSON object such as {"name": "..."}',
-            code="unsupported_media_type",
-            status=415,
-        )
-    unknown = sorted(set(body) - {"name"})
-    if unknown:
-        raise ValidationFailed(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; only 'name' can be changed",
-            code="invalid_request",
-        )
+    body = json_object(request, "PATCH /api/v1/students/<student_id>", '{"name": "..."}')
+    refuse_unknown_fields(body, {"name"}, "only 'name' can be changed")
     name = validate_name(body.get("name") if isinstance(body.get("name"), str) else None)
     records = services().records
     before = _existing(student_id)
