@@ -475,6 +475,31 @@ def test_finalizing_twice_keeps_the_first_lock(records):
     assert records.register_lock("c2", day, "") == locks[0]
 
 
+def test_a_class_s_sign_offs_are_listed_by_date_range(records):
+    at = dt.datetime(2026, 1, 5, 16, tzinfo=dt.UTC)
+    for day, period in [(D(2026, 1, 5), ""), (D(2026, 1, 5), "P2"), (D(2026, 1, 7), "")]:
+        records.finalize_register("c1", day, period, "teacher-1", at)
+    records.finalize_register("c10", D(2026, 1, 6), "", "teacher-2", at)
+    locks = records.list_register_locks("c1", D(2026, 1, 5), D(2026, 1, 7))
+    assert [(lock.date, lock.period) for lock in locks] == [
+        (D(2026, 1, 5), ""),
+        (D(2026, 1, 5), "P2"),
+        (D(2026, 1, 7), ""),
+    ]
+    assert all(lock.class_id == "c1" and lock.finalized_by == "teacher-1" for lock in locks)
+    assert records.list_register_locks("c1", D(2026, 1, 6), D(2026, 1, 6)) == []
+    assert [lk.date for lk in records.list_register_locks("c1", D(2026, 1, 6), D(2026, 2, 1))] == [
+        D(2026, 1, 7)
+    ]
+    assert records.list_register_locks("c1", D(2026, 1, 7), D(2026, 1, 5)) == []
+    # No class's sign-offs are another's, and marks are not sign-offs.
+    records.mark_present(record(class_id="c1", day=D(2026, 1, 6)))
+    assert records.list_register_locks("c1", D(2026, 1, 6), D(2026, 1, 6)) == []
+    assert [
+        lk.class_id for lk in records.list_register_locks("c10", D(2026, 1, 1), D(2026, 2, 1))
+    ] == ["c10"]
+
+
 def test_concurrent_manual_and_face_marks_of_one_key_leave_one_row(records):
     def write(i: int):
         if i % 2:

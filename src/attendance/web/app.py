@@ -17,6 +17,7 @@ from attendance.web.routes.health import bp as health_bp
 from attendance.web.routes.jobs import bp as jobs_bp
 from attendance.web.routes.model import bp as model_bp
 from attendance.web.routes.recognitions import bp as recognitions_bp
+from attendance.web.routes.reports import bp as reports_bp
 from attendance.web.routes.students import bp as students_bp
 
 BLUEPRINTS = (
@@ -26,6 +27,7 @@ BLUEPRINTS = (
     recognitions_bp,
     jobs_bp,
     attendance_bp,
+    reports_bp,
     model_bp,
     audit_bp,
 )

@@ -176,6 +176,36 @@ def _mark_operation(class_id: dict, date: dict, period: dict, student_id: dict |
 
 # null, as OpenAPI 3.0.3 can say it: `nullable` beside a $ref (or an allOf without a type)
 # admits nothing more.
+def _report_operation(
+    operation_id: str, summary: str, subject: dict, schema: str, not_found: str
+) -> dict:
+    return {
+        "operationId": operation_id,
+        "summary": summary + " A session is a register held: one with a mark, or signed off.",
+        "parameters": [
+            subject,
+            _query("from", _date("First day, inclusive (default: 29 days before to).")),
+            _query("to", _date("Last day, inclusive (default: today); at most 366 days.")),
+            _query("format", {"type": "string", "enum": ["json", "csv", "xlsx"]}),
+        ],
+        "responses": {
+            "200": {
+                "description": "The report (format=csv or xlsx: an audited export, teacher and "
+                "up).",
+                "content": {
+                    "application/json": {"schema": _ref(schema)},
+                    "text/csv": {"schema": {"type": "string"}},
+                    XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "400": _error("An invalid id, date, range or format."),
+            "403": _error("An export by a viewer, or a class the token may not see."),
+            "404": _error(not_found),
+            **_COMMON_ERRORS,
+        },
+    }
+
+
 _NULL = {"type": "object", "nullable": True, "enum": [None]}
 
 
@@ -383,6 +413,102 @@ def _schemas() -> dict:
                     "description": "The row as it was; null: nothing had marked the student.",
                 },
                 "after": _ref("RegisterRow"),
+            },
+        },
+        "StatusCounts": {
+            "type": "object",
+            "required": ["sessions", *STATUSES],
+            "properties": {
+                "sessions": {"type": "integer", "minimum": 0},
+                **{status: {"type": "integer", "minimum": 0} for status in STATUSES},
+            },
+        },
+        "HistoryRow": {
+            "type": "object",
+            "required": ["class_id", "date", "period", "status", "source"],
+            "properties": {
+                "class_id": {"type": "string"},
+                "date": {"type": "string", "format": "date"},
+                "period": {"type": "string"},
+                "status": {"type": "string", "enum": STATUSES},
+                "source": {"type": "string", "enum": [*SOURCES, None], "nullable": True},
+                "marked_by": {"type": "string", "nullable": True},
+                "marked_at": nullable_datetime,
+                "note": {"type": "string", "nullable": True},
+            },
+        },
+        "StudentHistory": {
+            "type": "object",
+            "required": [
+                "student_id",
+                "name",
+                "date_from",
+                "date_to",
+                "sessions",
+                "attended",
+                "rate",
+                "counts",
+                "rows",
+            ],
+            "properties": {
+                "student_id": {"type": "string"},
+                "name": {"type": "string"},
+                "date_from": {"type": "string", "format": "date"},
+                "date_to": {"type": "string", "format": "date"},
+                "sessions": {"type": "integer", "minimum": 0},
+                "attended": {"type": "integer", "minimum": 0},
+                "rate": {
+                    "type": "number",
+                    "nullable": True,
+                    "description": "attended / sessions (present and late attend); null: no "
+                    "session in the range.",
+                },
+                "counts": _ref("StatusCounts"),
+                "rows": {"type": "array", "items": _ref("HistoryRow")},
+            },
+        },
+        "AbsenceRow": {
+            "type": "object",
+            "required": [
+                "student_id",
+                "name",
+                "sessions",
+                "attended",
+                "absent",
+                "late",
+                "excused",
+                "rate",
+                "absent_on",
+            ],
+            "properties": {
+                "student_id": {"type": "string"},
+                "name": {"type": "string"},
+                "sessions": {"type": "integer", "minimum": 0},
+                "attended": {"type": "integer", "minimum": 0},
+                "absent": {"type": "integer", "minimum": 0},
+                "late": {"type": "integer", "minimum": 0},
+                "excused": {"type": "integer", "minimum": 0},
+                "rate": {"type": "number", "nullable": True},
+                "absent_on": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The sessions missed: 'YYYY-MM-DD', or 'YYYY-MM-DD <period>'.",
+                },
+            },
+        },
+        "ClassAbsences": {
+            "type": "object",
+            "required": ["class_id", "date_from", "date_to", "sessions", "rows"],
+            "properties": {
+                "class_id": {"type": "string"},
+                "date_from": {"type": "string", "format": "date"},
+                "date_to": {"type": "string", "format": "date"},
+                "sessions": {"type": "integer", "minimum": 0},
+                "rows": {
+                    "type": "array",
+                    "items": _ref("AbsenceRow"),
+                    "description": "Every student enrolled in the class, most absences first.",
+                },
             },
         },
         "AttendanceList": {
@@ -798,6 +924,26 @@ def build_spec(settings: Settings) -> dict:
                     **_COMMON_ERRORS,
                 },
             },
+        },
+        "/api/v1/students/{student_id}/attendance": {
+            "get": _report_operation(
+                "studentAttendance",
+                "A student's status in every session of their classes over the range, and "
+                "their attendance rate.",
+                _path("student_id", student_id),
+                "StudentHistory",
+                "No such student (student_not_found).",
+            )
+        },
+        "/api/v1/classes/{class_id}/absences": {
+            "get": _report_operation(
+                "classAbsences",
+                "Each student enrolled in the class with their absences over the range, "
+                "most absent first.",
+                _path("class_id", class_id),
+                "ClassAbsences",
+                "No student is enrolled in class_id (unknown_class).",
+            )
         },
         "/api/v1/model": {
             "get": {

@@ -95,6 +95,13 @@ class RecordsStore(Protocol):
 
     def register_lock(self, class_id: str, date: dt.date, period: str) -> RegisterLock | None: ...
 
+    def list_register_locks(
+        self, class_id: str, date_from: dt.date, date_to: dt.date
+    ) -> list[RegisterLock]:
+        """The class's signed-off registers dated from ``date_from`` to ``date_to``, by date
+        and period."""
+        ...
+
     def attendance_jobs(self, student_id: str) -> set[str]:
         """Every recognition job that marked the student or saw them again."""
         ...

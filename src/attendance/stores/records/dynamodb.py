@@ -787,6 +787,35 @@ class DynamoRecords:
             finalized_at=item["finalized_at"]["S"],
         )
 
+    def list_register_locks(
+        self, class_id: str, date_from: dt.date, date_to: dt.date
+    ) -> list[RegisterLock]:
+        if date_from > date_to:
+            return []
+        locks = []
+        for item in self._pages(
+            self.attendance_table,
+            "query",
+            ConsistentRead=True,
+            KeyConditionExpression="class_id = :cid AND date_student BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":cid": _s(f"{_LOCKS}{class_id}"),
+                ":lo": _s(f"{date_from.isoformat()}#"),
+                ":hi": _s(f"{date_to.isoformat()}{_DATE_END}"),
+            },
+        ):
+            day, period = item["date_student"]["S"].split("#", 1)
+            locks.append(
+                RegisterLock(
+                    class_id=class_id,
+                    date=day,
+                    period=period,
+                    finalized_by=item["finalized_by"]["S"],
+                    finalized_at=item["finalized_at"]["S"],
+                )
+            )
+        return locks
+
     def attendance_jobs(self, student_id: str) -> set[str]:
         jobs: set[str] = set()
         for item in self._pages(

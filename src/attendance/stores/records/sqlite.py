@@ -350,6 +350,17 @@ class SqliteRecords:
         with self._conn() as conn:
             return self._lock_of(conn, class_id, date, period)
 
+    def list_register_locks(
+        self, class_id: str, date_from: dt.date, date_to: dt.date
+    ) -> list[RegisterLock]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT class_id, date, period, finalized_by, finalized_at FROM register_locks "
+                "WHERE class_id = ? AND date BETWEEN ? AND ? ORDER BY date, period",
+                (class_id, date_from.isoformat(), date_to.isoformat()),
+            ).fetchall()
+        return [RegisterLock(**dict(row)) for row in rows]
+
     def attendance_jobs(self, student_id: str) -> set[str]:
         with self._conn() as conn:
             rows = conn.execute(

@@ -8,12 +8,13 @@ from pydantic import ValidationError
 
 from attendance.domain.auth import Role
 from attendance.domain.errors import ValidationFailed
-from attendance.domain.exports import XLSX_MIMETYPE, to_csv, to_xlsx
+from attendance.domain.exports import to_csv
 from attendance.domain.schemas import MarkRequest, validate_identifier, validate_period
 from attendance.services import register as registers
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, allowed_classes, check_class, current_principal, requires
 from attendance.web.context import services
+from attendance.web.exports import requested_format, spreadsheet
 from attendance.web.forms import (
     date_range,
     json_object,
@@ -114,13 +115,7 @@ REGISTER_FIELDS = ["student_id", "name", "status", "source", "marked_by", "marke
 def get_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     period = validate_period(request.args.get("period"))
-    fmt = request.args.get("format", "json")
-    if fmt not in ("json", "csv", "xlsx"):
-        raise ValidationFailed("format must be json, csv or xlsx", code="invalid_format")
-    if fmt != "json" and current_principal().role < Role.teacher:
-        raise Forbidden(
-            "the viewer role may read the register but not export it; exporting needs teacher"
-        )
+    fmt = requested_format(request.args, "the register")
     found = registers.register(services().records, class_id, day, period)
     if fmt == "json":
         return jsonify(found.model_dump(mode="json"))
@@ -129,18 +124,8 @@ def get_register(class_id: str, date: str):
     audit(
         "export_register", class_id, date=day.isoformat(), period=period, format=fmt, rows=len(rows)
     )
-    name = f"register-{class_id}-{day.isoformat()}{'-' + period if period else ''}"
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-    if fmt == "csv":
-        # UTF-8 with a byte-order mark, so that spreadsheets read accented names right.
-        body, mimetype = ("\ufeff" + to_csv(rows, REGISTER_FIELDS)).encode("utf-8"), "text/csv"
-    else:
-        body, mimetype = to_xlsx(rows, REGISTER_FIELDS, title=day.isoformat()), XLSX_MIMETYPE
-    return Response(
-        body,
-        mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
-    )
+    stem = f"register-{class_id}-{day.isoformat()}{'-' + period if period else ''}"
+    return spreadsheet(rows, REGISTER_FIELDS, fmt, stem, title=day.isoformat())
 
 
 @bp.put("/<class_id>/<date>/<student_id>")

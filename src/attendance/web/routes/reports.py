@@ -1,0 +1,132 @@
+"""Attendance over a date range: a student's history and rate, a class's absences; as JSON or
+exported whole as CSV or XLSX."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, jsonify, request
+
+from attendance.domain.auth import Role
+from attendance.domain.errors import ValidationFailed
+from attendance.domain.schemas import validate_identifier
+from attendance.services import reports
+from attendance.web.audit import audit
+from attendance.web.auth import Forbidden, allowed_classes, check_class, requires
+from attendance.web.context import services
+from attendance.web.exports import requested_format, spreadsheet
+from attendance.web.forms import optional_date
+
+bp = Blueprint("reports", __name__, url_prefix="/api/v1")
+
+# Without from/to: the last DEFAULT_DAYS days, today included. A longer range than MAX_DAYS
+# is refused: each report reads every register of the range.
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+HISTORY_FIELDS = [
+    "class_id",
+    "date",
+    "period",
+    "status",
+    "source",
+    "marked_by",
+    "marked_at",
+    "note",
+]
+ABSENCE_FIELDS = [
+    "student_id",
+    "name",
+    "sessions",
+    "attended",
+    "absent",
+    "late",
+    "excused",
+    "rate",
+    "absent_on",
+]
+
+
+def _range() -> tuple[dt.date, dt.date]:
+    date_to = optional_date(request.args, "to") or dt.date.today()
+    date_from = optional_date(request.args, "from") or date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if date_from > date_to:
+        raise ValidationFailed("from must not be after to", code="invalid_range")
+    if (date_to - date_from).days + 1 > MAX_DAYS:
+        raise ValidationFailed(
+            f"a report covers at most {MAX_DAYS} days; ask for a shorter range",
+            code="invalid_range",
+        )
+    return date_from, date_to
+
+
+def _stem(kind: str, who: str, date_from: dt.date, date_to: dt.date) -> str:
+    return f"{kind}-{who}-{date_from.isoformat()}-to-{date_to.isoformat()}"
+
+
+@bp.get("/students/<student_id>/attendance")
+@requires(Role.viewer)
+def student_history(student_id: str):
+    validate_identifier(student_id, "student_id")
+    date_from, date_to = _range()
+    fmt = requested_format(request.args, "a student's attendance")
+    allowed = allowed_classes()
+    records = services().records
+    if allowed is not None:
+        student = records.get_student(student_id)
+        if student is not None and not set(student.class_ids) & allowed:
+            raise Forbidden(
+                "this token may see only the students of its classes", code="class_forbidden"
+            )
+    history = reports.student_history(
+        records, student_id, date_from, date_to, classes=None if allowed is None else set(allowed)
+    )
+    if fmt == "json":
+        return jsonify(history.model_dump(mode="json"))
+    rows = [row.model_dump(mode="json") for row in history.rows]
+    audit(
+        "export_student_attendance",
+        student_id,
+        date_from=date_from.isoformat(),
+        date_to=date_to.isoformat(),
+        format=fmt,
+        rows=len(rows),
+    )
+    return spreadsheet(
+        rows,
+        HISTORY_FIELDS,
+        fmt,
+        _stem("attendance", student_id, date_from, date_to),
+        title=student_id,
+    )
+
+
+@bp.get("/classes/<class_id>/absences")
+@requires(Role.viewer)
+def class_absences(class_id: str):
+    validate_identifier(class_id, "class_id")
+    check_class(class_id)
+    date_from, date_to = _range()
+    fmt = requested_format(request.args, "a class's absences")
+    found = reports.class_absences(services().records, class_id, date_from, date_to)
+    if fmt == "json":
+        return jsonify(found.model_dump(mode="json"))
+    rows = []
+    for row in found.rows:
+        cells = row.model_dump(mode="json")
+        cells["absent_on"] = "; ".join(row.absent_on)
+        rows.append(cells)
+    audit(
+        "export_absences",
+        class_id,
+        date_from=date_from.isoformat(),
+        date_to=date_to.isoformat(),
+        format=fmt,
+        rows=len(rows),
+    )
+    return spreadsheet(
+        rows,
+        ABSENCE_FIELDS,
+        fmt,
+        _stem("absences", class_id, date_from, date_to),
+        title=class_id,
+    )
