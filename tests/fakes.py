@@ -165,6 +165,12 @@ class FakeJobStore(JobStore):
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
         return JobView.model_validate_json(self.jobs[job_id])
 
+    def update_result(self, job_id, change):
+        job = self.get(job_id)
+        answer = change(job)
+        self._save(job)
+        return answer
+
     def count_attempt(self, job_id: str) -> int:
         self.attempts[job_id] = self.attempts.get(job_id, 0) + 1
         return self.attempts[job_id]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
-from attendance.domain.schemas import AttendanceRecord
-from attendance.stores.records import GalleryPointer
+import pytest
+
+from attendance.domain.errors import MarkChanged
+from attendance.domain.schemas import AttendanceRecord, Box
+from attendance.stores.records import Expected, GalleryPointer
 
 D = dt.date
 SEEN = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
@@ -248,7 +251,6 @@ ASKED = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
 
 
 def test_a_tombstone_refuses_work_asked_for_before_it_and_allows_later_work(records):
-    import pytest
 
     from attendance.domain.errors import StudentErased
 
@@ -418,7 +420,6 @@ def test_every_status_round_trips_with_its_note_author_and_time(records):
 
 
 def test_a_finalized_register_takes_only_corrections(records):
-    import pytest
 
     from attendance.domain.errors import RegisterFinalized
 
@@ -500,6 +501,26 @@ def test_a_class_s_sign_offs_are_listed_by_date_range(records):
     ] == ["c10"]
 
 
+def test_a_mark_written_over_an_expected_one_is_refused_once_another_came_between(records):
+    day = D(2026, 1, 5)
+    records.mark_present(record(job_id="j1"))
+    seen = records.get_mark("c1", day, "", "ann")
+    assert seen is not None
+    # Someone else's mark lands between the read and the write decided from it.
+    records.set_mark(manual(status="late", note="came in at 9:10"))
+    with pytest.raises(MarkChanged):
+        records.set_mark(manual(status="absent"), expected=Expected(seen))
+    now = records.get_mark("c1", day, "", "ann")
+    assert now is not None and (now.status, now.note) == ("late", "came in at 9:10")
+    assert records.set_mark(manual(status="absent"), expected=Expected(now)) == now
+    assert records.get_mark("c1", day, "", "ann").status == "absent"
+    # Expecting no mark: refused where there is one, written where there is none.
+    with pytest.raises(MarkChanged):
+        records.set_mark(manual(status="excused"), expected=Expected(None))
+    assert records.set_mark(manual(student_id="zed"), expected=Expected(None)) is None
+    assert records.get_mark("c1", day, "", "zed").status == "late"
+
+
 def test_concurrent_manual_and_face_marks_of_one_key_leave_one_row(records):
     def write(i: int):
         if i % 2:
@@ -513,6 +534,47 @@ def test_concurrent_manual_and_face_marks_of_one_key_leave_one_row(records):
     # Every manual mark ran, and the last one is there: no face got in after it.
     assert rows[0].source == "manual" and rows[0].status == "late"
     assert records.attendance_jobs("ann") == {"j0", "j2", "j4", "j6"}
+
+
+def evidence(**extra) -> dict:
+    """A face's evidence as a recognition or a teacher's assignment writes it."""
+    return {
+        "job_id": "j" * 32,
+        "photo": 2,
+        "face": 0,
+        "box": Box(x=1200, y=0, w=96, h=130),
+        "captured_at": dt.datetime(
+            2026, 1, 5, 8, 59, 58, tzinfo=dt.timezone(dt.timedelta(hours=2))
+        ),
+        **extra,
+    }
+
+
+def test_a_marks_evidence_round_trips_and_a_hand_mark_without_it_clears_it(records):
+    face = record(**evidence())
+    assert records.mark_present(face) is True
+    got = records.get_mark("c1", D(2026, 1, 5), "", "ann")
+    assert got == face
+    assert got.captured_at.utcoffset() == dt.timedelta(hours=2)
+    assert records.list_attendance(class_id="c1") == [face]
+    # A camera's clock without an offset stays as the camera said.
+    naive = record(student_id="bob", **evidence(captured_at=dt.datetime(2026, 1, 5, 9, 1)))
+    assert records.mark_present(naive) is True
+    assert records.get_mark("c1", D(2026, 1, 5), "", "bob").captured_at.tzinfo is None
+
+    # A teacher's mark from another face replaces the evidence; one by hand drops it.
+    assigned = manual(status="present", **evidence(photo=0, face=3, distance=None))
+    assert records.set_mark(assigned) == face
+    assert records.get_mark("c1", D(2026, 1, 5), "", "ann") == assigned
+    by_hand = manual(status="absent")
+    assert records.set_mark(by_hand) == assigned
+    got = records.get_mark("c1", D(2026, 1, 5), "", "ann")
+    assert got == by_hand
+    assert (got.photo, got.face, got.box, got.captured_at) == (None, None, None, None)
+    # Marks from before evidence (none of it) read back with none.
+    assert records.mark_present(record(student_id="cid")) is True
+    old = records.get_mark("c1", D(2026, 1, 5), "", "cid")
+    assert (old.photo, old.face, old.box, old.captured_at) == (None, None, None, None)
 
 
 # --- data written by earlier versions -----------------------------------------------------------
@@ -583,6 +645,44 @@ def test_an_old_sqlite_database_is_migrated_on_open(tmp_path):
     db.close()
 
 
+def test_a_sqlite_database_from_before_evidence_gains_its_columns_on_open(tmp_path):
+    import sqlite3
+
+    from attendance.stores.records import SqliteRecords
+
+    path = tmp_path / "periods.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE attendance (
+            class_id TEXT NOT NULL, date TEXT NOT NULL, period TEXT NOT NULL DEFAULT '',
+            student_id TEXT NOT NULL, name TEXT NOT NULL, first_seen_at TEXT NOT NULL,
+            distance REAL, job_id TEXT, status TEXT NOT NULL DEFAULT 'present',
+            source TEXT NOT NULL DEFAULT 'face', marked_by TEXT, marked_at TEXT, note TEXT,
+            PRIMARY KEY (class_id, date, period, student_id)
+        );
+        """
+    )
+    old.execute(
+        "INSERT INTO attendance (class_id, date, period, student_id, name, first_seen_at, "
+        "distance, job_id) VALUES ('c1', '2026-01-05', '', 'ann', 'Ann', ?, 0.2, 'j1')",
+        (SEEN.isoformat(),),
+    )
+    old.commit()
+    old.close()
+
+    store = SqliteRecords(path)
+    assert store.list_attendance() == [record(job_id="j1")]
+    assert SqliteRecords(path).list_attendance() == [record(job_id="j1")]
+    with_evidence = record(student_id="bob", **evidence())
+    assert store.mark_present(with_evidence) is True
+    assert store.get_mark("c1", D(2026, 1, 5), "", "bob") == with_evidence
+    db = sqlite3.connect(path)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(attendance)")]
+    db.close()
+    assert columns[-4:] == ["photo", "face", "box", "captured_at"]
+
+
 def test_dynamodb_items_written_before_periods_are_the_whole_days_register(emulators):
     from tests.contract.conftest import dynamo_store
 
@@ -633,3 +733,82 @@ def test_dynamodb_items_written_before_periods_are_the_whole_days_register(emula
     assert store.get_mark("c1", D(2026, 1, 5), "", "ann") == manual()
     assert store.delete_attendance("ann") == 1
     assert store.attendance_jobs("ann") == set()
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+def consent(student_id="ann", **extra):
+    from attendance.domain.schemas import Consent
+
+    return Consent(
+        student_id=student_id,
+        given_by=extra.pop("given_by", "A. Parent"),
+        relationship=extra.pop("relationship", "parent"),
+        given_on=extra.pop("given_on", D(2026, 9, 1)),
+        minor=extra.pop("minor", True),
+        recorded_by=extra.pop("recorded_by", "admin"),
+        recorded_at=extra.pop("recorded_at", SEEN),
+        **extra,
+    )
+
+
+def test_consent_is_recorded_replaced_listed_and_deleted(records):
+    assert records.get_consent("ann") is None and records.consents(["ann"]) == {}
+    records.put_consent(consent())
+    assert records.get_consent("ann") == consent()
+    adult = consent(relationship="self", minor=False, given_by="Ann Herself")
+    records.put_consent(adult)  # replaces the first
+    assert records.get_consent("ann") == adult
+    # More than one BatchGetItem (100 keys) on DynamoDB, unknown ids left out.
+    ids = [f"s{i:03d}" for i in range(105)]
+    for sid in ids:
+        records.put_consent(consent(sid))
+    found = records.consents([*ids, "ann", "nobody", "ann"])
+    assert set(found) == {*ids, "ann"} and found["s104"] == consent("s104")
+    # Consent is none of a student's records: rosters, attendance and scans never show it.
+    assert records.list_students() == [] and records.list_attendance() == []
+    assert records.attendance_jobs("ann") == set()
+    assert records.delete_consent("ann") is True and records.delete_consent("ann") is False
+    assert records.get_consent("ann") is None
+
+
+def test_a_withdrawal_keeps_the_record_and_the_first_withdrawal_stays(records):
+    at = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
+    assert records.withdraw_consent("ann", "admin", at) is None  # nothing to withdraw
+    assert records.get_consent("ann") is None
+    records.put_consent(consent())
+    withdrawn = records.withdraw_consent("ann", "admin", at)
+    assert withdrawn == consent(withdrawn_at=at, withdrawn_by="admin")
+    assert not withdrawn.active
+    again = records.withdraw_consent("ann", "other", at + dt.timedelta(days=1))
+    assert again == withdrawn and records.get_consent("ann") == withdrawn
+    assert records.consents(["ann"]) == {"ann": withdrawn}
+    # Given again: a new record, active.
+    records.put_consent(consent(recorded_at=at + dt.timedelta(days=2)))
+    assert records.get_consent("ann").active
+
+
+def test_deleting_a_students_attendance_keeps_their_consent(records):
+    records.upsert_student("ann", "Ann", "c1")
+    records.mark_present(record(job_id="j1"))
+    records.put_consent(consent())
+    assert records.delete_attendance("ann") == 1
+    assert records.delete_student("ann") is True
+    assert records.get_consent("ann") == consent()
+
+
+def test_an_existing_sqlite_database_gains_the_consent_table_on_open(tmp_path):
+    import sqlite3
+
+    from attendance.stores.records import SqliteRecords
+
+    path = tmp_path / "before-consent.sqlite"
+    SqliteRecords(path)
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE consents")
+    db.commit()
+    db.close()
+    store = SqliteRecords(path)
+    store.put_consent(consent())
+    assert store.get_consent("ann") == consent()

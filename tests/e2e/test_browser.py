@@ -24,6 +24,7 @@ import requests
 from attendance.frontend.api_client import LOGIN_HINT, ApiClient
 from tests import tokens
 from tests.conftest import REPO, stop_process
+from tests.consent import CONSENT_FORM
 from tests.emulators import free_port
 
 pytestmark = [
@@ -136,7 +137,8 @@ def jolie_enrolled(api_url, faces_dir):
     api = ApiClient(api_url, token=tokens.ADMIN)
     photos = [(name, (faces_dir / name).read_bytes()) for name in JOLIE_PHOTOS]
     job = api.wait_for_job(
-        api.enroll("jolie", "Angelina Jolie", "room-1", photos).job_id, timeout=240
+        api.enroll("jolie", "Angelina Jolie", "room-1", photos, consent=CONSENT_FORM).job_id,
+        timeout=240,
     )
     assert job.state == "succeeded", job
     return job
@@ -207,16 +209,19 @@ def test_take_attendance_in_the_browser_then_every_page(
     page.get_by_text("couple.jpg", exact=True).first.wait_for()
     page.get_by_role("button", name="Take attendance").click()
 
-    page.get_by_text("Present (1)").wait_for(timeout=JOB_TIMEOUT)
+    page.get_by_text("Register: room-1, ").wait_for(timeout=JOB_TIMEOUT)
     settle(page)
-    image = page.locator('[data-testid="stImage"] img').first
+    # The annotated photo, below the register (whose rows show the faces' crops).
+    photo = page.locator('[data-testid="stImage"]').filter(has_text="couple.jpg:")
+    image = photo.locator("img").first
     image.wait_for()
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")
-    caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+    caption = photo.locator('[data-testid="stImageCaption"]').first.inner_text()
     assert caption.startswith("couple.jpg: 1 recognised (green)"), caption
-    roster = page.locator('[data-testid="stColumn"]').filter(has_text="Present (1)").last
-    assert "Angelina Jolie" in roster.inner_text()
-    assert "Absent (0)" in roster.inner_text()
+    rows = page.locator('[class*="st-key-register-row-"]').all_inner_texts()
+    assert len(rows) == 1 and "Angelina Jolie" in rows[0] and "Present" in rows[0], rows
+    present = page.locator('[data-testid="stMetric"]').filter(has_text="Present")
+    assert present.locator('[data-testid="stMetricValue"]').inner_text() == "1 of 1"
     screenshot(page, "take_attendance")
 
     open_page(page, "Attendance", "Attendance")

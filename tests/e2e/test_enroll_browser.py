@@ -102,6 +102,14 @@ def choose_photos(page, paths: list[Path]) -> None:
     settle(page)
 
 
+def give_consent(page, given_by: str = "A. Parent") -> None:
+    """Fill in the one-student form's consent: who gave it (a parent, today, for a minor: the
+    defaults) and that a signed form is held."""
+    fill(page, "Consent given by", given_by)
+    page.get_by_text("A signed consent form is held", exact=True).click()
+    settle(page)
+
+
 def job_ids_shown(page) -> list[str]:
     """The job ids in the Enroll page's results table (its last column)."""
     cells = page.locator('[data-testid="stDataFrame"]').first.locator("td").all_text_contents()
@@ -126,6 +134,13 @@ def enroll_through_the_page(
     assert sorted(form.locator('[data-testid="stImageCaption"]').all_inner_texts()) == sorted(
         p.name for p in photos
     )
+    # Not without consent: the page says what is missing and sends nothing.
+    page.get_by_role("button", name="Enroll student").click()
+    page.get_by_text("Say who gave the consent to hold the student's face data.").wait_for()
+    settle(page)
+    cells = page.locator('[data-testid="stDataFrame"] td').all_text_contents()
+    assert student_id not in cells
+    give_consent(page)
     page.get_by_role("button", name="Enroll student").click()
     # The results table names this student once the job has ended (the last one's result stays
     # on screen until then).
@@ -140,7 +155,7 @@ def enroll_through_the_page(
 
 
 def assert_form_is_empty(page) -> None:
-    for label in ("Student id", "Name", "Class"):
+    for label in ("Student id", "Name", "Class", "Consent given by"):
         assert page.get_by_role("textbox", name=label, exact=True).first.input_value() == ""
     assert page.locator('[data-testid="stFileUploaderFile"]').count() == 0
     assert page.get_by_text("to be sent:").count() == 0
@@ -181,6 +196,13 @@ def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
         student = api_get(api_url, f"/api/v1/students/{sid}")
         assert student["embeddings"] == result["accepted_photos"], (student, result)
         assert student["class_ids"] == ["room-e"]
+        consent = student["consent"]
+        assert (consent["given_by"], consent["relationship"], consent["minor"]) == (
+            "A. Parent",
+            "parent",
+            True,
+        )
+        assert consent["recorded_by"] == "admin" and student["face_data"] is True
     assert jobs["row_jolie"]["result"]["accepted_photos"] == 2
     assert jobs["row_seinfeld"]["result"]["accepted_photos"] >= 1
 
@@ -198,6 +220,7 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos(
         fill(page, "Student id", "row_jolie")
         fill(page, "Name", "Angelina Jolie")
         choose_photos(page, [faces_dir / "img5.jpg"])
+        give_consent(page)
         page.get_by_role("button", name="Enroll student").click()
         page.get_by_text("student id 'row_jolie' is taken by a student enrolled already").wait_for()
         page.get_by_text(
@@ -228,6 +251,7 @@ def test_a_hostile_name_is_shown_as_typed(browser, app_url, tmp_path):  # noqa: 
         fill(page, "Student id", "hostile")
         fill(page, "Name", HOSTILE)
         choose_photos(page, [wall])
+        give_consent(page)
         page.get_by_role("button", name="Enroll student").click()
         alert = page.locator('[data-testid="stAlertContentError"]').filter(
             has_text="(hostile): failed:"
@@ -275,6 +299,7 @@ def test_screenshots_of_the_enroll_and_students_pages(
         fill(page, "Name", "Angelina Jolie")
         fill(page, "Class", "room-1")
         choose_photos(page, [faces_dir / name for name in JOLIE])
+        give_consent(page)
         full_screenshot(page, f"enroll-{size}")
         page.goto(f"{app_url}/students")
         page.get_by_text("Gallery version").wait_for()

@@ -15,6 +15,7 @@ import redis
 
 from tests import redis_db
 from tests.conftest import make_stack, stop_process
+from tests.consent import CONSENT_FORM
 from tests.emulators import free_port
 
 pytestmark = pytest.mark.timeout(600)
@@ -37,6 +38,7 @@ def enroll_jolie(stack, faces_dir, class_id):
             "name": "Angelina Jolie",
             "class_id": class_id,
             "photos": files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
+            **CONSENT_FORM,
         },
     )
     assert resp.status_code == 202, resp.get_json()
@@ -95,6 +97,8 @@ def test_worker_killed_mid_job_is_redelivered_and_records_once(fault_stack, face
 def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, faces_dir):
     from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, enqueue, make_celery
     from attendance.stores.jobs import JobStore, new_job_id
+    from attendance.stores.records import open_records
+    from tests.consent import give_consent
 
     stack = fault_stack
     stack.worker = stack.start_worker()
@@ -121,7 +125,8 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
         },
         dead,
     )
-    # A message naming an upload that is not there.
+    # A message naming an upload that is not there (of a student whose consent is on record).
+    give_consent(open_records(stack.settings.records_url), "s")
     missing = new_job_id()
     jobs.create(missing, "enrollment", 1)
     enqueue(
@@ -194,7 +199,12 @@ def test_redis_restart_loses_no_queued_job_and_api_says_503_meanwhile(tmp_path, 
         resp = post(
             stack,
             "/api/v1/students",
-            {"student_id": "x", "name": "X", "photos": files([faces_dir / "img2.jpg"])},
+            {
+                "student_id": "x",
+                "name": "X",
+                "photos": files([faces_dir / "img2.jpg"]),
+                **CONSENT_FORM,
+            },
         )
         assert resp.status_code == 503, resp.get_json()
         assert resp.get_json()["error"]["code"] == "service_unavailable"

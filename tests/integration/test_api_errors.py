@@ -31,6 +31,7 @@ from attendance.stores.records import open_records
 from attendance.web.app import create_app
 from attendance.web.context import Services, producer_celery
 from tests import redis_db, tokens
+from tests.consent import CONSENT_FORM
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
@@ -154,6 +155,7 @@ def enroll_form(**overrides) -> dict:
         "name": "Ada Lovelace",
         "class_id": "CS101",
         "photos": [photo(image_bytes(), "ada.png")],
+        **CONSENT_FORM,
     }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
@@ -208,9 +210,9 @@ def test_enroll_queues_a_job_with_stored_uploads(client, tmp_path, redis_client,
         "name": "Ada Lovelace",
         "class_id": "CS101",
         "photos": [
-            {"key": keys[0], "filename": "img2.jpg"},
-            {"key": keys[1], "filename": "passwd"},
-            {"key": keys[2], "filename": "holiday.gif"},
+            {"key": keys[0], "filename": "img2.jpg", "captured_at": None, "box": None},
+            {"key": keys[1], "filename": "passwd", "captured_at": None, "box": None},
+            {"key": keys[2], "filename": "holiday.gif", "captured_at": None, "box": None},
         ],
         "requested_by": "admin",
     }
@@ -297,7 +299,7 @@ def test_enroll_rejects_an_upload_over_the_limit(client, tmp_path, redis_client)
 
 
 def test_enroll_needs_a_form(client, tmp_path, redis_client):
-    response = client.post("/api/v1/students", json={"student_id": "s-001", "name": "Ada"})
+    response = client.post("/api/v1/students", data="s-001", content_type="text/plain")
     assert_error(response, 415, "unsupported_media_type", "multipart/form-data")
     assert_nothing_stored(tmp_path, redis_client)
 
@@ -362,8 +364,18 @@ def test_recognition_queues_a_job(client, tmp_path, redis_client, records, face_
         "date": "2024-09-02",
         "period": "",
         "photos": [
-            {"key": f"uploads/{job_id}/000.jpg", "filename": "class photo.jpg"},
-            {"key": f"uploads/{job_id}/001.png", "filename": "b.png"},
+            {
+                "key": f"uploads/{job_id}/000.jpg",
+                "filename": "class photo.jpg",
+                "captured_at": None,
+                "box": None,
+            },
+            {
+                "key": f"uploads/{job_id}/001.png",
+                "filename": "b.png",
+                "captured_at": None,
+                "box": None,
+            },
         ],
     }
 
@@ -643,6 +655,8 @@ def test_students_and_model_count_gallery_embeddings(client, settings, records, 
                 "name": "Ada Lovelace",
                 "class_ids": ["CS101"],
                 "embeddings": 2,
+                "consent": None,
+                "face_data": True,
             },
         ]
     }

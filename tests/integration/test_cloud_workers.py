@@ -28,8 +28,10 @@ from attendance.dispatch import (
 from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
 from attendance.stores.blob import open_blob_store
 from attendance.stores.jobs import JobStore, new_job_id
+from attendance.stores.records import open_records
 from tests import redis_db
 from tests.conftest import stop_process
+from tests.consent import CONSENT_FORM, give_consent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -123,6 +125,7 @@ def test_enrollments_submitted_at_once_to_two_workers_all_end_up_in_the_gallery(
                 "name": sid,
                 "class_id": "race",
                 "photos": photos(paths),
+                **CONSENT_FORM,
             },
             content_type="multipart/form-data",
         )
@@ -170,6 +173,7 @@ def test_a_worker_picks_up_versions_another_worker_committed_without_restart(
         return done["result"]
 
     def enroll(queue, sid, person):
+        give_consent(open_records(stack.settings.records_url, stack.settings), sid)
         return run(
             "enrollment",
             ENROLL_TASK,

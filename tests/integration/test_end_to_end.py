@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests import redis_db
+from tests.consent import CONSENT_FORM
 
 CELEBS = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"]
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
@@ -22,7 +23,13 @@ def files(paths: list[Path]) -> list[tuple[io.BytesIO, str]]:
 def enroll(stack, student_id: str, name: str, class_id: str, photos) -> dict:
     resp = stack.client.post(
         "/api/v1/students",
-        data={"student_id": student_id, "name": name, "class_id": class_id, "photos": photos},
+        data={
+            "student_id": student_id,
+            "name": name,
+            "class_id": class_id,
+            "photos": photos,
+            **CONSENT_FORM,
+        },
         content_type="multipart/form-data",
     )
     assert resp.status_code == 202, resp.get_json()
@@ -237,6 +244,8 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
     from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Upload
     from attendance.stores.blob import open_blob_store
     from attendance.stores.jobs import JobStore, new_job_id
+    from attendance.stores.records import open_records
+    from tests.consent import give_consent
 
     blobs = open_blob_store(stack.settings.blob_store_url)
     jobs = JobStore(redis_db.client(stack.settings.redis_url), 3600)
@@ -258,6 +267,7 @@ def test_redelivered_tasks_change_nothing(stack, faces_dir):
         return stack.client.get("/api/v1/model").get_json()
 
     before = model()
+    give_consent(open_records(stack.settings.records_url), "jolie3")
     run_twice(
         "enrollment",
         ENROLL_TASK,

@@ -16,6 +16,7 @@ import numpy as np
 from attendance.domain.keys import enrollment_marker_key, segment_key, upload_key
 from attendance.stores.gallery import encode_segment
 from tests import redis_db
+from tests.consent import CONSENT_FORM
 from tests.integration.test_privacy import traces
 
 # Long ids: a short one could turn up by chance in a JPEG's bytes.
@@ -44,6 +45,7 @@ def enroll(stack, faces_dir, student_id, name="Angelina Jolie", photos=("img2.jp
                 "name": name,
                 "class_id": CLASS,
                 "photos": files([faces_dir / p for p in photos]),
+                **CONSENT_FORM,
             },
         )
     )
@@ -102,6 +104,7 @@ def test_work_asked_for_before_an_erasure_cannot_bring_the_student_back(
             "name": "Angelina New",
             "class_id": CLASS,
             "photos": files([faces_dir / "img5.jpg"]),
+            **CONSENT_FORM,
         },
     )
     wait_until_running(stack, recognition)
@@ -239,12 +242,19 @@ def test_two_enrollments_racing_for_one_id_do_not_merge_two_people(stack, faces_
             "name": "Angelina Jolie",
             "class_id": CLASS,
             "photos": files([faces_dir / "img2.jpg"]),
+            **CONSENT_FORM,
         },
     )
     other = submit(
         stack,
         "/api/v1/students",
-        {"student_id": sid, "name": "Ben Affleck", "class_id": CLASS, "photos": files(ben)},
+        {
+            "student_id": sid,
+            "name": "Ben Affleck",
+            "class_id": CLASS,
+            "photos": files(ben),
+            **CONSENT_FORM,
+        },
     )
     first, second = stack.wait_for_job(jolie), stack.wait_for_job(other)
     assert first["state"] == "succeeded", first

@@ -82,8 +82,25 @@ def enroll_form(at: AppTest, name: str):
         else 0
     )
     key = f"enroll.{name}.{generation}"
-    kind = {"photos": "file_uploader", "submit": "button"}.get(name, "text_input")
+    kind = {
+        "photos": "file_uploader",
+        "submit": "button",
+        "consent_relationship": "selectbox",
+        "consent_given_on": "date_input",
+        "minor": "checkbox",
+        "form_held": "checkbox",
+    }.get(name, "text_input")
     return getattr(at, kind)(key=key)
+
+
+CONSENT_DAY = dt.date(2026, 9, 1)
+
+
+def give_consent(at: AppTest, given_by: str = "A. Parent") -> None:
+    """Fill in the one-student form's consent: a parent's, for a minor, with the form held."""
+    enroll_form(at, "consent_given_by").input(given_by)
+    enroll_form(at, "consent_given_on").set_value(CONSENT_DAY)
+    enroll_form(at, "form_held").check()
 
 
 def jpeg(path: Path) -> tuple[str, bytes, str]:
@@ -255,6 +272,7 @@ def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
     enroll_form(at, "student_id").input("nobody")
     enroll_form(at, "name").input("No Body")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    give_consent(at)
     enroll_form(at, "submit").click()
     at.run()
     assert texts(at.main.error) == [
@@ -275,6 +293,26 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     assert "4 photos to be sent:" in texts(at.caption)
     [preview] = at.image
     assert [unescape(c) for c in preview.captions] == JOLIE_PHOTOS
+    # Not without consent: who gave it, and that a signed form is held.
+    enroll_form(at, "submit").click()
+    at.run()
+    assert texts(at.main.warning) == [
+        "Say who gave the consent to hold the student's face data."
+    ], texts(at.main.warning)
+    enroll_form(at, "consent_given_by").input("A. Parent")
+    enroll_form(at, "consent_relationship").select("self")  # the student is a minor
+    enroll_form(at, "submit").click()
+    at.run()
+    assert texts(at.main.warning) == ["A minor's consent must be given by a parent or guardian."]
+    enroll_form(at, "consent_relationship").select("parent")
+    enroll_form(at, "submit").click()
+    at.run()
+    assert texts(at.main.warning) == [
+        "Tick that a signed consent form is held before enrolling the student."
+    ]
+    # Nothing was sent, and the form keeps what was typed.
+    assert enroll_form(at, "student_id").value == "jolie"
+    give_consent(at)
     enroll_form(at, "submit").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
@@ -296,7 +334,14 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     assert shown["Gallery version"] == "1" and shown["Embeddings"] == "4"
     students = at.dataframe[0].value
     assert students.to_dict("records") == [
-        {"student_id": "jolie", "name": "Angelina Jolie", "classes": "room-1", "embeddings": 4}
+        {
+            "student_id": "jolie",
+            "name": "Angelina Jolie",
+            "classes": "room-1",
+            "embeddings": 4,
+            "consent": "parent, 2026-09-01",
+            "face data": "held",
+        }
     ]
 
 
@@ -304,6 +349,7 @@ def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_di
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("bad id!")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
+    give_consent(at)
     enroll_form(at, "submit").click()
     at.run()
     errors = texts(at.main.error)
@@ -322,6 +368,7 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
     at.run()
     # The thumbnail's caption is the file name, escaped.
     assert at.image[0].captions == [plain("*wall*_[1].png")]
+    give_consent(at)
     enroll_form(at, "submit").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
@@ -334,12 +381,14 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     roster = (
-        "student_id,name,class_id\n"
-        "jolie,Angelina Jolie,room-1\n"  # enrolled already (one student, above)
-        "jolie_b,Angelina B,\n"
-        "wall,Just A Wall,\n"
-        "ghost,Nobody Here,\n"
-        "bad id,Broken Row,\n"
+        "student_id,name,class_id,consent_given_by,consent_relationship,consent_given_on,minor\n"
+        "jolie,Angelina Jolie,room-1,A. Parent,parent,2026-09-01,\n"  # enrolled already (above)
+        "jolie_b,Angelina B,,B. Guardian,guardian,2026-09-02,true\n"
+        "wall,Just A Wall,,Just A Wall,self,2026-09-03,false\n"
+        "ghost,Nobody Here,,N. Parent,parent,2026-09-01,\n"
+        "bad id,Broken Row,,,,,\n"
+        "kid,A Minor,,Kid Self,self,2026-09-01,true\n"
+        "nocons,No Consent,,,,,\n"
     )
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
@@ -348,28 +397,45 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
         z.writestr("jolie_b_2.png", blank_png())
         z.writestr("wall.png", blank_png())
         z.writestr("stranger.jpg", (faces_dir / "img6.jpg").read_bytes())
+        z.writestr("kid.jpg", (faces_dir / "img6.jpg").read_bytes())
+        z.writestr("nocons.jpg", (faces_dir / "img6.jpg").read_bytes())
     at = app_at(monkeypatch, api_url, "views/enroll.py")
+    assert "consent_given_by" in " ".join(texts(at.markdown))  # the columns are explained
     at.text_input(key="bulk.class_id").input("room-2")
     at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
     at.file_uploader(key="bulk.zip").set_value(
         ("photos.zip", archive.getvalue(), "application/zip")
     )
     at.button(key="FormSubmitter:enroll_bulk-Enroll class").click()
+    at.run()
+    # Not without saying that the signed consent forms are held.
+    assert texts(at.main.warning) == [
+        "Tick that a signed consent form is held for the students before enrolling them."
+    ]
+    at.text_input(key="bulk.class_id").input("room-2")
+    at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
+    at.file_uploader(key="bulk.zip").set_value(
+        ("photos.zip", archive.getvalue(), "application/zip")
+    )
+    at.checkbox(key="bulk.forms_held").check()
+    at.button(key="FormSubmitter:enroll_bulk-Enroll class").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
 
     problems = " ".join(texts(at.markdown))
+    assert "CSV line 7: a minor's consent must be given by a parent or guardian" in problems
     assert "CSV line 6: student_id 'bad id' must be" in problems
     assert "photo stranger.jpg: matches no student_id in the roster" in problems
     assert "student ghost: no photo in the zip (not enrolled)" in problems
     assert texts(at.main.warning) == [
-        "1 of 2 enrollment jobs succeeded: 1 photo accepted, 1 rejected."
+        "1 of 3 enrollment jobs succeeded: 1 photo accepted, 1 rejected."
     ]
     results, rejected = at.dataframe[0].value, at.dataframe[1].value
     assert dict(zip(results["student_id"], results["state"])) == {
         "jolie": "already enrolled",
         "jolie_b": "succeeded",
         "wall": "failed",
+        "nocons": "not_submitted",
     }
     # A row whose id is taken does not fail the batch: it is reported, and left as it was.
     assert texts(at.main.info) == [
@@ -380,8 +446,10 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
         {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}
     ]
     errors = texts(at.main.error)
-    assert len(errors) == 1 and errors[0].startswith("Just A Wall (wall): failed: ")
+    assert len(errors) == 2 and errors[0].startswith("Just A Wall (wall): failed: ")
     assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
+    # A row without consent is not enrolled: the API says what to send.
+    assert errors[1].startswith("No Consent (nocons): not submitted: no consent to hold")
 
 
 def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_url, faces_dir):
@@ -389,6 +457,7 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_
     enroll_form(at, "student_id").input("jolie")
     enroll_form(at, "name").input("A. Jolie")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img5.jpg")])
+    give_consent(at)
     enroll_form(at, "submit").click()
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
@@ -475,8 +544,11 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     assert shown["Present"] == "1 of 1" and shown["Absent"] == "0"
     assert int(shown["Unknown faces"]) >= 1
     markdown = texts(at.markdown)
-    assert "#### Present (1)" in markdown and "- **Angelina Jolie** `jolie`" in markdown
-    images = at.image
+    # The register of the session: every student of the class, with their status in words.
+    assert "#### Register: room-1, 2026-11-02, whole day" in markdown, markdown
+    assert "**Angelina Jolie** · :material/check_circle: Present" in markdown, markdown
+    # The annotated photos are the captioned images (the faces' crops have none).
+    images = [i for i in at.image if any(i.captions)]
     assert len(images) == 1
     [caption] = [unescape(c) for c in images[0].captions]  # file names are escaped
     assert images[0].value[0]  # a media URL: the annotated JPEG was fetched and served
@@ -500,11 +572,16 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
             "name": "Angelina Jolie",
         }
     ]
-    # The export is the API's: asked for once, noted in the audit log, then downloaded.
-    assert not at.get("download_button")
+
+    # The export is the API's: asked for once, noted in the audit log, then downloaded. (The
+    # register above has download buttons of its own.)
+    def range_export():
+        return [d for d in at.get("download_button") if d.key == "attendance.export"]
+
+    assert not range_export()
     at.button(key="attendance.export_prepare").click().run()
     assert not at.exception and not at.error, texts(at.error)
-    [download] = at.get("download_button")
+    [download] = range_export()
     assert not download.proto.disabled
     audit = requests.get(
         f"{api_url}/api/v1/audit", headers=tokens.bearer(tokens.ADMIN), timeout=10
@@ -514,7 +591,7 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     at.selectbox(key="attendance.student_id").select("jolie")
     at.run()
     assert metrics(at)["Angelina Jolie: attendance rate"] == "100 %"
-    assert not at.get("download_button")  # prepared for other filters: asked for again
+    assert not range_export()  # prepared for other filters: asked for again
 
 
 def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api_url, faces_dir):
@@ -533,7 +610,7 @@ def test_more_photos_than_one_request_takes_become_several_jobs(monkeypatch, api
         (100, "Photos batch 1 of 2: done (1/1 photos)"),
         (100, "Photos batch 2 of 2: done (1/1 photos)"),
     ]
-    assert [unescape(i.captions[0]).split(":")[0] for i in at.image] == [
+    assert [unescape(i.captions[0]).split(":")[0] for i in at.image if any(i.captions)] == [
         "couple.jpg",
         "selfie-many-people.jpg",
     ]
@@ -579,3 +656,76 @@ def test_a_teacher_limited_to_room_1_sees_only_room_1(monkeypatch, api_url):
     at.switch_page("views/students.py").run()
     classes = list(at.dataframe[0].value["classes"])
     assert classes and all("room-1" in c.split(", ") for c in classes), classes
+
+
+# --- consent on the students page ----------------------------------------------------------------
+
+
+def test_add_a_roster_student_record_and_withdraw_consent_on_the_students_page(
+    monkeypatch, api_url
+):
+    at = app_at(monkeypatch, api_url, "views/students.py")
+    # A student on the roster without photos: no consent, no face data; marked by hand.
+    at.text_input(key="students.roster_id").input("kid-r")
+    at.text_input(key="students.roster_name").input("Kid Roster")
+    at.text_input(key="students.roster_class").input("room-3")
+    at.button(key="FormSubmitter:students.roster-Add to the roster").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Kid Roster (kid-r) is on the roster of room-3." in texts(at.main.success)
+    table = at.dataframe[0].value.set_index("student_id")
+    assert (table.loc["kid-r", "consent"], table.loc["kid-r", "face data"]) == ("none", "none")
+    assert any("No consent on record" in t and "kid-r" in t for t in texts(at.main.info))
+
+    # Recording consent needs who gave it and a signed form held.
+    at.selectbox(key="students.consent_id").select("kid-r")
+    at.run()
+    assert "No consent is on record for Kid Roster." in texts(at.main.markdown)
+    record = "FormSubmitter:students.consent_form.kid-r-Record consent"
+    at.text_input(key="students.consent_by").input("K. Parent")
+    at.button(key=record).click()
+    at.run()
+    assert "Say who gave the consent and tick that a signed form is held." in texts(at.main.error)
+    at.text_input(key="students.consent_by").input("K. Parent")
+    at.date_input(key="students.consent_on").set_value(dt.date(2026, 9, 1))
+    at.checkbox(key="students.form_held").check()
+    at.button(key=record).click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Consent of Kid Roster recorded." in texts(at.main.success), texts(at.main.error)
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["kid-r", "consent"] == "parent, 2026-09-01"
+
+    # Withdrawing, for a student with face data: only once confirmed.
+    assert table.loc["jolie_b", "face data"] == "held"
+    at.selectbox(key="students.consent_id").select("jolie_b")
+    at.run()
+    assert at.button(key="students.withdraw.jolie_b").disabled
+    at.checkbox(key="students.withdraw_sure.jolie_b").check()
+    at.run()
+    at.button(key="students.withdraw.jolie_b").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [done] = [t for t in texts(at.main.success) if "withdrawn" in t]
+    assert re.fullmatch(
+        r"Consent of .* withdrawn: [1-9]\d* embeddings and [1-9]\d* photos erased\.", done
+    ), done
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie_b", "face data"] == "none" and table.loc["jolie_b", "embeddings"] == 0
+    assert table.loc["jolie_b", "consent"].startswith("withdrawn ")
+    # Still on the roster.
+    assert "jolie_b" in table.index
+
+
+def test_a_teacher_may_not_withdraw_consent(monkeypatch, api_url):
+    at = app_at(monkeypatch, api_url, "views/students.py", token=tokens.TEACHER)
+    at.selectbox(key="students.consent_id").select("jolie")
+    at.run()
+    at.checkbox(key="students.withdraw_sure.jolie").check()
+    at.run()
+    at.button(key="students.withdraw.jolie").click()
+    at.run()
+    [error] = texts(at.main.error)
+    assert error.startswith("Could not withdraw the consent of jolie: Your token's role"), error
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie", "face data"] == "held"

@@ -19,6 +19,7 @@ import pytest
 
 from attendance.domain.auth import hash_token
 from tests import tokens
+from tests.consent import CONSENT_FORM
 
 pytestmark = [
     pytest.mark.redis,
@@ -131,6 +132,7 @@ def test_logs_hold_no_token_embedding_or_image(stack, faces_dir, caplog):
             "name": "Angelina Jolie",
             "class_id": "room-1",
             "photos": _photos(faces_dir, "img2.jpg", "couple.jpg"),
+            **CONSENT_FORM,
         },
     )
     job = stack.wait_for_job(enroll_id)

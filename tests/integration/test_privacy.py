@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from tests import tokens
+from tests.consent import CONSENT_FORM
 
 
 def files(paths):
@@ -40,6 +41,7 @@ def test_erasure_removes_student_everywhere(stack, faces_dir, celeb_dir):
             "name": "Angelina Jolie",
             "class_id": "priv",
             "photos": files([faces_dir / "img2.jpg", faces_dir / "img4.jpg"]),
+            **CONSENT_FORM,
         },
     )
     assert enrolled["state"] == "succeeded", enrolled
@@ -47,7 +49,13 @@ def test_erasure_removes_student_everywhere(stack, faces_dir, celeb_dir):
     ben_job = post(
         stack,
         "/api/v1/students",
-        {"student_id": "ben", "name": "Ben", "class_id": "priv", "photos": files(ben)},
+        {
+            "student_id": "ben",
+            "name": "Ben",
+            "class_id": "priv",
+            "photos": files(ben),
+            **CONSENT_FORM,
+        },
     )
     assert ben_job["state"] == "succeeded", ben_job
     seen = post(

@@ -15,6 +15,7 @@ from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.records import open_records
 from tests import redis_db, tokens
 from tests.conftest import make_stack
+from tests.consent import CONSENT_FORM
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
@@ -446,6 +447,7 @@ def test_a_recognition_never_overwrites_a_teachers_mark(worker_stack, faces_dir)
             "name": "Angelina Jolie",
             "class_id": "room-1",
             "photos": _files(faces_dir, JOLIE_PHOTOS),
+            **CONSENT_FORM,
         },
         content_type="multipart/form-data",
     )

@@ -25,6 +25,7 @@ import requests
 
 from tests import redis_db, tokens
 from tests.conftest import REPO, make_stack, stop_process
+from tests.consent import CONSENT_FORM
 from tests.emulators import free_port
 
 pytestmark = [
@@ -187,7 +188,7 @@ def test_load_recognitions(load_stack, faces_dir):
     # Enroll first; this also waits for the worker to have loaded FaceNet.
     resp = setup.post(
         "/api/v1/students",
-        {"student_id": "jolie", "name": "Angelina Jolie", "class_id": CLASS_ID},
+        {"student_id": "jolie", "name": "Angelina Jolie", "class_id": CLASS_ID, **CONSENT_FORM},
         _files(faces_dir, ENROLL_PHOTOS),
         "/api/v1/students",
     )

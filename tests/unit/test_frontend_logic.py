@@ -316,7 +316,11 @@ def test_the_table_shows_each_marks_status_period_and_source():
     )
     assert {"status", "period", "source"} <= set(frame.columns)
     shown = {row.student_id: (row.status, row.period, row.source) for row in frame.itertuples()}
-    assert shown == {"s0": ("present", "whole day", "face"), "s1": ("excused", "P3", "manual")}
+    assert shown == {
+        "s0": ("present", "whole day", "class photo"),
+        "s1": ("excused", "P3", "by hand"),
+    }
+    assert "distance" not in frame.columns  # not a teacher's word
 
 
 HOSTILE_NAMES = [

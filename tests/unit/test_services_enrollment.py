@@ -13,6 +13,7 @@ from attendance.domain.keys import GALLERY_SEGMENTS, is_student_photo, student_p
 from attendance.domain.schemas import EnrollmentRequest, EnrollmentResult
 from attendance.services.enrollment import INCONSISTENT, enroll
 from attendance.stores.jobs import new_job_id
+from tests.consent import give_consent
 from tests.fakes import Face, ago, fake_pipeline, loading_no_tensorflow, photo, store_uploads
 
 ANN, BEN = 1, 2
@@ -50,6 +51,7 @@ def enroll_photos(
         requested_by="tester",
         requested_at=requested_at,
     )
+    give_consent(pipe.records, student_id)
     progress: list[tuple[int, int]] = []
     result = enroll(pipe, req, lambda done, total: progress.append((done, total)))
     assert progress == [(i, len(photos)) for i in range(1, len(photos) + 1)]
@@ -196,6 +198,7 @@ def test_the_worker_task_reports_the_outcome_on_the_job(pipe, monkeypatch):
     for job_id, photos in (("good", {"a.png": photo(Face(ANN))}), ("bad", {"e.png": photo()})):
         uploads = store_uploads(pipe.blobs, job_id, photos)
         pipe.jobs.create(job_id, "enrollment", len(uploads), class_id="room-1")
+        give_consent(pipe.records, f"s-{job_id}")
         payload = {
             "job_id": job_id,
             "student_id": f"s-{job_id}",

@@ -21,6 +21,7 @@ from attendance.services.erasure import erase_student
 from attendance.services.recognition import recognise
 from attendance.stores.gallery import GalleryCache, encode_segment
 from attendance.stores.jobs import new_job_id
+from tests.consent import give_consent
 from tests.fakes import (
     Face,
     ago,
@@ -52,6 +53,7 @@ def enroll_student(pipe, sid: str, person: int, *, requested_at=None):
         photos=store_uploads(pipe.blobs, job_id, photos),
         requested_at=requested_at,
     )
+    give_consent(pipe.records, sid)
     return enroll(pipe, req, lambda *_: None)
 
 

@@ -14,6 +14,7 @@ from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, Rec
 from attendance.face.detect import TOO_SMALL, TURNED
 from attendance.services.enrollment import enroll
 from attendance.services.recognition import recognise
+from tests.consent import give_consent
 from tests.fakes import (
     Face,
     FakeEmbedder,
@@ -66,6 +67,7 @@ def pipe(tmp_path):
             class_id=class_id,
             photos=store_uploads(pipe.blobs, job_id, photos),
         )
+        give_consent(pipe.records, sid)
         assert enroll(pipe, req, lambda *_: None).accepted_photos == 2
     pipe.embedder.batches.clear()
     return pipe
@@ -205,3 +207,37 @@ def test_a_class_with_nobody_enrolled_sees_only_unknown_faces(pipe):
     result = recognise_photos(pipe, {"a.png": photo(Face(ANN, shot=5))}, class_id="room-9")
     assert result.present == [] and outcomes(result) == [[("unknown", None, None)]]
     assert result.photos[0].faces[0].distance is None  # no candidate at all
+
+
+def test_each_mark_names_the_face_that_is_its_evidence_and_when_the_photo_was_taken(pipe):
+    taken = dt.datetime(2026, 11, 2, 8, 55, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    uploads = store_uploads(
+        pipe.blobs,
+        "class-2",
+        {
+            "first.png": photo(Face(STRANGER), Face(ANN, shot=40)),
+            "second.png": photo(Face(BEN, shot=7), Face(STRANGER, shot=3), Face(ANN, shot=1)),
+        },
+    )
+    uploads[1] = uploads[1].model_copy(update={"captured_at": taken})
+    req = RecognitionRequest(
+        job_id="class-2", class_id="room-1", date=DAY, period="P2", photos=uploads
+    )
+    result = recognise(pipe, req, lambda *_: None)
+    assert result.period == "P2"
+    assert [p.captured_at for p in result.photos] == [None, taken]
+    by_student = {e.student_id: e for e in result.evidence}
+    marks = {r.student_id: r for r in pipe.records.list_attendance(class_id="room-1")}
+    assert set(marks) == {"ann", "ben"}
+    for sid, mark in marks.items():
+        seen = by_student[sid]
+        face = result.photos[seen.photo].faces[seen.face]
+        assert (mark.job_id, mark.photo, mark.face) == ("class-2", seen.photo, seen.face)
+        assert (mark.box, mark.distance, mark.period) == (face.box, face.distance, "P2")
+        assert mark.captured_at == result.photos[seen.photo].captured_at
+        # The evidence is the student's nearest face among all the job's photos.
+        assert face.distance == min(
+            f.distance for p in result.photos for f in p.faces if f.student_id == sid
+        )
+    assert (marks["ben"].photo, marks["ben"].face, marks["ben"].captured_at) == (1, 0, taken)
+    assert marks["ann"].first_seen_at > taken

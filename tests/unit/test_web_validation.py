@@ -17,10 +17,13 @@ from attendance.config.settings import Settings
 from attendance.domain.errors import InvalidImage, PayloadTooLarge, ValidationFailed
 from attendance.domain.schemas import (
     AttendanceRecord,
+    Box,
     ErrorBody,
+    FaceMatch,
     JobView,
     ModelInfo,
     Progress,
+    RegisterRow,
     Student,
     validate_name,
 )
@@ -421,6 +424,9 @@ def test_openapi_name_pattern_agrees_with_validate_name(name):
     [
         ("Student", Student),
         ("AttendanceRecord", AttendanceRecord),
+        ("RegisterRow", RegisterRow),
+        ("FaceMatch", FaceMatch),
+        ("Box", Box),
         ("ModelInfo", ModelInfo),
         ("JobView", JobView),
         ("Progress", Progress),

@@ -27,6 +27,14 @@ from pathlib import Path
 REPO = Path.cwd()
 DEEPFACE_HOME = Path(os.environ.get("ATTENDANCE_DEEPFACE_HOME", REPO / "var" / "deepface"))
 BENCH_REDIS_DB = 12
+# The benchmarks enroll adults of public face data sets; the API requires consent on record
+# for every enrollment, so each one brings it.
+CONSENT = {
+    "consent_given_by": "benchmark data set",
+    "consent_relationship": "self",
+    "consent_given_on": "2026-01-01",
+    "minor": "false",
+}
 
 
 def setup_env() -> None:
@@ -491,7 +499,7 @@ class Stack:
             if start == 0:
                 self.run_job(
                     "/api/v1/students",
-                    {"student_id": student_id, "name": name, "class_id": class_id},
+                    {"student_id": student_id, "name": name, "class_id": class_id, **CONSENT},
                     chunk,
                 )
             else:

@@ -126,9 +126,13 @@ class Settings(BaseSettings):
 
     # Privacy: uploaded photos and annotated images are deleted this long after they were
     # written, by a periodic task (Celery beat) that runs every retention_sweep_seconds.
-    # A student's enrollment photos are kept until the student is erased.
+    # A student's enrollment photos are kept until the student or their face data is erased.
     retention_days: float = Field(default=30, gt=0)
     retention_sweep_seconds: float = Field(default=3600, ge=1)
+    # A student's face data (embeddings, enrollment photos) is erased this long after they were
+    # last recognised (never recognised: after their consent or latest enrollment), by the
+    # same periodic task; their consent record stays and they need enrolling again.
+    template_retention_days: float = Field(default=1095, gt=0)
     # Every start of a task counts, whether a retry after a transient error or a redelivery after
     # its worker died: a job that keeps failing (a poison input) is failed after this many.
     task_max_attempts: int = Field(default=4, ge=1, le=20)

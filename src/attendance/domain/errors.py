@@ -84,6 +84,14 @@ class StudentExists(AppError):
     code = "student_exists"
 
 
+class MarkChanged(AppError):
+    """The mark was changed by someone else between reading it and writing what was decided
+    from it."""
+
+    status = 409
+    code = "mark_changed"
+
+
 class RegisterFinalized(AppError):
     """The register of that class, date and period was signed off: only an admin corrects it."""
 
@@ -96,3 +104,17 @@ class StudentErased(AppError):
 
     status = 409
     code = "student_erased"
+
+
+class ConsentRequired(AppError):
+    """No consent is on record for the student: their face data may not be enrolled."""
+
+    status = 409
+    code = "consent_required"
+
+
+class ConsentWithdrawn(AppError):
+    """The student's consent was withdrawn while this work waited or ran: it keeps nothing."""
+
+    status = 409
+    code = "consent_withdrawn"

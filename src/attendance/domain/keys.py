@@ -23,7 +23,8 @@ GALLERY_MANIFESTS = "gallery/manifests/"
 GALLERY_SNAPSHOTS = "gallery/snapshots/"
 
 # What the retention purge deletes once it is old enough. Gallery objects and a student's
-# enrollment photos do not expire: they go when the student is erased.
+# enrollment photos do not expire by age: they go when the student is erased, their consent is
+# withdrawn or their template is not used for template_retention_days.
 EXPIRING_PREFIXES = (UPLOADS, ANNOTATED)
 # Where every gallery version (manifest or snapshot) lives.
 GALLERY_VERSION_PREFIXES = (GALLERY_MANIFESTS, GALLERY_SNAPSHOTS)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attendance.domain.schemas import MatchQuality
+
 if TYPE_CHECKING:
     # threadpoolctl comes with the worker extra; it is imported when first used.
     from threadpoolctl import ThreadpoolController
@@ -230,3 +232,16 @@ def match_faces(
     return match_groups(
         faces, [len(faces)], candidate_set(gallery, gallery_ids, candidates), threshold, min_photos
     )[0]
+
+
+# A face mark within this fraction of the threshold is strong; one beyond it, still within the
+# threshold, is borderline: worth a teacher's look at the face (README, "The register").
+STRONG_FRACTION = 0.8
+
+
+def match_quality(distance: float | None, threshold: float) -> MatchQuality | None:
+    """ "strong" or "borderline" for a face's distance against the match threshold; None when
+    there is no distance (nothing matched, or a mark by hand without a face)."""
+    if distance is None:
+        return None
+    return "strong" if distance <= STRONG_FRACTION * threshold else "borderline"

@@ -24,6 +24,8 @@ AttendanceStatus = Literal["present", "late", "excused", "absent"]
 ATTENDED: frozenset[str] = frozenset({"present", "late"})
 # Who put a mark there: a face in a class photo, or a person.
 MarkSource = Literal["face", "manual"]
+# A face mark's distance against the match threshold: well within it, or near its edge.
+MatchQuality = Literal["strong", "borderline"]
 
 JobKind = Literal["enrollment", "recognition"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
@@ -45,6 +47,12 @@ class Upload(Strict):
 
     key: str
     filename: str
+    # When the camera took it (EXIF DateTimeOriginal, with OffsetTimeOriginal when the camera
+    # wrote one; without, the camera's own clock with no offset); None when the file says not.
+    captured_at: dt.datetime | None = None
+    # The part of the photo that is to be used (in its pixels, the right way up): one face of a
+    # class photo that a teacher asked to learn. None: the whole photo.
+    box: Box | None = None
 
 
 # --- task messages: references to stored uploads, never image bytes -----------------------------
@@ -100,7 +108,9 @@ class EnrollmentResult(Strict):
     model_version: int
 
 
-FaceOutcome = Literal["recognised", "unknown", "unidentifiable"]
+# assigned and rejected are a teacher's settlement of a face after the job: the annotated
+# photo, drawn by the job, still shows the match as it was.
+FaceOutcome = Literal["recognised", "unknown", "unidentifiable", "assigned", "rejected"]
 
 
 class FaceMatch(Strict):
@@ -110,9 +120,11 @@ class FaceMatch(Strict):
     name: str | None
     distance: float | None
     # recognised: matched to a student; unknown: a clear face that matches nobody;
-    # unidentifiable: a face found but not clear enough to decide (``reason`` says why).
+    # unidentifiable: a face found but not clear enough to decide (``reason`` says why);
+    # assigned, rejected: a teacher's decision, replacing the match (``settled_by`` says whose).
     outcome: FaceOutcome = "unknown"
     reason: str | None = None
+    settled_by: str | None = None
 
 
 class PhotoResult(Strict):
@@ -120,6 +132,7 @@ class PhotoResult(Strict):
     faces: list[FaceMatch]
     annotated_key: str | None = None
     error: str | None = None
+    captured_at: dt.datetime | None = None
 
 
 class Evidence(Strict):
@@ -134,6 +147,8 @@ class Evidence(Strict):
 class RecognitionResult(Strict):
     class_id: str
     date: dt.date
+    # The register the job marks is (class_id, date, period).
+    period: str = WHOLE_DAY
     photos: list[PhotoResult]
     present: list[str]
     unknown_faces: int
@@ -171,11 +186,37 @@ class JobView(Strict):
 # --- records ------------------------------------------------------------------------------------
 
 
+ConsentRelationship = Literal["self", "parent", "guardian"]
+
+
+class Consent(Strict):
+    """Consent to hold a student's face data: who gave it and when, who recorded it, and its
+    withdrawal. A minor's comes from a parent or guardian."""
+
+    student_id: str
+    given_by: str
+    relationship: ConsentRelationship
+    given_on: dt.date
+    minor: bool = True
+    recorded_by: str
+    recorded_at: dt.datetime
+    withdrawn_at: dt.datetime | None = None
+    withdrawn_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+
 class Student(Strict):
     student_id: str
     name: str
     class_ids: list[str] = Field(default_factory=list)
     embeddings: int = 0
+    # Filled in by the API: the consent on record (None: never given) and whether any face
+    # data (embeddings of any pipeline) is held.
+    consent: Consent | None = None
+    face_data: bool = False
 
 
 class AttendanceRecord(Strict):
@@ -190,6 +231,12 @@ class AttendanceRecord(Strict):
     # A face mark's evidence: its cosine distance and the job whose photo showed the face.
     distance: float | None = None
     job_id: str | None = None
+    # Which face of that job: the photo's index in the job, the face's index among the photo's
+    # faces, its box in the original photo's pixels, and when the camera took the photo.
+    photo: int | None = None
+    face: int | None = None
+    box: Box | None = None
+    captured_at: dt.datetime | None = None
     period: str = WHOLE_DAY
     status: AttendanceStatus = "present"
     source: MarkSource = "face"
@@ -222,6 +269,12 @@ class RegisterRow(Strict):
     note: str | None = None
     job_id: str | None = None
     distance: float | None = None
+    photo: int | None = None
+    face: int | None = None
+    box: Box | None = None
+    captured_at: dt.datetime | None = None
+    # How near the evidence's face was (attendance.domain.matching.match_quality).
+    match_quality: MatchQuality | None = None
 
 
 class Register(Strict):

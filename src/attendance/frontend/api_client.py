@@ -17,10 +17,22 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ValidationError
 
-from attendance.domain.schemas import AttendanceRecord, JobView, ModelInfo, Student
+from attendance.domain.reports import ClassAbsences, StudentHistory
+from attendance.domain.schemas import (
+    WHOLE_DAY,
+    AttendanceRecord,
+    JobView,
+    ModelInfo,
+    Register,
+    RegisterLock,
+    RegisterRow,
+    Student,
+)
 
 # (filename, bytes): how photos are handed to the client.
 Photo = tuple[str, bytes]
+# An enrollment's consent as the API's form fields (consent_form() makes one).
+ConsentForm = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
 # What a page says when it needs a token and nobody has logged in.
@@ -71,6 +83,11 @@ class ApiError(Exception):
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+    @property
+    def register_finalized(self) -> bool:
+        """HTTP 409 ``register_finalized``: the register is signed off; only an admin changes it."""
+        return self.status == 409 and self.code == "register_finalized"
 
     def __str__(self) -> str:
         return self.message
@@ -201,37 +218,171 @@ class ApiClient:
         return parse(Student, self._json("GET", _student_path(student_id)), "a student")
 
     def enroll(
-        self, student_id: str, name: str, class_id: str | None, photos: Sequence[Photo]
+        self,
+        student_id: str,
+        name: str,
+        class_id: str | None,
+        photos: Sequence[Photo],
+        consent: ConsentForm | None = None,
     ) -> JobAccepted:
-        """A new student (POST /api/v1/students). An id that is taken is refused with 409
-        ``student_exists`` (ApiError.student_exists): add_photos() is the way to add to them."""
-        form = {"student_id": student_id, "name": name}
+        """A new student (POST /api/v1/students) with their consent (consent_form()'s fields;
+        without it one recorded before must be on record, else 409 ``consent_required``). An
+        id that is taken is refused with 409 ``student_exists`` (ApiError.student_exists):
+        add_photos() is the way to add to them."""
+        form = {"student_id": student_id, "name": name, **(consent or {})}
         if class_id:
             form["class_id"] = class_id
         data = self._json("POST", "/api/v1/students", data=form, files=_files(photos))
         return parse(JobAccepted, data, "a job")
 
     def add_photos(
-        self, student_id: str, photos: Sequence[Photo], class_id: str | None = None
+        self,
+        student_id: str,
+        photos: Sequence[Photo],
+        class_id: str | None = None,
+        consent: ConsentForm | None = None,
     ) -> JobAccepted:
         """More photos (1-20 a request) of an enrolled student, and optionally a class for them
         (POST /api/v1/students/<id>/photos): a job like an enrollment's; 404
-        ``student_not_found`` when there is no such student."""
+        ``student_not_found`` when there is no such student, 409 ``consent_required`` when no
+        consent is on record and ``consent`` gives none."""
         form = {"class_id": class_id} if class_id else {}
+        form.update(consent or {})
         data = self._json(
             "POST", f"{_student_path(student_id)}/photos", data=form, files=_files(photos)
         )
         return parse(JobAccepted, data, "a job")
+
+    def add_to_roster(self, student_id: str, name: str, class_id: str) -> Student:
+        """POST /api/v1/students with a JSON body: the student on the roster at once, without
+        photos (marked by hand); 409 ``student_exists`` if the id is another student's."""
+        data = self._json(
+            "POST",
+            "/api/v1/students",
+            json={"student_id": student_id, "name": name, "class_id": class_id},
+        )
+        return parse(Student, data, "a student")
+
+    def put_consent(self, student_id: str, consent: ConsentForm) -> Student:
+        """PUT /api/v1/students/<id>/consent: record consent_form()'s consent."""
+        body: dict[str, Any] = dict(consent)
+        body["minor"] = consent.get("minor", "true") == "true"
+        data = self._json("PUT", f"{_student_path(student_id)}/consent", json=body)
+        return parse(Student, data, "a student")
+
+    def withdraw_consent(self, student_id: str) -> dict:
+        """DELETE /api/v1/students/<id>/consent (admin): the withdrawal, and the face data it
+        erased ({"embeddings_removed", "photos_removed", ...})."""
+        data = self._json("DELETE", f"{_student_path(student_id)}/consent")
+        if not isinstance(data, dict):
+            raise ApiError("The API answered a withdrawal with something unexpected.")
+        return data
 
     def rename(self, student_id: str, name: str) -> Student:
         """PATCH /api/v1/students/<id> with ``{"name": ...}``: the student as renamed."""
         data = self._json("PATCH", _student_path(student_id), json={"name": name})
         return parse(Student, data, "a student")
 
-    def recognise(self, class_id: str, date: dt.date, photos: Sequence[Photo]) -> JobAccepted:
+    def recognise(
+        self, class_id: str, date: dt.date, photos: Sequence[Photo], period: str = WHOLE_DAY
+    ) -> JobAccepted:
+        """Queue a recognition of the photos for the register of (class, date, period); the
+        period "" is the whole day."""
         form = {"class_id": class_id, "date": date.isoformat()}
+        if period:
+            form["period"] = period
         data = self._json("POST", "/api/v1/recognitions", data=form, files=_files(photos))
         return parse(JobAccepted, data, "a job")
+
+    # --- the register ------------------------------------------------------------------------------
+
+    def register(self, class_id: str, date: dt.date, period: str = WHOLE_DAY) -> Register:
+        """GET the register of (class, date, period): one row per student of the class."""
+        data = self._json("GET", _register_path(class_id, date), params={"period": period})
+        return parse(Register, data, "a register")
+
+    def register_export(
+        self, class_id: str, date: dt.date, period: str = WHOLE_DAY, fmt: str = "csv"
+    ) -> bytes:
+        """The whole register as ``csv`` or ``xlsx``: noted in the audit log, and refused (403)
+        to a viewer token."""
+        params = {"period": period, "format": fmt}
+        return self._request("GET", _register_path(class_id, date), params=params).content
+
+    def mark(
+        self,
+        class_id: str,
+        date: dt.date,
+        student_id: str,
+        status: str,
+        period: str = WHOLE_DAY,
+        note: str | None = None,
+    ) -> RegisterRow:
+        """A mark by hand (PUT); the register row after it. A signed-off register refuses a
+        teacher with 409 ``register_finalized`` (ApiError.register_finalized)."""
+        path = f"{_register_path(class_id, date)}/{urllib.parse.quote(student_id, safe='')}"
+        body: dict[str, Any] = {"status": status, "period": period}
+        if note:
+            body["note"] = note
+        data = self._json("PUT", path, json=body)
+        after = data.get("after") if isinstance(data, dict) else None
+        return parse(RegisterRow, after, "a register row")
+
+    def finalize(self, class_id: str, date: dt.date, period: str = WHOLE_DAY) -> RegisterLock:
+        """Sign the register off (POST .../finalize); signing it off again returns the lock."""
+        data = self._json(
+            "POST", f"{_register_path(class_id, date)}/finalize", json={"period": period}
+        )
+        return parse(RegisterLock, data, "a register's sign-off")
+
+    def face_image(self, job_id: str, photo: int, face: int) -> bytes:
+        """A JPEG crop of face ``face`` of photo ``photo`` of a recognition job."""
+        return self._request(
+            "GET", f"/api/v1/jobs/{job_id}/photos/{photo}/faces/{face}/image"
+        ).content
+
+    def assign_face(
+        self, job_id: str, photo: int, face: int, student_id: str | None, learn: bool = False
+    ) -> dict:
+        """Say who a face of a recognition job is (``student_id``), or that it is nobody of the
+        class (None); ``learn`` adds it to that student's photos. The API's answer: ``row``
+        (the register row it changed, or None), ``face``, ``learn_job_id``."""
+        data = self._json(
+            "POST",
+            f"/api/v1/jobs/{job_id}/photos/{photo}/faces/{face}/assign",
+            json={"student_id": student_id, "learn": learn},
+        )
+        if not isinstance(data, dict):
+            raise ApiError(
+                "The API's answer to an assignment is not an object", code="bad_response"
+            )
+        return data
+
+    # --- reports over a range of dates -------------------------------------------------------------
+
+    def class_absences(
+        self, class_id: str, date_from: dt.date, date_to: dt.date, fmt: str = "json"
+    ) -> ClassAbsences | bytes:
+        """Each student of the class over the range: sessions, attended, absent, late, excused,
+        rate, and the sessions missed; ``fmt`` csv or xlsx: the export (audited) as bytes."""
+        path = f"/api/v1/classes/{urllib.parse.quote(class_id, safe='')}/absences"
+        return self._report(ClassAbsences, path, date_from, date_to, fmt, "a class's absences")
+
+    def student_history(
+        self, student_id: str, date_from: dt.date, date_to: dt.date, fmt: str = "json"
+    ) -> StudentHistory | bytes:
+        """One student's sessions over the range, each with their status; csv or xlsx as for
+        class_absences."""
+        path = f"{_student_path(student_id)}/attendance"
+        return self._report(StudentHistory, path, date_from, date_to, fmt, "a student's history")
+
+    def _report(
+        self, model: type[M], path: str, date_from: dt.date, date_to: dt.date, fmt: str, what: str
+    ) -> M | bytes:
+        params = {"from": date_from.isoformat(), "to": date_to.isoformat()}
+        if fmt != "json":
+            return self._request("GET", path, params={**params, "format": fmt}).content
+        return parse(model, self._json("GET", path, params=params), what)
 
     def job(self, job_id: str) -> JobView:
         return parse(JobView, self._json("GET", f"/api/v1/jobs/{job_id}"), "a job")
@@ -292,12 +443,27 @@ def parse(model: type[M], data: Any, what: str) -> M:
         ) from None
 
 
+def _register_path(class_id: str, date: dt.date) -> str:
+    return f"/api/v1/attendance/{urllib.parse.quote(class_id, safe='')}/{date.isoformat()}"
+
+
 def _student_path(student_id: str) -> str:
     return f"/api/v1/students/{urllib.parse.quote(student_id, safe='')}"
 
 
 def _files(photos: Sequence[Photo]) -> list[tuple[str, tuple[str, bytes]]]:
     return [("photos", (name, data)) for name, data in photos]
+
+
+def consent_form(given_by: str, relationship: str, given_on: dt.date, minor: bool) -> ConsentForm:
+    """Consent as an enrollment's form fields (the API checks it: a minor's consent comes from
+    a parent or guardian, and the date is not in the future)."""
+    return {
+        "consent_given_by": given_by,
+        "consent_relationship": relationship,
+        "consent_given_on": given_on.isoformat(),
+        "minor": "true" if minor else "false",
+    }
 
 
 def _list(data: Any, key: str) -> list:

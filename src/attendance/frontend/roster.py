@@ -1,7 +1,8 @@
 """Pure logic behind enrollment and the roster: no Streamlit, no HTTP, so it is unit-tested.
 
-Bulk enrollment takes a CSV roster (``student_id,name[,class_id]``, header optional) and a zip of
-photos named by student id: ``s001.jpg``, ``s001_2.jpg`` (anything after ``_``, ``-``, ``.`` or a
+Bulk enrollment takes a CSV roster (``student_id,name[,class_id]``, header optional, and the
+consent columns ``consent_given_by,consent_relationship,consent_given_on,minor`` after them) and a
+zip of photos named by student id: ``s001.jpg``, ``s001_2.jpg`` (anything after ``_``, ``-``, ``.`` or a
 space), or ``s001/xyz.jpg`` (a folder per student, at any depth). It becomes one enrollment job
 per student (more when a student has more photos than one request takes), plus the list of
 everything that could not be used and why.
@@ -17,6 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from attendance.domain.consent import FIELDS as CONSENT_FIELDS
+from attendance.domain.consent import latest_today, parse_consent
+from attendance.domain.errors import ValidationFailed
 from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE, Student
 
 Photo = tuple[str, bytes]
@@ -26,7 +30,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", 
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_ZIP_MEMBER_BYTES = 64 * 1024 * 1024
-COLUMNS = ("student_id", "name", "class_id")
+COLUMNS = ("student_id", "name", "class_id", *CONSENT_FIELDS)
 _SEPARATORS = re.compile(r"[_\-. ]")
 
 
@@ -36,6 +40,9 @@ class RosterRow:
     student_id: str
     name: str
     class_id: str | None
+    # The row's consent as the API's form fields; None: the row gives none (the student's
+    # consent must then be on record already).
+    consent: dict[str, str] | None = None
 
 
 @dataclass
@@ -66,6 +73,7 @@ class BulkEntry:
     name: str
     class_id: str | None
     photos: list[Photo]
+    consent: dict[str, str] | None = None
 
 
 @dataclass
@@ -186,7 +194,8 @@ def parse_roster_csv(data: bytes | str, default_class: str | None = None) -> Ros
                 if unknown or "name" not in lowered or len(set(lowered)) != len(lowered):
                     result.errors.append(
                         f"line {line}: the header must name the columns student_id, name and "
-                        f"optionally class_id, got {','.join(cells)!r}"
+                        f"optionally class_id, {', '.join(CONSENT_FIELDS)}, got "
+                        f"{','.join(cells)!r}"
                     )
                     return result
                 columns = tuple(lowered)
@@ -216,12 +225,28 @@ def parse_roster_csv(data: bytes | str, default_class: str | None = None) -> Ros
         )
         if problem is None and student_id in seen:
             problem = f"student_id {student_id!r} is already on line {seen[student_id]}"
+        consent = None
+        if problem is None:
+            consent, problem = _row_consent(values)
         if problem:
             result.errors.append(f"line {line}: {problem}")
             continue
         seen[student_id] = line
-        result.rows.append(RosterRow(line, student_id, name, class_id))
+        result.rows.append(RosterRow(line, student_id, name, class_id, consent))
     return result
+
+
+def _row_consent(values: dict[str, str]) -> tuple[dict[str, str] | None, str | None]:
+    """(the row's consent as form fields, None) or (None, why it cannot be used); (None, None)
+    when the row gives no consent. Checked as the API checks it."""
+    fields = {k: values[k] for k in CONSENT_FIELDS if values.get(k)}
+    try:
+        given = parse_consent(fields, latest_today())
+    except ValidationFailed as exc:
+        return None, exc.message
+    if given is None:
+        return None, None
+    return {**fields, "minor": "true" if given.minor else "false"}, None
 
 
 def read_zip_photos(data: bytes) -> ZipPhotos:
@@ -306,7 +331,13 @@ def plan_bulk_enrollment(
     for row in parsed.rows:
         if by_student[row.student_id]:
             plan.entries.append(
-                BulkEntry(row.student_id, row.name, row.class_id, by_student[row.student_id])
+                BulkEntry(
+                    row.student_id,
+                    row.name,
+                    row.class_id,
+                    by_student[row.student_id],
+                    row.consent,
+                )
             )
         else:
             plan.students_without_photos.append(row.student_id)

@@ -266,9 +266,18 @@ def show_error(exc: ApiError, doing: str | None = None) -> None:
     if exc.unauthorized:
         # The token stopped working (revoked?): check it again on the next run.
         st.session_state[ROLE_KEY] = None
-    icon = ":material/lock:" if exc.forbidden or exc.unauthorized else ":material/error:"
+    icon = (
+        ":material/lock:"
+        if exc.forbidden or exc.unauthorized or exc.register_finalized
+        else ":material/error:"
+    )
     # Both may carry what someone typed (a file name, a student id the API repeats).
     message = plain(exc.message)
+    if exc.register_finalized:
+        message = (
+            "This register is signed off, so a teacher can no longer change it; ask an "
+            f"administrator to correct it. (The API says: {message}.)"
+        )
     st.error(f"{plain(doing)}: {message}" if doing else message, icon=icon)
     if exc.code:
         st.caption(
@@ -300,6 +309,23 @@ def _annotated_image(
     api_url: str, token_fingerprint: str, job_id: str, n: int, _api: ApiClient
 ) -> bytes:
     return _api.annotated(job_id, n)
+
+
+def face_image(api: ApiClient, job_id: str, photo: int, face: int) -> bytes | None:
+    """The crop of one face of a recognition job, cached like the annotated photos (per hash
+    of the token); None when the API has none to give (the row then shows no picture)."""
+    fingerprint = hashlib.sha256(api.token.encode()).hexdigest() if api.token else ""
+    try:
+        return _face_image(api.base_url, fingerprint, job_id, photo, face, api)
+    except ApiError:
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _face_image(
+    api_url: str, token_fingerprint: str, job_id: str, photo: int, face: int, _api: ApiClient
+) -> bytes:
+    return _api.face_image(job_id, photo, face)
 
 
 def _progress_text(label: str, job: JobView) -> str:

@@ -1,4 +1,16 @@
-"""Enroll a student: one face per photo, embed them in one batch, commit a new gallery version."""
+"""Enroll a student: one face per photo, embed them in one batch, commit a new gallery version.
+
+Nothing is enrolled without the student's consent on record, and a withdrawal always wins over
+an enrollment running at the same moment. The withdrawal records itself first and only then
+erases the face data (attendance.services.erasure.erase_face_data); an enrollment checks the
+consent before it starts, again just before it commits, and once more after its gallery swap.
+So either the enrollment's last check sees the withdrawal, and it takes back what it added
+(its segment, its filed photos, its uploads) and fails with consent_withdrawn; or that check
+came before the withdrawal was recorded, and then so did the swap, and the erasure that follows
+the withdrawal finds the enrollment's embeddings and photos and removes them. The erasure's
+tombstone also refuses the gallery commit and the student record of an enrollment asked for
+before it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +21,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attendance.domain.errors import AppError, NotFound, NoUsablePhoto, StudentErased, StudentExists
-from attendance.domain.keys import student_photo_key
+from attendance.domain.consent import HOW_TO_GIVE
+from attendance.domain.errors import (
+    AppError,
+    ConsentRequired,
+    ConsentWithdrawn,
+    NotFound,
+    NoUsablePhoto,
+    StudentErased,
+    StudentExists,
+)
+from attendance.domain.keys import (
+    enrollment_job_of,
+    enrollment_marker_key,
+    is_student_photo,
+    segment_key,
+    student_photo_key,
+    student_photos_prefix,
+    upload_prefix,
+)
 from attendance.domain.matching import normalise
-from attendance.domain.schemas import AuditEntry, EnrollmentRequest, EnrollmentResult, Rejected
+from attendance.domain.schemas import (
+    AuditEntry,
+    Box,
+    EnrollmentRequest,
+    EnrollmentResult,
+    Rejected,
+)
 from attendance.face.detect import ENROLL_MAX_TURN, ENROLL_MIN_SHARPNESS, DetectedFace
+from attendance.photos.crops import jpeg_of_bgr, with_margin
 from attendance.photos.images import decode_bgr
 from attendance.services.pipeline import FacePipeline
 from attendance.stores.records import erased_message
@@ -36,6 +72,9 @@ class _Photos:
     keys: list[str] = field(default_factory=list)  # the uploads the crops come from
     names: list[str] = field(default_factory=list)  # their file names
     rejected: list[Rejected] = field(default_factory=list)
+    # What is filed for an upload of which only a part was used (a face in a class photo):
+    # that part, never the whole photo with the rest of the class in it.
+    cut: dict[str, bytes] = field(default_factory=dict)
 
     def keep(self, indices: np.ndarray) -> None:
         self.crops = [self.crops[i] for i in indices]
@@ -49,8 +88,13 @@ class _Photos:
 
 def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> EnrollmentResult:
     asked_at = req.requested_at or dt.datetime.now(dt.UTC)
+    _require_consent(pipe, req)
     name = _enrolled_name(pipe, req, asked_at)
-    photos = _one_face_each(pipe, req, asked_at, progress)
+    try:
+        photos = _one_face_each(pipe, req, asked_at, progress)
+    except StudentErased:
+        _require_consent(pipe, req)  # the withdrawal deleted the uploads: say so
+        raise
     if not photos.crops:
         raise photos.nothing_usable(len(req.photos))
     embeddings = normalise(pipe.embedder.embed(np.stack(photos.crops)))
@@ -61,7 +105,15 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
         raise photos.nothing_usable(len(req.photos))
     keep = np.flatnonzero(consistent)
     photos.keep(keep)
-    version = _commit(pipe, req, name, embeddings[keep], photos.keys, asked_at)
+    _require_consent(pipe, req)
+    try:
+        version = _commit(pipe, req, name, embeddings[keep], photos.keys, asked_at, photos.cut)
+    except StudentErased:
+        _require_consent(pipe, req)  # a withdrawal's tombstone: say that it was withdrawn
+        raise
+    if not _consent_holds(pipe, req):
+        _take_back(pipe, req)
+        raise _withdrawn(req)
     # Written when the enrollment took effect; a redelivered task may note it twice.
     pipe.records.append_audit(
         AuditEntry(
@@ -85,6 +137,53 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     )
 
 
+def _withdrawn(req: EnrollmentRequest) -> ConsentWithdrawn:
+    return ConsentWithdrawn(
+        f"the consent to hold the face data of {req.student_id!r} was withdrawn after this "
+        "enrollment was asked for; nothing of it was kept"
+    )
+
+
+def _consent_holds(pipe: FacePipeline, req: EnrollmentRequest) -> bool:
+    consent = pipe.records.get_consent(req.student_id)
+    return consent is not None and consent.active
+
+
+def _require_consent(pipe: FacePipeline, req: EnrollmentRequest) -> None:
+    """ConsentRequired or ConsentWithdrawn unless the student's consent is on record;
+    StudentErased if the student was erased (consent and all) since it was asked for."""
+    consent = pipe.records.get_consent(req.student_id)
+    if consent is None:
+        asked_at = req.requested_at or dt.datetime.now(dt.UTC)
+        if pipe.records.erased_since([req.student_id], asked_at):
+            raise StudentErased(erased_message(req.student_id))
+        raise ConsentRequired(
+            f"no consent to hold the face data of {req.student_id!r} is on record; {HOW_TO_GIVE}"
+        )
+    if not consent.active:
+        raise _withdrawn(req)
+
+
+def _filed_by(pipe: FacePipeline, req: EnrollmentRequest) -> list[str]:
+    """The photos this enrollment filed under the student."""
+    return [
+        key
+        for key in pipe.blobs.list(student_photos_prefix(req.student_id))
+        if is_student_photo(key, req.student_id) and enrollment_job_of(key) == req.job_id
+    ]
+
+
+def _take_back(pipe: FacePipeline, req: EnrollmentRequest) -> None:
+    """Remove what this enrollment added: its segment from the gallery, the photos it filed
+    under the student, and its uploads."""
+    mine = segment_key(req.job_id)
+    pipe.gallery_repo.rewrite(lambda entry, _rows: entry["key"] != mine, "a withdrawn enrollment")
+    for key in _filed_by(pipe, req) + pipe.blobs.list(upload_prefix(req.job_id)):
+        pipe.blobs.delete(key)
+    pipe.blobs.delete(enrollment_marker_key(req.student_id, req.job_id))
+    log.info("job %s: consent was withdrawn meanwhile; the enrollment was taken back", req.job_id)
+
+
 def _one_face_each(
     pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.datetime, progress: Progress
 ) -> _Photos:
@@ -93,7 +192,10 @@ def _one_face_each(
     total = len(req.photos)
     for done, upload in enumerate(req.photos, start=1):
         try:
-            faces = pipe.detector.detect(decode_bgr(pipe.blobs.get(upload.key)))
+            bgr = decode_bgr(pipe.blobs.get(upload.key))
+            faces = pipe.detector.detect(bgr)
+            if upload.box is not None:
+                faces = _at(faces, upload.box)
         except NotFound:
             # The erasure of the student deletes the uploads of every enrollment asked for them.
             if pipe.records.erased_since([req.student_id], asked_at):
@@ -116,6 +218,8 @@ def _one_face_each(
                 photos.crops.append(face.pixels)
                 photos.keys.append(upload.key)
                 photos.names.append(upload.filename)
+                if upload.box is not None:
+                    photos.cut[upload.key] = jpeg_of_bgr(_cropped(bgr, upload.box))
         progress(done, total)
     return photos
 
@@ -127,13 +231,22 @@ def _commit(
     embeddings: np.ndarray,
     accepted: list[str],
     asked_at: dt.datetime,
+    cut: dict[str, bytes],
 ) -> int:
     """File the accepted photos, commit their embeddings and the student record; return the
     gallery version. Nothing stays behind if the student was erased since ``asked_at``."""
     # Photos first: if anything below fails or the student is erased meanwhile, what was filed
     # is deleted again (or found by the erasure, which lists the student's photos after it has
     # left its tombstone).
-    filed = _keep_accepted_photos(pipe, req, accepted)
+    try:
+        filed = _keep_accepted_photos(pipe, req, accepted, cut)
+    except NotFound:
+        # An erasure (of the student or of their face data) deleted the uploads meanwhile.
+        for key in _filed_by(pipe, req):
+            pipe.blobs.delete(key)
+        if pipe.records.erased_since([req.student_id], asked_at):
+            raise StudentErased(erased_message(req.student_id)) from None
+        raise
     s = pipe.settings
     try:
         version = pipe.gallery_repo.commit(
@@ -235,15 +348,51 @@ def _enrolled_name(pipe: FacePipeline, req: EnrollmentRequest, asked_at: dt.date
 
 
 def _keep_accepted_photos(
-    pipe: FacePipeline, req: EnrollmentRequest, accepted: list[str]
+    pipe: FacePipeline, req: EnrollmentRequest, accepted: list[str], cut: dict[str, bytes]
 ) -> list[str]:
-    """File the used photos under the student, so erasing the student finds them.
+    """File the used photos (of a part used, that part: ``cut``) under the student, so erasing
+    the student finds them.
 
     The uploads stay until the retention purge, so a redelivered task can still read them.
     """
     filed = []
     for key in accepted:
         target = student_photo_key(req.student_id, req.job_id, key)
-        pipe.blobs.put(target, pipe.blobs.get(key))
+        if key in cut:
+            pipe.blobs.put(target, cut[key], "image/jpeg")
+        else:
+            pipe.blobs.put(target, pipe.blobs.get(key))
         filed.append(target)
     return filed
+
+
+# What is filed of a face learnt from a class photo: the face and some of the head around it.
+LEARN_MARGIN = 0.4
+# How much a face found must overlap the box asked for (intersection over union) to be it.
+SAME_FACE_IOU = 0.5
+
+
+def _at(faces: Sequence[DetectedFace], box: Box) -> list[DetectedFace]:
+    """The face the box names, among those found in the whole photo ([] if none is).
+
+    The photo is searched whole, as the recognition that boxed the face searched it: the
+    detector places the landmarks of a large face differently on a crop than on the whole
+    photo, and the embedding aligned by them moves far from the one that was matched."""
+
+    def overlap(face: DetectedFace) -> float:
+        a = face.box
+        w = min(a.x + a.w, box.x + box.w) - max(a.x, box.x)
+        h = min(a.y + a.h, box.y + box.h) - max(a.y, box.y)
+        inter = max(0, w) * max(0, h)
+        union = a.w * a.h + box.w * box.h - inter
+        return inter / union if union > 0 else 0.0
+
+    best = max(faces, key=overlap, default=None)
+    return [best] if best is not None and overlap(best) >= SAME_FACE_IOU else []
+
+
+def _cropped(bgr: np.ndarray, box: Box) -> np.ndarray:
+    """The box and a margin around it."""
+    height, width = bgr.shape[:2]
+    left, top, right, bottom = with_margin(box, width, height, LEARN_MARGIN)
+    return np.ascontiguousarray(bgr[top:bottom, left:right])

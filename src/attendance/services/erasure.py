@@ -8,6 +8,10 @@ for afterwards (a new enrollment) is allowed. Everything below runs after the to
 such work wrote before it. The gallery gets a new version without the student's embeddings; the
 segments that held them, and every older manifest and snapshot (which name the student), are
 then deleted, so no earlier version can bring them back. Erasing again removes whatever is left.
+
+erase_face_data does the same to the student's face alone (embeddings, enrollment photos and
+their uploads) when their consent is withdrawn or their template expires: the student, their
+classes and their attendance stay.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from attendance.domain.errors import NotFound
 from attendance.domain.keys import (
@@ -70,6 +75,7 @@ def _is_known(repo: GalleryRepository, student_id: str) -> bool:
         records.get_student(student_id) is not None
         or bool(repo.blobs.list(student_photos_prefix(student_id)))
         or (manifest is not None and student_id in manifest.embeddings_per_student())
+        or records.get_consent(student_id) is not None
         or bool(records.erased_since([student_id], _EPOCH))
         or bool(records.attendance_jobs(student_id))
         or bool(records.list_attendance(student_id=student_id))
@@ -94,6 +100,49 @@ def _photos_of(
     return found
 
 
+@dataclass
+class _Unlinked:
+    version: int  # the gallery version committed without the student
+    embeddings: int  # the student's embeddings it and the deleted orphans held
+    doomed: list[str]  # the blobs still to delete: photos, uploads, orphan segments
+
+
+def _unlink_face_data(
+    blobs: BlobStore, records: RecordsStore, student_id: str, at: dt.datetime, *, attendance: bool
+) -> _Unlinked:
+    """Tombstone the student, commit a gallery version without their embeddings, and find the
+    blobs that still hold their face: what both a full erasure and the erasure of their face
+    data alone (a withdrawn consent, an expired template) go through."""
+    repo = GalleryRepository(blobs, records)
+    records.record_erasure(student_id, at)
+    version, embeddings = _remove_from_gallery(repo, student_id)
+    orphans = _orphan_segments(repo, student_id, at)
+    photos = _photos_of(blobs, records, student_id, attendance=attendance)
+    return _Unlinked(version, embeddings + sum(orphans.values()), photos + list(orphans))
+
+
+def erase_face_data(
+    blobs: BlobStore, records: RecordsStore, student_id: str, *, now: dt.datetime | None = None
+) -> dict:
+    """Erase the student's face data (embeddings, enrollment photos and the uploads they came
+    from) and keep the student, their classes, consent record and attendance. The tombstone it
+    leaves refuses the face marks and gallery commits of work asked for before it, as for a
+    full erasure. Returns what was removed (all zero when nothing was left)."""
+    unlinked = _unlink_face_data(
+        blobs, records, student_id, now or dt.datetime.now(dt.UTC), attendance=False
+    )
+    for key in unlinked.doomed:
+        blobs.delete(key)
+    photos = sum(1 for key in unlinked.doomed if not key.startswith(GALLERY_SEGMENTS))
+    log.info("face data erased: %d embeddings, %d photos", unlinked.embeddings, photos)
+    return {
+        "student_id": student_id,
+        "embeddings_removed": unlinked.embeddings,
+        "photos_removed": photos,
+        "model_version": unlinked.version,
+    }
+
+
 def erase_student(
     blobs: BlobStore,
     records: RecordsStore,
@@ -105,29 +154,25 @@ def erase_student(
     """Erase the student; NotFound if nothing of them is known or was ever erased. Returns
     what was removed (all zero when an earlier erasure left nothing)."""
     erased_at = now or dt.datetime.now(dt.UTC)
-    repo = GalleryRepository(blobs, records)
-    if not _is_known(repo, student_id):
+    if not _is_known(GalleryRepository(blobs, records), student_id):
         raise NotFound(f"no student {student_id!r}", code="student_not_found")
-    records.record_erasure(student_id, erased_at)
-
-    version, embeddings = _remove_from_gallery(repo, student_id)
-    orphans = _orphan_segments(repo, student_id, erased_at)
-    embeddings += sum(orphans.values())
-    photos = _photos_of(blobs, records, student_id, attendance=attendance)
+    unlinked = _unlink_face_data(blobs, records, student_id, erased_at, attendance=attendance)
+    photos = sum(1 for key in unlinked.doomed if not key.startswith(GALLERY_SEGMENTS))
     records_removed = records.delete_attendance(student_id) if attendance else 0
-    for key in photos + list(orphans):
+    for key in unlinked.doomed:
         blobs.delete(key)
     records.delete_student(student_id)
+    records.delete_consent(student_id)
     log.info(
         "student erased: %d embeddings, %d photos, %d attendance records",
-        embeddings,
-        len(photos),
+        unlinked.embeddings,
+        photos,
         records_removed,
     )
     return {
         "student_id": student_id,
-        "embeddings_removed": embeddings,
-        "photos_removed": len(photos),
+        "embeddings_removed": unlinked.embeddings,
+        "photos_removed": photos,
         "attendance_removed": records_removed,
-        "model_version": version,
+        "model_version": unlinked.version,
     }

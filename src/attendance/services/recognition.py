@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -125,7 +125,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     timings: dict[str, float] = {}
     version = pipe.gallery.refresh()
     roster = {s.student_id: s.name for s in pipe.records.list_students(req.class_id)}
-    candidates = pipe.gallery.candidates(roster)
+    candidates = pipe.gallery.candidates(set(roster) - _consent_withdrawn(pipe, roster))
     timings["gallery"] = _ms(time.perf_counter() - started)
 
     found = _detect_all(pipe, req, progress, timings)
@@ -142,7 +142,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    erased = _mark_attendance(pipe, req, roster, best)
+    erased = _mark_attendance(pipe, req, roster, photo_faces)
     timings["attendance"] = _ms(time.perf_counter() - t0)
     if erased:
         log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
@@ -158,6 +158,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
             faces=[f.model_copy(update={"name": None}) for f in photo_faces[i]],
             annotated_key=annotator.keys.get(i),
             error=found.errors[i],
+            captured_at=upload.captured_at,
         )
         for i, upload in enumerate(req.photos)
     ]
@@ -166,6 +167,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     return RecognitionResult(
         class_id=req.class_id,
         date=req.date,
+        period=req.period,
         photos=photos,
         present=sorted(best),
         unknown_faces=outcomes.count("unknown"),
@@ -174,6 +176,13 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
         model_version=version,
         timings=timings,
     )
+
+
+def _consent_withdrawn(pipe: FacePipeline, student_ids: Iterable[str]) -> set[str]:
+    """Those whose consent was withdrawn: read after the gallery, so a withdrawal whose erasure
+    has not yet reached the gallery just read still keeps their faces from matching. One
+    withdrawn while the job runs is left out by the erasure's tombstone when it is marked."""
+    return {sid for sid, c in pipe.records.consents(student_ids).items() if not c.active}
 
 
 def _prefetched(
@@ -345,14 +354,18 @@ class _Annotator:
 
 
 def _mark_attendance(
-    pipe: FacePipeline, req: RecognitionRequest, roster: dict[str, str], best: dict[str, float]
+    pipe: FacePipeline,
+    req: RecognitionRequest,
+    roster: dict[str, str],
+    photo_faces: list[list[FaceMatch]],
 ) -> set[str]:
-    """Mark the recognised students present; return those erased since the job was asked for
-    (their marks are refused)."""
+    """Mark the recognised students present, each with their best face as the evidence; return
+    those erased since the job was asked for (their marks are refused)."""
     asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     seen_at = dt.datetime.now(dt.UTC)
     erased = set()
-    for sid, distance in sorted(best.items()):
+    for seen in _evidence(photo_faces):
+        sid = seen.student_id
         # Conditional insert: a second photo, a second upload or a redelivered task adds nothing.
         try:
             pipe.records.mark_present(
@@ -363,8 +376,12 @@ def _mark_attendance(
                     student_id=sid,
                     name=roster[sid],
                     first_seen_at=seen_at,
-                    distance=round(float(distance), 4),
+                    distance=seen.distance,
                     job_id=req.job_id,
+                    photo=seen.photo,
+                    face=seen.face,
+                    box=photo_faces[seen.photo][seen.face].box,
+                    captured_at=req.photos[seen.photo].captured_at,
                 ),
                 not_erased_since=asked_at,
             )

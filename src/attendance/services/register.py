@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from attendance.domain.errors import NotFound, RegisterFinalized
+from attendance.domain.matching import match_quality
 from attendance.domain.schemas import (
     AttendanceRecord,
     AttendanceStatus,
@@ -20,10 +21,14 @@ from attendance.domain.schemas import (
     RegisterRow,
     Student,
 )
-from attendance.stores.records import RecordsStore
+from attendance.stores.records import Expected, RecordsStore
 
 
-def _row(student_id: str, name: str, mark: AttendanceRecord | None) -> RegisterRow:
+def row_of(
+    student_id: str, name: str, mark: AttendanceRecord | None, threshold: float | None = None
+) -> RegisterRow:
+    """The register's row of a student from their mark; ``threshold`` (the settings'
+    match_threshold) grades the evidence's distance, None leaves it ungraded."""
     if mark is None:
         return RegisterRow(student_id=student_id, name=name, status="absent")
     return RegisterRow(
@@ -36,6 +41,11 @@ def _row(student_id: str, name: str, mark: AttendanceRecord | None) -> RegisterR
         note=mark.note,
         job_id=mark.job_id,
         distance=mark.distance,
+        photo=mark.photo,
+        face=mark.face,
+        box=mark.box,
+        captured_at=mark.captured_at,
+        match_quality=None if threshold is None else match_quality(mark.distance, threshold),
     )
 
 
@@ -46,7 +56,14 @@ def _roster(records: RecordsStore, class_id: str) -> list[Student]:
     return sorted(students, key=lambda s: (s.name.casefold(), s.student_id))
 
 
-def register(records: RecordsStore, class_id: str, date: dt.date, period: str) -> Register:
+def register(
+    records: RecordsStore,
+    class_id: str,
+    date: dt.date,
+    period: str,
+    *,
+    threshold: float | None = None,
+) -> Register:
     students = _roster(records, class_id)
     marks = {
         m.student_id: m
@@ -59,7 +76,7 @@ def register(records: RecordsStore, class_id: str, date: dt.date, period: str) -
         date=date,
         period=period,
         finalized=records.register_lock(class_id, date, period),
-        rows=[_row(s.student_id, s.name, marks.get(s.student_id)) for s in students],
+        rows=[row_of(s.student_id, s.name, marks.get(s.student_id), threshold) for s in students],
     )
 
 
@@ -69,6 +86,51 @@ def _finalized_message(class_id: str, date: dt.date, period: str) -> str:
         f"the register of class {class_id!r} on {date.isoformat()} ({which}) is signed off; "
         "only an admin can correct it"
     )
+
+
+def enrolled_student(records: RecordsStore, class_id: str, student_id: str) -> Student:
+    """The student, if enrolled in the class; else NotFound saying which it is not."""
+    student = records.get_student(student_id)
+    if student is None:
+        raise NotFound(f"no student {student_id!r}", code="unknown_student")
+    if class_id not in student.class_ids:
+        raise NotFound(
+            f"student {student_id!r} is not enrolled in class {class_id!r}",
+            code="student_not_in_class",
+        )
+    return student
+
+
+def locked_for(
+    records: RecordsStore, class_id: str, date: dt.date, period: str, is_admin: bool
+) -> bool:
+    """Whether the register is signed off (an admin's change is then a correction);
+    RegisterFinalized if it is and the caller is not an admin."""
+    locked = records.register_lock(class_id, date, period) is not None
+    if locked and not is_admin:
+        raise RegisterFinalized(_finalized_message(class_id, date, period))
+    return locked
+
+
+def write_mark(
+    records: RecordsStore,
+    record: AttendanceRecord,
+    locked: bool,
+    is_admin: bool,
+    expected: Expected | None = None,
+) -> tuple[AttendanceRecord | None, bool]:
+    """set_mark, as a correction where the register is signed off; return what it replaced
+    and whether it was a correction (the register may be signed off between the check and the
+    write: the store refuses, and only an admin's write goes on, as a correction). With
+    ``expected``, only over that mark (else MarkChanged)."""
+    try:
+        return records.set_mark(record, correction=locked, expected=expected), locked
+    except RegisterFinalized:
+        if not is_admin:
+            raise RegisterFinalized(
+                _finalized_message(record.class_id, record.date, record.period)
+            ) from None
+        return records.set_mark(record, correction=True, expected=expected), True
 
 
 def mark(
@@ -81,20 +143,13 @@ def mark(
     note: str | None,
     actor: str,
     is_admin: bool,
+    *,
+    threshold: float | None = None,
 ) -> tuple[RegisterRow | None, RegisterRow]:
     """Set the student's mark by hand; return the register row before (None: nothing marked
     them) and after."""
-    student = records.get_student(student_id)
-    if student is None:
-        raise NotFound(f"no student {student_id!r}", code="unknown_student")
-    if class_id not in student.class_ids:
-        raise NotFound(
-            f"student {student_id!r} is not enrolled in class {class_id!r}",
-            code="student_not_in_class",
-        )
-    locked = records.register_lock(class_id, date, period) is not None
-    if locked and not is_admin:
-        raise RegisterFinalized(_finalized_message(class_id, date, period))
+    student = enrolled_student(records, class_id, student_id)
+    locked = locked_for(records, class_id, date, period, is_admin)
     now = dt.datetime.now(dt.UTC)
     earlier = records.get_mark(class_id, date, period, student_id)
     record = AttendanceRecord(
@@ -111,16 +166,9 @@ def mark(
         marked_at=now,
         note=note,
     )
-    try:
-        replaced = records.set_mark(record, correction=locked)
-    except RegisterFinalized:
-        # Signed off between the check and the write: the store refused, and says so.
-        if not is_admin:
-            raise RegisterFinalized(_finalized_message(class_id, date, period)) from None
-        locked = True
-        replaced = records.set_mark(record, correction=True)
-    before = None if replaced is None else _row(student_id, student.name, replaced)
-    after = _row(student_id, student.name, record)
+    replaced, locked = write_mark(records, record, locked, is_admin)
+    before = None if replaced is None else row_of(student_id, student.name, replaced, threshold)
+    after = row_of(student_id, student.name, record, threshold)
     records.append_audit(
         AuditEntry(
             at=now,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
@@ -14,6 +16,7 @@ from attendance.domain.schemas import ErrorBody, JobKind, JobView, Progress
 log = logging.getLogger(__name__)
 
 _PREFIX = "attendance:job:"
+T = TypeVar("T")
 
 
 def new_job_id() -> str:
@@ -94,6 +97,28 @@ class JobStore:
         job.state, job.error = "failed", body
         job.updated_at = _now()
         self._save(job)
+
+    def update_result(self, job_id: str, change: Callable[[JobView], T]) -> T:
+        """Change a job in place, as one transaction: ``change`` edits the job it is given
+        (and may raise to leave it as it was); it runs again if another writer saved the job
+        meanwhile, so two changes at once both stay. The job keeps its time to live."""
+        key = _PREFIX + job_id
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise NotFound(f"no job {job_id!r}", code="job_not_found")
+                    job = JobView.model_validate_json(raw)
+                    answer = change(job)
+                    job.updated_at = _now()
+                    pipe.multi()
+                    pipe.set(key, job.model_dump_json(), keepttl=True)
+                    pipe.execute()
+                    return answer
+                except redis.WatchError:
+                    continue
 
     def count_attempt(self, job_id: str) -> int:
         """Count one more start of this job's task; the count outlives a killed worker."""

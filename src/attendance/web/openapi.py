@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from attendance.config.settings import Settings
+from attendance.domain.consent import RELATIONSHIPS as CONSENT_RELATIONSHIPS
 from attendance.domain.exports import XLSX_MIMETYPE
 from attendance.domain.schemas import MAX_NAME_LENGTH, PERIOD_RE, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
@@ -99,6 +100,32 @@ def _multipart(properties: dict, required: list[str]) -> dict:
                 "schema": {"type": "object", "properties": properties, "required": required},
                 "encoding": {"photos": {"contentType": IMAGE_TYPES}},
             }
+        },
+    }
+
+
+def _consent_fields() -> dict:
+    """The consent an enrollment may bring (form fields) and PUT .../consent takes (JSON)."""
+    return {
+        "consent_given_by": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME_LENGTH,
+            "pattern": NAME_PATTERN,
+            "description": "Who gave the consent (a name).",
+        },
+        "consent_relationship": {
+            "type": "string",
+            "enum": list(CONSENT_RELATIONSHIPS),
+            "description": "Their relationship to the student; a minor's consent comes from a "
+            "parent or guardian.",
+        },
+        "consent_given_on": _date("When it was given; not in the future."),
+        "minor": {
+            "type": "string",
+            "enum": ["true", "false"],
+            "default": "true",
+            "description": "Whether the student is a minor.",
         },
     }
 
@@ -209,6 +236,31 @@ def _report_operation(
 _NULL = {"type": "object", "nullable": True, "enum": [None]}
 
 
+def _evidence_properties(nullable_datetime: dict) -> dict:
+    """Which face of the job is a mark's evidence."""
+    return {
+        "photo": {
+            "type": "integer",
+            "nullable": True,
+            "description": "The evidence photo's index in the job.",
+        },
+        "face": {
+            "type": "integer",
+            "nullable": True,
+            "description": "The face's index among that photo's faces.",
+        },
+        "box": {
+            "anyOf": [_ref("Box"), _NULL],
+            "description": "The face in the original photo's pixels.",
+        },
+        "captured_at": {
+            **nullable_datetime,
+            "description": "When the camera took the photo (EXIF; without an offset when the "
+            "camera wrote none).",
+        },
+    }
+
+
 def _schemas() -> dict:
     nullable_datetime = {"type": "string", "format": "date-time", "nullable": True}
     return {
@@ -311,6 +363,55 @@ def _schemas() -> dict:
                     "description": "Face embeddings in the current gallery, of "
                     "the current pipeline.",
                 },
+                "consent": {
+                    "allOf": [_ref("Consent")],
+                    "nullable": True,
+                    "description": "The consent on record; null: never given.",
+                },
+                "face_data": {
+                    "type": "boolean",
+                    "description": "Whether any face data (embeddings of any pipeline) is held.",
+                },
+            },
+        },
+        "Consent": {
+            "type": "object",
+            "required": [
+                "student_id",
+                "given_by",
+                "relationship",
+                "given_on",
+                "minor",
+                "recorded_by",
+                "recorded_at",
+            ],
+            "properties": {
+                "student_id": {"type": "string"},
+                "given_by": {"type": "string", "description": "Who gave the consent."},
+                "relationship": {"type": "string", "enum": list(CONSENT_RELATIONSHIPS)},
+                "given_on": {"type": "string", "format": "date"},
+                "minor": {"type": "boolean"},
+                "recorded_by": {"type": "string", "description": "The API token that recorded it."},
+                "recorded_at": {"type": "string", "format": "date-time"},
+                "withdrawn_at": {"type": "string", "format": "date-time", "nullable": True},
+                "withdrawn_by": {"type": "string", "nullable": True},
+            },
+        },
+        "ConsentWithdrawal": {
+            "type": "object",
+            "required": [
+                "student_id",
+                "consent",
+                "embeddings_removed",
+                "photos_removed",
+                "model_version",
+            ],
+            "properties": {
+                "student_id": {"type": "string"},
+                "consent": {"allOf": [_ref("Consent")], "nullable": True},
+                "embeddings_removed": {"type": "integer"},
+                "photos_removed": {"type": "integer"},
+                "model_version": {"type": "integer"},
             },
         },
         "StudentList": {
@@ -352,6 +453,7 @@ def _schemas() -> dict:
                 "marked_by": {"type": "string", "nullable": True},
                 "marked_at": nullable_datetime,
                 "note": {"type": "string", "nullable": True},
+                **_evidence_properties(nullable_datetime),
             },
         },
         "RegisterRow": {
@@ -373,6 +475,55 @@ def _schemas() -> dict:
                 "note": {"type": "string", "nullable": True},
                 "job_id": {"type": "string", "nullable": True},
                 "distance": {"type": "number", "nullable": True},
+                **_evidence_properties(nullable_datetime),
+                "match_quality": {
+                    "type": "string",
+                    "enum": ["strong", "borderline", None],
+                    "nullable": True,
+                    "description": "The evidence's distance against the match threshold: "
+                    "strong (within 0.8 of it) or borderline; null without a distance.",
+                },
+            },
+        },
+        "Box": {
+            "type": "object",
+            "required": ["x", "y", "w", "h"],
+            "properties": {
+                "x": {"type": "integer"},
+                "y": {"type": "integer"},
+                "w": {"type": "integer"},
+                "h": {"type": "integer"},
+            },
+        },
+        "FaceMatch": {
+            "type": "object",
+            "required": ["box", "student_id", "name", "distance", "outcome"],
+            "properties": {
+                "box": _ref("Box"),
+                "student_id": {"type": "string", "nullable": True},
+                "name": {"type": "string", "nullable": True},
+                "distance": {"type": "number", "nullable": True},
+                "outcome": {
+                    "type": "string",
+                    "enum": ["recognised", "unknown", "unidentifiable", "assigned", "rejected"],
+                    "description": "assigned, rejected: settled by a teacher (settled_by).",
+                },
+                "reason": {"type": "string", "nullable": True},
+                "settled_by": {"type": "string", "nullable": True},
+            },
+        },
+        "SettledFace": {
+            "type": "object",
+            "required": ["row", "face", "learn_job_id", "learn_status_url"],
+            "properties": {
+                "row": {
+                    "anyOf": [_ref("RegisterRow"), _NULL],
+                    "description": "The register's row of the student concerned after the "
+                    "change; null: the face matched nobody and was rejected.",
+                },
+                "face": _ref("FaceMatch"),
+                "learn_job_id": {"type": "string", "nullable": True, "pattern": JOB_ID_PATTERN},
+                "learn_status_url": {"type": "string", "nullable": True},
             },
         },
         "RegisterLock": {
@@ -621,8 +772,29 @@ def _schemas() -> dict:
     }
 
 
+def _with_roster_body(body: dict, student_id: dict, name: dict, class_id: dict) -> dict:
+    """POST /api/v1/students also takes a JSON body: a student put on the roster, no photos."""
+    body["content"]["application/json"] = {
+        "schema": {
+            "type": "object",
+            "required": ["student_id", "name", "class_id"],
+            "additionalProperties": False,
+            "properties": {"student_id": student_id, "name": name, "class_id": class_id},
+        }
+    }
+    return body
+
+
 def build_spec(settings: Settings) -> dict:
     student_id = _identifier("Student id: 1-64 of letters, digits, '.', '_' or '-'.")
+    name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_NAME_LENGTH,
+        "pattern": NAME_PATTERN,
+        "description": "Printable text (Python's str.isprintable), not only spaces; "
+        "leading/trailing spaces are dropped.",
+    }
     class_id = _identifier("Class id: same characters as a student id.")
     job_id = {"type": "string", "pattern": JOB_ID_PATTERN}
     date = _date("The register's day.")
@@ -662,28 +834,39 @@ def build_spec(settings: Settings) -> dict:
         "/api/v1/students": {
             "post": {
                 "operationId": "enrollStudent",
-                "summary": "Enroll a new student; runs as a job. An id that is taken answers "
-                "409 student_exists (add photos or rename with their own routes).",
-                "requestBody": _multipart(
-                    {
-                        "student_id": student_id,
-                        "name": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": MAX_NAME_LENGTH,
-                            "pattern": NAME_PATTERN,
-                            "description": "Printable text (Python's str.isprintable), not "
-                            "only spaces; leading/trailing spaces are dropped.",
+                "summary": "Enroll a new student (multipart with photos; runs as a job), with "
+                "their consent given in the same request or recorded before; or (a JSON body) "
+                "put a student on the roster with no photos, at once. An id that is taken "
+                "answers 409 student_exists (add photos or rename with their own routes); an "
+                "enrollment without consent on record 409 consent_required.",
+                "requestBody": _with_roster_body(
+                    _multipart(
+                        {
+                            "student_id": student_id,
+                            "name": name,
+                            "class_id": class_id,
+                            "photos": _photos(settings.max_enroll_photos),
+                            **_consent_fields(),
                         },
-                        "class_id": class_id,
-                        "photos": _photos(settings.max_enroll_photos),
-                    },
-                    ["student_id", "name", "photos"],
+                        ["student_id", "name", "photos"],
+                    ),
+                    student_id,
+                    name,
+                    class_id,
                 ),
                 "responses": {
+                    "200": _json(
+                        _ref("Student"),
+                        "JSON body: the student was on the roster already under that name "
+                        "(the class is added).",
+                    ),
+                    "201": _json(_ref("Student"), "JSON body: the student, on the roster."),
                     "202": _accepted(),
                     **_UPLOAD_ERRORS,
-                    "409": _error("The student_id is taken."),
+                    "409": _error(
+                        "The student_id is taken (student_exists), or no consent is on record "
+                        "(consent_required)."
+                    ),
                     **_COMMON_ERRORS,
                 },
             },
@@ -708,6 +891,7 @@ def build_spec(settings: Settings) -> dict:
                     {
                         "class_id": class_id,
                         "photos": _photos(settings.max_enroll_photos),
+                        **_consent_fields(),
                     },
                     ["photos"],
                 ),
@@ -715,9 +899,65 @@ def build_spec(settings: Settings) -> dict:
                     "202": _accepted(),
                     **_UPLOAD_ERRORS,
                     "404": _error("No such student."),
+                    "409": _error("No consent is on record and none was given (consent_required)."),
                     **_COMMON_ERRORS,
                 },
             }
+        },
+        "/api/v1/students/{student_id}/consent": {
+            "put": {
+                "operationId": "putConsent",
+                "summary": "Record the student's consent to hold their face data, replacing "
+                "any earlier one (a withdrawn one too); a teacher of one of their classes or "
+                "an admin (audited).",
+                "parameters": [_path("student_id", student_id)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": [
+                                    "consent_given_by",
+                                    "consent_relationship",
+                                    "consent_given_on",
+                                ],
+                                "additionalProperties": False,
+                                "properties": {
+                                    **_consent_fields(),
+                                    "minor": {"type": "boolean", "default": True},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("Student"), "The student, with the consent recorded."),
+                    "400": _error(
+                        "Invalid student_id, a consent field missing or invalid, a date in "
+                        "the future, or a minor's consent not given by a parent or guardian."
+                    ),
+                    "404": _error("No such student (or not in the caller's classes)."),
+                    "415": _error("The body is not a JSON object."),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "withdrawConsent",
+                "summary": "Withdraw the student's consent, then erase their face data: "
+                "embeddings (a new gallery version) and enrollment photos with their uploads. "
+                "The student, their classes and attendance stay. Audited; idempotent (again: "
+                "200, zeros).",
+                "parameters": [_path("student_id", student_id)],
+                "responses": {
+                    "200": _json(
+                        _ref("ConsentWithdrawal"), "The withdrawal, and what was removed."
+                    ),
+                    "400": _error("Invalid student_id."),
+                    "404": _error("No such student."),
+                    **_COMMON_ERRORS,
+                },
+            },
         },
         "/api/v1/students/{student_id}": {
             "patch": {
@@ -835,6 +1075,85 @@ def build_spec(settings: Settings) -> dict:
                 "responses": {
                     "200": _json(_ref("JobView"), "The job."),
                     "404": _error("No such job (or it expired)."),
+                    "503": _error("Redis is unavailable."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}/photos/{n}/faces/{k}/assign": {
+            "post": {
+                "operationId": "assignFace",
+                "summary": "Settle a face of a recognised class photo: whose it is (the student "
+                "is marked present from it, a person's mark; late stays late), or null: its "
+                "match was wrong (a mark whose evidence it is moves to the student's next best "
+                "face in the job, or becomes absent). learn: also queue an enrollment adding "
+                "this face to the student's photos. Teacher of the job's class; once the "
+                "register is signed off, an admin's correction.",
+                "parameters": [
+                    _path("job_id", job_id),
+                    _path("n", {"type": "string", "pattern": r"^\d+$"}),
+                    _path("k", {"type": "string", "pattern": r"^\d+$"}),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["student_id"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "student_id": {**student_id, "nullable": True},
+                                    "learn": {"type": "boolean", "default": False},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("SettledFace"), "Settled."),
+                    "400": _error(
+                        "An unknown field, a bad student_id, learn not a boolean, or learn "
+                        "without a student."
+                    ),
+                    "403": _error("A viewer, or a job of a class the token may not see."),
+                    "404": _error(
+                        "job_not_found, photo_not_found, face_not_found, unknown_student or "
+                        "student_not_in_class."
+                    ),
+                    "409": _error(
+                        "job_not_finished (not a succeeded recognition), "
+                        "register_finalized (signed off; only an admin corrects it), or "
+                        "consent_required (learn, without the student's consent on record)."
+                    ),
+                    "410": _error("photo_expired: learn, after the photo was purged."),
+                    "415": _error("The body is not a JSON object."),
+                    "503": _error("Redis is unavailable."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}/photos/{n}/faces/{k}/image": {
+            "get": {
+                "operationId": "getFaceImage",
+                "summary": "The face, cut from the stored class photo (a margin around it, at "
+                "most 256 px on its longer side). Teacher of the job's class.",
+                "parameters": [
+                    _path("job_id", job_id),
+                    _path("n", {"type": "string", "pattern": r"^\d+$"}),
+                    _path("k", {"type": "string", "pattern": r"^\d+$"}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "JPEG.",
+                        "content": {
+                            "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    "403": _error("A viewer, or a job of a class the token may not see."),
+                    "404": _error("job_not_found, photo_not_found or face_not_found."),
+                    "409": _error("job_not_finished: not a succeeded recognition."),
+                    "410": _error("photo_expired: the retention policy deleted the photo."),
                     "503": _error("Redis is unavailable."),
                     **_COMMON_ERRORS,
                 },

@@ -39,11 +39,66 @@ def submit_job(
     ``class_id`` is whose job it is (who may read it); ``marker(job_id)`` names an empty blob
     stored with the uploads (and gone with them on failure), for an erasure to find the job."""
     svc = services()
+    job_id = _queue(
+        kind,
+        task_name,
+        len(photos),
+        lambda job_id: store_photos(svc.blobs, job_id, photos),
+        build_payload,
+        class_id=class_id,
+        marker=marker,
+        owned=True,
+    )
+    status_url = url_for("jobs.get_job", job_id=job_id)
+    response = jsonify({"job_id": job_id, "status_url": status_url})
+    response.status_code = 202
+    response.headers["Location"] = status_url
+    return response
+
+
+def submit_stored(
+    kind: JobKind,
+    task_name: str,
+    uploads: list[Upload],
+    build_payload: Callable[[str, list[Upload]], BaseModel],
+    *,
+    class_id: str | None = None,
+    marker: Callable[[str], str] | None = None,
+) -> tuple[str, str]:
+    """As submit_job, over uploads stored already (another job's: they stay that job's, and
+    nothing here deletes them); return the job's id and where to poll it."""
+    job_id = _queue(
+        kind,
+        task_name,
+        len(uploads),
+        lambda _job_id: list(uploads),
+        build_payload,
+        class_id=class_id,
+        marker=marker,
+        owned=False,
+    )
+    return job_id, url_for("jobs.get_job", job_id=job_id)
+
+
+def _queue(
+    kind: JobKind,
+    task_name: str,
+    total: int,
+    store: Callable[[str], list[Upload]],
+    build_payload: Callable[[str, list[Upload]], BaseModel],
+    *,
+    class_id: str | None,
+    marker: Callable[[str], str] | None,
+    owned: bool,
+) -> str:
+    """The job, its uploads (``store(job_id)``; deleted again on failure when ``owned``) and
+    its task message, or none of them; return the job's id."""
+    svc = services()
     job_id = new_job_id()
     # The job exists before the task does, so a fast worker always finds it to update; and when
     # Redis is down this fails before any upload is written.
     try:
-        svc.jobs.create(job_id, kind, total=len(photos), class_id=class_id)
+        svc.jobs.create(job_id, kind, total=total, class_id=class_id)
     except UNAVAILABLE_ERRORS as exc:
         raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
 
@@ -52,23 +107,19 @@ def submit_job(
     try:
         if marker_key is not None:
             svc.blobs.put(marker_key, b"")
-        uploads = store_photos(svc.blobs, job_id, photos)
+        uploads = store(job_id)
         payload = build_payload(job_id, uploads).model_dump(mode="json")
         enqueue(svc.celery, task_name, payload, job_id)
     except BaseException as exc:
-        discard_uploads(svc.blobs, uploads)
+        if owned:
+            discard_uploads(svc.blobs, uploads)
         if marker_key is not None:
             discard_uploads(svc.blobs, [Upload(key=marker_key, filename="marker")])
         _forget_job(job_id)
         if isinstance(exc, UNAVAILABLE_ERRORS):
             raise ServiceUnavailable(_UNAVAILABLE_MESSAGE) from exc
         raise
-
-    status_url = url_for("jobs.get_job", job_id=job_id)
-    response = jsonify({"job_id": job_id, "status_url": status_url})
-    response.status_code = 202
-    response.headers["Location"] = status_url
-    return response
+    return job_id
 
 
 def _forget_job(job_id: str) -> None:

@@ -7,6 +7,7 @@ The client's filename survives only as a display name, without any path componen
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from attendance.domain.errors import PayloadTooLarge, ValidationFailed
 from attendance.domain.keys import upload_key
 from attendance.domain.schemas import Upload
 from attendance.photos.checks import check_image, probe_image
+from attendance.photos.exif import captured_at
 from attendance.stores.blob import BlobStore
 from attendance.web.context import EXTENSION_KEY
 
@@ -45,6 +47,7 @@ class CheckedPhoto:
     data: bytes
     extension: str
     content_type: str
+    captured_at: dt.datetime | None = None
 
 
 def display_name(raw: str | None, index: int) -> str:
@@ -136,7 +139,7 @@ def read_photos(
         extension, content_type = _EXTENSIONS.get(
             checked.format, (checked.format.lower(), "application/octet-stream")
         )
-        photos.append(CheckedPhoto(name, data, extension, content_type))
+        photos.append(CheckedPhoto(name, data, extension, content_type, captured_at(data)))
     return photos
 
 
@@ -147,7 +150,9 @@ def store_photos(blobs: BlobStore, job_id: str, photos: list[CheckedPhoto]) -> l
         for index, photo in enumerate(photos):
             key = upload_key(job_id, index, photo.extension)
             blobs.put(key, photo.data, photo.content_type)
-            stored.append(Upload(key=key, filename=photo.display_name))
+            stored.append(
+                Upload(key=key, filename=photo.display_name, captured_at=photo.captured_at)
+            )
     except BaseException:
         discard_uploads(blobs, stored)
         raise

@@ -1,5 +1,6 @@
-"""Attendance: the marks (status, period, what made them), filtered by class, dates and student;
-rates; CSV export.
+"""Attendance: the register of one session (class, date, period: every student with their
+status, corrected with one click, signed off, exported); and the marks over a range of dates
+(status, period, what made them), filtered by class and student, with rates and a CSV export.
 
 A viewer token may read attendance but not the students: the page then works from the records
 alone (no rosters, so no absentees and no per-day rates).
@@ -12,8 +13,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from attendance.domain.schemas import AttendanceRecord, Student
-from attendance.frontend import ui
+from attendance.domain.reports import ClassAbsences, StudentHistory
+from attendance.domain.schemas import WHOLE_DAY, AttendanceRecord, Student
+from attendance.frontend import register, ui
 from attendance.frontend.api_client import ApiClient, ApiError
 from attendance.frontend.roster import classes_of
 from attendance.frontend.stats import daily_rates, roster_sizes, student_rates
@@ -32,8 +34,10 @@ def records_frame(records: list[AttendanceRecord]) -> pd.DataFrame:
         "status",
         "source",
         "first_seen_at",
-        "distance",
+        "marked_by",
+        "note",
     ]
+    # No match distance: a teacher reads the source ("face" or "manual") and who marked it.
     rows = [
         {
             "date": r.date.isoformat(),
@@ -42,9 +46,10 @@ def records_frame(records: list[AttendanceRecord]) -> pd.DataFrame:
             "student_id": r.student_id,
             "name": r.name,
             "status": r.status,
-            "source": r.source,
+            "source": "class photo" if r.source == "face" else "by hand",
             "first_seen_at": r.first_seen_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "distance": r.distance,
+            "marked_by": r.marked_by or "",
+            "note": r.note or "",
         }
         for r in sorted(
             records, key=lambda r: (r.date, r.class_id, r.period, r.name.lower()), reverse=True
@@ -151,6 +156,66 @@ def load_roster(api: ApiClient) -> list[Student] | None:
         raise
 
 
+def period_options(records: list[AttendanceRecord], *also: str) -> list[str]:
+    """The periods to offer for a class's day: the whole day, then those with a mark that day
+    and any other given (the last one attendance was taken for), each once."""
+    found = {r.period for r in records} | {p for p in also if p is not None}
+    return [WHOLE_DAY, *sorted(found - {WHOLE_DAY}, key=str.casefold)]
+
+
+def _register_section(api: ApiClient, roster: list[Student] | None) -> None:
+    """Pick a date, a class and a period; the register of that session below."""
+    st.subheader("Register of a session")
+    d1, d2, d3 = st.columns(3)
+    day = d1.date_input(
+        "Date", value=dt.date.today(), key="attendance.register.date", format="YYYY-MM-DD"
+    )
+    if not isinstance(day, dt.date):
+        return
+    if roster is None:
+        # No rosters for a viewer: the classes are those with a mark that day.
+        marks_that_day = ui.fetch(
+            "Could not load attendance", api.attendance, date_from=day, date_to=day
+        )
+        classes = sorted({r.class_id for r in marks_that_day})
+    else:
+        classes = classes_of(roster)
+    if not classes:
+        d2.selectbox("Class", [], key="attendance.register.class_id", placeholder="no class")
+        st.caption("No class to show: none has students (or, for your token, marks that day).")
+        return
+    class_id = d2.selectbox("Class", classes, key="attendance.register.class_id")
+    day_marks = ui.fetch(
+        "Could not load attendance", api.attendance, class_id=class_id, date_from=day, date_to=day
+    )
+    last = st.session_state.get("take_attendance.last_period")
+    period = d3.selectbox(
+        "Period",
+        period_options(day_marks, *([last] if last else [])),
+        format_func=lambda p: "Whole day" if p == WHOLE_DAY else p,
+        key="attendance.register.period",
+        accept_new_options=True,
+        help="The whole day, or a period the class had that day; type another to open it.",
+    )
+    period = (period or WHOLE_DAY).strip()
+    problem = register.period_problem(period)
+    if problem:
+        st.warning(problem, icon=":material/warning:")
+        return
+    register.show_feedback()
+    reg = register.load_register(api, class_id, day, period)
+    if reg is None:
+        return
+    in_class = None if roster is None else [s for s in roster if class_id in s.class_ids]
+    register.show_register(
+        api,
+        reg,
+        where="attendance",
+        students=in_class or None,
+        editable=st.session_state.get(ui.ROLE_KEY) != ui.ROLE_VIEWER,
+    )
+
+
 def render() -> None:
     st.title("Attendance")
     api: ApiClient = ui.logged_in_client()
@@ -160,6 +225,8 @@ def render() -> None:
             "Your token may read attendance but not the class rosters: classes and "
             "students are the ones with a record in the chosen dates."
         )
+    _register_section(api, roster)
+    st.subheader("Over a range of dates")
 
     c1, c2, c3 = st.columns([1, 1, 1])
     today = dt.date.today()
@@ -229,6 +296,103 @@ def render() -> None:
     _export(api, records, class_id, date_from, date_to, student_id)
     roster_for_charts = None if roster is None else (in_class if class_id else roster)
     _charts(everyone, roster_for_charts, class_id, student_id)
+    if date_from is not None and date_to is not None:
+        exports = st.session_state.get(ui.ROLE_KEY) != ui.ROLE_VIEWER
+        _reports(api, class_id, student_id, date_from, date_to, exports)
+
+
+def absences_frame(found: ClassAbsences) -> pd.DataFrame:
+    columns = ["student", "sessions", "attended", "absent", "late", "excused", "rate (%)"]
+    rows = [
+        {
+            "student": f"{r.name} ({r.student_id})",
+            "sessions": r.sessions,
+            "attended": r.attended,
+            "absent": r.absent,
+            "late": r.late,
+            "excused": r.excused,
+            "rate (%)": None if r.rate is None else round(100 * r.rate, 1),
+            "absent on": ", ".join(r.absent_on),
+        }
+        for r in found.rows
+    ]
+    return pd.DataFrame(rows, columns=[*columns, "absent on"])
+
+
+def _report_downloads(api: ApiClient, what: str, call, name: str) -> None:
+    """CSV and Excel of a report, asked of the API only when clicked (audited)."""
+    left, right = st.columns(2)
+    for column, fmt, label in ((left, "csv", "CSV"), (right, "xlsx", "Excel (XLSX)")):
+
+        def export(fmt: str = fmt) -> bytes:
+            try:
+                return call(fmt)
+            except ApiError as exc:
+                return f"The export failed: {exc.message}\n".encode()
+
+        column.download_button(
+            f"Download {what} ({label})",
+            data=export,
+            file_name=f"{name}.{fmt}",
+            icon=":material/download:",
+            key=f"attendance.report.{what}.{fmt}",
+            on_click="ignore",
+            width="stretch",
+        )
+
+
+def _reports(
+    api: ApiClient,
+    class_id: str | None,
+    student_id: str | None,
+    date_from: dt.date,
+    date_to: dt.date,
+    exports: bool,
+) -> None:
+    """Sessions (registers held) over the range: a student's own, and a class's absences."""
+    span = f"{date_from.isoformat()}-to-{date_to.isoformat()}"
+    if student_id is not None:
+        try:
+            history = api.student_history(student_id, date_from, date_to)
+        except ApiError as exc:
+            ui.show_error(exc, "Could not load the student's sessions")
+        else:
+            assert isinstance(history, StudentHistory)
+            c = history.counts
+            st.markdown(f"#### {ui.plain(history.name)}: sessions")
+            st.caption(
+                f"{history.attended} of {history.sessions} sessions attended "
+                f"({c.present} present, {c.late} late); {c.excused} excused, {c.absent} absent"
+            )
+            if exports:
+                _report_downloads(
+                    api,
+                    "their sessions",
+                    lambda fmt: api.student_history(student_id, date_from, date_to, fmt),
+                    f"attendance-{student_id}-{span}",
+                )
+    if class_id is None:
+        st.caption("Pick a class to see each of its students' absences over these dates.")
+        return
+    st.markdown("#### Absences per student")
+    st.caption(
+        "sessions: the class's registers held in these dates (any period); attended: present "
+        "or late"
+    )
+    try:
+        found = api.class_absences(class_id, date_from, date_to)
+    except ApiError as exc:
+        ui.show_error(exc, "Could not load the absences")
+        return
+    assert isinstance(found, ClassAbsences)
+    st.dataframe(absences_frame(found), hide_index=True, width="stretch", key="attendance.absences")
+    if exports:
+        _report_downloads(
+            api,
+            "absences",
+            lambda fmt: api.class_absences(class_id, date_from, date_to, fmt),
+            f"absences-{class_id}-{span}",
+        )
 
 
 def _export(

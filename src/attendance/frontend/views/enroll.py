@@ -1,17 +1,26 @@
-"""Enroll: one student with a few photos, or a whole class from a CSV roster and a zip of photos."""
+"""Enroll: one student with a few photos, or a whole class from a CSV roster and a zip of photos.
+
+Nothing is enrolled without the student's consent: the one-student form asks who gave it, their
+relationship to the student, when, whether the student is a minor, and that a signed form is
+held; the roster takes the same as columns.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
 
+from attendance.domain.consent import FIELDS as CONSENT_FIELDS
+from attendance.domain.consent import RELATIONSHIPS, latest_today
 from attendance.domain.exports import to_csv
 from attendance.domain.schemas import EnrollmentResult, JobView
 from attendance.frontend import ui
-from attendance.frontend.api_client import ApiClient, ApiError, Photo, parse
+from attendance.frontend.api_client import ApiClient, ApiError, ConsentForm, Photo, parse
+from attendance.frontend.api_client import consent_form as make_consent_form
 from attendance.frontend.roster import classes_of, photo_batches, plan_bulk_enrollment
 
 SINGLE_KEY = "enroll.single_result"
@@ -19,11 +28,27 @@ BULK_KEY = "enroll.bulk_result"
 # How many times the one-student form was submitted: part of its widgets' keys, so that every
 # submission gets a new, empty form (Streamlit cannot otherwise empty a file uploader).
 FORM_GEN_KEY = "enroll.form_generation"
-CSV_FIELDS = ["student_id", "name", "class_id"]
+CSV_FIELDS = ["student_id", "name", "class_id", *CONSENT_FIELDS]
 CSV_EXAMPLE = to_csv(
     [
-        {"student_id": "s001", "name": "Ada Lovelace", "class_id": "room-1"},
-        {"student_id": "s002", "name": "Alan Turing", "class_id": "room-1"},
+        {
+            "student_id": "s001",
+            "name": "Ada Lovelace",
+            "class_id": "room-1",
+            "consent_given_by": "Anne Lovelace",
+            "consent_relationship": "parent",
+            "consent_given_on": "2026-09-01",
+            "minor": "true",
+        },
+        {
+            "student_id": "s002",
+            "name": "Alan Turing",
+            "class_id": "room-1",
+            "consent_given_by": "Alan Turing",
+            "consent_relationship": "self",
+            "consent_given_on": "2026-09-02",
+            "minor": "false",
+        },
     ],
     CSV_FIELDS,
 )
@@ -67,14 +92,17 @@ def submit_one(
     photos: Sequence[Photo],
     *,
     add: bool = False,
+    consent: ConsentForm | None = None,
 ) -> JobOutcome:
-    """Queue one request: a new student, or (``add``) photos for an enrolled one. A refusal is
-    an outcome, not a stop; an id that is taken (409 student_exists) is ``already_enrolled``."""
+    """Queue one request: a new student, or (``add``) photos for an enrolled one, with the
+    student's consent (None: one must be on record). A refusal is an outcome, not a stop; an
+    id that is taken (409 student_exists) is ``already_enrolled``."""
+    extra = {"consent": consent} if consent is not None else {}
     try:
         job = (
-            api.add_photos(student_id, photos, class_id)
+            api.add_photos(student_id, photos, class_id, **extra)
             if add
-            else api.enroll(student_id, name, class_id, photos)
+            else api.enroll(student_id, name, class_id, photos, **extra)
         )
     except ApiError as exc:
         state = ALREADY if exc.student_exists and not add else "not_submitted"
@@ -122,9 +150,11 @@ def run_enrollments(
     max_bytes: int | None = None,
     *,
     add: bool = False,
+    consents: Sequence[ConsentForm | None] | None = None,
 ) -> list[JobOutcome]:
     """Enroll each student (or, with ``add``, add photos to each enrolled one), following every
-    job with a progress bar; the outcomes, in order.
+    job with a progress bar; the outcomes, in order. ``consents`` (one per student, None: on
+    record already) goes with each student's first request.
 
     A student with more photos than one request takes is sent as several requests: the first
     goes with everyone else's; the rest are added to the student (POST .../photos) once that
@@ -132,8 +162,9 @@ def run_enrollments(
     (or the id is enrolled already), the rest are not sent.
     """
     batches = [photo_batches(photos, max_photos, max_bytes) for *_, photos in students]
+    given = list(consents) if consents is not None else [None] * len(students)
     first: list[tuple[int, JobOutcome]] = [
-        (i, submit_one(api, sid, name, class_id, batches[i][0], add=add))
+        (i, submit_one(api, sid, name, class_id, batches[i][0], add=add, consent=given[i]))
         for i, (sid, name, class_id, _) in enumerate(students)
         if batches[i]
     ]
@@ -231,8 +262,11 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
     # sent again with the next student.
     if st.session_state.get(form_key("submit")):
         files = st.session_state.get(form_key("photos")) or []
+        consent, problem = _consent_from_form()
         if not files:
             below.warning("Choose at least one photo of the student.", icon=":material/warning:")
+        elif problem:
+            below.warning(problem, icon=":material/warning:")
         else:
             student_id = (st.session_state.get(form_key("student_id")) or "").strip()
             name = (st.session_state.get(form_key("name")) or "").strip()
@@ -246,6 +280,7 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
                     [(student_id, name, class_id, photos)],
                     max_photos,
                     ui.request_bytes(ui.settings()),
+                    consents=[consent],
                 )
             st.session_state[SINGLE_KEY] = outcomes
             if outcomes and outcomes[0].state == ALREADY:
@@ -255,6 +290,7 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
                     "name": name,
                     "class_id": class_id,
                     "photos": photos,
+                    "consent": consent,
                     "message": outcomes[0].error,
                 }
             else:
@@ -279,6 +315,7 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             key=form_key("photos"),
         )
         ui.show_thumbnails([(f.name, f.getvalue()) for f in files or []])
+        _consent_fields()
         st.button(
             "Enroll student", type="primary", icon=":material/person_add:", key=form_key("submit")
         )
@@ -291,6 +328,46 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         note = st.session_state.get(NOTE_KEY)
         if note:
             (st.success if note[0] == "ok" else st.error)(note[1])
+
+
+def _consent_fields() -> None:
+    """The consent widgets of the one-student form: a face is enrolled only with it."""
+    st.markdown("**Consent to hold the student's face data**")
+    c1, c2, c3 = st.columns(3)
+    c1.text_input(
+        "Consent given by",
+        key=form_key("consent_given_by"),
+        help="The name of who signed the consent form",
+    )
+    c2.selectbox(
+        "Their relationship to the student",
+        RELATIONSHIPS,
+        index=RELATIONSHIPS.index("parent"),
+        key=form_key("consent_relationship"),
+    )
+    c3.date_input(
+        "Consent given on",
+        value=dt.date.today(),
+        max_value=latest_today(),
+        key=form_key("consent_given_on"),
+    )
+    st.checkbox("The student is a minor", value=True, key=form_key("minor"))
+    st.checkbox("A signed consent form is held", key=form_key("form_held"))
+
+
+def _consent_from_form() -> tuple[ConsentForm | None, str | None]:
+    """The one-student form's consent, or why it cannot be sent (the API checks it again)."""
+    given_by = (st.session_state.get(form_key("consent_given_by")) or "").strip()
+    relationship = st.session_state.get(form_key("consent_relationship")) or "parent"
+    given_on = st.session_state.get(form_key("consent_given_on")) or dt.date.today()
+    minor = bool(st.session_state.get(form_key("minor"), True))
+    if not given_by:
+        return None, "Say who gave the consent to hold the student's face data."
+    if minor and relationship == "self":
+        return None, "A minor's consent must be given by a parent or guardian."
+    if not st.session_state.get(form_key("form_held")):
+        return None, "Tick that a signed consent form is held before enrolling the student."
+    return make_consent_form(given_by, relationship, given_on, minor), None
 
 
 def _add_to_existing(api: ApiClient, max_photos: int) -> None:
@@ -334,6 +411,7 @@ def _add_to_existing(api: ApiClient, max_photos: int) -> None:
             max_photos,
             ui.request_bytes(ui.settings()),
             add=True,
+            consents=[pending.get("consent")],
         )
         st.session_state[SINGLE_KEY] = outcomes
         if rename:
@@ -351,7 +429,13 @@ def _add_to_existing(api: ApiClient, max_photos: int) -> None:
 def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
     st.markdown(
         "A CSV roster with the columns `student_id,name[,class_id]` (a header row is optional) "
-        "and a zip of photos named by student id: `s001.jpg`, `s001_2.jpg` or `s001/any.jpg`."
+        "and a zip of photos named by student id: `s001.jpg`, `s001_2.jpg` or `s001/any.jpg`.\n\n"
+        "Each student's consent to hold their face data goes in the columns after those: "
+        "`consent_given_by` (who signed it), `consent_relationship` (`parent`, `guardian`, or "
+        "`self` for an adult student), `consent_given_on` (`YYYY-MM-DD`) and `minor` (`true` "
+        "or `false`, default `true`: a minor's consent comes from a parent or guardian). A row "
+        "without them is enrolled only if the student's consent is on record already "
+        "(*Students and model*)."
     )
     st.download_button(
         "Example roster CSV",
@@ -370,6 +454,10 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         c1, c2 = st.columns(2)
         roster = c1.file_uploader("Roster (CSV)", type=["csv", "txt"], key="bulk.csv")
         archive = c2.file_uploader("Photos (zip)", type=["zip"], key="bulk.zip")
+        forms_held = st.checkbox(
+            "A signed consent form is held for every student whose consent is in the roster",
+            key="bulk.forms_held",
+        )
         submitted = st.form_submit_button(
             "Enroll class", type="primary", icon=":material/group_add:"
         )
@@ -378,6 +466,12 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         return
     if roster is None or archive is None:
         st.warning("Choose both the roster CSV and the zip of photos.", icon=":material/warning:")
+        return
+    if not forms_held:
+        st.warning(
+            "Tick that a signed consent form is held for the students before enrolling them.",
+            icon=":material/warning:",
+        )
         return
     plan = plan_bulk_enrollment(roster.getvalue(), archive.getvalue(), class_id.strip() or None)
     if plan.problems:
@@ -396,6 +490,7 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         [(e.student_id, e.name, e.class_id, e.photos) for e in plan.entries],
         max_photos,
         ui.request_bytes(ui.settings()),
+        consents=[e.consent for e in plan.entries],
     )
     show_outcomes(st.session_state[BULK_KEY])
 

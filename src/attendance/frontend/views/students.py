@@ -1,13 +1,18 @@
-"""Students and model: who is enrolled with how many embeddings, and what the gallery is."""
+"""Students and model: who is enrolled with how many embeddings and whose consent, and what the
+gallery is; recording and withdrawing consent, and putting a student on the roster without photos
+(marked by hand)."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pandas as pd
 import streamlit as st
 
+from attendance.domain.consent import RELATIONSHIPS, latest_today
 from attendance.domain.schemas import ModelInfo, Student
 from attendance.frontend import ui
-from attendance.frontend.api_client import ApiClient, ApiError
+from attendance.frontend.api_client import ApiClient, ApiError, consent_form
 from attendance.frontend.roster import classes_of
 from attendance.frontend.views.enroll import run_enrollments, show_outcomes
 
@@ -18,6 +23,16 @@ CHANGE_KEY = "students.change_result"
 GEN_KEY = "students.form_generation"
 
 
+def consent_state(student: Student) -> str:
+    """The student's consent in a few words: given (by whom, when), withdrawn, or none."""
+    consent = student.consent
+    if consent is None:
+        return "none"
+    if consent.withdrawn_at is not None:
+        return f"withdrawn {consent.withdrawn_at.date().isoformat()}"
+    return f"{consent.relationship}, {consent.given_on.isoformat()}"
+
+
 def students_frame(students: list[Student]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -26,10 +41,12 @@ def students_frame(students: list[Student]) -> pd.DataFrame:
                 "name": s.name,
                 "classes": ", ".join(s.class_ids),
                 "embeddings": s.embeddings,
+                "consent": consent_state(s),
+                "face data": "held" if s.face_data else "none",
             }
             for s in sorted(students, key=lambda s: (s.name.lower(), s.student_id))
         ],
-        columns=["student_id", "name", "classes", "embeddings"],
+        columns=["student_id", "name", "classes", "embeddings", "consent", "face data"],
     )
 
 
@@ -67,6 +84,7 @@ def render() -> None:
     choice = st.selectbox("Class", [ALL, *classes_of(students)], key="students.class_id")
     shown = [s for s in students if choice == ALL or choice in s.class_ids]
     without = [s for s in shown if s.embeddings == 0]
+    no_consent = [s for s in shown if s.consent is None or s.consent.withdrawn_at is not None]
     st.markdown(
         f"**{len(shown)} student{'s' * (len(shown) != 1)}**, "
         f"{sum(s.embeddings for s in shown)} embeddings"
@@ -79,7 +97,10 @@ def render() -> None:
         column_config={
             "embeddings": st.column_config.NumberColumn(
                 "embeddings", help="face photos of this student in the current gallery"
-            )
+            ),
+            "consent": st.column_config.TextColumn(
+                "consent", help="consent to hold their face data: who gave it and when"
+            ),
         },
     )
     if without:
@@ -88,8 +109,16 @@ def render() -> None:
             + ", ".join(ui.plain(f"{s.name} ({s.student_id})") for s in without),
             icon=":material/warning:",
         )
+    if no_consent:
+        st.info(
+            "No consent on record (not enrolled by face; marked by hand in the register): "
+            + ", ".join(ui.plain(f"{s.name} ({s.student_id})") for s in no_consent),
+            icon=":material/info:",
+        )
     if shown:
         change_student(api, shown)
+        manage_consent(api, shown)
+    add_to_roster(api, [] if choice == ALL else [choice])
 
 
 def _key(name: str) -> str:
@@ -168,6 +197,150 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             show_outcomes(outcomes)
         else:
             (st.success if kind == "ok" else st.error)(message)
+
+
+CONSENT_KEY = "students.consent_result"
+
+
+def manage_consent(api: ApiClient, students: list[Student]) -> None:
+    """Record a student's consent, or withdraw it (an admin; erases their face data, after a
+    confirmation)."""
+    st.subheader("Consent")
+    by_id = {s.student_id: s for s in students}
+    ordered = sorted(by_id, key=lambda sid: (by_id[sid].name.lower(), sid))
+    sid = st.selectbox(
+        "Student",
+        ordered,
+        key="students.consent_id",
+        format_func=lambda i: f"{by_id[i].name} ({i})",
+    )
+    chosen = by_id[sid]
+    consent = chosen.consent
+    if consent is None:
+        st.markdown(f"No consent is on record for {ui.plain(chosen.name)}.")
+    else:
+        st.markdown(
+            f"Consent given by {ui.plain(consent.given_by)} ({consent.relationship}) on "
+            f"{consent.given_on.isoformat()}, recorded by {ui.plain(consent.recorded_by)}"
+            + (", a minor" if consent.minor else "")
+            + "."
+        )
+        if consent.withdrawn_at is not None:
+            st.warning(
+                f"Withdrawn on {consent.withdrawn_at.date().isoformat()} by "
+                f"{ui.plain(consent.withdrawn_by or 'unknown')}.",
+                icon=":material/block:",
+            )
+    record_col, withdraw_col = st.columns(2, gap="large")
+    with record_col, st.form(f"students.consent_form.{sid}", clear_on_submit=True):
+        st.markdown("**Record consent**")
+        given_by = st.text_input("Consent given by", key="students.consent_by")
+        relationship = st.selectbox(
+            "Their relationship to the student",
+            RELATIONSHIPS,
+            index=RELATIONSHIPS.index("parent"),
+            key="students.consent_relationship",
+        )
+        given_on = st.date_input(
+            "Consent given on",
+            value=dt.date.today(),
+            max_value=latest_today(),
+            key="students.consent_on",
+        )
+        minor = st.checkbox("The student is a minor", value=True, key="students.minor")
+        held = st.checkbox("A signed consent form is held", key="students.form_held")
+        if st.form_submit_button("Record consent", icon=":material/how_to_reg:"):
+            if not given_by.strip() or not held:
+                st.session_state[CONSENT_KEY] = (
+                    "error",
+                    "Say who gave the consent and tick that a signed form is held.",
+                )
+            else:
+                try:
+                    api.put_consent(
+                        sid, consent_form(given_by.strip(), relationship, given_on, minor)
+                    )
+                except ApiError as exc:
+                    st.session_state[CONSENT_KEY] = (
+                        "error",
+                        f"Could not record the consent of {ui.plain(sid)}: "
+                        + ui.plain(exc.message),
+                    )
+                else:
+                    st.session_state[CONSENT_KEY] = (
+                        "ok",
+                        f"Consent of {ui.plain(chosen.name)} recorded.",
+                    )
+            st.rerun()
+    with withdraw_col:
+        st.markdown("**Withdraw consent**")
+        st.caption(
+            "Erases their face data (embeddings and enrollment photos); they stay on the "
+            "roster with their attendance, and are marked by hand."
+        )
+        sure = st.checkbox(
+            f"Yes, withdraw the consent of {ui.plain(chosen.name)} and erase their face data",
+            key=f"students.withdraw_sure.{sid}",
+        )
+        if st.button(
+            "Withdraw consent",
+            key=f"students.withdraw.{sid}",
+            type="primary",
+            icon=":material/person_remove:",
+            disabled=not sure,
+        ):
+            try:
+                done = api.withdraw_consent(sid)
+            except ApiError as exc:
+                st.session_state[CONSENT_KEY] = (
+                    "error",
+                    f"Could not withdraw the consent of {ui.plain(sid)}: " + ui.plain(exc.message),
+                )
+            else:
+                st.session_state[CONSENT_KEY] = (
+                    "ok",
+                    f"Consent of {ui.plain(chosen.name)} withdrawn: "
+                    f"{done.get('embeddings_removed', 0)} embeddings and "
+                    f"{done.get('photos_removed', 0)} photos erased.",
+                )
+            st.session_state.pop(f"students.withdraw_sure.{sid}", None)
+            st.rerun()
+    result = st.session_state.get(CONSENT_KEY)
+    if result:
+        (st.success if result[0] == "ok" else st.error)(result[1])
+
+
+ROSTER_KEY = "students.roster_result"
+
+
+def add_to_roster(api: ApiClient, classes: list[str]) -> None:
+    """Put a student on a class's roster without photos (an admin): they are marked by hand."""
+    st.subheader("Add a student without photos")
+    with st.form("students.roster", clear_on_submit=True):
+        c1, c2, c3 = st.columns(3)
+        sid = c1.text_input("Student id", key="students.roster_id")
+        name = c2.text_input("Name", key="students.roster_name")
+        class_id = c3.text_input(
+            "Class", key="students.roster_class", value=classes[0] if classes else ""
+        )
+        if st.form_submit_button("Add to the roster", icon=":material/person_add:"):
+            try:
+                added = api.add_to_roster(sid.strip(), name.strip(), class_id.strip())
+            except ApiError as exc:
+                st.session_state[ROSTER_KEY] = (
+                    "error",
+                    "Could not add the student: " + ui.plain(exc.message),
+                )
+            else:
+                st.session_state[ROSTER_KEY] = (
+                    "ok",
+                    f"{ui.plain(added.name)} ({ui.plain(added.student_id)}) is on the roster of "
+                    f"{ui.plain(', '.join(added.class_ids))}.",
+                )
+            st.rerun()
+    result = st.session_state.get(ROSTER_KEY)
+    if result:
+        (st.success if result[0] == "ok" else st.error)(result[1])
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; tests import it

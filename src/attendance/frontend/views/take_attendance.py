@@ -1,4 +1,6 @@
-"""Take attendance: class photos in; annotated photos and who is present or absent out."""
+"""Take attendance: class photos in; the register of that session out (every student, absent
+first, corrected with one click, signed off, exported), then the faces nobody was matched to,
+each to be said who it is, and the annotated photos."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from attendance.domain.schemas import JobView, RecognitionResult, Student
-from attendance.frontend import ui
+from attendance.domain.schemas import WHOLE_DAY, JobView, RecognitionResult, Student
+from attendance.frontend import register, ui
 from attendance.frontend.api_client import ApiClient, ApiError, Photo, parse
-from attendance.frontend.roster import classes_of, photo_batches, split_roster
+from attendance.frontend.roster import classes_of, photo_batches
 
 RESULT_KEY = "take_attendance.result"
+# The period last sent: the next recognition starts with it (a teacher takes one period after
+# another, or the whole day every time).
+LAST_PERIOD_KEY = "take_attendance.last_period"
 
 
 def submit_recognition(
@@ -22,13 +27,14 @@ def submit_recognition(
     photos: Sequence[Photo],
     max_photos: int,
     max_bytes: int | None = None,
+    period: str = WHOLE_DAY,
 ) -> tuple[list[str], ApiError | None]:
     """Queue the photos (several jobs when there are more than one request takes): the jobs
     queued, and the error that stopped the rest, if any."""
     job_ids: list[str] = []
     for part in photo_batches(photos, max_photos, max_bytes):
         try:
-            job_ids.append(api.recognise(class_id, date, part).job_id)
+            job_ids.append(api.recognise(class_id, date, part, period).job_id)
         except ApiError as exc:
             return job_ids, exc
     return job_ids, None
@@ -41,9 +47,10 @@ def run_recognition(
     photos: Sequence[Photo],
     max_photos: int,
     max_bytes: int | None = None,
+    period: str = WHOLE_DAY,
 ) -> dict | None:
     """Submit, follow each job with a progress bar, and return what the result view shows."""
-    job_ids, error = submit_recognition(api, class_id, date, photos, max_photos, max_bytes)
+    job_ids, error = submit_recognition(api, class_id, date, photos, max_photos, max_bytes, period)
     if error is not None:
         ui.show_error(
             error,
@@ -62,6 +69,7 @@ def run_recognition(
     return {
         "class_id": class_id,
         "date": date.isoformat(),
+        "period": period,
         "jobs": [
             {"job_id": job_id, "view": o.model_dump(mode="json")}
             if isinstance(o, JobView)
@@ -75,63 +83,96 @@ def _face_summary(faces) -> str:
     if not faces:
         return "no face found"
     known = sum(1 for f in faces if f.outcome == "recognised")
+    assigned = sum(1 for f in faces if f.outcome == "assigned")
+    rejected = sum(1 for f in faces if f.outcome == "rejected")
     unclear = sum(1 for f in faces if f.outcome == "unidentifiable")
-    summary = f"{known} recognised (green), {len(faces) - known - unclear} unknown (red)"
-    return summary + (f", {unclear} too small or unclear to tell (amber)" if unclear else "")
+    unknown = len(faces) - known - assigned - rejected - unclear
+    summary = f"{known} recognised (green), {unknown} unknown (red)"
+    if unclear:
+        summary += f", {unclear} too small or unclear to tell (amber)"
+    # Settled by a teacher after the photo was drawn: the drawing shows the match as it was.
+    if assigned:
+        summary += f", {assigned} assigned by a teacher"
+    if rejected:
+        summary += f", {rejected} rejected by a teacher"
+    return summary
 
 
-def _roster_list(students: Sequence[Student]) -> None:
-    if not students:
-        st.caption("nobody")
-    for s in students:
-        st.markdown(f"- **{ui.plain(s.name)}** `{s.student_id}`")  # ids: letters, digits, ._-
-
-
-def show_result(api: ApiClient, last: dict) -> None:
-    class_id, date = last["class_id"], last["date"]
-    results: list[tuple[str, RecognitionResult]] = []
-    for job in last["jobs"]:
-        if "error" in job:
-            st.error(ui.plain(job["error"]), icon=":material/error:")
-            continue
-        view = parse(JobView, job["view"], "a job")
-        if view.state == "failed":
-            error = view.error
-            st.error(
-                "Recognition failed: " + (ui.plain(error.message) if error else "no reason given"),
-                icon=":material/error:",
-            )
-            if error:
-                st.caption(f"error code: `{error.code.replace('`', '')}`")
-            continue
-        try:
-            results.append((view.job_id, parse(RecognitionResult, view.result, "a result")))
-        except ApiError as exc:
-            ui.show_error(exc)
-    if not results:
-        return
-
+def _current(api: ApiClient, job: dict) -> JobView:
+    """The job as the API has it now: assigning a face settles it in the job's result."""
+    view = parse(JobView, job["view"], "a job")
+    if view.state != "succeeded":
+        return view
     try:
-        roster = api.students(class_id)
-    except ApiError as exc:
-        ui.show_error(exc, "Could not load the class roster")
-        roster = []
-    present_ids = sorted({sid for _, r in results for sid in r.present})
-    present, absent = split_roster(roster, present_ids)
-    unknown = sum(r.unknown_faces for _, r in results)
-    unclear = sum(r.unidentifiable_faces for _, r in results)
+        return api.job(view.job_id)
+    except ApiError:
+        return view
 
-    st.subheader(f"Class {ui.plain(class_id)} on {date}")
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Present", f"{len(present)} of {len(roster)}")
-    m2.metric("Absent", len(absent))
-    m3.metric("Unknown faces", unknown)
-    # A student whose face was too unclear is not shown as present: the teacher should look.
-    m4.metric("Too unclear to tell", unclear)
 
-    photos_col, roster_col = st.columns([3, 2], gap="large")
-    with photos_col:
-        st.markdown("#### Photos")
+def unknown_faces(job_id: str, result: dict) -> list[tuple[tuple[str, int, int], str, dict]]:
+    """Every face of a job's result that matched nobody and is not settled yet:
+    ((job, photo, face), the photo's file name, the face)."""
+    found = []
+    for n, photo in enumerate(result.get("photos") or []):
+        for k, face in enumerate(photo.get("faces") or []):
+            if face.get("outcome") == "unknown":
+                found.append(((job_id, n, k), str(photo.get("filename", "")), face))
+    return found
+
+
+def settled_faces(result: dict) -> list[tuple[str, int, dict]]:
+    """Faces a person has said who they are: (the photo's file name, face number, the face)."""
+    return [
+        (str(photo.get("filename", "")), k + 1, face)
+        for photo in result.get("photos") or []
+        for k, face in enumerate(photo.get("faces") or [])
+        if face.get("outcome") in ("assigned", "rejected")
+    ]
+
+
+def _settled_words(filename: str, number: int, face: dict) -> str:
+    by = f" by {face['settled_by']}" if face.get("settled_by") else ""
+    if face.get("outcome") == "rejected":
+        return f"{filename}, face {number}: not a student of this class{by}"
+    who = face.get("name") or face.get("student_id") or "a student"
+    return f"{filename}, face {number}: {who}{by}"
+
+
+def _unknown_section(api: ApiClient, views: Sequence[JobView], students: Sequence[Student]) -> int:
+    """Each face nobody was matched to, to be said who it is; the number of such faces."""
+    faces = [f for view in views if view.result for f in unknown_faces(view.job_id, view.result)]
+    settled = [f for view in views if view.result for f in settled_faces(view.result)]
+    st.markdown(f"#### Faces nobody was matched to ({len(faces)})")
+    if not faces:
+        st.caption("none left to look at" if settled else "none")
+    else:
+        st.caption(
+            "Say who each face is: they are marked present. *Learn this face* also adds it to "
+            "their photos, so they are recognised next time. *Not a student* sets a face aside."
+        )
+    per_row = 3
+    for start in range(0, len(faces), per_row):
+        columns = st.columns(per_row)
+        for column, (where, filename, _face) in zip(
+            columns, faces[start : start + per_row], strict=False
+        ):
+            job_id, n, k = where
+            with column.container(border=True, key=f"unknown-face-{job_id[:8]}-{n}-{k}"):
+                image = ui.face_image(api, *where)
+                caption = f"{ui.plain(filename)}, face {k + 1}"
+                if image:
+                    st.image(image, width=register.CROP_PX)
+                st.caption(caption)
+                register.face_picker(api, where, students, key=f"take.face.{job_id}.{n}.{k}")
+    if settled:
+        with st.expander(f"Faces already said who they are ({len(settled)})"):
+            for filename, number, face in settled:
+                st.markdown("- " + ui.plain(_settled_words(filename, number, face)))
+    return len(faces)
+
+
+def _photos(api: ApiClient, results: Sequence[tuple[str, RecognitionResult]]) -> None:
+    with st.expander("Photos, as the worker annotated them", expanded=True):
         for job_id, result in results:
             for n, photo in enumerate(result.photos):
                 if photo.error:
@@ -151,25 +192,90 @@ def show_result(api: ApiClient, last: dict) -> None:
                     caption=f"{ui.plain(photo.filename)}: {_face_summary(photo.faces)}",
                     width="stretch",
                 )
-    with roster_col:
-        st.markdown(f"#### Present ({len(present)})")
-        _roster_list(present)
-        st.markdown(f"#### Absent ({len(absent)})")
-        _roster_list(absent)
+
+
+def show_result(api: ApiClient, last: dict) -> None:
+    class_id, date = last["class_id"], dt.date.fromisoformat(last["date"])
+    period = last.get("period", WHOLE_DAY)
+    views: list[JobView] = []
+    results: list[tuple[str, RecognitionResult]] = []
+    for job in last["jobs"]:
+        if "error" in job:
+            st.error(ui.plain(job["error"]), icon=":material/error:")
+            continue
+        view = _current(api, job)
+        if view.state == "failed":
+            error = view.error
+            st.error(
+                "Recognition failed: " + (ui.plain(error.message) if error else "no reason given"),
+                icon=":material/error:",
+            )
+            if error:
+                st.caption(f"error code: `{error.code.replace('`', '')}`")
+            continue
+        try:
+            results.append((view.job_id, parse(RecognitionResult, view.result, "a result")))
+            views.append(view)
+        except ApiError as exc:
+            ui.show_error(exc)
+    if not results:
+        return
+
+    try:
+        roster = api.students(class_id)
+    except ApiError as exc:
+        ui.show_error(exc, "Could not load the class roster")
+        roster = []
+    register.show_feedback()
+    register.show_learning(api)
+    reg = register.load_register(api, class_id, date, period)
+    rows = reg.rows if reg is not None else []
+    attended = sum(1 for r in rows if r.status in ("present", "late"))
+    # Those still to be looked at: a face someone said who it is no longer counts.
+    unknown = sum(
+        1 for _, r in results for p in r.photos for f in p.faces if f.outcome == "unknown"
+    )
+    unclear = sum(r.unidentifiable_faces for _, r in results)
+
+    st.subheader(
+        f"Class {ui.plain(class_id)} on {date.isoformat()}, {register.period_words(period)}"
+    )
+    # A wrapping row, not columns: two to a line on a phone rather than one under another.
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Present", f"{attended} of {len(rows)}", help="present or late", width=140)
+        st.metric("Absent", sum(1 for r in rows if r.status == "absent"), width=140)
+        st.metric("Unknown faces", unknown, width=140)
+        # A student whose face was too unclear is not shown as present: the teacher should look.
+        st.metric("Too unclear to tell", unclear, width=140)
+
+    if reg is not None:
+        register.show_register(api, reg, where="take", students=roster or None)
         # Recognised but since removed from the class: still worth a line.
-        others = [sid for sid in present_ids if sid not in {s.student_id for s in roster}]
+        on_register = {r.student_id for r in rows}
+        others = sorted({sid for _, r in results for sid in r.present} - on_register)
         if others:
             st.caption(
                 "Recognised but not on the roster: " + ", ".join(ui.plain(sid) for sid in others)
             )
+    _unknown_section(
+        api, views, roster or [Student(student_id=r.student_id, name=r.name) for r in rows]
+    )
+    _photos(api, results)
+
+
+def _period_input() -> str:
+    """The period picker's default: the period last sent in this session (whole day at first)."""
+    return st.session_state.get(LAST_PERIOD_KEY, WHOLE_DAY)
 
 
 def render() -> None:
     st.title("Take attendance")
     st.caption(
-        "Pick a class and a date, drop one or more class photos, and submit. "
-        "Recognised faces are boxed in green with their name, unknown faces in red, "
-        "faces too small, blurred or turned away to tell who they are in amber."
+        "Pick a class, a date and a period (or none, for the whole day), drop one or more class "
+        "photos, and submit. Then check the register: change a status with one click, say who "
+        "the unknown faces are, and sign it off. In the photos, recognised faces are boxed in "
+        "green with their name, unknown faces in red, faces too small, blurred or turned away "
+        "to tell who they are in amber."
     )
     api = ui.logged_in_client()
     students = ui.fetch("Could not load the classes", api.students)
@@ -182,9 +288,20 @@ def render() -> None:
         return
 
     with st.form("take_attendance"):
-        left, right = st.columns(2)
+        left, middle, right = st.columns(3)
         class_id = left.selectbox("Class", classes, key="take.class_id")
-        date = right.date_input("Date", value=dt.date.today(), key="take.date", format="YYYY-MM-DD")
+        date = middle.date_input(
+            "Date", value=dt.date.today(), key="take.date", format="YYYY-MM-DD"
+        )
+        period = right.text_input(
+            "Period",
+            value=_period_input(),
+            key="take.period",
+            max_chars=32,
+            placeholder="whole day",
+            help="A short label such as 1, morning or P3 maths; leave it empty for the "
+            "whole day. Each period has a register of its own.",
+        )
         photos = st.file_uploader(
             "Class photos", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="take.photos"
         )
@@ -192,9 +309,14 @@ def render() -> None:
             "Take attendance", type="primary", icon=":material/how_to_reg:"
         )
     if submitted:
-        if not photos:
+        period = (period or "").strip()
+        problem = register.period_problem(period)
+        if problem:
+            st.warning(problem, icon=":material/warning:")
+        elif not photos:
             st.warning("Choose at least one class photo first.", icon=":material/warning:")
         else:
+            st.session_state[LAST_PERIOD_KEY] = period
             settings = ui.settings()
             last = run_recognition(
                 api,
@@ -203,9 +325,11 @@ def render() -> None:
                 [(f.name, f.getvalue()) for f in photos],
                 settings.max_recognition_photos,
                 ui.request_bytes(settings),
+                period,
             )
             if last is not None:
                 st.session_state[RESULT_KEY] = last
+                st.session_state.pop(register.LEARNING, None)  # those were the last photos
 
     last = st.session_state.get(RESULT_KEY)
     if last:

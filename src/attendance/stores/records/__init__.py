@@ -11,11 +11,18 @@ from collections.abc import Callable
 
 from attendance.config.settings import Settings, default_settings
 from attendance.config.urls import parse_dynamodb_url, parse_sqlite_url, records_scheme
-from attendance.stores.records.base import GalleryPointer, RecordsStore, erased_message, stamp
+from attendance.stores.records.base import (
+    Expected,
+    GalleryPointer,
+    RecordsStore,
+    erased_message,
+    stamp,
+)
 from attendance.stores.records.sqlite import SqliteRecords
 
 __all__ = [
     "OPENERS",
+    "Expected",
     "GalleryPointer",
     "RecordsStore",
     "SqliteRecords",

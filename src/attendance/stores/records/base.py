@@ -7,6 +7,9 @@ a student back (an attendance mark, a gallery commit, the student record) takes 
 was asked for, ``not_erased_since``, and is refused with StudentErased, in the same transaction or
 conditional write, when the student was erased at or after that time. Work asked for after the
 erasure (a new enrollment) goes ahead.
+
+A student's consent to hold their face data is a record of its own (put_consent, withdraw_consent):
+withdrawing it keeps the record, with when and by whom it was withdrawn.
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
+from attendance.domain.schemas import (
+    AttendanceRecord,
+    AuditEntry,
+    Consent,
+    RegisterLock,
+    Student,
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The mark (None: no mark) a write decided from; set_mark writes only over that."""
+
+    mark: AttendanceRecord | None
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,13 @@ def stamp(at: dt.datetime) -> str:
 def utc_now_iso() -> str:
     """Now, in UTC, as ISO text: when a row was created or last moved."""
     return dt.datetime.now(dt.UTC).isoformat()
+
+
+def changed_message(record: AttendanceRecord) -> str:
+    return (
+        f"the mark of {record.student_id} in the register of {record.class_id} on "
+        f"{record.date.isoformat()} was changed meanwhile; read it again"
+    )
 
 
 def erased_message(student_id: str) -> str:
@@ -75,12 +98,17 @@ class RecordsStore(Protocol):
         ...
 
     def set_mark(
-        self, record: AttendanceRecord, *, correction: bool = False
+        self,
+        record: AttendanceRecord,
+        *,
+        correction: bool = False,
+        expected: Expected | None = None,
     ) -> AttendanceRecord | None:
         """A teacher's mark (source "manual"): write it over whatever (class_id, date, period,
         student_id) held, in one atomic step; return what it replaced (None: nothing). The jobs
         noted for the student stay. RegisterFinalized, writing nothing, if that register is
-        finalized, unless ``correction`` (an admin's)."""
+        finalized, unless ``correction`` (an admin's). With ``expected``, only over that mark:
+        MarkChanged, writing nothing, if another write came between."""
         ...
 
     def get_mark(
@@ -145,6 +173,25 @@ class RecordsStore(Protocol):
 
     def delete_attendance(self, student_id: str) -> int:
         """Remove every attendance record of the student; return how many there were."""
+        ...
+
+    def put_consent(self, consent: Consent) -> None:
+        """Record the student's consent, replacing any earlier one (a withdrawn one too)."""
+        ...
+
+    def get_consent(self, student_id: str) -> Consent | None: ...
+
+    def consents(self, student_ids: Iterable[str]) -> dict[str, Consent]:
+        """The consent on record of each of the students that has one."""
+        ...
+
+    def withdraw_consent(self, student_id: str, by: str, at: dt.datetime) -> Consent | None:
+        """Mark the consent withdrawn (once: a second call keeps the first withdrawal); return
+        it, or None if the student has no consent on record."""
+        ...
+
+    def delete_consent(self, student_id: str) -> bool:
+        """Remove the consent on record; True if there was one."""
         ...
 
     def append_audit(self, entry: AuditEntry) -> None: ...

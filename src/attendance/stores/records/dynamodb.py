@@ -16,10 +16,17 @@ Five tables, each shaped for the queries the API serves (docs/deploy.md has the 
                             newest first is one Query in reverse.
 ``<prefix>-erasures``       HASH student_id. erased_at: the tombstones of erased students.
 
+Consent records are attendance items too, under the class key ``#consent#<student_id>`` and the
+sort key ``consent`` (see _CONSENTS): consent_of (the student id), given_by, relationship,
+given_on, minor (boolean), recorded_by, recorded_at, and withdrawn_at and withdrawn_by once
+withdrawn.
+
 An attendance item also holds ``job_ids`` (string set): every recognition job that saw the
 student for that class, date and period, so that an erasure finds all their photos. Items
 written before registers had periods and manual marks lack ``period``, ``status`` and
 ``source``: they are the whole day's register, present, marked by a face.
+A face's mark (and a teacher's from a face) names its face: ``photo`` and ``face`` (numbers),
+``box`` (a map of x, y, w, h) and ``captured_at``; items written before have none of them.
 A mark a teacher set has ``rev`` (number), moved by each set_mark, which writes only if the
 item is still the one it read.
 
@@ -51,9 +58,28 @@ import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
-from attendance.domain.errors import RegisterFinalized, StoreBusy, StoreUnavailable, StudentErased
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
-from attendance.stores.records.base import GalleryPointer, erased_message, stamp, utc_now_iso
+from attendance.domain.errors import (
+    MarkChanged,
+    RegisterFinalized,
+    StoreBusy,
+    StoreUnavailable,
+    StudentErased,
+)
+from attendance.domain.schemas import (
+    AttendanceRecord,
+    AuditEntry,
+    Consent,
+    RegisterLock,
+    Student,
+)
+from attendance.stores.records.base import (
+    Expected,
+    GalleryPointer,
+    changed_message,
+    erased_message,
+    stamp,
+    utc_now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +97,10 @@ _LOCKS = "#lock#"
 # items in the by_student index (so attendance_jobs and delete_attendance find them) that are
 # not marks.
 _SIGHTINGS = "#seen#"
+# Consent records live in the attendance table too, for the same reason: one item per student
+# under the class key "#consent#<student_id>" and the sort key "consent". The student's id is
+# kept as ``consent_of``, not student_id, so the by_student index never holds them.
+_CONSENTS = "#consent#"
 # How often set_mark reads again when another write changed the mark between its read and its
 # write.
 _SET_MARK_ATTEMPTS = 5
@@ -86,6 +116,45 @@ def _mark_key(class_id: str, day: str, period: str, student_id: str) -> dict:
 
 def _lock_key(class_id: str, day: str, period: str) -> dict:
     return {"class_id": _s(f"{_LOCKS}{class_id}"), "date_student": _s(f"{day}#{period}")}
+
+
+def _consent_key(student_id: str) -> dict:
+    return {"class_id": _s(f"{_CONSENTS}{student_id}"), "date_student": _s("consent")}
+
+
+def _consent_item(consent: Consent) -> dict:
+    item = {
+        **_consent_key(consent.student_id),
+        "consent_of": _s(consent.student_id),
+        "given_by": _s(consent.given_by),
+        "relationship": _s(consent.relationship),
+        "given_on": _s(consent.given_on.isoformat()),
+        "minor": {"BOOL": consent.minor},
+        "recorded_by": _s(consent.recorded_by),
+        "recorded_at": _s(consent.recorded_at.isoformat()),
+    }
+    if consent.withdrawn_at is not None:
+        item["withdrawn_at"] = _s(consent.withdrawn_at.isoformat())
+    if consent.withdrawn_by is not None:
+        item["withdrawn_by"] = _s(consent.withdrawn_by)
+    return item
+
+
+def _consent(item: dict) -> Consent:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    return Consent(
+        student_id=item["consent_of"]["S"],
+        given_by=item["given_by"]["S"],
+        relationship=item["relationship"]["S"],
+        given_on=item["given_on"]["S"],
+        minor=item["minor"]["BOOL"],
+        recorded_by=item["recorded_by"]["S"],
+        recorded_at=item["recorded_at"]["S"],
+        withdrawn_at=text("withdrawn_at"),
+        withdrawn_by=text("withdrawn_by"),
+    )
 
 
 def _is_mark(item: dict) -> bool:
@@ -608,6 +677,14 @@ class DynamoRecords:
             values["marked_at"] = _s(record.marked_at.isoformat())
         if record.note is not None:
             values["note"] = _s(record.note)
+        if record.photo is not None:
+            values["photo"] = {"N": str(record.photo)}
+        if record.face is not None:
+            values["face"] = {"N": str(record.face)}
+        if record.box is not None:
+            values["box"] = {"M": {k: {"N": str(v)} for k, v in record.box.model_dump().items()}}
+        if record.captured_at is not None:
+            values["captured_at"] = _s(record.captured_at.isoformat())
         return values
 
     def mark_present(
@@ -669,13 +746,28 @@ class DynamoRecords:
         self._transact(self.attendance_table, items)
 
     def set_mark(
-        self, record: AttendanceRecord, *, correction: bool = False
+        self,
+        record: AttendanceRecord,
+        *,
+        correction: bool = False,
+        expected: Expected | None = None,
     ) -> AttendanceRecord | None:
         day = record.date.isoformat()
         key = _mark_key(record.class_id, day, record.period, record.student_id)
         values = self._mark_values(record)
         # What the old mark had and this one has not (a face's distance, a note) goes.
-        optional = ("period", "distance", "job_id", "marked_by", "marked_at", "note")
+        optional = (
+            "period",
+            "distance",
+            "job_id",
+            "marked_by",
+            "marked_at",
+            "note",
+            "photo",
+            "face",
+            "box",
+            "captured_at",
+        )
         removed = [n for n in optional if n not in values]
         names = {f"#{i}": name for i, name in enumerate((*values, *removed))}
         alias = {name: a for a, name in names.items()}
@@ -685,6 +777,10 @@ class DynamoRecords:
             old = self._call(self.attendance_table, "get_item", Key=key, ConsistentRead=True).get(
                 "Item"
             )
+            # The write below is conditional on this read: what was expected is what it
+            # replaces.
+            if expected is not None and (self._record(old) if old else None) != expected.mark:
+                raise MarkChanged(changed_message(record))
             attr_values = {f":{i}": v for i, v in enumerate(values.values())}
             condition_names: dict[str, str] = {}
             if old is None:
@@ -849,6 +945,10 @@ class DynamoRecords:
             marked_by=text("marked_by"),
             marked_at=text("marked_at"),
             note=text("note"),
+            photo=int(item["photo"]["N"]) if "photo" in item else None,
+            face=int(item["face"]["N"]) if "face" in item else None,
+            box=({k: int(v["N"]) for k, v in item["box"]["M"].items()} if "box" in item else None),
+            captured_at=text("captured_at"),
         )
 
     def list_attendance(
@@ -1038,6 +1138,64 @@ class DynamoRecords:
             for item in self._batch_get(self.erasures_table, sorted(set(student_ids)))
             if item["erased_at"]["S"] >= cutoff
         }
+
+    # --- consent -------------------------------------------------------------------------------
+
+    def put_consent(self, consent: Consent) -> None:
+        self._call(self.attendance_table, "put_item", Item=_consent_item(consent))
+
+    def get_consent(self, student_id: str) -> Consent | None:
+        item = self._call(
+            self.attendance_table, "get_item", Key=_consent_key(student_id), ConsistentRead=True
+        ).get("Item")
+        return _consent(item) if item else None
+
+    def consents(self, student_ids: Iterable[str]) -> dict[str, Consent]:
+        ids = sorted(set(student_ids))
+        found: dict[str, Consent] = {}
+        self._ensure_tables()
+        table = self.attendance_table
+        for start in range(0, len(ids), 100):  # BatchGetItem takes at most 100 keys
+            request = {
+                table: {
+                    "Keys": [_consent_key(sid) for sid in ids[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            delay = 0.05
+            while request:
+                with self._errors(table):
+                    reply = self._client().batch_get_item(RequestItems=request)
+                for item in reply["Responses"].get(table, []):
+                    consent = _consent(item)
+                    found[consent.student_id] = consent
+                request = reply.get("UnprocessedKeys") or {}
+                if request:  # throttled part of the batch: back off, ask again
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        return found
+
+    def withdraw_consent(self, student_id: str, by: str, at: dt.datetime) -> Consent | None:
+        # Where the condition fails there is no consent, or it was withdrawn already: that
+        # withdrawal stays.
+        self._conditional(
+            self.attendance_table,
+            "update_item",
+            Key=_consent_key(student_id),
+            UpdateExpression="SET withdrawn_at = :at, withdrawn_by = :by",
+            ConditionExpression="attribute_exists(consent_of) AND attribute_not_exists(withdrawn_at)",
+            ExpressionAttributeValues={":at": _s(at.isoformat()), ":by": _s(by)},
+        )
+        return self.get_consent(student_id)
+
+    def delete_consent(self, student_id: str) -> bool:
+        reply = self._call(
+            self.attendance_table,
+            "delete_item",
+            Key=_consent_key(student_id),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(reply.get("Attributes"))
 
     def append_audit(self, entry: AuditEntry) -> None:
         self._call(

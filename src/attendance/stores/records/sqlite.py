@@ -9,9 +9,22 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from attendance.domain.errors import RegisterFinalized, StudentErased
-from attendance.domain.schemas import AttendanceRecord, AuditEntry, RegisterLock, Student
-from attendance.stores.records.base import GalleryPointer, erased_message, stamp, utc_now_iso
+from attendance.domain.errors import MarkChanged, RegisterFinalized, StudentErased
+from attendance.domain.schemas import (
+    AttendanceRecord,
+    AuditEntry,
+    Consent,
+    RegisterLock,
+    Student,
+)
+from attendance.stores.records.base import (
+    Expected,
+    GalleryPointer,
+    changed_message,
+    erased_message,
+    stamp,
+    utc_now_iso,
+)
 
 # One mark per register (class, date, period) and student. distance is NULL for a mark a
 # teacher made by hand.
@@ -29,8 +42,20 @@ _ATTENDANCE_COLUMNS = """
     marked_by TEXT,
     marked_at TEXT,
     note TEXT,
+    photo INTEGER,
+    face INTEGER,
+    box TEXT,
+    captured_at TEXT,
     PRIMARY KEY (class_id, date, period, student_id)
 """.strip("\n")
+# Columns added after registers had periods, each nullable: an older table gains them as they
+# are (ADD COLUMN), its rows with none. box is the Box as JSON.
+_EVIDENCE_COLUMNS = (
+    ("photo", "INTEGER"),
+    ("face", "INTEGER"),
+    ("box", "TEXT"),
+    ("captured_at", "TEXT"),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS students (
@@ -55,6 +80,17 @@ CREATE TABLE IF NOT EXISTS attendance_jobs (
 CREATE TABLE IF NOT EXISTS erasures (
     student_id TEXT PRIMARY KEY,
     erased_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consents (
+    student_id TEXT PRIMARY KEY,
+    given_by TEXT NOT NULL,
+    relationship TEXT NOT NULL,
+    given_on TEXT NOT NULL,
+    minor INTEGER NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    withdrawn_at TEXT,
+    withdrawn_by TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -94,6 +130,23 @@ _MARK_COLUMNS = (
     "marked_by",
     "marked_at",
     "note",
+    "photo",
+    "face",
+    "box",
+    "captured_at",
+)
+
+
+_CONSENT_COLUMNS = (
+    "student_id",
+    "given_by",
+    "relationship",
+    "given_on",
+    "minor",
+    "recorded_by",
+    "recorded_at",
+    "withdrawn_at",
+    "withdrawn_by",
 )
 
 
@@ -112,15 +165,33 @@ def _mark_row(record: AttendanceRecord) -> tuple:
         record.marked_by,
         record.marked_at.isoformat() if record.marked_at else None,
         record.note,
+        record.photo,
+        record.face,
+        record.box.model_dump_json() if record.box else None,
+        record.captured_at.isoformat() if record.captured_at else None,
     )
+
+
+def _record(row: sqlite3.Row) -> AttendanceRecord:
+    values = dict(row)
+    if values.get("box"):
+        values["box"] = json.loads(values["box"])
+    return AttendanceRecord(**values)
 
 
 def _migrate_attendance(conn: sqlite3.Connection) -> None:
     """Databases made before registers had periods: their attendance table is keyed by
     (class_id, date, student_id), every row a face's mark for the whole day. Rebuilt in the
-    caller's transaction, so a crash leaves the old table whole and the next open retries."""
+    caller's transaction, so a crash leaves the old table whole and the next open retries.
+    Databases made before marks had their face's evidence gain those columns, in the same
+    transaction."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(attendance)")}
-    if not columns or "period" in columns:
+    if not columns:
+        return
+    if "period" in columns:
+        for name, kind in _EVIDENCE_COLUMNS:
+            if name not in columns:
+                conn.execute(f"ALTER TABLE attendance ADD COLUMN {name} {kind}")
         return
     conn.execute(f"CREATE TABLE attendance_migrated ({_ATTENDANCE_COLUMNS})")
     conn.execute(
@@ -268,7 +339,7 @@ class SqliteRecords:
             "AND student_id = ?",
             (class_id, date.isoformat(), period, student_id),
         ).fetchone()
-        return AttendanceRecord(**dict(row)) if row else None
+        return _record(row) if row else None
 
     @staticmethod
     def _note_job(conn: sqlite3.Connection, student_id: str, job_id: str | None) -> None:
@@ -296,7 +367,11 @@ class SqliteRecords:
             return cur.rowcount == 1
 
     def set_mark(
-        self, record: AttendanceRecord, *, correction: bool = False
+        self,
+        record: AttendanceRecord,
+        *,
+        correction: bool = False,
+        expected: Expected | None = None,
     ) -> AttendanceRecord | None:
         with self._tx() as conn:
             if not correction and self._locked(conn, record.class_id, record.date, record.period):
@@ -305,6 +380,8 @@ class SqliteRecords:
                     f"{f' ({record.period})' if record.period else ''} is finalized"
                 )
             old = self._mark(conn, record.class_id, record.date, record.period, record.student_id)
+            if expected is not None and old != expected.mark:
+                raise MarkChanged(changed_message(record))
             # The replaced mark's job goes on being among those that saw the student.
             if old is not None:
                 self._note_job(conn, old.student_id, old.job_id)
@@ -396,7 +473,7 @@ class SqliteRecords:
                 f"SELECT * FROM attendance {where} ORDER BY date, class_id, period, student_id",
                 args,
             ).fetchall()
-        return [AttendanceRecord(**dict(row)) for row in rows]
+        return [_record(row) for row in rows]
 
     def get_gallery_pointer(self) -> GalleryPointer | None:
         with self._conn() as conn:
@@ -467,6 +544,63 @@ class SqliteRecords:
                 ).fetchall()
                 found.update(row["student_id"] for row in rows)
         return found
+
+    def put_consent(self, consent: Consent) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO consents ({', '.join(_CONSENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_CONSENT_COLUMNS))})",
+                (
+                    consent.student_id,
+                    consent.given_by,
+                    consent.relationship,
+                    consent.given_on.isoformat(),
+                    int(consent.minor),
+                    consent.recorded_by,
+                    consent.recorded_at.isoformat(),
+                    consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
+                    consent.withdrawn_by,
+                ),
+            )
+
+    @staticmethod
+    def _consent(conn: sqlite3.Connection, student_id: str) -> Consent | None:
+        row = conn.execute("SELECT * FROM consents WHERE student_id = ?", (student_id,)).fetchone()
+        return Consent(**{**dict(row), "minor": bool(row["minor"])}) if row else None
+
+    def get_consent(self, student_id: str) -> Consent | None:
+        with self._conn() as conn:
+            return self._consent(conn, student_id)
+
+    def consents(self, student_ids: Iterable[str]) -> dict[str, Consent]:
+        ids = sorted(set(student_ids))
+        found: dict[str, Consent] = {}
+        with self._conn() as conn:
+            for start in range(0, len(ids), 500):  # below SQLite's limit on parameters
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT * FROM consents WHERE student_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    found[row["student_id"]] = Consent(**{**dict(row), "minor": bool(row["minor"])})
+        return found
+
+    def withdraw_consent(self, student_id: str, by: str, at: dt.datetime) -> Consent | None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? "
+                "WHERE student_id = ? AND withdrawn_at IS NULL",
+                (at.isoformat(), by, student_id),
+            )
+            return self._consent(conn, student_id)
+
+    def delete_consent(self, student_id: str) -> bool:
+        with self._tx() as conn:
+            return (
+                conn.execute("DELETE FROM consents WHERE student_id = ?", (student_id,)).rowcount
+                == 1
+            )
 
     def append_audit(self, entry: AuditEntry) -> None:
         with self._tx() as conn:

@@ -116,7 +116,10 @@ def get_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     period = validate_period(request.args.get("period"))
     fmt = requested_format(request.args, "the register")
-    found = registers.register(services().records, class_id, day, period)
+    svc = services()
+    found = registers.register(
+        svc.records, class_id, day, period, threshold=svc.settings.match_threshold
+    )
     if fmt == "json":
         return jsonify(found.model_dump(mode="json"))
     rows = [row.model_dump(mode="json") for row in found.rows]
@@ -149,6 +152,7 @@ def mark_student(class_id: str, date: str, student_id: str):
         wanted.note,
         actor=principal.name,
         is_admin=principal.role >= Role.admin,
+        threshold=services().settings.match_threshold,
     )
     return jsonify(
         {

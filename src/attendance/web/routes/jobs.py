@@ -1,15 +1,24 @@
-"""Polling a queued enrollment or recognition."""
+"""Polling a queued enrollment or recognition; settling a recognised class photo's faces (whose
+face each is, its picture, learning it as one of the student's enrollment photos)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import datetime as dt
 
+from flask import Blueprint, Response, jsonify, request
+
+from attendance.dispatch import ENROLL_TASK
 from attendance.domain.auth import Role
-from attendance.domain.errors import NotFound
-from attendance.domain.schemas import JobView
+from attendance.domain.consent import require_active_consent
+from attendance.domain.errors import NotFound, ValidationFailed
+from attendance.domain.keys import enrollment_marker_key
+from attendance.domain.schemas import EnrollmentRequest, JobView, Upload, validate_identifier
+from attendance.services import settle
+from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, check_class, current_principal, requires
 from attendance.web.context import services
-from attendance.web.forms import is_job_id
+from attendance.web.forms import is_job_id, json_object, refuse_unknown_fields
+from attendance.web.submission import submit_stored
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
@@ -57,3 +66,110 @@ def get_job(job_id: str):
     if view["kind"] == "recognition" and view.get("result"):
         view["result"] = _with_names(view["result"])
     return jsonify(view)
+
+
+# --- settling a face of a class photo -----------------------------------------------------------
+
+_FACE = "/<job_id>/photos/<n>/faces/<k>"
+_ASSIGN_EXAMPLE = '{"student_id": "ann", "learn": false} (or {"student_id": null} to reject)'
+
+
+@bp.post(f"{_FACE}/assign")
+@requires(Role.teacher)
+def assign_face(job_id: str, n: str, k: str):
+    job = visible_job(job_id)
+    body = json_object(request, "POST .../faces/<k>/assign", _ASSIGN_EXAMPLE)
+    refuse_unknown_fields(body, {"student_id", "learn"}, "'student_id' and 'learn' are taken")
+    if "student_id" not in body:
+        raise ValidationFailed(
+            "student_id is required: a student's id, or null to reject the face's match",
+            code="missing_student_id",
+        )
+    student_id = body["student_id"]
+    if student_id is not None:
+        if not isinstance(student_id, str):
+            raise ValidationFailed("student_id must be a string or null", code="invalid_student_id")
+        validate_identifier(student_id, "student_id")
+    learn = body.get("learn", False)
+    if not isinstance(learn, bool):
+        raise ValidationFailed("learn must be true or false", code="invalid_learn")
+    if learn and student_id is None:
+        raise ValidationFailed(
+            "learn needs a student_id: whose face to learn", code="invalid_learn"
+        )
+    svc = services()
+    principal = current_principal()
+    # Before anything changes: a face is learnt only with the student's consent on record,
+    # and a photo the retention purge took cannot be learnt from.
+    upload = None
+    if learn:
+        assert student_id is not None
+        require_active_consent(svc.records.get_consent(student_id), student_id)
+        upload = settle.learn_upload(svc.blobs, job, n, k)
+    settled = settle.settle(
+        svc.records,
+        svc.jobs,
+        job,
+        n,
+        k,
+        student_id,
+        actor=principal.name,
+        is_admin=principal.role >= Role.admin,
+        threshold=svc.settings.match_threshold,
+    )
+    learn_job_id = learn_status_url = None
+    if upload is not None:
+        assert student_id is not None
+        learn_job_id, learn_status_url = _learn(job, upload, n, k, student_id)
+    face = settled.face.model_dump(mode="json")
+    if student_id is not None:
+        face["name"] = settled.row.name if settled.row is not None else None
+    return jsonify(
+        {
+            "row": None if settled.row is None else settled.row.model_dump(mode="json"),
+            "face": face,
+            "learn_job_id": learn_job_id,
+            "learn_status_url": learn_status_url,
+        }
+    )
+
+
+def _learn(job: JobView, upload: Upload, n: str, k: str, student_id: str) -> tuple[str, str]:
+    """Queue an enrollment adding this face to the student's photos; it reads the class
+    photo's own upload (the face's box in it) and applies every check an enrollment does."""
+    principal = current_principal()
+    requested_at = dt.datetime.now(dt.UTC)
+    learn_job_id, status_url = submit_stored(
+        "enrollment",
+        ENROLL_TASK,
+        [upload],
+        lambda learn_id, uploads: EnrollmentRequest(
+            job_id=learn_id,
+            student_id=student_id,
+            mode="add",
+            photos=uploads,
+            requested_by=principal.name,
+            requested_at=requested_at,
+        ),
+        class_id=job.class_id,
+        marker=lambda learn_id: enrollment_marker_key(student_id, learn_id),
+    )
+    audit(
+        "learn_face",
+        student_id,
+        job_id=job.job_id,
+        photo=int(n),
+        face=int(k),
+        learn_job_id=learn_job_id,
+    )
+    return learn_job_id, status_url
+
+
+@bp.get(f"{_FACE}/image")
+@requires(Role.teacher)
+def face_image(job_id: str, n: str, k: str):
+    job = visible_job(job_id)
+    response = Response(settle.face_image(services().blobs, job, n, k), mimetype="image/jpeg")
+    # The face's box never changes, but the photo goes with the retention purge.
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,4 +1,9 @@
-"""Enrolling students (queued), adding photos, renaming, erasing, and listing who is enrolled."""
+"""Enrolling students (queued), adding photos, renaming, erasing, and listing who is enrolled;
+putting a student on the roster without photos; recording and withdrawing consent.
+
+Nothing of a face is enrolled without the student's consent on record, given in the same
+request or recorded before (attendance.domain.consent).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,26 @@ from flask import Blueprint, jsonify, request
 
 from attendance.dispatch import ENROLL_TASK
 from attendance.domain.auth import Role
+from attendance.domain.consent import FIELDS as CONSENT_FIELDS
+from attendance.domain.consent import (
+    HOW_TO_GIVE,
+    GivenConsent,
+    latest_today,
+    parse_consent,
+    require_active_consent,
+)
 from attendance.domain.errors import NotFound, StudentExists, ValidationFailed
 from attendance.domain.keys import enrollment_marker_key
 from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import (
+    Consent,
     EnrollmentMode,
     EnrollmentRequest,
     Student,
     validate_identifier,
     validate_name,
 )
-from attendance.services.erasure import erase_student
+from attendance.services.erasure import erase_face_data, erase_student
 from attendance.web.audit import audit
 from attendance.web.auth import allowed_classes, check_class, current_principal, requires
 from attendance.web.context import current_manifest, services
@@ -29,7 +43,7 @@ from attendance.web.forms import (
     require_form,
 )
 from attendance.web.submission import submit_job
-from attendance.web.uploads import read_photos
+from attendance.web.uploads import CheckedPhoto, read_photos
 
 bp = Blueprint("students", __name__, url_prefix="/api/v1/students")
 
@@ -41,16 +55,62 @@ def _existing(student_id: str) -> Student:
     return student
 
 
+def _record_consent(student_id: str, given: GivenConsent) -> Consent:
+    consent = given.recorded(student_id, current_principal().name, dt.datetime.now(dt.UTC))
+    services().records.put_consent(consent)
+    return consent
+
+
+def _audit_consent(student_id: str, given: GivenConsent, via: str) -> None:
+    # The giver's name stays out of the audit log: it outlives an erasure.
+    audit("record_consent", student_id, relationship=given.relationship, minor=given.minor, via=via)
+
+
+def _require_consent_on_record(student_id: str) -> None:
+    require_active_consent(services().records.get_consent(student_id), student_id)
+
+
 def _submit_enrollment(student_id: str, mode: EnrollmentMode, name: str | None):
     settings = services().settings
     form = request.form
     class_id = optional_identifier(form, "class_id")
+    given = parse_consent(form, latest_today())
     photos = read_photos(
         request.files,
         form,
         max_count=settings.max_enroll_photos,
         max_pixels=settings.max_image_pixels,
     )
+    records = services().records
+    previous = records.get_consent(student_id)
+    mine = None
+    if given is None:
+        _require_consent_on_record(student_id)
+    else:
+        # Recorded before the job exists, so the worker finds it; put back as it was if the
+        # job cannot be queued (unless something changed it since, a withdrawal say).
+        mine = _record_consent(student_id, given)
+    try:
+        response = _queue_enrollment(student_id, mode, name, class_id, photos)
+    except BaseException:
+        if mine is not None and records.get_consent(student_id) == mine:
+            if previous is None:
+                records.delete_consent(student_id)
+            else:
+                records.put_consent(previous)
+        raise
+    if given is not None:
+        _audit_consent(student_id, given, via="enrollment")
+    return response
+
+
+def _queue_enrollment(
+    student_id: str,
+    mode: EnrollmentMode,
+    name: str | None,
+    class_id: str | None,
+    photos: list[CheckedPhoto],
+):
     requested_at = dt.datetime.now(dt.UTC)
     return submit_job(
         "enrollment",
@@ -71,8 +131,44 @@ def _submit_enrollment(student_id: str, mode: EnrollmentMode, name: str | None):
     )
 
 
+def _add_to_roster():
+    """POST /api/v1/students with a JSON body: the student on the roster at once, no photos
+    (and so no face data: they are marked by hand)."""
+    body = json_object(
+        request,
+        "POST /api/v1/students",
+        '{"student_id": "...", "name": "...", "class_id": "..."}',
+    )
+    refuse_unknown_fields(
+        body,
+        {"student_id", "name", "class_id"},
+        "a student put on the roster without photos has student_id, name and class_id",
+    )
+    for field in ("student_id", "name", "class_id"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise ValidationFailed(f"{field} must be text", code=f"invalid_{field}")
+    student_id = validate_identifier(body.get("student_id"), "student_id")
+    name = validate_name(body.get("name"))
+    class_id = validate_identifier(body.get("class_id"), "class_id")
+    records = services().records
+    existing = records.get_student(student_id)
+    if existing is not None and existing.name != name:
+        raise StudentExists(
+            f"student id {student_id!r} is taken by another student already; to rename them "
+            f"PATCH /api/v1/students/{student_id}"
+        )
+    records.upsert_student(student_id, name, class_id)
+    if existing is None or class_id not in existing.class_ids:
+        audit("add_student", student_id, class_id=class_id)
+    response = jsonify(_with_embeddings([_existing(student_id)])[0])
+    response.status_code = 201 if existing is None else 200
+    return response
+
+
 @bp.post("")
 def enroll_student():
+    if request.mimetype == "application/json":
+        return _add_to_roster()
     require_form(request)
     form = request.form
     student_id = validate_identifier(form.get("student_id"), "student_id")
@@ -139,10 +235,69 @@ def _with_embeddings(students: list[Student]) -> list[dict]:
     manifest = current_manifest()
     # Those of the current pipeline: the only ones a recognition matches.
     counts = manifest.embeddings_per_student(pipeline_id(services().settings)) if manifest else {}
+    held = manifest.embeddings_per_student() if manifest else {}
+    consents = services().records.consents(s.student_id for s in students)
     return [
-        s.model_copy(update={"embeddings": counts.get(s.student_id, 0)}).model_dump(mode="json")
+        s.model_copy(
+            update={
+                "embeddings": counts.get(s.student_id, 0),
+                "consent": consents.get(s.student_id),
+                "face_data": held.get(s.student_id, 0) > 0,
+            }
+        ).model_dump(mode="json")
         for s in students
     ]
+
+
+@bp.put("/<student_id>/consent")
+@requires(Role.teacher)
+def put_consent(student_id: str):
+    """Record the student's consent (a teacher of one of their classes, or an admin)."""
+    validate_identifier(student_id, "student_id")
+    body = json_object(
+        request,
+        "PUT /api/v1/students/<student_id>/consent",
+        '{"consent_given_by": "...", "consent_relationship": "parent", '
+        '"consent_given_on": "YYYY-MM-DD", "minor": true}',
+    )
+    refuse_unknown_fields(body, set(CONSENT_FIELDS), f"consent has {', '.join(CONSENT_FIELDS)}")
+    student = services().records.get_student(student_id)
+    if student is None or _visible(student) is None:
+        raise NotFound(f"no student {student_id!r}", code="student_not_found")
+    if "minor" in body and not isinstance(body["minor"], bool):
+        raise ValidationFailed("minor must be true or false", code="invalid_consent")
+    given = parse_consent(body, latest_today())
+    if given is None:
+        raise ValidationFailed(f"consent is missing; {HOW_TO_GIVE}", code="invalid_consent")
+    _record_consent(student_id, given)
+    _audit_consent(student_id, given, via="consent")
+    visible = _visible(_existing(student_id))
+    assert visible is not None
+    return jsonify(_with_embeddings([visible])[0])
+
+
+@bp.delete("/<student_id>/consent")
+def withdraw_consent(student_id: str):
+    """Withdraw the student's consent, then erase their face data; the student, their classes
+    and their attendance stay. Again: 200, nothing more removed."""
+    validate_identifier(student_id, "student_id")
+    svc = services()
+    _existing(student_id)
+    # Recorded before anything is erased: an enrollment checking after its gallery swap sees
+    # it (attendance.services.enrollment).
+    consent = svc.records.withdraw_consent(
+        student_id, current_principal().name, dt.datetime.now(dt.UTC)
+    )
+    summary = erase_face_data(svc.blobs, svc.records, student_id)
+    removed = {k: v for k, v in summary.items() if k != "student_id"}
+    audit("withdraw_consent", student_id, **removed)
+    return jsonify(
+        {
+            "student_id": student_id,
+            "consent": consent.model_dump(mode="json") if consent else None,
+            **removed,
+        }
+    )
 
 
 @bp.get("")
