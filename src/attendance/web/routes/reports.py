@@ -59,8 +59,27 @@ def _range() -> tuple[dt.date, dt.date]:
     return date_from, date_to
 
 
-def _stem(kind: str, who: str, date_from: dt.date, date_to: dt.date) -> str:
-    return f"{kind}-{who}-{date_from.isoformat()}-to-{date_to.isoformat()}"
+def _exported(
+    action: str,
+    kind: str,
+    subject: str,
+    rows: list[dict],
+    fields: list[str],
+    fmt: str,
+    date_from: dt.date,
+    date_to: dt.date,
+):
+    """The report's rows as a spreadsheet; an export leaves the system, so it is audited."""
+    audit(
+        action,
+        subject,
+        date_from=date_from.isoformat(),
+        date_to=date_to.isoformat(),
+        format=fmt,
+        rows=len(rows),
+    )
+    stem = f"{kind}-{subject}-{date_from.isoformat()}-to-{date_to.isoformat()}"
+    return spreadsheet(rows, fields, fmt, stem, title=subject)
 
 
 @bp.get("/students/<student_id>/attendance")
@@ -83,20 +102,15 @@ def student_history(student_id: str):
     if fmt == "json":
         return jsonify(history.model_dump(mode="json"))
     rows = [row.model_dump(mode="json") for row in history.rows]
-    audit(
+    return _exported(
         "export_student_attendance",
+        "attendance",
         student_id,
-        date_from=date_from.isoformat(),
-        date_to=date_to.isoformat(),
-        format=fmt,
-        rows=len(rows),
-    )
-    return spreadsheet(
         rows,
         HISTORY_FIELDS,
         fmt,
-        _stem("attendance", student_id, date_from, date_to),
-        title=student_id,
+        date_from,
+        date_to,
     )
 
 
@@ -110,23 +124,9 @@ def class_absences(class_id: str):
     found = reports.class_absences(services().records, class_id, date_from, date_to)
     if fmt == "json":
         return jsonify(found.model_dump(mode="json"))
-    rows = []
-    for row in found.rows:
-        cells = row.model_dump(mode="json")
-        cells["absent_on"] = "; ".join(row.absent_on)
-        rows.append(cells)
-    audit(
-        "export_absences",
-        class_id,
-        date_from=date_from.isoformat(),
-        date_to=date_to.isoformat(),
-        format=fmt,
-        rows=len(rows),
-    )
-    return spreadsheet(
-        rows,
-        ABSENCE_FIELDS,
-        fmt,
-        _stem("absences", class_id, date_from, date_to),
-        title=class_id,
+    rows = [
+        {**row.model_dump(mode="json"), "absent_on": "; ".join(row.absent_on)} for row in found.rows
+    ]
+    return _exported(
+        "export_absences", "absences", class_id, rows, ABSENCE_FIELDS, fmt, date_from, date_to
     )
