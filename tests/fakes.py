@@ -39,7 +39,7 @@ from attendance.face.detect import (
 from attendance.services.pipeline import FacePipeline
 from attendance.stores.blob import BlobStore, open_blob_store
 from attendance.stores.gallery import EMBEDDING_DIM, GalleryCache, GalleryRepository
-from attendance.stores.jobs import JobStore
+from attendance.stores.jobs import FINISHED, JobStore
 from attendance.stores.records import open_records
 
 # clear: frontal and sharp. turned / soft: still matched in a class photo, but refused at
@@ -170,6 +170,18 @@ class FakeJobStore(JobStore):
         answer = change(job)
         self._save(job)
         return answer
+
+    def finished(self, job_id: str) -> bool:
+        return job_id in self.jobs and self.get(job_id).state in FINISHED
+
+    def _advance(self, job_id, change) -> bool:
+        job = self.get(job_id)
+        if job.state in FINISHED:
+            return False
+        change(job)
+        job.updated_at = dt.datetime.now(dt.UTC)
+        self._save(job)
+        return True
 
     def count_attempt(self, job_id: str) -> int:
         self.attempts[job_id] = self.attempts.get(job_id, 0) + 1

@@ -195,6 +195,106 @@ def test_ping_answers_when_usable(records):
     records.ping()
 
 
+def test_the_write_probe_writes_and_leaves_no_record_behind(records):
+    """readyz's probe_write: a real write, repeatable, that no listing or read ever shows."""
+    records.upsert_student("ann", "Ann", "c1")
+    assert records.mark_present(record(job_id="j1"))
+    assert records.swap_gallery_pointer(0, GalleryPointer(1, "k1"))
+
+    def everything():
+        return (
+            records.list_students(),
+            records.list_attendance(),
+            records.list_audit(),
+            records.get_gallery_pointer(),
+            records.attendance_jobs("ann"),
+            records.list_register_locks("c1", D(2026, 1, 1), D(2026, 12, 31)),
+        )
+
+    before = everything()
+    for _ in range(3):
+        records.probe_write()
+    assert everything() == before
+    # The pointer still moves by compare-and-set from where it was.
+    assert records.swap_gallery_pointer(1, GalleryPointer(2, "k2"))
+    assert records.get_gallery_pointer() == GalleryPointer(2, "k2")
+
+
+def test_sqlite_the_write_probe_overwrites_one_row(tmp_path):
+    import sqlite3
+
+    from attendance.stores.records import SqliteRecords
+
+    store = SqliteRecords(tmp_path / "db.sqlite")
+    for _ in range(3):
+        store.probe_write()
+    db = sqlite3.connect(tmp_path / "db.sqlite")
+    assert db.execute("SELECT count(*) FROM readiness_probe").fetchone() == (1,)
+    db.close()
+
+
+def test_sqlite_a_lock_held_past_the_busy_timeout_is_store_busy_and_writes_nothing(tmp_path):
+    import sqlite3
+    import time
+
+    from attendance.domain.errors import StoreBusy
+    from attendance.stores.records import SqliteRecords
+
+    store = SqliteRecords(tmp_path / "db.sqlite", busy_timeout=0.3, ping_timeout=0.2)
+    store.upsert_student("ann", "Ann", "c1")
+    holder = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreBusy) as busy:
+            store.mark_present(record())
+        assert 0.3 <= time.monotonic() - started < 5
+        assert busy.value.status == 503 and busy.value.code == "store_unavailable"
+        assert "locked by another writer" in busy.value.message
+        with pytest.raises(StoreBusy):
+            store.probe_write()
+        store.ping()  # reads go on (WAL)
+        assert store.get_student("ann").name == "Ann"
+        # A process starting meanwhile opens it (its schema needs no write).
+        started = time.monotonic()
+        assert SqliteRecords(tmp_path / "db.sqlite", busy_timeout=5).get_student("ann")
+        assert time.monotonic() - started < 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.list_attendance() == []
+    assert store.mark_present(record())
+    store.probe_write()
+
+
+def test_dynamodb_the_write_probe_is_one_item_and_a_missing_table_says_so(emulators):
+    import boto3
+
+    from attendance.domain.errors import StoreUnavailable
+    from tests.contract.conftest import dynamo_store
+    from tests.emulators import REGION
+
+    store = dynamo_store(emulators)
+    store.ping()
+    store.probe_write()
+    store.probe_write()
+    client = boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=emulators.dynamodb.endpoint,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    items = client.scan(TableName=store.gallery_table)["Items"]
+    assert [item["scope"]["S"] for item in items] == ["#readyz"]
+
+    missing = dynamo_store(emulators, create_tables=False)
+    with pytest.raises(StoreUnavailable) as refused:
+        missing.probe_write()
+    assert missing.gallery_table in refused.value.message
+    assert "does not exist" in refused.value.message
+
+
 def test_delete_student_and_their_attendance(records):
     import datetime as dt
 

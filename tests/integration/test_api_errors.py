@@ -598,7 +598,7 @@ def test_readyz_says_what_is_down_without_exception_text(app, client, monkeypatc
     assert response.status_code == 503
     checks = response.get_json()["checks"]
     assert checks["blob_store"] == "not writable"
-    assert checks["records"] == "cannot be opened or read"
+    assert checks["records"] == "cannot be opened, read or written"
     text = response.get_data(as_text=True)
     assert "/srv" not in text and "OperationalError" not in text and "OSError" not in text
     # The details are in the log.

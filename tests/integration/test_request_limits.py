@@ -1,8 +1,9 @@
 """What the API answers at the edge of its limits, through a real gunicorn, as the README says.
 
 gunicorn refuses an over-long request line or over-large headers itself, before the app sees the
-request, with its own text/html page (it has settings for the limits but none for the page):
-these tests pin the limits and statuses the README's API section documents. They also send,
+request; the Procfile's worker class (attendance.web.gunicorn_workers) makes that answer the
+API's JSON too instead of gunicorn's text/html page: these tests pin the limits, statuses and
+codes the README's API section documents. They also send,
 byte for byte, a multipart body no client library would produce: a filename holding a raw CR
 or LF.
 """
@@ -10,6 +11,7 @@ or LF.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +64,8 @@ def gunicorn(tmp_path_factory):
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--worker-class",
+                "attendance.web.gunicorn_workers.SyncJsonWorker",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
@@ -118,7 +122,8 @@ def test_the_readme_documents_gunicorns_own_limits():
         f"{HEADER_FIELD_LIMIT} bytes",
         f"{HEADER_FIELDS_LIMIT} header",
         "431",
-        "text/html",
+        "`uri_too_long`",
+        "`request_header_fields_too_large`",
     ):
         assert text in section, text
 
@@ -136,8 +141,10 @@ def test_a_request_line_over_the_limit_gets_414(gunicorn):
 
     target = request_line_of(REQUEST_LINE_LIMIT + 1)[len(b"GET ") : -len(b" HTTP/1.1")]
     status, ctype, body = get_with(port, target)
-    assert status == 414 and ctype.startswith("text/html"), (status, ctype)
-    assert f"> {REQUEST_LINE_LIMIT}".encode() in body.replace(b"&gt;", b">")
+    assert (status, ctype) == (414, "application/json"), (status, ctype)
+    error = json.loads(body)["error"]
+    assert error["code"] == "uri_too_long"
+    assert f"> {REQUEST_LINE_LIMIT}" in error["message"]
 
 
 def test_headers_over_the_limits_get_431(gunicorn):
@@ -147,14 +154,23 @@ def test_headers_over_the_limits_get_431(gunicorn):
     fine = [b"X-Pad: " + b"b" * (HEADER_FIELD_LIMIT - pad)]
     assert get_with(port, b"/healthz", fine)[0] == 200
     over = [b"X-Pad: " + b"b" * (HEADER_FIELD_LIMIT - pad + 1)]
-    status, ctype, _ = get_with(port, b"/healthz", over)
-    assert status == 431 and ctype.startswith("text/html")
+    status, ctype, body = get_with(port, b"/healthz", over)
+    assert (status, ctype) == (431, "application/json")
+    assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"
 
     # Host and Connection are two of the fields.
     many = [b"X-H%d: 1" % i for i in range(HEADER_FIELDS_LIMIT - 2)]
     assert get_with(port, b"/healthz", many)[0] == 200
-    status, ctype, _ = get_with(port, b"/healthz", many + [b"X-One-Too-Many: 1"])
-    assert status == 431 and ctype.startswith("text/html")
+    status, ctype, body = get_with(port, b"/healthz", many + [b"X-One-Too-Many: 1"])
+    assert (status, ctype) == (431, "application/json")
+    assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"
+
+
+def test_unparseable_http_gets_400_json(gunicorn):
+    port, _ = gunicorn
+    status, ctype, body = send(port, b"GET /healthz HTTP/9.x\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (status, ctype) == (400, "application/json")
+    assert json.loads(body)["error"]["code"] == "bad_request"
 
 
 @pytest.mark.parametrize("bad_name", [b"cut\rhere.png", b"cut\nhere.png"])

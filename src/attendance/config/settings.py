@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     cloud_retry_deadline_seconds: float = Field(default=60.0, gt=0)
     # /readyz probes each store once, without retries, within this many seconds.
     store_ping_timeout_seconds: float = Field(default=2.0, gt=0)
+    # SQLite: how long a write waits for another writer's lock before it gives up (a job then
+    # tries again later, a request gets 503). Keep it well below the web's gunicorn --timeout
+    # (120 s): SQLite waits in C, where gunicorn's timeout cannot interrupt it.
+    sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
     # DeepFace looks for weights under $DEEPFACE_HOME/.deepface/weights.
     deepface_home: Path = Path("./var/deepface")
 
@@ -136,6 +140,10 @@ class Settings(BaseSettings):
     # Every start of a task counts, whether a retry after a transient error or a redelivery after
     # its worker died: a job that keeps failing (a poison input) is failed after this many.
     task_max_attempts: int = Field(default=4, ge=1, le=20)
+    # A job that met a transient error (Redis, a store locked, read-only, throttling or
+    # unreachable) tries again after this many seconds, doubled at each retry: with the
+    # defaults after 5, 10 and 20 s, so an outage of about half a minute loses no job.
+    task_retry_backoff_seconds: float = Field(default=5.0, ge=0)
     # Which Celery queue enrollment and recognition go to: "cpu" or "gpu"; "auto" is "gpu" when
     # gpu_workers says GPU workers (`celery ... worker -Q gpu`) are deployed, else "cpu".
     task_queue: Literal["auto", "cpu", "gpu"] = "auto"

@@ -77,6 +77,16 @@ class StoreBusy(StoreUnavailable):
     backoff. A task tries again later; if it keeps failing the job fails with this message."""
 
 
+class StorageFull(AppError):
+    """A write found no space left on the disk under a store (ENOSPC, or EDQUOT: over a quota).
+    Whatever that write was making is not kept; what was stored before stays whole. The
+    message says which store. A full disk is rarely freed within seconds, so a job that meets
+    it fails with this at once instead of retrying."""
+
+    status = 507
+    code = "storage_full"
+
+
 class StudentExists(AppError):
     """The id is taken: adding photos or renaming are requests of their own."""
 

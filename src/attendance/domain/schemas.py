@@ -131,6 +131,8 @@ class PhotoResult(Strict):
     filename: str
     faces: list[FaceMatch]
     annotated_key: str | None = None
+    # Why there is no annotated copy of a photo that was read (the attendance stands).
+    annotation_error: str | None = None
     error: str | None = None
     captured_at: dt.datetime | None = None
 

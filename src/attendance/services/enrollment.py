@@ -106,29 +106,37 @@ def enroll(pipe: FacePipeline, req: EnrollmentRequest, progress: Progress) -> En
     keep = np.flatnonzero(consistent)
     photos.keep(keep)
     _require_consent(pipe, req)
+    new_student = pipe.records.get_student(req.student_id) is None
     try:
         version = _commit(pipe, req, name, embeddings[keep], photos.keys, asked_at, photos.cut)
+        if not _consent_holds(pipe, req):
+            _take_back(pipe, req)
+            raise _withdrawn(req)
+        # The last step: written when and only when the enrollment took effect (a redelivered
+        # task may note it twice). If it fails, the enrollment is undone below.
+        pipe.records.append_audit(
+            AuditEntry(
+                at=dt.datetime.now(dt.UTC),
+                actor=req.requested_by or "unknown",
+                action="enroll" if req.mode == "create" else "add_photos",
+                target=req.student_id,
+                detail={
+                    "job_id": req.job_id,
+                    "photos": len(photos.keys),
+                    "class_id": req.class_id,
+                    "model_version": version,
+                },
+            )
+        )
     except StudentErased:
         _require_consent(pipe, req)  # a withdrawal's tombstone: say that it was withdrawn
         raise
-    if not _consent_holds(pipe, req):
-        _take_back(pipe, req)
-        raise _withdrawn(req)
-    # Written when the enrollment took effect; a redelivered task may note it twice.
-    pipe.records.append_audit(
-        AuditEntry(
-            at=dt.datetime.now(dt.UTC),
-            actor=req.requested_by or "unknown",
-            action="enroll" if req.mode == "create" else "add_photos",
-            target=req.student_id,
-            detail={
-                "job_id": req.job_id,
-                "photos": len(photos.keys),
-                "class_id": req.class_id,
-                "model_version": version,
-            },
-        )
-    )
+    except ConsentWithdrawn:
+        raise
+    except Exception:
+        # The job is about to be reported failed: what this enrollment stored must not stay.
+        _undo(pipe, req, new_student)
+        raise
     return EnrollmentResult(
         student_id=req.student_id,
         accepted_photos=len(photos.crops),
@@ -182,6 +190,28 @@ def _take_back(pipe: FacePipeline, req: EnrollmentRequest) -> None:
         pipe.blobs.delete(key)
     pipe.blobs.delete(enrollment_marker_key(req.student_id, req.job_id))
     log.info("job %s: consent was withdrawn meanwhile; the enrollment was taken back", req.job_id)
+
+
+def _undo(pipe: FacePipeline, req: EnrollmentRequest, new_student: bool) -> None:
+    """Take back an enrollment that failed part way: its segment (in the gallery or not yet),
+    the photos it filed and, if it created the student, the student record. The uploads stay
+    for a retry. A failure here is logged and the enrollment's own error is what is raised."""
+    mine = segment_key(req.job_id)
+    try:
+        pipe.gallery_repo.rewrite(lambda entry, _rows: entry["key"] != mine, "a failed enrollment")
+        manifest = pipe.gallery_repo.current_manifest()
+        if manifest is None or not manifest.has_segment(mine):
+            pipe.blobs.delete(mine)
+        for key in _filed_by(pipe, req):
+            pipe.blobs.delete(key)
+        if new_student and (
+            manifest is None or req.student_id not in manifest.embeddings_per_student()
+        ):
+            pipe.records.delete_student(req.student_id)
+    except Exception:
+        log.exception("job %s: the failed enrollment could not be fully taken back", req.job_id)
+        return
+    log.info("job %s: the enrollment failed part way and was taken back", req.job_id)
 
 
 def _one_face_each(

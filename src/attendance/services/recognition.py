@@ -8,10 +8,14 @@ critical path"). Only a downscaled copy of each
 photo (what annotation draws on) is kept until the end, so a job of many large photos does not
 hold every original in memory.
 
-Attendance is written after the annotated photos are stored, each mark refusing a student erased
-since the job was asked for. So an erasure either comes after a mark, and then finds this job
-and its photos through the mark, or before it, and then this job draws the photos again without
-that student. The stored result names students by id only.
+Attendance is written first, each mark refusing a student erased since the job was asked for, so
+a photo whose annotated copy cannot be stored costs that copy (the photo's result says why) and
+never the register. The annotated photos follow, drawn without the students whose marks were
+refused. An erasure after a mark finds this job through the mark and deletes the annotated
+photos it lists; one that came after the mark but before the photos were stored cannot list
+them, so once they are stored this job asks which marked students were erased since it was
+asked for and draws their photos again without them (or deletes them if that fails). An erasure
+after that check lists the stored photos itself. The stored result names students by id only.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ Progress = Callable[[int, int], None]
 # Photos read and decoded ahead of the one being detected: bounds the memory a job holds.
 PREFETCH = 2
 UNREADABLE = "not a readable image"
+ANNOTATION_NOT_STORED = "its annotated copy could not be stored; the attendance it shows stands"
 
 Preview = tuple[np.ndarray, float]  # the copy annotation draws on, and its scale
 
@@ -134,22 +139,31 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
     photo_faces, best = _outcomes(found.faces, matches, roster)
     found.faces.clear()  # the crops: only the previews are needed from here on
 
+    t0 = time.perf_counter()
+    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
+    erased = _mark_attendance(pipe, req, roster, photo_faces, asked_at)
+    timings["attendance"] = _ms(time.perf_counter() - t0)
+    if erased:
+        log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
+        _forget(photo_faces, erased)
+        for sid in erased:
+            del best[sid]
+
     annotator = _Annotator(pipe, req.job_id, found.previews, photo_faces)
     t0 = time.perf_counter()
     annotator.draw(list(annotator.previews))
     timings["annotate"] = annotator.drawing.ms
     timings["store"] = annotator.storing.ms
     timings["annotate_store_wall"] = _ms(time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    erased = _mark_attendance(pipe, req, roster, photo_faces)
-    timings["attendance"] = _ms(time.perf_counter() - t0)
-    if erased:
-        log.info("job %s: %d students erased while it ran are left out", req.job_id, len(erased))
-        changed = _forget(photo_faces, erased)
-        for sid in erased:
+    # Erased after their mark but possibly before the photos naming them were stored, where
+    # the erasure could not find them: drawn again without them.
+    late = pipe.records.erased_since(best, asked_at) if best else set()
+    if late:
+        log.info("job %s: %d students erased after their mark are left out", req.job_id, len(late))
+        changed = _forget(photo_faces, late)
+        for sid in late:
             del best[sid]
-        annotator.draw([i for i in changed if i in annotator.keys])
+        annotator.redraw([i for i in changed if i in annotator.previews])
     annotator.previews.clear()
 
     photos = [
@@ -157,6 +171,7 @@ def recognise(pipe: FacePipeline, req: RecognitionRequest, progress: Progress) -
             filename=upload.filename,
             faces=[f.model_copy(update={"name": None}) for f in photo_faces[i]],
             annotated_key=annotator.keys.get(i),
+            annotation_error=annotator.failed.get(i),
             error=found.errors[i],
             captured_at=upload.captured_at,
         )
@@ -334,22 +349,42 @@ class _Annotator:
         self.previews = {i: p for i, p in enumerate(previews) if p is not None}
         self.photo_faces = photo_faces
         self.keys: dict[int, str] = {}  # photo index -> its stored annotated photo
+        self.failed: dict[int, str] = {}  # photo index -> why its annotated copy is missing
         self.drawing = _Stopwatch()
         self.storing = _Stopwatch()
 
     def draw(self, indices: list[int]) -> None:
+        """Draw and store the photos; one that cannot be stored is noted in ``failed``."""
         with ThreadPoolExecutor(
             max_workers=min(2, max(1, len(indices))), thread_name_prefix="annotate"
         ) as drawers:
-            self.keys.update(zip(indices, drawers.map(self._draw_and_store, indices)))
+            for index, key in zip(indices, drawers.map(self._draw_and_store, indices)):
+                if key is None:
+                    self.keys.pop(index, None)
+                else:
+                    self.keys[index] = key
+                    self.failed.pop(index, None)
 
-    def _draw_and_store(self, index: int) -> str:
+    def redraw(self, indices: list[int]) -> None:
+        """Draw the photos again; a stored copy that cannot be replaced is deleted, since it
+        shows what must not be shown any more."""
+        self.draw(indices)
+        for index in indices:
+            if index in self.failed:
+                self.pipe.blobs.delete(annotated_key(self.job_id, index))
+
+    def _draw_and_store(self, index: int) -> str | None:
         image, scale = self.previews[index]
         with self.drawing:
             jpeg = annotate(image, [_scaled(f, scale) for f in self.photo_faces[index]])
         key = annotated_key(self.job_id, index)
-        with self.storing:
-            self.pipe.blobs.put(key, jpeg, "image/jpeg")
+        try:
+            with self.storing:
+                self.pipe.blobs.put(key, jpeg, "image/jpeg")
+        except Exception as exc:  # the register is written already: only this copy is lost
+            log.warning("job %s: annotated photo %d not stored: %s", self.job_id, index, exc)
+            self.failed[index] = ANNOTATION_NOT_STORED
+            return None
         return key
 
 
@@ -358,10 +393,10 @@ def _mark_attendance(
     req: RecognitionRequest,
     roster: dict[str, str],
     photo_faces: list[list[FaceMatch]],
+    asked_at: dt.datetime,
 ) -> set[str]:
     """Mark the recognised students present, each with their best face as the evidence; return
     those erased since the job was asked for (their marks are refused)."""
-    asked_at = req.requested_at or dt.datetime.now(dt.UTC)
     seen_at = dt.datetime.now(dt.UTC)
     erased = set()
     for seen in _evidence(photo_faces):

@@ -16,6 +16,8 @@ from attendance.domain.schemas import ErrorBody, JobKind, JobView, Progress
 log = logging.getLogger(__name__)
 
 _PREFIX = "attendance:job:"
+# A job in one of these states never changes state again (only a settled face edits its result).
+FINISHED = ("succeeded", "failed")
 T = TypeVar("T")
 
 
@@ -62,22 +64,52 @@ class JobStore:
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
         return JobView.model_validate_json(raw)
 
-    def progress(self, job_id: str, done: int, total: int | None = None) -> None:
-        job = self.get(job_id)
-        job.state = "running"
-        job.progress = Progress(done=done, total=job.progress.total if total is None else total)
-        job.updated_at = _now()
-        self._save(job)
+    def finished(self, job_id: str) -> bool:
+        """Whether the job has succeeded or failed (False for a job not, or no longer, known)."""
+        raw = self.redis.get(_PREFIX + job_id)
+        return raw is not None and JobView.model_validate_json(raw).state in FINISHED
 
-    def succeed(self, job_id: str, result: dict) -> None:
-        job = self.get(job_id)
-        job.state, job.result, job.error = "succeeded", result, None
-        job.progress = Progress(done=job.progress.total, total=job.progress.total)
-        job.updated_at = _now()
-        self._save(job)
+    def _advance(self, job_id: str, change: Callable[[JobView], None]) -> bool:
+        """Apply ``change`` to a job that is not finished yet, as one transaction; False (and
+        nothing written) once it has succeeded or failed. Checked and written under WATCH, so a
+        redelivered duplicate can never take a finished job back to running, nor rewrite its
+        outcome, whatever it interleaves with."""
+        key = _PREFIX + job_id
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise NotFound(f"no job {job_id!r}", code="job_not_found")
+                    job = JobView.model_validate_json(raw)
+                    if job.state in FINISHED:
+                        pipe.unwatch()
+                        return False
+                    change(job)
+                    job.updated_at = _now()
+                    pipe.multi()
+                    pipe.set(key, job.model_dump_json(), ex=self.ttl)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
-    def fail(self, job_id: str, error: AppError | Exception) -> None:
-        job = self.get(job_id)
+    def progress(self, job_id: str, done: int, total: int | None = None) -> bool:
+        def change(job: JobView) -> None:
+            job.state = "running"
+            job.progress = Progress(done=done, total=job.progress.total if total is None else total)
+
+        return self._advance(job_id, change)
+
+    def succeed(self, job_id: str, result: dict) -> bool:
+        def change(job: JobView) -> None:
+            job.state, job.result, job.error = "succeeded", result, None
+            job.progress = Progress(done=job.progress.total, total=job.progress.total)
+
+        return self._advance(job_id, change)
+
+    def fail(self, job_id: str, error: AppError | Exception) -> bool:
         if isinstance(error, AppError):
             body = ErrorBody(code=error.code, message=error.message)
         else:
@@ -94,9 +126,11 @@ class JobStore:
                 message="internal error while processing the job; "
                 f"see the worker log for job {job_id}",
             )
-        job.state, job.error = "failed", body
-        job.updated_at = _now()
-        self._save(job)
+
+        def change(job: JobView) -> None:
+            job.state, job.error = "failed", body
+
+        return self._advance(job_id, change)
 
     def update_result(self, job_id: str, change: Callable[[JobView], T]) -> T:
         """Change a job in place, as one transaction: ``change`` edits the job it is given

@@ -6,6 +6,7 @@ and unexpected exceptions, so clients and fuzzers only ever have to parse one er
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import kombu.exceptions
@@ -13,7 +14,7 @@ import redis.exceptions
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from attendance.domain.errors import AppError
+from attendance.domain.errors import AppError, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,20 @@ def _handle_unavailable(exc: Exception):
     )
 
 
+def _handle_os_error(exc: OSError):
+    # The stores say StorageFull themselves; a full disk met elsewhere (werkzeug spools a large
+    # upload to a temporary file while it parses the form) is one too, not a mystery 500.
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.warning("no space left on %s %s: %s", request.method, request.path, exc)
+        return _handle_app_error(
+            StorageFull(
+                "storage full: the web server's disk (its temporary files, where uploads are "
+                "received) has no space left; nothing was stored. Try again later"
+            )
+        )
+    return _handle_unexpected(exc)
+
+
 def _handle_unexpected(exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "internal server error")
@@ -120,4 +135,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http_error)
     for exc_type in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc_type, _handle_unavailable)
+    app.register_error_handler(OSError, _handle_os_error)
     app.register_error_handler(Exception, _handle_unexpected)

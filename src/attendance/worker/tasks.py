@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import redis
 from pydantic import BaseModel, ValidationError
 
 from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, REEMBED_TASK
-from attendance.domain.errors import AppError, StoreBusy
+from attendance.domain.errors import AppError, StorageFull, StoreBusy
 from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, ReembedRequest
 from attendance.services.enrollment import enroll
 from attendance.services.recognition import recognise
@@ -19,7 +20,10 @@ from attendance.worker.runtime import get_jobs, get_pipeline
 
 log = logging.getLogger(__name__)
 
-# Worth another try: the broker or a store blinked. Anything else is a property of the input.
+# Worth another try: the broker or a store blinked (StoreBusy: a cloud store throttling or
+# unreachable, SQLite locked past its busy timeout, read-only or not openable). Anything else is
+# a property of the input, or (StorageFull: a full disk, rarely freed within seconds) fails the
+# job at once, saying which store is full.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError)
 
 
@@ -34,6 +38,11 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         log.error("task %s dropped: its message names no job", task.request.id)
         return {"state": "failed", "error": "invalid_message"}
 
+    if jobs.finished(job_id):
+        # A redelivered duplicate of a job that already ended: its outcome stands, and the
+        # message is acknowledged without running the work again.
+        log.info("job %s already finished; duplicate delivery ignored", job_id)
+        return {"job_id": job_id, "state": "duplicate"}
     attempt = jobs.count_attempt(job_id)
     if attempt > settings.task_max_attempts:
         # Reached only when earlier attempts died with their worker (e.g. killed for memory):
@@ -55,8 +64,9 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         # retries: worth another try later; in the end the job fails saying what was down.
         reason = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
         if attempt < settings.task_max_attempts:
-            log.warning("job %s: %s; retrying", job_id, reason)
-            raise task.retry(exc=exc, countdown=2**attempt, max_retries=None) from exc
+            countdown = settings.task_retry_backoff_seconds * 2 ** (attempt - 1)
+            log.warning("job %s: %s; retrying in %g s", job_id, reason, countdown)
+            raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
         log.info("job %s failed: %s", job_id, reason)
         jobs.fail(job_id, exc)
         return {
@@ -75,11 +85,27 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
             AppError(f"invalid task message: {exc.error_count()} errors", code="invalid_message"),
         )
         return {"job_id": job_id, "state": "failed", "error": "invalid_message"}
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            log.exception("job %s failed", job_id)
+            jobs.fail(job_id, exc)
+            raise
+        # The stores say StorageFull themselves; this is the worker's own disk (a temp file).
+        log.warning("job %s failed: no space left: %s", job_id, exc)
+        full = StorageFull(
+            "storage full: the worker's disk (its temporary files) has no space left; "
+            "free space on it and submit the photos again"
+        )
+        jobs.fail(job_id, full)
+        return {"job_id": job_id, "state": "failed", "error": full.code}
     except Exception as exc:
         log.exception("job %s failed", job_id)
         jobs.fail(job_id, exc)
         raise
-    jobs.succeed(job_id, result.model_dump(mode="json"))
+    if not jobs.succeed(job_id, result.model_dump(mode="json")):
+        # A duplicate that ran alongside the first delivery: the outcome stored first stands.
+        log.info("job %s had already finished; this run's outcome is not stored", job_id)
+        return {"job_id": job_id, "state": "duplicate"}
     log.info("job %s succeeded", job_id)
     # The result lives on the job; Celery's own result (and its log line) stays free of names.
     return {"job_id": job_id, "state": "succeeded"}

@@ -181,6 +181,11 @@ def _photos(api: ApiClient, results: Sequence[tuple[str, RecognitionResult]]) ->
                         icon=":material/warning:",
                     )
                 if photo.annotated_key is None:
+                    if photo.annotation_error:
+                        st.info(
+                            f"{ui.plain(photo.filename)}: {ui.plain(photo.annotation_error)}",
+                            icon=":material/info:",
+                        )
                     continue
                 try:
                     image = ui.annotated_image(api, job_id, n)

@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import errno
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from attendance.domain.errors import NotFound
+from attendance.domain.errors import NotFound, StorageFull
 from attendance.stores.blob.base import check_key, check_prefix
+
+# What a write into a full disk, or one over its user's quota, fails with.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+STORAGE_FULL_MESSAGE = (
+    "storage full: the blob store (local files) has no space left on its disk; "
+    "nothing was written. Free space on it and try again"
+)
+# readyz writes this much (and deletes it): a disk that cannot take it cannot take a photo.
+PROBE_BYTES = 4096
+
+
+@contextmanager
+def _no_space_is_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise StorageFull(STORAGE_FULL_MESSAGE) from exc
+        raise
 
 
 class LocalBlobStore:
-    """Files under one root directory; writes are atomic (temp file + rename)."""
+    """Files under one root directory; writes are atomic (temp file + rename), so a key holds
+    its old bytes or its new ones, never part of either, whatever the write met (a full disk
+    included: StorageFull, and the temp file is gone)."""
 
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -24,17 +48,28 @@ class LocalBlobStore:
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with _no_space_is_storage_full():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_new(path.parent, data, path)
+
+    @staticmethod
+    def _write_new(folder: Path, data: bytes, path: Path | None) -> None:
+        """Write ``data`` to a temp file in ``folder``, synced; then rename it to ``path``, or
+        with ``path`` None delete it again. The temp file never outlives a failure."""
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
+                # ENOSPC may surface only here (or at close, just above) on some filesystems.
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            if path is not None:
+                os.replace(tmp, path)
+                return
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        Path(tmp).unlink()
 
     def get(self, key: str) -> bytes:
         try:
@@ -64,5 +99,8 @@ class LocalBlobStore:
         return [key for key in self.list(prefix) if (self.root / key).stat().st_mtime < limit]
 
     def ping(self) -> None:
-        if not os.access(self.root, os.W_OK):
-            raise OSError(f"blob store {self.root} is not writable")
+        """A small write under the root, synced and deleted: raises StorageFull when the disk is
+        full, OSError when it cannot be written (read-only, permissions, gone). The temp name
+        keeps it out of every listing while it exists."""
+        with _no_space_is_storage_full():
+            self._write_new(self.root, b"\0" * PROBE_BYTES, None)

@@ -33,7 +33,11 @@ __all__ = [
 
 
 def _open_sqlite(url: str, settings: Settings) -> RecordsStore:
-    return SqliteRecords(parse_sqlite_url(url).path)
+    return SqliteRecords(
+        parse_sqlite_url(url).path,
+        busy_timeout=settings.sqlite_busy_timeout_seconds,
+        ping_timeout=settings.store_ping_timeout_seconds,
+    )
 
 
 def _open_dynamodb(url: str, settings: Settings) -> RecordsStore:

@@ -200,4 +200,12 @@ class RecordsStore(Protocol):
         """The most recent entries first."""
         ...
 
-    def ping(self) -> None: ...
+    def ping(self) -> None:
+        """Raise when the store cannot be read (readiness)."""
+        ...
+
+    def probe_write(self) -> None:
+        """A real write that leaves no record behind: one fixed probe row (or item), overwritten
+        each time and never read as data. Raises when the store cannot be written (readiness):
+        StoreUnavailable (StoreBusy when it may pass: locked, read-only) or StorageFull."""
+        ...

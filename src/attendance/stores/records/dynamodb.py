@@ -84,6 +84,9 @@ from attendance.stores.records.base import (
 log = logging.getLogger(__name__)
 
 GALLERY_SCOPE = "global"
+# readyz's write probe: one fixed item of the gallery table, overwritten each time; no scope
+# the gallery uses starts with '#'.
+PROBE_SCOPE = "#readyz"
 STUDENT_INDEX = "by_student"
 # Above any "#<student_id>[#<period>]" suffix: student ids are [A-Za-z0-9._-], periods
 # [A-Za-z0-9 ._-], and '$' sorts after '#'.
@@ -491,6 +494,18 @@ class DynamoRecords:
         client = self._client(ping=True)
         try:
             self._check_tables(client, create=self.create_tables and not self._ready, wait=False)
+        except StoreBusy as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def probe_write(self) -> None:
+        """Overwrite the one probe item of the gallery table, asked once with short timeouts."""
+        client = self._client(ping=True)
+        try:
+            with self._errors(self.gallery_table):
+                client.put_item(
+                    TableName=self.gallery_table,
+                    Item={"scope": _s(PROBE_SCOPE), "written_at": _s(utc_now_iso())},
+                )
         except StoreBusy as exc:
             raise StoreUnavailable(str(exc)) from exc
 

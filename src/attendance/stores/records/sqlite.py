@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import logging
+import os
+import re
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from attendance.domain.errors import MarkChanged, RegisterFinalized, StudentErased
+from attendance.domain.errors import (
+    MarkChanged,
+    RegisterFinalized,
+    StorageFull,
+    StoreBusy,
+    StudentErased,
+)
 from attendance.domain.schemas import (
     AttendanceRecord,
     AuditEntry,
@@ -24,6 +35,16 @@ from attendance.stores.records.base import (
     erased_message,
     stamp,
     utc_now_iso,
+)
+
+log = logging.getLogger(__name__)
+
+# SQLite's primary result codes (an extended code keeps its primary one in the low byte).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
+_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
+STORAGE_FULL_MESSAGE = (
+    "storage full: the records database (SQLite) has no space left on its disk; nothing was "
+    "written. Free space on it and try again"
 )
 
 # One mark per register (class, date, period) and student. distance is NULL for a mark a
@@ -114,6 +135,10 @@ CREATE TABLE IF NOT EXISTS gallery_pointer (
     manifest_key TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS readiness_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    written_at TEXT NOT NULL
+);
 """.replace("{attendance_columns}", _ATTENDANCE_COLUMNS)
 
 _MARK_COLUMNS = (
@@ -203,14 +228,56 @@ def _migrate_attendance(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE attendance_migrated RENAME TO attendance")
 
 
-class SqliteRecords:
-    """SQLite in WAL mode; one short connection per operation so it is safe across forks."""
+_SCHEMA_OBJECTS = set(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
 
-    def __init__(self, path: Path):
+
+def _schema_current(conn: sqlite3.Connection) -> bool:
+    """Whether every table and index of _SCHEMA is there, attendance with all its columns."""
+    names = {row["name"] for row in conn.execute("SELECT name FROM sqlite_master")}
+    if not _SCHEMA_OBJECTS <= names:
+        return False
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(attendance)")}
+    return set(_MARK_COLUMNS) <= columns
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether a small write beside the database finds no space (ENOSPC, or EDQUOT: SQLite
+    reports a quota as a plain I/O error, without the errno)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-space-")
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fsync(fd)
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+    return False
+
+
+class SqliteRecords:
+    """SQLite in WAL mode; one short connection per operation so it is safe across forks.
+
+    A write waits up to ``busy_timeout`` seconds for another writer's lock. What SQLite cannot
+    do for a while becomes StoreBusy, which a job retries and the API answers with 503: a lock
+    held past that timeout, a read-only file or disk, a file that cannot be opened. A disk with
+    no space left becomes StorageFull (507). Either way the transaction is rolled back whole.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, ping_timeout: float = 2.0):
         self.path = path
+        self.busy_timeout = busy_timeout
+        self.ping_timeout = ping_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
+            # Opened while another writer holds the lock, or while the file is read-only (a
+            # process restarting during such a fault), a database that needs nothing opens.
+            if _schema_current(conn):
+                return
         # Statement by statement: executescript would commit the migration half-way.
         with self._tx() as conn:
             _migrate_attendance(conn)
@@ -218,13 +285,51 @@ class SqliteRecords:
                 if statement.strip():
                     conn.execute(statement)
 
+    def translate(self, exc: sqlite3.Error, busy_timeout: float) -> Exception:
+        """What ``exc`` means to a caller: StoreBusy (may pass), StorageFull, or ``exc``."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            message = (
+                "the records database (SQLite) stayed locked by another writer for the "
+                f"{busy_timeout:g} s it waits; try again later"
+            )
+        elif primary == _SQLITE_READONLY:
+            message = (
+                "the records database (SQLite) is read-only: its file or disk refuses writes; "
+                "try again later"
+            )
+        elif primary == _SQLITE_CANTOPEN:
+            message = (
+                "the records database (SQLite) cannot be opened: its file or folder is "
+                "missing, not accessible or on a read-only disk; try again later"
+            )
+        elif primary == _SQLITE_FULL or (primary == _SQLITE_IOERR and _disk_full(self.path.parent)):
+            log.warning("records database %s: %s", self.path, exc)
+            return StorageFull(STORAGE_FULL_MESSAGE)
+        else:
+            return exc
+        log.warning(
+            "records database %s: %s (%s)", self.path, exc, getattr(exc, "sqlite_errorname", "")
+        )
+        return StoreBusy(message)
+
     @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _conn(self, busy_timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        timeout = self.busy_timeout if busy_timeout is None else busy_timeout
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self.translate(exc, timeout) from exc
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             yield conn
+        except sqlite3.Error as exc:
+            mapped = self.translate(exc, timeout)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         finally:
             conn.close()
 
@@ -235,7 +340,13 @@ class SqliteRecords:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (it does on SQLITE_FULL, for one); the
+                # error that got us here is the one to report.
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.warning("records database %s: rollback failed", self.path)
                 raise
             conn.execute("COMMIT")
 
@@ -633,5 +744,15 @@ class SqliteRecords:
         ]
 
     def ping(self) -> None:
-        with self._conn() as conn:
+        with self._conn(self.ping_timeout) as conn:
             conn.execute("SELECT 1 FROM gallery_pointer LIMIT 1").fetchall()
+
+    def probe_write(self) -> None:
+        # One statement, committed on its own: a real write (a transaction rolled back, or only
+        # begun, would not notice a read-only file).
+        with self._conn(self.ping_timeout) as conn:
+            conn.execute(
+                "INSERT INTO readiness_probe (id, written_at) VALUES (1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET written_at = excluded.written_at",
+                (utc_now_iso(),),
+            )

@@ -1,4 +1,9 @@
-"""Liveness (the process answers) and readiness (it can do useful work right now)."""
+"""Liveness (the process answers) and readiness (it can do useful work right now).
+
+Readiness writes as well as reads: a store that answers reads but refuses writes (a read-only
+database, a full disk) cannot take a job. The blob store writes a small probe file and deletes
+it; the records store overwrites one fixed probe row (RecordsStore.probe_write).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from redis.retry import Retry
 
 from attendance.dispatch import task_queue
 from attendance.domain.errors import AppError
+from attendance.stores.records import RecordsStore
 from attendance.web.auth import public
 from attendance.web.context import services
 
@@ -41,7 +47,7 @@ def _reason(check: str, exc: Exception) -> str:
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return "unreachable"
     if isinstance(exc, sqlite3.Error):
-        return "cannot be opened or read"
+        return "cannot be opened, read or written"
     if isinstance(exc, OSError):
         return "not writable"
     return "failed (the details are in the web's log)"
@@ -94,6 +100,11 @@ def _ping_redis(url: str) -> None:
         client.close()
 
 
+def _read_and_write(records: RecordsStore) -> None:
+    records.ping()
+    records.probe_write()
+
+
 @bp.get("/readyz")
 @public
 def readyz():
@@ -102,7 +113,7 @@ def readyz():
     for name, ping in (
         ("redis", lambda: _ping_redis(svc.settings.redis_url)),
         ("blob_store", svc.blobs.ping),
-        ("records", svc.records.ping),
+        ("records", lambda: _read_and_write(svc.records)),
     ):
         try:
             ping()
