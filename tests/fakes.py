@@ -39,7 +39,7 @@ from attendance.face.detect import (
 from attendance.services.pipeline import FacePipeline
 from attendance.stores.blob import BlobStore, open_blob_store
 from attendance.stores.gallery import EMBEDDING_DIM, GalleryCache, GalleryRepository
-from attendance.stores.jobs import FINISHED, JobStore
+from attendance.stores.jobs import _UNCHANGED, FINISHED, JobStore
 from attendance.stores.records import open_records
 
 # clear: frontal and sharp. turned / soft: still matched in a class photo, but refused at
@@ -165,23 +165,16 @@ class FakeJobStore(JobStore):
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
         return JobView.model_validate_json(self.jobs[job_id])
 
-    def update_result(self, job_id, change):
-        job = self.get(job_id)
-        answer = change(job)
-        self._save(job)
-        return answer
-
     def finished(self, job_id: str) -> bool:
         return job_id in self.jobs and self.get(job_id).state in FINISHED
 
-    def _advance(self, job_id, change) -> bool:
+    def _rewrite(self, job_id, change, *, keep_ttl):
         job = self.get(job_id)
-        if job.state in FINISHED:
-            return False
-        change(job)
-        job.updated_at = dt.datetime.now(dt.UTC)
-        self._save(job)
-        return True
+        answer = change(job)
+        if answer is not _UNCHANGED:
+            job.updated_at = dt.datetime.now(dt.UTC)
+            self._save(job)
+        return answer
 
     def count_attempt(self, job_id: str) -> int:
         self.attempts[job_id] = self.attempts.get(job_id, 0) + 1

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis
 
@@ -19,6 +19,8 @@ _PREFIX = "attendance:job:"
 # A job in one of these states never changes state again (only a settled face edits its result).
 FINISHED = ("succeeded", "failed")
 T = TypeVar("T")
+# What a change answers to leave the job as it was (JobStore._rewrite).
+_UNCHANGED = object()
 
 
 def new_job_id() -> str:
@@ -69,11 +71,10 @@ class JobStore:
         raw = self.redis.get(_PREFIX + job_id)
         return raw is not None and JobView.model_validate_json(raw).state in FINISHED
 
-    def _advance(self, job_id: str, change: Callable[[JobView], None]) -> bool:
-        """Apply ``change`` to a job that is not finished yet, as one transaction; False (and
-        nothing written) once it has succeeded or failed. Checked and written under WATCH, so a
-        redelivered duplicate can never take a finished job back to running, nor rewrite its
-        outcome, whatever it interleaves with."""
+    def _rewrite(self, job_id: str, change: Callable[[JobView], object], *, keep_ttl: bool):
+        """Read the job, let ``change`` edit it and write it back, as one transaction: under
+        WATCH, ``change`` runs again if another writer saved the job meanwhile. A ``change``
+        that answers _UNCHANGED writes nothing. Returns what ``change`` answered."""
         key = _PREFIX + job_id
         with self.redis.pipeline() as pipe:
             while True:
@@ -83,17 +84,34 @@ class JobStore:
                     if raw is None:
                         raise NotFound(f"no job {job_id!r}", code="job_not_found")
                     job = JobView.model_validate_json(raw)
-                    if job.state in FINISHED:
+                    answer = change(job)
+                    if answer is _UNCHANGED:
                         pipe.unwatch()
-                        return False
-                    change(job)
+                        return answer
                     job.updated_at = _now()
                     pipe.multi()
-                    pipe.set(key, job.model_dump_json(), ex=self.ttl)
+                    if keep_ttl:
+                        pipe.set(key, job.model_dump_json(), keepttl=True)
+                    else:
+                        pipe.set(key, job.model_dump_json(), ex=self.ttl)
                     pipe.execute()
-                    return True
+                    return answer
                 except redis.WatchError:
                     continue
+
+    def _advance(self, job_id: str, change: Callable[[JobView], None]) -> bool:
+        """Apply ``change`` to a job that is not finished yet, as one transaction; False (and
+        nothing written) once it has succeeded or failed, so a redelivered duplicate can never
+        take a finished job back to running, nor rewrite its outcome, whatever it interleaves
+        with."""
+
+        def unless_finished(job: JobView) -> object:
+            if job.state in FINISHED:
+                return _UNCHANGED
+            change(job)
+            return True
+
+        return self._rewrite(job_id, unless_finished, keep_ttl=False) is not _UNCHANGED
 
     def progress(self, job_id: str, done: int, total: int | None = None) -> bool:
         def change(job: JobView) -> None:
@@ -136,23 +154,7 @@ class JobStore:
         """Change a job in place, as one transaction: ``change`` edits the job it is given
         (and may raise to leave it as it was); it runs again if another writer saved the job
         meanwhile, so two changes at once both stay. The job keeps its time to live."""
-        key = _PREFIX + job_id
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise NotFound(f"no job {job_id!r}", code="job_not_found")
-                    job = JobView.model_validate_json(raw)
-                    answer = change(job)
-                    job.updated_at = _now()
-                    pipe.multi()
-                    pipe.set(key, job.model_dump_json(), keepttl=True)
-                    pipe.execute()
-                    return answer
-                except redis.WatchError:
-                    continue
+        return cast(T, self._rewrite(job_id, change, keep_ttl=True))
 
     def count_attempt(self, job_id: str) -> int:
         """Count one more start of this job's task; the count outlives a killed worker."""

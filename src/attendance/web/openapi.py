@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from attendance.config.settings import Settings
 from attendance.domain.consent import RELATIONSHIPS as CONSENT_RELATIONSHIPS
 from attendance.domain.exports import XLSX_MIMETYPE
+from attendance.domain.reports import AbsenceRow
 from attendance.domain.schemas import MAX_NAME_LENGTH, PERIOD_RE, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from attendance.web.auth import public
@@ -620,17 +621,7 @@ def _schemas() -> dict:
         },
         "AbsenceRow": {
             "type": "object",
-            "required": [
-                "student_id",
-                "name",
-                "sessions",
-                "attended",
-                "absent",
-                "late",
-                "excused",
-                "rate",
-                "absent_on",
-            ],
+            "required": list(AbsenceRow.model_fields),
             "properties": {
                 "student_id": {"type": "string"},
                 "name": {"type": "string"},

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request
 
 from attendance.domain.auth import Role
 from attendance.domain.errors import ValidationFailed
+from attendance.domain.reports import AbsenceRow, HistoryRow
 from attendance.domain.schemas import validate_identifier
 from attendance.services import reports
 from attendance.web.audit import audit
@@ -23,27 +24,9 @@ bp = Blueprint("reports", __name__, url_prefix="/api/v1")
 # is refused: each report reads every register of the range.
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-HISTORY_FIELDS = [
-    "class_id",
-    "date",
-    "period",
-    "status",
-    "source",
-    "marked_by",
-    "marked_at",
-    "note",
-]
-ABSENCE_FIELDS = [
-    "student_id",
-    "name",
-    "sessions",
-    "attended",
-    "absent",
-    "late",
-    "excused",
-    "rate",
-    "absent_on",
-]
+# Every field of a row, in the order the shapes declare them.
+HISTORY_FIELDS = list(HistoryRow.model_fields)
+ABSENCE_FIELDS = list(AbsenceRow.model_fields)
 
 
 def _range() -> tuple[dt.date, dt.date]:
