@@ -156,6 +156,8 @@ class FakeJobStore(JobStore):
         self.ttl = ttl_seconds
         self.jobs: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
+        self.leases: dict[str, str] = {}
+        self.tasks: dict = {}
 
     def _save(self, job: JobView) -> None:
         self.jobs[job.job_id] = job.model_dump_json()
@@ -182,6 +184,39 @@ class FakeJobStore(JobStore):
 
     def delete(self, job_id: str) -> None:
         self.jobs.pop(job_id, None)
+
+    def _track(self, job_id: str) -> None:
+        pass
+
+    def _closed(self, job_id: str) -> None:
+        self.tasks.pop(job_id, None)
+
+    # Leases without time: held until released or handed over.
+    def take_lease(self, job_id, holder, seconds):
+        current = self.leases.get(job_id)
+        if current is None or current.startswith("retry:"):
+            self.leases[job_id] = holder
+            return None
+        return current
+
+    def renew_lease(self, job_id, holder, seconds):
+        return self.leases.setdefault(job_id, holder) == holder
+
+    def hand_over_lease(self, job_id, holder, seconds):
+        if self.leases.get(job_id) != holder:
+            return False
+        self.leases[job_id] = "retry:" + holder
+        return True
+
+    def release_lease(self, job_id, holder):
+        if self.leases.get(job_id) == holder:
+            del self.leases[job_id]
+
+    def remember_task(self, job_id, task):
+        self.tasks[job_id] = task
+
+    def stored_task(self, job_id):
+        return self.tasks.get(job_id)
 
 
 def settings_for(tmp_path, **overrides) -> Settings:

@@ -150,7 +150,7 @@ def test_poison_messages_fail_their_job_and_do_not_block_the_queue(fault_stack, 
     assert ok["state"] == "succeeded", ok
 
 
-def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
+def start_redis(port: int, data_dir: Path, appendfsync: str = "everysec") -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             "redis-server",
@@ -163,7 +163,7 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            appendfsync,
             "--dir",
             str(data_dir),
         ],

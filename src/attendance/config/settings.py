@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from attendance.config.urls import parse_blob_store_url, parse_records_url
@@ -144,6 +144,16 @@ class Settings(BaseSettings):
     # unreachable) tries again after this many seconds, doubled at each retry: with the
     # defaults after 5, 10 and 20 s, so an outage of about half a minute loses no job.
     task_retry_backoff_seconds: float = Field(default=5.0, ge=0)
+    # A running job holds a lease in Redis that its worker renews every third of this; once it
+    # lapses (the worker or Redis died), the reconciler in every worker's main process puts the
+    # job's task back on its queue, or sends it again (README, "Reliability").
+    job_lease_seconds: float = Field(default=30.0, ge=1)
+    # Every worker marks the jobs it holds at this interval, so it is at most half a lease.
+    reconcile_interval_seconds: float = Field(default=10.0, ge=0.2)
+    # A job still queued this long after it was created, with no task message anywhere, was
+    # never enqueued (the API stopped while accepting it): it is failed and its photos deleted.
+    # Longer than a request may last (gunicorn's --timeout).
+    submission_grace_seconds: float = Field(default=180.0, ge=1)
     # Which Celery queue enrollment and recognition go to: "cpu" or "gpu"; "auto" is "gpu" when
     # gpu_workers says GPU workers (`celery ... worker -Q gpu`) are deployed, else "cpu".
     task_queue: Literal["auto", "cpu", "gpu"] = "auto"
@@ -154,6 +164,16 @@ class Settings(BaseSettings):
     def _known_blob_store_url(cls, value: str) -> str:
         parse_blob_store_url(value)  # raises ValueError saying what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _marks_renewed_within_a_lease(self) -> Settings:
+        if self.reconcile_interval_seconds > self.job_lease_seconds / 2:
+            raise ValueError(
+                f"ATTENDANCE_RECONCILE_INTERVAL_SECONDS ({self.reconcile_interval_seconds:g}) "
+                f"must be at most half of ATTENDANCE_JOB_LEASE_SECONDS "
+                f"({self.job_lease_seconds:g}): a worker renews its marks at that interval"
+            )
+        return self
 
     @field_validator("records_url")
     @classmethod

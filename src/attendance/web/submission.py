@@ -1,4 +1,5 @@
-"""Turning a validated request into a queued job: job state, stored uploads, one task message.
+"""Turning a validated request into a queued job: job state, stored uploads, one task message
+(and a copy of it, for the reconciler).
 
 Either all three exist afterwards or none does: a client that got an error must not leave
 uploads or a forever-"queued" job behind.
@@ -12,10 +13,10 @@ from collections.abc import Callable
 from flask import jsonify, url_for
 from pydantic import BaseModel
 
-from attendance.dispatch import enqueue
+from attendance.dispatch import enqueue, task_queue
 from attendance.domain.errors import ServiceUnavailable
 from attendance.domain.schemas import JobKind, Upload
-from attendance.stores.jobs import new_job_id
+from attendance.stores.jobs import StoredTask, new_job_id
 from attendance.web.context import services
 from attendance.web.errors import UNAVAILABLE_ERRORS
 from attendance.web.uploads import CheckedPhoto, discard_uploads, store_photos
@@ -109,6 +110,10 @@ def _queue(
             svc.blobs.put(marker_key, b"")
         uploads = store(job_id)
         payload = build_payload(job_id, uploads).model_dump(mode="json")
+        # A copy of the task before its message: should the message be lost (Redis restarted
+        # on an append-only file that missed its last second, this process killed before the
+        # enqueue returned), the reconciler sends it again rather than failing an accepted job.
+        svc.jobs.remember_task(job_id, StoredTask(task_name, payload, task_queue(svc.celery)))
         enqueue(svc.celery, task_name, payload, job_id)
     except BaseException as exc:
         if owned:

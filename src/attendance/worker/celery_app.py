@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from attendance.config.settings import get_settings
 from attendance.dispatch import PURGE_TASK, make_celery
+from attendance.worker.reconciler import Reconciler
 
 app = make_celery(get_settings())
+# Puts back, sends again or fails the jobs whose worker, message or submission was lost.
+app.steps["worker"].add(Reconciler)
 app.conf.include = [
     "attendance.worker.tasks",
     "attendance.worker.info",

@@ -9,13 +9,16 @@ from collections.abc import Callable
 import redis
 from pydantic import BaseModel, ValidationError
 
+from attendance.config.settings import Settings
 from attendance.dispatch import ENROLL_TASK, RECOGNISE_TASK, REEMBED_TASK
 from attendance.domain.errors import AppError, StorageFull, StoreBusy
 from attendance.domain.schemas import EnrollmentRequest, RecognitionRequest, ReembedRequest
 from attendance.services.enrollment import enroll
 from attendance.services.recognition import recognise
 from attendance.services.reembed import reembed
+from attendance.stores.jobs import JobStore, StoredTask, new_holder
 from attendance.worker.celery_app import app
+from attendance.worker.lease import Lease
 from attendance.worker.runtime import get_jobs, get_pipeline
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,29 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         # message is acknowledged without running the work again.
         log.info("job %s already finished; duplicate delivery ignored", job_id)
         return {"job_id": job_id, "state": "duplicate"}
+    holder = new_holder()
+    running = jobs.take_lease(job_id, holder, settings.job_lease_seconds)
+    if running is not None:
+        # Another run holds the job (this is a copy the reconciler or kombu put back while
+        # it ran): should that run's worker die, the reconciler recovers the job.
+        log.info("job %s is running elsewhere (%s); this delivery is a duplicate", job_id, running)
+        return {"job_id": job_id, "state": "duplicate"}
+    with Lease(jobs, job_id, holder, settings.job_lease_seconds) as lease:
+        queue = (task.request.delivery_info or {}).get("routing_key")
+        jobs.remember_task(job_id, StoredTask(name=task.name, payload=payload, queue=queue))
+        return _attempt(task, payload, model, work, jobs, settings, job_id, lease)
+
+
+def _attempt(
+    task,
+    payload: dict,
+    model: type[BaseModel],
+    work: Callable[..., BaseModel],
+    jobs: JobStore,
+    settings: Settings,
+    job_id: str,
+    lease: Lease,
+) -> dict:
     attempt = jobs.count_attempt(job_id)
     if attempt > settings.task_max_attempts:
         # Reached only when earlier attempts died with their worker (e.g. killed for memory):
@@ -66,6 +92,7 @@ def _run(task, payload: dict, model: type[BaseModel], work: Callable[..., BaseMo
         if attempt < settings.task_max_attempts:
             countdown = settings.task_retry_backoff_seconds * 2 ** (attempt - 1)
             log.warning("job %s: %s; retrying in %g s", job_id, reason, countdown)
+            lease.hand_over(countdown + settings.job_lease_seconds)
             raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
         log.info("job %s failed: %s", job_id, reason)
         jobs.fail(job_id, exc)
