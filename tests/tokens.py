@@ -34,3 +34,18 @@ def as_admin(client):
     """Make every request of a Flask test client carry the admin token."""
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN}"
     return client
+
+
+def api_settings(tmp_path, redis_url: str):
+    """Settings for an API on local stores in ``tmp_path`` that knows these tokens (and no
+    tokens file, nor .env)."""
+    from attendance.config.settings import Settings
+
+    return Settings(
+        _env_file=None,
+        REDIS_URL=redis_url,
+        blob_store_url=f"file://{tmp_path}/store",
+        records_url=f"sqlite:///{tmp_path}/db.sqlite",
+        api_tokens=TOKENS_JSON,
+        api_tokens_file=tmp_path / "tokens.json",
+    )

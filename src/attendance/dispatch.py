@@ -38,11 +38,7 @@ def make_celery(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=queue,
-        task_routes={
-            ENROLL_TASK: {"queue": queue},
-            RECOGNISE_TASK: {"queue": queue},
-            REEMBED_TASK: {"queue": queue},
-        },
+        task_routes={name: {"queue": queue} for name in JOB_TASKS},
         # A task is acknowledged only when it finished, and requeued if its worker dies, so a
         # killed worker never loses a job; the tasks are idempotent, so running twice is safe.
         task_acks_late=True,

@@ -912,3 +912,33 @@ def test_an_existing_sqlite_database_gains_the_consent_table_on_open(tmp_path):
     store = SqliteRecords(path)
     store.put_consent(consent())
     assert store.get_consent("ann") == consent()
+
+
+def account(username: str = "ms-smith", **extra):
+    from attendance.domain.accounts import Account
+
+    return Account(
+        username=username,
+        role=extra.pop("role", "teacher"),
+        classes=extra.pop("classes", ["room-1"]),
+        password_hash=extra.pop("password_hash", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"),
+        created_at=extra.pop("created_at", SEEN),
+        updated_at=extra.pop("updated_at", SEEN),
+        **extra,
+    )
+
+
+def test_accounts_are_created_once_replaced_and_listed_by_username(records):
+    assert records.get_account("ms-smith") is None and records.list_accounts() == []
+    assert records.create_account(account()) is True
+    assert records.create_account(account(role="admin", classes=None)) is False  # taken
+    assert records.get_account("ms-smith") == account()
+    disabled = account(disabled=True, updated_at=SEEN + dt.timedelta(hours=1))
+    records.put_account(disabled)
+    assert records.get_account("ms-smith") == disabled
+    records.put_account(account("nobody"))  # replaces only an account that exists
+    assert records.get_account("nobody") is None
+    assert records.create_account(account("a.admin", role="admin", classes=None))
+    assert [a.username for a in records.list_accounts()] == ["a.admin", "ms-smith"]
+    # Accounts are none of the school's records: rosters, registers and scans never show them.
+    assert records.list_students() == [] and records.list_attendance() == []

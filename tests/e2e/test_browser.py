@@ -176,7 +176,7 @@ def log_in(page, token: str) -> None:
     box = sidebar.get_by_label("API token", exact=True)
     assert box.get_attribute("type") == "password"
     box.fill(token)
-    sidebar.get_by_role("button", name="Log in").click()
+    sidebar.get_by_role("button", name="Log in with the token", exact=True).click()
     sidebar.get_by_text("Logged in: teacher or admin").wait_for()
     settle(page)
 

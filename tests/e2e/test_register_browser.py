@@ -2,7 +2,9 @@
 take attendance on a class photo, then the register of that session: correct a status with one
 click, say who the unknown face is, sign it off, download the CSV; then the same register on the
 Attendance page. Every step is checked on the page and through the API. Screenshots of both pages
-at 1280x900 and 390x844 go to var/test-artifacts/screenshots/ (register-*.png)."""
+at 1280x900 and 390x844 go to var/test-artifacts/screenshots/ (register-*.png). Then what a phone
+sends: a HEIC photo taken with the phone on its side, through the API and the page; and none of
+Streamlit's developer chrome at either size (chrome-*.png)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,11 +23,14 @@ from tests.consent import CONSENT_FORM
 from tests.e2e.test_browser import browser, settle  # noqa: F401 (a fixture)
 from tests.e2e.test_enroll_browser import (  # noqa: F401 (a fixture)
     JOB_TIMEOUT,
+    VIEWPORTS,
     app_url,
     full_screenshot,
     new_page,
+    screenshot,
     seinfeld_photos,
 )
+from tests.heic import sideways_heic_of
 
 pytestmark = [
     pytest.mark.redis,
@@ -89,19 +95,23 @@ def shown_rows(page) -> list[str]:
     return page.locator('[class*="st-key-register-row-"]').all_inner_texts()
 
 
-def take_attendance(page, app_url: str, faces_dir, period: str) -> None:
+def open_take_attendance(page, app_url: str) -> None:
+    """Take attendance, with the class picked."""
     page.goto(f"{app_url}/")
     page.get_by_role("heading", name="Take attendance", exact=True).wait_for()
     settle(page)
     page.get_by_role("combobox", name="Class").click()
     page.get_by_role("option", name=CLASS).click()
     settle(page)
+
+
+def take_attendance(page, app_url: str, faces_dir, period: str, photo: Path | None = None) -> None:
+    photo = photo or faces_dir / "couple.jpg"
+    open_take_attendance(page, app_url)
     # Inside the form: typed values are sent with the form (Enter would submit it).
     page.get_by_role("textbox", name="Period").fill(period)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-        str(faces_dir / "couple.jpg")
-    )
-    page.get_by_text("couple.jpg", exact=True).first.wait_for()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    page.get_by_text(photo.name, exact=True).first.wait_for()
     page.get_by_role("button", name="Take attendance").click()
     page.get_by_text(f"Register: {CLASS}, ").wait_for(timeout=JOB_TIMEOUT)
     settle(page)
@@ -268,3 +278,126 @@ def test_the_register_on_a_phone(browser, app_url, api_url, faces_dir, register_
         full_screenshot(page, "register-attendance-390x844")
     finally:
         context.close()
+
+
+# Streamlit's developer chrome, as its toolbar and main menu name it with client.toolbarMode
+# "auto" on localhost; people using the app must see none of it.
+DEVELOPER_CHROME = ("Deploy", "Rerun", "Auto rerun", "Clear cache", "Record screen", "Print")
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_no_developer_chrome(browser, app_url, api_url, register_class, size):
+    context, page = new_page(browser, size)
+    try:
+        page.goto(f"{app_url}/enroll")
+        try:
+            page.get_by_role("heading", name="Enroll", exact=True).wait_for()
+        except Exception:
+            screenshot(page, f"debug-chrome-{size}")
+            raise
+        settle(page)
+        assert page.title() == "Classroom attendance"
+        assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
+        assert page.get_by_role("button", name="Deploy").count() == 0
+        # The uploaders say the limits that hold (the API's, for photos) and take HEIC.
+        limits = page.locator('[data-testid="stFileUploaderDropzoneInstructions"]')
+        assert limits.first.inner_text().startswith("50MB per file"), limits.all_inner_texts()
+        if size == "1280x900":  # on a phone the sidebar is folded away and the list cut short
+            assert "HEIC" in limits.first.inner_text()
+            # The sidebar's API address opens something: the API's description.
+            link = page.locator('[data-testid="stSidebar"]').get_by_role("link", name=api_url)
+            href = link.get_attribute("href")
+            assert href == f"{api_url}/api/v1/openapi.json"
+            resp = requests.get(href, timeout=10)
+            assert resp.status_code == 200 and "openapi" in resp.json()
+        full_screenshot(page, f"chrome-enroll-{size}")
+        page.locator('[data-testid="stMainMenu"]').click()
+        menu = page.locator('[data-testid="stMainMenuList"]')
+        menu.get_by_text("About", exact=True).wait_for()
+        shown = menu.inner_text().splitlines()
+        assert not set(DEVELOPER_CHROME) & set(shown), shown
+        screenshot(page, f"chrome-menu-{size}")
+    finally:
+        context.close()
+
+
+def test_a_heic_photo_from_a_phone_is_recognised(
+    browser, app_url, api_url, faces_dir, register_class, tmp_path
+):
+    """img5.jpg (not one of her enrollment photos) as an iPhone writes it: HEIC, taken with the
+    phone on its side (that it is decoded upright is checked in tests/unit/test_heic_photos.py;
+    the face detector finds a sideways face too)."""
+    heic = sideways_heic_of(faces_dir / "img5.jpg")
+    today = dt.date.today().isoformat()
+    resp = api(
+        api_url,
+        "POST",
+        "/api/v1/recognitions",
+        data={"class_id": CLASS, "date": today, "period": "heic-api"},
+        files=[("photos", ("IMG_0005.HEIC", heic, "image/heic"))],
+    )
+    assert resp.status_code == 202, resp.text
+    job = wait_for_job(api_url, resp.json()["status_url"])
+    assert job["state"] == "succeeded", job
+    register = rows_by_id(the_register(api_url, "heic-api"))
+    assert (register[JOLIE]["status"], register[JOLIE]["source"]) == ("present", "face")
+    assert register[SEINFELD]["status"] == "absent"
+
+    # The same from a phone's browser: the uploader takes the .heic file.
+    photo = tmp_path / "IMG_0005.HEIC"
+    photo.write_bytes(heic)
+    context, page = new_page(browser, "390x844")
+    try:
+        take_attendance(page, app_url, faces_dir, "heic", photo)
+        rows = shown_rows(page)
+        assert any("Angelina Jolie" in r and "Present" in r for r in rows), rows
+        full_screenshot(page, "register-heic-390x844")
+    finally:
+        context.close()
+
+
+def test_attendance_taken_with_the_camera(
+    browser, app_url, api_url, faces_dir, register_class, tmp_path
+):  # noqa: F811
+    """Chromium's fake camera plays the class photo (couple.jpg, as Motion JPEG frames): the
+    page's camera takes it, and the register marks Angelina Jolie present from it."""
+    from PIL import Image
+
+    from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    still = Image.open(faces_dir / "couple.jpg").convert("RGB")
+    still = still.resize((1280, round(still.height * 1280 / still.width / 2) * 2))
+    frame = io.BytesIO()
+    still.save(frame, format="JPEG", quality=92)
+    video = tmp_path / "class.mjpeg"
+    video.write_bytes(frame.getvalue() * 30)
+    camera_browser = browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+    try:
+        context = camera_browser.new_context(viewport=VIEWPORTS["390x844"], permissions=["camera"])
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        open_take_attendance(page, app_url)
+        page.get_by_text("Use the camera", exact=True).click()
+        settle(page)
+        page.get_by_role("textbox", name="Period").fill("camera")
+        page.get_by_role("button", name="Take Photo").click()
+        page.get_by_role("button", name="Clear photo").wait_for()
+        screenshot(page, "take-attendance-camera-390x844")
+        page.get_by_role("button", name="Take attendance").click()
+        page.get_by_text(f"Register: {CLASS}, ").wait_for(timeout=JOB_TIMEOUT)
+        settle(page)
+        register = rows_by_id(the_register(api_url, "camera"))
+        assert (register[JOLIE]["status"], register[JOLIE]["source"]) == ("present", "face")
+        assert register[SEINFELD]["status"] == "absent"
+        context.close()
+    finally:
+        camera_browser.close()

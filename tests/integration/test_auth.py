@@ -9,7 +9,6 @@ import json
 import pytest
 from PIL import Image
 
-from attendance.config.settings import Settings
 from attendance.domain.auth import TokenRegistry, add_token, hash_token
 from attendance.domain.schemas import AttendanceRecord
 from attendance.stores.records import open_records
@@ -22,14 +21,7 @@ DB = 12
 @pytest.fixture
 def app(tmp_path):
     url = redis_db.fresh_db(DB)
-    settings = Settings(
-        _env_file=None,
-        REDIS_URL=url,
-        blob_store_url=f"file://{tmp_path}/store",
-        records_url=f"sqlite:///{tmp_path}/db.sqlite",
-        api_tokens=tokens.TOKENS_JSON,
-        api_tokens_file=tmp_path / "tokens.json",
-    )
+    settings = tokens.api_settings(tmp_path, url)
     records = open_records(settings.records_url)
     for sid, cls in (("ann", "room-1"), ("bob", "room-2")):
         records.upsert_student(sid, sid.title(), cls)
@@ -143,3 +135,48 @@ def test_tokens_file_stores_only_hashes(tmp_path):
         add_token(path, "office", "viewer")
     entries = json.loads(text)
     assert entries[0]["name"] == "office" and entries[0]["classes"] is None
+
+
+def test_a_token_created_or_revoked_on_the_command_line_counts_at_once(app, tmp_path):
+    """The running API, the real command (a process of its own) on the same tokens file."""
+    import os
+    import subprocess
+    import sys
+
+    client = app.test_client()
+    env = {**os.environ, "ATTENDANCE_API_TOKENS_FILE": str(tmp_path / "tokens.json")}
+
+    def tokens_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "attendance.cli.tokens", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def students(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.get("/api/v1/students", headers=headers).status_code
+
+    created = tokens_cli("create", "ms-smith", "teacher", "--classes", "room-1")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert students(token) == 200  # no restart
+    listed = tokens_cli("list").stdout
+    assert "ms-smith\tteacher\troom-1" in listed and token not in listed
+
+    assert tokens_cli("revoke", "ms-smith").returncode == 0
+    assert students(token) == 401
+    again = tokens_cli("revoke", "ms-smith")
+    assert again.returncode == 1 and "no token named 'ms-smith'" in again.stderr
+
+
+def test_a_tokens_file_that_cannot_be_read_admits_none_of_its_tokens(tmp_path):
+    path = tmp_path / "tokens.json"
+    token = add_token(path, "office", "admin")
+    registry = TokenRegistry.load(tokens.TOKENS_JSON, path)
+    assert registry.authenticate(token) is not None
+    path.write_text("[{not json")
+    assert registry.authenticate(token) is None
+    assert registry.authenticate(tokens.ADMIN) is not None  # the inline ones stay

@@ -38,7 +38,7 @@ APP = REPO / "src" / "attendance" / "frontend" / "app.py"
 JOLIE_PHOTOS = ["img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg"]
 DAY = dt.date(2026, 11, 2)
 JOB_RUN_TIMEOUT = 240  # a page run that submits a job and follows it to the end
-LOGIN_BUTTON = "FormSubmitter:login-Log in"
+LOGIN_BUTTON = "FormSubmitter:login-Log in with the token"
 TOKEN_PAGES = (
     "views/take_attendance.py",
     "views/attendance.py",

@@ -472,6 +472,15 @@ def test_make_run_uses_a_password_protected_redis_and_shows_no_secret_in_argv(tm
         redis_password = (var / "redis-password").read_text().strip()
         flower_auth = (var / "flower-credentials").read_text().strip()
         admin_token = (var / "admin-token").read_text().strip()
+        admin_password = (var / "admin-password").read_text().strip()
+        # The first account logs in with the password make run wrote for it.
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{ports['web']}/api/v1/sessions",
+            data=json.dumps({"username": "admin", "password": admin_password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=10) as answer:
+            assert answer.status == 201 and json.loads(answer.read())["account"]["role"] == "admin"
 
         # Flower asks for its password, takes the right one, and reaches the worker via Redis.
         flower = f"http://127.0.0.1:{ports['flower']}"
@@ -508,10 +517,18 @@ def test_make_run_uses_a_password_protected_redis_and_shows_no_secret_in_argv(tm
             b"honcho",
         ):
             assert name in everything, (name, argvs)
-        for secret in (redis_password, flower_auth, flower_auth.partition(":")[2], admin_token):
+        secrets = (
+            redis_password,
+            flower_auth,
+            flower_auth.partition(":")[2],
+            admin_token,
+            admin_password,
+        )
+        for secret in secrets:
             leaks = [argv for argv in argvs.values() if secret.encode() in argv]
             assert leaks == [], leaks
         assert redis_password not in output.text and flower_auth not in output.text
+        assert admin_password not in output.text
 
         # Everything written under var/ is the owner's only.
         assert (var / "attendance.db").exists() and (var / "redis").is_dir()

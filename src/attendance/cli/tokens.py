@@ -3,10 +3,16 @@
 attendance-tokens create NAME ROLE [--classes room-1,room-2]
     Create a token (admin, teacher or viewer), store its hash in the tokens file
     (ATTENDANCE_API_TOKENS_FILE, default var/tokens.json) and print the token once.
+attendance-tokens revoke NAME
+    Remove a token from the tokens file. The API reads the file again when it changes, so a
+    created or revoked token counts from the next request, with no restart.
+attendance-tokens list
+    The tokens in the file: name, role and classes (never the tokens, which are not kept).
 attendance-tokens init-local
     What `make run` does on every start: on the first, create a local admin token
-    (var/admin-token) and Flower's basic-auth credentials (var/flower-credentials), both
-    readable by their owner only; afterwards, say where they are.
+    (var/admin-token), Flower's basic-auth credentials (var/flower-credentials) and, when no
+    account exists, the account 'admin' (its password in var/admin-password), all readable by
+    their owner only; afterwards, say where they are.
 """
 
 from __future__ import annotations
@@ -17,10 +23,15 @@ import sys
 from pathlib import Path
 
 from attendance.config.settings import get_settings
-from attendance.domain.auth import add_token
+from attendance.domain.accounts import NewAccount
+from attendance.domain.auth import add_token, revoke_token, token_names
+from attendance.domain.errors import AppError
+from attendance.services.accounts import create_account
+from attendance.stores.records import open_records
 
 ADMIN_TOKEN_FILE = Path("var/admin-token")
 FLOWER_CREDENTIALS_FILE = Path("var/flower-credentials")
+ADMIN_PASSWORD_FILE = Path("var/admin-password")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -30,7 +41,32 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _init_local_admin_account() -> None:
+    """A first admin account to log in with, when there is none (its password in a file only
+    its owner reads): people log in with it and make the others in the app."""
+    settings = get_settings()
+    try:
+        records = open_records(settings.records_url, settings)
+        if records.list_accounts():
+            if ADMIN_PASSWORD_FILE.is_file():
+                print(
+                    f"tokens: log in as 'admin' with the password in {ADMIN_PASSWORD_FILE.resolve()}"
+                )
+            return
+        password = secrets.token_urlsafe(12)
+        request = NewAccount(username="admin", password=password, role="admin")
+        create_account(records, request, "make run")
+    except AppError as exc:
+        print(f"tokens: no local admin account ({exc.message})", file=sys.stderr)
+        return
+    _write_private(ADMIN_PASSWORD_FILE, password + "\n")
+    print(
+        f"tokens: created the account 'admin'; its password is in {ADMIN_PASSWORD_FILE.resolve()}"
+    )
+
+
 def init_local() -> None:
+    _init_local_admin_account()
     tokens_file = get_settings().api_tokens_file
     if not ADMIN_TOKEN_FILE.is_file():
         token = add_token(tokens_file, f"local-admin-{secrets.token_hex(3)}", "admin")
@@ -52,14 +88,31 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("name")
     create.add_argument("role", choices=["admin", "teacher", "viewer"])
     create.add_argument("--classes", help="comma-separated classes a teacher is limited to")
+    revoke = sub.add_parser("revoke")
+    revoke.add_argument("name")
+    sub.add_parser("list")
     sub.add_parser("init-local")
     args = parser.parse_args(argv)
+    path = get_settings().api_tokens_file
     if args.command == "init-local":
         init_local()
         return 0
+    if args.command == "list":
+        for entry in token_names(path):
+            scope = ",".join(entry.classes) if entry.classes is not None else "all classes"
+            print(f"{entry.name}\t{entry.role}\t{scope}")
+        return 0
+    if args.command == "revoke":
+        try:
+            revoke_token(path, args.name)
+        except ValueError as exc:
+            print(f"tokens: {exc}", file=sys.stderr)
+            return 1
+        print(f"tokens: revoked {args.name}")
+        return 0
     classes = [c for c in args.classes.split(",") if c] if args.classes else None
     try:
-        token = add_token(get_settings().api_tokens_file, args.name, args.role, classes)
+        token = add_token(path, args.name, args.role, classes)
     except ValueError as exc:
         print(f"tokens: {exc}", file=sys.stderr)
         return 1

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # api_tokens (e.g. a secret in the environment) and from the file api_tokens_file, which
     # `attendance-tokens` writes (`make run` creates a local admin token there on first start).
     api_tokens: str | None = None
+    # How long a login (username and password) lasts before the person logs in again.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     api_tokens_file: Path = Path("./var/tokens.json")
 
     # Face pipeline.

@@ -36,7 +36,10 @@ ConsentForm = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
 # What a page says when it needs a token and nobody has logged in.
-LOGIN_HINT = "Log in with an API token (make run wrote a local admin token to var/admin-token)."
+LOGIN_HINT = (
+    "Log in with your username and password, or an API token (make run wrote a local admin "
+    "token to var/admin-token)."
+)
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 60.0
@@ -174,6 +177,45 @@ class ApiClient:
             if exc.status == 503 and isinstance(exc.body, dict) and "checks" in exc.body:
                 return exc.body
             raise
+
+    def log_in(self, username: str, password: str) -> dict:
+        """POST /api/v1/sessions: {"token", "expires_at", "account"}; a refusal raises with
+        the API's own words (wrong username or password, too many tries)."""
+        body = {"username": username, "password": password}
+        data = self._json("POST", "/api/v1/sessions", json=body)
+        if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+            raise ApiError("The API's answer to the login has no token", code="bad_response")
+        return data
+
+    def whoami(self) -> dict:
+        """GET /api/v1/sessions/current: the name, role and classes the token carries."""
+        data = self._json("GET", "/api/v1/sessions/current")
+        if not isinstance(data, dict) or not isinstance(data.get("role"), str):
+            raise ApiError("The API's answer about the login is not one", code="bad_response")
+        return data
+
+    def log_out(self) -> None:
+        self._request("DELETE", "/api/v1/sessions/current")
+
+    def accounts(self) -> list[dict]:
+        """GET /api/v1/accounts (admin): every account, never a password's hash."""
+        data = self._json("GET", "/api/v1/accounts")
+        accounts = data.get("accounts") if isinstance(data, dict) else None
+        if not isinstance(accounts, list):
+            raise ApiError("The API's list of accounts is not one", code="bad_response")
+        return accounts
+
+    def create_account(
+        self, username: str, password: str, role: str, classes: list[str] | None
+    ) -> dict:
+        body = {"username": username, "password": password, "role": role, "classes": classes}
+        return self._json("POST", "/api/v1/accounts", json=body)
+
+    def change_account(self, username: str, **change: Any) -> dict:
+        """PATCH /api/v1/accounts/<username>: role, classes, all_classes, disabled, password."""
+        return self._json(
+            "PATCH", f"/api/v1/accounts/{urllib.parse.quote(username, safe='')}", json=change
+        )
 
     def model(self) -> ModelInfo:
         return parse(ModelInfo, self._json("GET", "/api/v1/model"), "model information")
@@ -491,6 +533,8 @@ def _reason(exc: Exception) -> str:
 def _auth_error(exc: ApiError, *, has_token: bool) -> ApiError:
     """401 and 403 as people read them: log in, or this token may not do that. The API's own
     message is kept (it says which role a route needs, or which class is off limits)."""
+    if exc.code in ("login_failed", "too_many_logins"):
+        return exc  # the login's own answer says what to do
     if exc.status == 401:
         if not has_token:
             return ApiError(

@@ -17,8 +17,20 @@ from attendance.frontend import ui
 # multipage app, and a fresh server (or AppTest) would then run a deep-linked page (/attendance)
 # on its own, without this script: no navigation, no API status, no login in the sidebar.
 PAGES = Path(__file__).resolve().parent / "views"
+# The app's own, served by Streamlit itself (a :material/...: page icon is fetched from Google's
+# font servers, so a school network without internet access would show none).
+ICON = Path(__file__).resolve().parent / "icon.svg"
 
-st.set_page_config(page_title="Attendance", page_icon=":material/groups:", layout="wide")
+# The toolbar shows only these menu items (client.toolbarMode = "minimal", .streamlit/config.toml).
+st.set_page_config(
+    page_title="Classroom attendance",
+    page_icon=ICON,
+    layout="wide",
+    menu_items={
+        "About": "**Classroom attendance**: take attendance from class photos, enroll students "
+        "and keep the register."
+    },
+)
 
 navigation = st.navigation(
     {
@@ -46,6 +58,12 @@ navigation = st.navigation(
                 title="Students and model",
                 icon=":material/badge:",
                 url_path="students",
+            ),
+            st.Page(
+                PAGES / "accounts.py",
+                title="Accounts",
+                icon=":material/manage_accounts:",
+                url_path="accounts",
             ),
             st.Page(
                 PAGES / "monitoring.py",

@@ -25,11 +25,19 @@ from attendance.domain.schemas import MAX_NAME_LENGTH, STUDENT_ID_RE, Student
 
 Photo = tuple[str, bytes]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
+)
 # Guards against zip bombs: the photos are read into memory before they are sent.
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_ZIP_MEMBER_BYTES = 64 * 1024 * 1024
+# What the class uploaders take, in MB. A zip of photos is hardly smaller than the photos in it,
+# and Streamlit refuses any file over server.maxUploadSize (.streamlit/config.toml) before a
+# widget sees it, so that is set to this too.
+MAX_ZIP_MB = MAX_ZIP_TOTAL_BYTES // 2**20
+# A roster of MAX_ZIP_MEMBERS students, consent columns and all, is well under 1 MB.
+MAX_ROSTER_MB = 5
 COLUMNS = ("student_id", "name", "class_id", *CONSENT_FIELDS)
 _SEPARATORS = re.compile(r"[_\-. ]")
 

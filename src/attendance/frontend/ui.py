@@ -3,8 +3,10 @@ progress bars."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
+import json
 import re
 import string
 import time
@@ -13,6 +15,7 @@ from typing import TypeVar
 
 import streamlit as st
 from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
 
 from attendance.domain.schemas import JobView
 from attendance.frontend.api_client import LOGIN_HINT, TERMINAL_STATES, ApiClient, ApiError
@@ -20,7 +23,8 @@ from attendance.frontend.settings import FrontendSettings
 
 T = TypeVar("T")
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+# What the API accepts (attendance.photos.checks), by file extension; HEIC is iPhones' default.
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif"]
 POLL_INTERVAL = 0.5
 JOB_TIMEOUT = 900.0
 
@@ -30,6 +34,13 @@ ROLE_KEY = "auth.role"  # what checking it found (see token_role), None while un
 SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN) or "login" (typed)
 MESSAGE_KEY = "auth.message"  # why the last login failed
 INPUT_KEY = "auth.token_input"  # the password box
+NAME_KEY = "auth.name"  # who is logged in (an account's username), None for a token
+USERNAME_KEY = "auth.username_input"
+PASSWORD_KEY = "auth.password_input"
+# A login outlives a reload and opens in a new tab: its session token is kept in a cookie of the
+# app's own (SameSite=Strict), which every new Streamlit session reads (st.context.cookies).
+# Logging out ends the session in the API and clears the cookie.
+SESSION_COOKIE = "attendance_session"
 ROLE_VIEWER = "viewer"
 ROLE_TEACHER_OR_ADMIN = "teacher or admin"
 
@@ -43,6 +54,11 @@ _MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
 # "http"/"https"/"www" and after "@" breaks those patterns without changing what is shown.
 WORD_JOINER = "\u2060"
 _AUTOLINK_STARTS = re.compile(r"(?i)(https?(?=:)|www(?=\.)|@)")
+# The API's one page a browser can open without a token (its root is a JSON 404).
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+# Thumbnails of HEIC photos, as the API reads them.
+register_heif_opener()
 
 
 def plain(value: object, *, links: bool = False) -> str:
@@ -86,6 +102,12 @@ def request_bytes(config: FrontendSettings) -> int:
     return int(config.max_upload_bytes * 0.9)
 
 
+def photo_upload_mb(config: FrontendSettings) -> int:
+    """The largest photo a photo uploader takes, in MB (what the uploader says): the API's
+    limit for a whole request, which a photo is sent in alone when it is that large."""
+    return max(1, int(config.max_upload_mb))
+
+
 def client() -> ApiClient:
     """The API client, carrying the session's token when someone is logged in."""
     return ApiClient(settings().api_url, token=current_token())
@@ -100,7 +122,8 @@ def logged_in_client() -> ApiClient:
         if message:  # why the last login failed (the sidebar says it too)
             st.error(message, icon=":material/key_off:")
         st.info(
-            f"{LOGIN_HINT} Paste it into *API token* in the sidebar and *Log in*.",
+            f"{LOGIN_HINT} Both are in the sidebar (on a phone, open it with the arrow at the "
+            "top left).",
             icon=":material/key:",
         )
         st.stop()
@@ -111,13 +134,38 @@ def logged_in_client() -> ApiClient:
 
 
 def current_token() -> str | None:
-    """The session's token; a new session starts with ATTENDANCE_API_TOKEN when it is set."""
+    """The session's token; a new session starts with the login kept in the browser's cookie,
+    else ATTENDANCE_API_TOKEN when it is set."""
     if TOKEN_KEY not in st.session_state:
+        kept = _kept_login()
         configured = settings().api_token
-        st.session_state[TOKEN_KEY] = configured or None
-        st.session_state[SOURCE_KEY] = "settings" if configured else None
+        st.session_state[TOKEN_KEY] = kept or configured or None
+        st.session_state[SOURCE_KEY] = "account" if kept else "settings" if configured else None
         st.session_state[ROLE_KEY] = None
     return st.session_state[TOKEN_KEY]
+
+
+def _kept_login() -> str | None:
+    try:
+        value = st.context.cookies.get(SESSION_COOKIE)
+    except Exception:  # no browser behind this session (a test's AppTest)
+        return None
+    return value if isinstance(value, str) and 0 < len(value) < 200 else None
+
+
+def _keep_login(token: str | None, seconds: int = 0) -> None:
+    """Set (or, with None, clear) the login's cookie in the browser: a script in an invisible
+    component, whose frame shares the app's origin."""
+    value = json.dumps(token or "")
+    age = seconds if token else 0
+    st.iframe(
+        "<script>"
+        f"const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';"
+        f"window.parent.document.cookie = '{SESSION_COOKIE}=' + encodeURIComponent({value}) + "
+        f"'; Path=/; Max-Age={age}; SameSite=Strict' + secure;"
+        "</script>",
+        height=1,
+    )
 
 
 def token_role(api: ApiClient) -> str:
@@ -135,24 +183,65 @@ def token_role(api: ApiClient) -> str:
 
 def _adopt(token: str, source: str) -> None:
     """Check ``token`` and log in with it, unless the API says it is not valid."""
+    api = ApiClient(settings().api_url, token=token)
+    name = None
     try:
-        role = token_role(ApiClient(settings().api_url, token=token))
+        if source == "account":
+            who = api.whoami()
+            name, role = who["name"], who["role"]
+        else:
+            role = token_role(api)
     except ApiError as exc:
         if exc.unauthorized:
-            whose = "The token in ATTENDANCE_API_TOKEN" if source == "settings" else "That token"
+            if source == "account":
+                message = (
+                    "Your login has ended (it expired, or you logged out elsewhere): log in again."
+                )
+                st.session_state["auth.clear_cookie"] = True
+            else:
+                whose = (
+                    "The token in ATTENDANCE_API_TOKEN" if source == "settings" else "That token"
+                )
+                message = (
+                    f"{whose} is not valid: the API refused it. Check it, or ask an "
+                    "administrator for one, and log in again."
+                )
             st.session_state[TOKEN_KEY] = None
             st.session_state[ROLE_KEY] = None
             st.session_state[SOURCE_KEY] = None
-            st.session_state[MESSAGE_KEY] = (
-                f"{whose} is not valid: the API refused it. Check it, or ask an "
-                "administrator for one, and log in again."
-            )
+            st.session_state[MESSAGE_KEY] = message
             return
         role = None  # the API does not answer: keep the token, check it once it does
     st.session_state[TOKEN_KEY] = token
     st.session_state[ROLE_KEY] = role
+    st.session_state[NAME_KEY] = name
     st.session_state[SOURCE_KEY] = source
     st.session_state.pop(MESSAGE_KEY, None)
+
+
+def _log_in_account() -> None:
+    """The username and password form's callback."""
+    username = (st.session_state.get(USERNAME_KEY) or "").strip().lower()
+    password = st.session_state.get(PASSWORD_KEY) or ""
+    st.session_state[PASSWORD_KEY] = ""  # the box never shows the password back
+    if not username or not password:
+        st.session_state[MESSAGE_KEY] = "Type your username and password first."
+        return
+    try:
+        login = ApiClient(settings().api_url).log_in(username, password)
+    except ApiError as exc:
+        st.session_state[MESSAGE_KEY] = exc.message
+        return
+    st.session_state["auth.keep_cookie"] = (login["token"], _seconds_until(login["expires_at"]))
+    _adopt(login["token"], "account")
+
+
+def _seconds_until(when: str) -> int:
+    try:
+        left = dt.datetime.fromisoformat(when) - dt.datetime.now(dt.UTC)
+    except (TypeError, ValueError):
+        return 3600
+    return max(0, int(left.total_seconds()))
 
 
 def _log_in() -> None:
@@ -167,12 +256,21 @@ def _log_in() -> None:
 
 def _log_out() -> None:
     # Everything the session holds goes (a result taken with the old token too), and the
-    # session stays logged out: ATTENDANCE_API_TOKEN is not used again.
+    # session stays logged out: ATTENDANCE_API_TOKEN is not used again. A login's session ends
+    # in the API too, and its cookie goes.
+    if st.session_state.get(SOURCE_KEY) == "account" and st.session_state.get(TOKEN_KEY):
+        try:
+            ApiClient(settings().api_url, token=st.session_state[TOKEN_KEY]).log_out()
+        except ApiError:
+            pass  # ended already, or the API is down: it expires by itself
+    was_account = st.session_state.get(SOURCE_KEY) == "account"
     for key in list(st.session_state):
         del st.session_state[key]
     st.session_state[TOKEN_KEY] = None
     st.session_state[ROLE_KEY] = None
     st.session_state[SOURCE_KEY] = None
+    if was_account:
+        st.session_state["auth.clear_cookie"] = True
 
 
 def login_sidebar(api_up: bool) -> None:
@@ -182,9 +280,17 @@ def login_sidebar(api_up: bool) -> None:
         _adopt(token, st.session_state.get(SOURCE_KEY) or "login")  # not checked yet
         token = current_token()
     with st.sidebar:
+        keep = st.session_state.pop("auth.keep_cookie", None)
+        if keep:
+            _keep_login(*keep)
+        if st.session_state.pop("auth.clear_cookie", False):
+            _keep_login(None)
         if token:
             role = st.session_state.get(ROLE_KEY)
-            if role == ROLE_VIEWER:
+            name = st.session_state.get(NAME_KEY)
+            if name and role:
+                st.success(f"Logged in as **{plain(name)}** ({role})", icon=":material/person:")
+            elif role == ROLE_VIEWER:
                 st.success("Logged in: viewer (may see attendance only)", icon=":material/key:")
             elif role:
                 st.success(f"Logged in: {role}", icon=":material/key:")
@@ -199,6 +305,15 @@ def login_sidebar(api_up: bool) -> None:
         message = st.session_state.get(MESSAGE_KEY)
         if message:
             st.error(message, icon=":material/key_off:")
+        with st.form("login_account", border=True):
+            st.text_input("Username", key=USERNAME_KEY, autocomplete="username")
+            st.text_input(
+                "Password", type="password", key=PASSWORD_KEY, autocomplete="current-password"
+            )
+            st.form_submit_button(
+                "Log in", on_click=_log_in_account, icon=":material/login:", type="primary"
+            )
+        st.caption("Or, for a program's or an operator's token:")
         with st.form("login", border=True):
             st.text_input(
                 "API token",
@@ -209,9 +324,7 @@ def login_sidebar(api_up: bool) -> None:
                 help="Ask an administrator for a token. `make run` wrote a local admin token "
                 "to var/admin-token.",
             )
-            st.form_submit_button(
-                "Log in", on_click=_log_in, icon=":material/login:", type="primary"
-            )
+            st.form_submit_button("Log in with the token", on_click=_log_in, icon=":material/key:")
 
 
 def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
@@ -388,7 +501,8 @@ def wait_for_jobs(
 
 
 def api_status_sidebar() -> bool:
-    """The API's address and whether it answers, in the sidebar; True when it does."""
+    """The API's address and whether it answers, in the sidebar; True when it does. The address
+    links to the API's OpenAPI description, which a browser can open."""
     api = client()
     try:
         api.health()
@@ -403,5 +517,8 @@ def api_status_sidebar() -> bool:
                 icon=":material/error:",
             )
         return False
-    st.sidebar.success(f"API: {plain(api.base_url, links=True)}", icon=":material/cloud_done:")
+    st.sidebar.success(
+        f"API: [{plain(api.base_url, links=True)}](<{api.base_url}{OPENAPI_PATH}>)",
+        icon=":material/cloud_done:",
+    )
     return True

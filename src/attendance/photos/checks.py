@@ -17,13 +17,21 @@ from PIL import Image, UnidentifiedImageError
 from attendance.domain.errors import InvalidImage
 
 # MPO is what many phone cameras write: a JPEG (the photo, first) followed by further JPEG
-# frames (previews, depth maps, a stereo pair's other eye).
-ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+# frames (previews, depth maps, a stereo pair's other eye). HEIF (.heic, .heif) is what iPhones
+# write; Pillow reads it through pillow-heif (registered by attendance.photos).
+ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"}
+# How the formats are named to people, in the order they are named.
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP, TIFF, GIF or HEIC/HEIF"
 # Formats whose frames after the first are auxiliary: the first frame is the photo, and it is the
 # only one anything here decodes. Any other image with more than one frame (an animated GIF,
 # WebP or PNG, a multi-page TIFF) is refused: which frame shows the class would be a guess, and
-# counting its frames would mean reading through all of them.
-FIRST_FRAME_FORMATS = {"MPO"}
+# counting its frames would mean reading through all of them. A HEIF counts its top-level
+# images as frames; the one Pillow opens is the file's primary image, the photo every viewer
+# shows (thumbnails and depth maps are not frames at all).
+FIRST_FRAME_FORMATS = {"MPO", "HEIF"}
+# Formats whose draft() decodes the photo's own data at a smaller scale. A HEIF's draft() swaps
+# in an embedded thumbnail instead, which would leave the photo itself unread.
+SCALED_DRAFT_FORMATS = {"JPEG", "MPO"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,10 @@ def _pillow_errors(filename: str):
 def _check_header(img: Image.Image, filename: str, max_pixels: int) -> CheckedImage:
     fmt, (width, height) = img.format, img.size
     if fmt not in ALLOWED_FORMATS:
-        raise InvalidImage(f"{filename}: {fmt} images are not supported", code="unsupported_image")
+        raise InvalidImage(
+            f"{filename}: {fmt} images are not supported; send {ACCEPTED_FORMATS}",
+            code="unsupported_image",
+        )
     if width * height > max_pixels:
         raise InvalidImage(
             f"{filename}: {width}x{height} is larger than {max_pixels} pixels",
@@ -100,6 +111,7 @@ def check_image(data: bytes, filename: str, max_pixels: int) -> CheckedImage:
             # Huffman-decoded (truncation is caught the same), but only an eighth of each side
             # is reconstructed, which costs much less. Only the first frame is loaded (an MPO's
             # further frames are never decoded).
-            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            if checked.format in SCALED_DRAFT_FORMATS:
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             img.load()
     return checked

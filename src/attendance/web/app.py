@@ -12,7 +12,9 @@ from attendance.web.auth import init_auth
 from attendance.web.context import Services, init_services
 from attendance.web.errors import register_error_handlers
 from attendance.web.openapi import bp as openapi_bp
+from attendance.web.routes.accounts import bp as accounts_bp
 from attendance.web.routes.attendance import bp as attendance_bp
+from attendance.web.routes.docs import bp as docs_bp
 from attendance.web.routes.health import bp as health_bp
 from attendance.web.routes.jobs import bp as jobs_bp
 from attendance.web.routes.model import bp as model_bp
@@ -23,6 +25,8 @@ from attendance.web.routes.students import bp as students_bp
 BLUEPRINTS = (
     health_bp,
     openapi_bp,
+    docs_bp,
+    accounts_bp,
     students_bp,
     recognitions_bp,
     jobs_bp,

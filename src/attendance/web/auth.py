@@ -1,4 +1,5 @@
-"""Bearer-token access: every route needs a token unless it is marked public.
+"""Bearer-token access: every route needs a token unless it is marked public. A token is an
+API token (for programs) or a login's session token (for people; attendance.services.accounts).
 
 A view declares the least role it needs with ``@requires(Role.teacher)``; a view that declares
 nothing needs ``admin``, so a route added without thought is closed rather than open.
@@ -12,7 +13,10 @@ from typing import TypeVar
 from flask import Flask, current_app, g, request
 
 from attendance.domain.auth import Principal, Role, TokenRegistry
-from attendance.domain.errors import AppError
+from attendance.domain.errors import AppError, ServiceUnavailable
+from attendance.services.accounts import session_principal
+from attendance.web.context import services
+from attendance.web.errors import UNAVAILABLE_ERRORS
 
 F = TypeVar("F", bound=Callable)
 EXTENSION_KEY = "attendance_tokens"
@@ -67,9 +71,21 @@ def _authenticate() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("this route needs an 'Authorization: Bearer <token>' header")
-    principal = current_app.extensions[EXTENSION_KEY].authenticate(token.strip())
+    token = token.strip()
+    principal = current_app.extensions[EXTENSION_KEY].authenticate(token)
     if principal is None:
-        raise Unauthorized("the token is not valid")
+        # Not an API token: a login's session, if Redis (where sessions live) answers.
+        svc = services()
+        try:
+            found = session_principal(svc.records, svc.sessions, token)
+        except UNAVAILABLE_ERRORS as exc:
+            raise ServiceUnavailable(
+                "logins are kept in Redis, which is unavailable; try again later"
+            ) from exc
+        if found is None:
+            raise Unauthorized("the token is not valid (or the login has ended: log in again)")
+        principal, g.session = found
+        g.session_token = token
     if principal.role < required:
         raise Forbidden(f"the {principal.role.name} role may not do this; it needs {required.name}")
     g.principal = principal

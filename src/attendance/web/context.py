@@ -14,6 +14,7 @@ from attendance.stores.blob import BlobStore
 from attendance.stores.gallery import GalleryRepository, Manifest
 from attendance.stores.jobs import JobStore
 from attendance.stores.records import RecordsStore
+from attendance.stores.sessions import SessionStore
 
 EXTENSION_KEY = "attendance"
 
@@ -26,6 +27,7 @@ class Services:
     gallery_repo: GalleryRepository
     jobs: JobStore
     celery: Celery
+    sessions: SessionStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -39,6 +41,7 @@ class Services:
             gallery_repo=stores.gallery_repo,
             jobs=stores.jobs,
             celery=producer_celery(settings),
+            sessions=SessionStore(stores.jobs.redis, settings.session_hours * 3600),
         )
 
 

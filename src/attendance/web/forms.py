@@ -9,6 +9,7 @@ import datetime as dt
 import re
 
 from flask import Request
+from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from attendance.domain.errors import AppError, ValidationFailed
@@ -100,3 +101,15 @@ def date_range(args: MultiDict) -> tuple[dt.date | None, dt.date | None]:
 def is_job_id(value: str) -> bool:
     """Job ids are new_job_id()'s uuid4 hex; anything else cannot name a job or a blob."""
     return bool(_JOB_ID.fullmatch(value))
+
+
+def invalid_request(exc: ValidationError) -> ValidationFailed:
+    """400 saying what was wrong with each field of a body a pydantic model refused."""
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown field {field!r}")
+        else:
+            problems.append(f"{field}: {error['msg']}")
+    return ValidationFailed("; ".join(problems), code="invalid_request")

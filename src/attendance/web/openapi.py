@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from attendance.config.settings import Settings
+from attendance.domain.accounts import CONTROL_CHARACTERS, MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from attendance.domain.accounts import ROLES as ACCOUNT_ROLES
 from attendance.domain.consent import RELATIONSHIPS as CONSENT_RELATIONSHIPS
 from attendance.domain.exports import XLSX_MIMETYPE
 from attendance.domain.reports import AbsenceRow
@@ -16,6 +18,7 @@ from attendance.domain.schemas import MAX_NAME_LENGTH, PERIOD_RE, STUDENT_ID_RE
 from attendance.web.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from attendance.web.auth import public
 from attendance.web.context import services
+from attendance.web.routes.docs import ASSETS as DOCS_ASSETS
 
 bp = Blueprint("openapi", __name__)
 
@@ -36,8 +39,18 @@ _UNPRINTABLE = (
     r"\ue000-\uf8ff\ufeff\ufff0-\ufffb"
 )
 NAME_PATTERN = rf"^[^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}][^{_UNPRINTABLE}]*$"
-PUBLIC_PATHS = ("/healthz", "/readyz", "/api/v1/openapi.json")
-IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
+USERNAME_PATTERN = USERNAME_RE.pattern
+PUBLIC_PATHS = (
+    "/api/v1/sessions",
+    "/healthz",
+    "/readyz",
+    "/api/v1/openapi.json",
+    "/api/v1/docs",
+    "/api/v1/docs/{asset}",
+)
+IMAGE_TYPES = (
+    "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif, image/heic, image/heif"
+)
 
 
 def _ref(name: str) -> dict:
@@ -128,6 +141,30 @@ def _consent_fields() -> dict:
             "default": "true",
             "description": "Whether the student is a minor.",
         },
+    }
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _password() -> dict:
+    return {
+        "type": "string",
+        "minLength": MIN_PASSWORD,
+        "maxLength": MAX_PASSWORD,
+        "pattern": f"^[^{CONTROL_CHARACTERS}]*$",
+        "description": f"{MIN_PASSWORD} to {MAX_PASSWORD} characters, spaces allowed.",
+    }
+
+
+def _account_classes(description: str) -> dict:
+    return {
+        "type": "array",
+        "items": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": 64},
+        "maxItems": 200,
+        "nullable": True,
+        "description": description,
     }
 
 
@@ -713,6 +750,51 @@ def _schemas() -> dict:
                 },
             },
         },
+        "Account": {
+            "type": "object",
+            "required": ["username", "role", "classes", "disabled", "created_at", "updated_at"],
+            "properties": {
+                "username": {"type": "string"},
+                "role": {"type": "string", "enum": list(ACCOUNT_ROLES)},
+                "classes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "nullable": True,
+                    "description": "The classes the account may see; null: every class.",
+                },
+                "disabled": {"type": "boolean"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "AccountList": {
+            "type": "object",
+            "required": ["accounts"],
+            "properties": {"accounts": {"type": "array", "items": _ref("Account")}},
+        },
+        "Login": {
+            "type": "object",
+            "required": ["token", "expires_at", "account"],
+            "properties": {
+                "token": {
+                    "type": "string",
+                    "description": "The session's bearer token, shown once.",
+                },
+                "expires_at": {"type": "string", "format": "date-time"},
+                "account": _ref("Account"),
+            },
+        },
+        "Whoami": {
+            "type": "object",
+            "required": ["name", "role", "classes", "kind", "expires_at"],
+            "properties": {
+                "name": {"type": "string", "description": "The username, or the API token's name."},
+                "role": {"type": "string", "enum": list(ACCOUNT_ROLES)},
+                "classes": {"type": "array", "items": {"type": "string"}, "nullable": True},
+                "kind": {"type": "string", "enum": ["login", "api_token"]},
+                "expires_at": {"type": "string", "format": "date-time", "nullable": True},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -818,6 +900,40 @@ def build_spec(settings: Settings) -> dict:
                         "description": "OpenAPI 3.0 document.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/docs": {
+            "get": {
+                "operationId": "docs",
+                "summary": "This document as a page to read and try (Swagger UI, served from here).",
+                "responses": {
+                    "200": {
+                        "description": "HTML.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/docs/{asset}": {
+            "get": {
+                "operationId": "docsAsset",
+                "summary": "A file of that page.",
+                "parameters": [
+                    _path("asset", {"type": "string", "enum": list(DOCS_ASSETS)}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            "text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "404": _error("No such file."),
                     **_COMMON_ERRORS,
                 },
             }
@@ -1012,6 +1128,126 @@ def build_spec(settings: Settings) -> dict:
                     **_COMMON_ERRORS,
                 },
             },
+        },
+        "/api/v1/sessions": {
+            "post": {
+                "operationId": "logIn",
+                "summary": "Log in with a username and password: a session token to send as the "
+                "bearer token until it expires or is ended.",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "required": ["username", "password"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "username": {"type": "string", "maxLength": 64},
+                            "password": {"type": "string", "maxLength": MAX_PASSWORD},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json(_ref("Login"), "Logged in."),
+                    "400": _error("A missing or unknown field."),
+                    "401": _error(
+                        "Wrong username or password, or the account is disabled (login_failed)."
+                    ),
+                    "415": _error("The body is not a JSON object."),
+                    "429": _error(
+                        "Too many failed logins for this username lately (too_many_logins)."
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/v1/sessions/current": {
+            "get": {
+                "operationId": "whoami",
+                "summary": "Who the bearer token is: their name, role and classes.",
+                "responses": {"200": _json(_ref("Whoami"), "Who."), **_COMMON_ERRORS},
+            },
+            "delete": {
+                "operationId": "logOut",
+                "summary": "End this login's session.",
+                "responses": {
+                    "204": {"description": "Ended."},
+                    "409": _error("An API token, not a login (not_a_login)."),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/api/v1/accounts": {
+            "get": {
+                "operationId": "listAccounts",
+                "summary": "Every account (admin).",
+                "responses": {"200": _json(_ref("AccountList"), "Accounts."), **_COMMON_ERRORS},
+            },
+            "post": {
+                "operationId": "createAccount",
+                "summary": "Create an account (admin; audited).",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "required": ["username", "password", "role"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "username": {"type": "string", "pattern": USERNAME_PATTERN},
+                            "password": _password(),
+                            "role": {"type": "string", "enum": list(ACCOUNT_ROLES)},
+                            "classes": _account_classes(
+                                "The classes the account may see; null or absent: every class."
+                            ),
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json(_ref("Account"), "Created."),
+                    "400": _error("An invalid username, password, role or class."),
+                    "409": _error("The username is taken (account_exists)."),
+                    "415": _error("The body is not a JSON object."),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/api/v1/accounts/{username}": {
+            "patch": {
+                "operationId": "changeAccount",
+                "summary": "Change an account's role or classes, disable or enable it, or set a "
+                "new password (admin; audited). Disabling it or a new password ends its "
+                "sessions.",
+                "parameters": [_path("username", {"type": "string", "pattern": USERNAME_PATTERN})],
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "role": {
+                                "type": "string",
+                                # A nullable enum admits null only when it lists it.
+                                "enum": [*ACCOUNT_ROLES, None],
+                                "nullable": True,
+                            },
+                            "classes": _account_classes(
+                                "The classes the account may see from now on; null or "
+                                "absent: as they are."
+                            ),
+                            "all_classes": {
+                                "type": "boolean",
+                                "description": "true: every class (classes is ignored).",
+                            },
+                            "disabled": {"type": "boolean", "nullable": True},
+                            "password": {**_password(), "nullable": True},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("Account"), "Changed."),
+                    "400": _error("An invalid field."),
+                    "404": _error("No such account (account_not_found)."),
+                    "409": _error("The last admin who can log in cannot go (last_admin)."),
+                    "415": _error("The body is not a JSON object."),
+                    **_COMMON_ERRORS,
+                },
+            }
         },
         "/api/v1/audit": {
             "get": {

@@ -37,6 +37,10 @@ _EXTENSIONS = {
     "BMP": ("bmp", "image/bmp"),
     "TIFF": ("tif", "image/tiff"),
     "GIF": ("gif", "image/gif"),
+    # Kept as sent, not converted: the orientation lives in the container (libheif turns the
+    # photo upright as it decodes) and the EXIF (captured_at) stays with the bytes; the worker
+    # and the face crops open it through the same Pillow plugin. iPhones' HEIF is HEIC (HEVC).
+    "HEIF": ("heic", "image/heic"),
 }
 _PATH_SEPARATORS = re.compile(r"[/\\]")
 

@@ -21,7 +21,13 @@ from attendance.domain.schemas import EnrollmentResult, JobView
 from attendance.frontend import ui
 from attendance.frontend.api_client import ApiClient, ApiError, ConsentForm, Photo, parse
 from attendance.frontend.api_client import consent_form as make_consent_form
-from attendance.frontend.roster import classes_of, photo_batches, plan_bulk_enrollment
+from attendance.frontend.roster import (
+    MAX_ROSTER_MB,
+    MAX_ZIP_MB,
+    classes_of,
+    photo_batches,
+    plan_bulk_enrollment,
+)
 
 SINGLE_KEY = "enroll.single_result"
 BULK_KEY = "enroll.bulk_result"
@@ -313,6 +319,7 @@ def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             type=ui.IMAGE_TYPES,
             accept_multiple_files=True,
             key=form_key("photos"),
+            max_upload_size=ui.photo_upload_mb(ui.settings()),
         )
         ui.show_thumbnails([(f.name, f.getvalue()) for f in files or []])
         _consent_fields()
@@ -452,8 +459,12 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
         )
         c1, c2 = st.columns(2)
-        roster = c1.file_uploader("Roster (CSV)", type=["csv", "txt"], key="bulk.csv")
-        archive = c2.file_uploader("Photos (zip)", type=["zip"], key="bulk.zip")
+        roster = c1.file_uploader(
+            "Roster (CSV)", type=["csv", "txt"], key="bulk.csv", max_upload_size=MAX_ROSTER_MB
+        )
+        archive = c2.file_uploader(
+            "Photos (zip)", type=["zip"], key="bulk.zip", max_upload_size=MAX_ZIP_MB
+        )
         forms_held = st.checkbox(
             "A signed consent form is held for every student whose consent is in the roster",
             key="bulk.forms_held",

@@ -169,6 +169,7 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             type=ui.IMAGE_TYPES,
             accept_multiple_files=True,
             key=_key("photos"),
+            max_upload_size=ui.photo_upload_mb(ui.settings()),
         )
         photos = [(f.name, f.getvalue()) for f in files or []]
         ui.show_thumbnails(photos)

@@ -292,6 +292,12 @@ def render() -> None:
         st.page_link("views/enroll.py", label="Enroll students", icon=":material/person_add:")
         return
 
+    camera = st.toggle(
+        "Use the camera",
+        key="take.use_camera",
+        help="Take the class photo with this device's camera (the browser asks to allow it; "
+        "away from this computer the app must be served over HTTPS for that).",
+    )
     with st.form("take_attendance"):
         left, middle, right = st.columns(3)
         class_id = left.selectbox("Class", classes, key="take.class_id")
@@ -308,8 +314,13 @@ def render() -> None:
             "whole day. Each period has a register of its own.",
         )
         photos = st.file_uploader(
-            "Class photos", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="take.photos"
+            "Class photos",
+            type=ui.IMAGE_TYPES,
+            accept_multiple_files=True,
+            key="take.photos",
+            max_upload_size=ui.photo_upload_mb(ui.settings()),
         )
+        shot = st.camera_input("Class photo from the camera", key="take.camera") if camera else None
         submitted = st.form_submit_button(
             "Take attendance", type="primary", icon=":material/how_to_reg:"
         )
@@ -318,16 +329,23 @@ def render() -> None:
         problem = register.period_problem(period)
         if problem:
             st.warning(problem, icon=":material/warning:")
-        elif not photos:
-            st.warning("Choose at least one class photo first.", icon=":material/warning:")
+        elif not photos and shot is None:
+            st.warning(
+                "Choose at least one class photo, or take one with the camera, first.",
+                icon=":material/warning:",
+            )
         else:
             st.session_state[LAST_PERIOD_KEY] = period
             settings = ui.settings()
+            chosen = [(f.name, f.getvalue()) for f in photos or []]
+            if shot is not None:
+                taken = dt.datetime.now().strftime("%H-%M-%S")
+                chosen.append((f"camera-{date.isoformat()}-{taken}.jpg", shot.getvalue()))
             last = run_recognition(
                 api,
                 class_id,
                 date,
-                [(f.name, f.getvalue()) for f in photos],
+                chosen,
                 settings.max_recognition_photos,
                 ui.request_bytes(settings),
                 period,

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from attendance.domain.accounts import Account
 from attendance.domain.schemas import (
     AttendanceRecord,
     AuditEntry,
@@ -192,6 +193,20 @@ class RecordsStore(Protocol):
 
     def delete_consent(self, student_id: str) -> bool:
         """Remove the consent on record; True if there was one."""
+        ...
+
+    def create_account(self, account: Account) -> bool:
+        """Store a new account; False, having changed nothing, if its username is taken."""
+        ...
+
+    def put_account(self, account: Account) -> None:
+        """Replace an existing account (its role, classes, password, disabled)."""
+        ...
+
+    def get_account(self, username: str) -> Account | None: ...
+
+    def list_accounts(self) -> list[Account]:
+        """Every account, by username."""
         ...
 
     def append_audit(self, entry: AuditEntry) -> None: ...

@@ -16,6 +16,9 @@ Five tables, each shaped for the queries the API serves (docs/deploy.md has the 
                             newest first is one Query in reverse.
 ``<prefix>-erasures``       HASH student_id. erased_at: the tombstones of erased students.
 
+Accounts are attendance items too, under the class key ``#accounts`` and the sort key the
+username: ``account`` holds the account as JSON; listing them is one Query.
+
 Consent records are attendance items too, under the class key ``#consent#<student_id>`` and the
 sort key ``consent`` (see _CONSENTS): consent_of (the student id), given_by, relationship,
 given_on, minor (boolean), recorded_by, recorded_at, and withdrawn_at and withdrawn_by once
@@ -58,6 +61,7 @@ import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
+from attendance.domain.accounts import Account
 from attendance.domain.errors import (
     MarkChanged,
     RegisterFinalized,
@@ -119,6 +123,13 @@ def _mark_key(class_id: str, day: str, period: str, student_id: str) -> dict:
 
 def _lock_key(class_id: str, day: str, period: str) -> dict:
     return {"class_id": _s(f"{_LOCKS}{class_id}"), "date_student": _s(f"{day}#{period}")}
+
+
+_ACCOUNTS = "#accounts"
+
+
+def _account_key(username: str) -> dict:
+    return {"class_id": _s(_ACCOUNTS), "date_student": _s(username)}
 
 
 def _consent_key(student_id: str) -> dict:
@@ -1153,6 +1164,40 @@ class DynamoRecords:
             for item in self._batch_get(self.erasures_table, sorted(set(student_ids)))
             if item["erased_at"]["S"] >= cutoff
         }
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    def create_account(self, account: Account) -> bool:
+        return self._conditional(
+            self.attendance_table,
+            "put_item",
+            Item={**_account_key(account.username), "account": _s(account.model_dump_json())},
+            ConditionExpression="attribute_not_exists(class_id)",
+        )
+
+    def put_account(self, account: Account) -> None:
+        self._conditional(
+            self.attendance_table,
+            "put_item",
+            Item={**_account_key(account.username), "account": _s(account.model_dump_json())},
+            ConditionExpression="attribute_exists(class_id)",
+        )
+
+    def get_account(self, username: str) -> Account | None:
+        item = self._call(
+            self.attendance_table, "get_item", Key=_account_key(username), ConsistentRead=True
+        ).get("Item")
+        return Account.model_validate_json(item["account"]["S"]) if item else None
+
+    def list_accounts(self) -> list[Account]:
+        items = self._pages(
+            self.attendance_table,
+            "query",
+            KeyConditionExpression="class_id = :accounts",
+            ExpressionAttributeValues={":accounts": _s(_ACCOUNTS)},
+            ConsistentRead=True,
+        )
+        return [Account.model_validate_json(item["account"]["S"]) for item in items]
 
     # --- consent -------------------------------------------------------------------------------
 

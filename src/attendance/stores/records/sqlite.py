@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from attendance.domain.accounts import Account
 from attendance.domain.errors import (
     MarkChanged,
     RegisterFinalized,
@@ -112,6 +113,10 @@ CREATE TABLE IF NOT EXISTS consents (
     recorded_at TEXT NOT NULL,
     withdrawn_at TEXT,
     withdrawn_by TEXT
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    username TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -712,6 +717,37 @@ class SqliteRecords:
                 conn.execute("DELETE FROM consents WHERE student_id = ?", (student_id,)).rowcount
                 == 1
             )
+
+    # An account is one row: its username and the account as JSON.
+
+    def create_account(self, account: Account) -> bool:
+        with self._tx() as conn:
+            return (
+                conn.execute(
+                    "INSERT OR IGNORE INTO accounts (username, body) VALUES (?, ?)",
+                    (account.username, account.model_dump_json()),
+                ).rowcount
+                == 1
+            )
+
+    def put_account(self, account: Account) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE accounts SET body = ? WHERE username = ?",
+                (account.model_dump_json(), account.username),
+            )
+
+    def get_account(self, username: str) -> Account | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT body FROM accounts WHERE username = ?", (username,)
+            ).fetchone()
+        return Account.model_validate_json(row["body"]) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT body FROM accounts ORDER BY username").fetchall()
+        return [Account.model_validate_json(row["body"]) for row in rows]
 
     def append_audit(self, entry: AuditEntry) -> None:
         with self._tx() as conn:

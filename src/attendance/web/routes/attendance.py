@@ -17,6 +17,7 @@ from attendance.web.context import services
 from attendance.web.exports import requested_format, spreadsheet
 from attendance.web.forms import (
     date_range,
+    invalid_request,
     json_object,
     optional_identifier,
     parse_date,
@@ -96,17 +97,6 @@ def _json_object(example: str, *, optional: bool = False) -> dict:
     return json_object(request, f"{request.method} {request.path}", example, optional=optional)
 
 
-def _invalid(exc: ValidationError) -> ValidationFailed:
-    problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        if error["type"] == "extra_forbidden":
-            problems.append(f"unknown field {field!r}")
-        else:
-            problems.append(f"{field}: {error['msg']}")
-    return ValidationFailed("; ".join(problems), code="invalid_request")
-
-
 REGISTER_FIELDS = ["student_id", "name", "status", "source", "marked_by", "marked_at", "note"]
 
 
@@ -140,7 +130,7 @@ def mark_student(class_id: str, date: str, student_id: str):
     try:
         wanted = MarkRequest.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     principal = current_principal()
     before, after = registers.mark(
         services().records,

@@ -1,0 +1,136 @@
+"""People's accounts: a username and a password, a role and (for a teacher) their classes.
+
+Passwords are kept only as Argon2id hashes (attendance.services.accounts hashes them). A login
+makes a session (attendance.stores.sessions); a disabled account, or a new password, ends every
+session of the account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import ConfigDict, Field, field_validator
+
+from attendance.domain.auth import Principal, Role
+from attendance.domain.schemas import STUDENT_ID_RE, Strict
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256
+ROLES = ("admin", "teacher", "viewer")
+# Any character a keyboard types, spaces included, but no control characters.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+class Account(Strict):
+    username: str
+    role: str = Field(pattern="^(admin|teacher|viewer)$")
+    # The classes the account may see (a teacher's, a viewer's); None: every class.
+    classes: list[str] | None = None
+    disabled: bool = False
+    password_hash: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def principal(self) -> Principal:
+        classes = frozenset(self.classes) if self.classes is not None else None
+        return Principal(self.username, Role[self.role], classes)
+
+    def public(self) -> dict:
+        """What the API shows of an account: never its password's hash."""
+        return self.model_dump(mode="json", exclude={"password_hash"})
+
+
+class AccountView(Strict):
+    username: str
+    role: str
+    classes: list[str] | None
+    disabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Request(Strict):
+    """A body as sent: JSON types as they are (no 0 for false, no number for a string)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewAccount(Request):
+    username: str
+    password: str
+    role: str = Field(pattern="^(admin|teacher|viewer)$")
+    classes: list[str] | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return check_username(value)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return check_password(value)
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value: list[str] | None) -> list[str] | None:
+        return check_classes(value)
+
+
+class AccountChange(Request):
+    """What an admin may change; absent fields stay as they are."""
+
+    role: str | None = Field(default=None, pattern="^(admin|teacher|viewer)$")
+    classes: list[str] | None = None
+    all_classes: bool = False
+    disabled: bool | None = None
+    password: str | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        return check_password(value) if value is not None else None
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value: list[str] | None) -> list[str] | None:
+        return check_classes(value)
+
+
+class Login(Request):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=MAX_PASSWORD)
+
+
+def check_username(value: str) -> str:
+    if not USERNAME_RE.fullmatch(value):
+        raise ValueError(
+            "a username is 2 to 64 characters: lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_password(value: str) -> str:
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise ValueError(
+            f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters (a few words make one "
+            "easy to remember)"
+        )
+    if _CONTROL.search(value):
+        raise ValueError("a password has no control characters (tabs, line breaks)")
+    return value
+
+
+def check_classes(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if len(value) > 200:
+        raise ValueError("at most 200 classes")
+    for class_id in value:
+        if not STUDENT_ID_RE.fullmatch(class_id):
+            raise ValueError(f"not a class id: {class_id!r}")
+    return sorted(set(value))

@@ -1,0 +1,110 @@
+"""Logins and accounts: POST /api/v1/sessions logs a person in; admins manage the accounts.
+
+A login answers a session token, which the person's client sends as its bearer token until it
+expires (ATTENDANCE_SESSION_HOURS) or they log out. API tokens (attendance-tokens) stay for
+programs.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from attendance.domain.accounts import Account, AccountChange, AccountView, Login, NewAccount
+from attendance.domain.auth import Role
+from attendance.domain.errors import AppError, NotFound
+from attendance.services.accounts import change_account, create_account, log_in
+from attendance.web.auth import current_principal, public, requires
+from attendance.web.context import services
+from attendance.web.forms import invalid_request, json_object
+
+bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+
+
+def _body(model: type[BaseModel], example: str):
+    body = json_object(request, f"{request.method} {request.path}", example)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+
+
+def _view(account: Account) -> dict:
+    return AccountView.model_validate(account.public()).model_dump(mode="json")
+
+
+@bp.post("/sessions")
+@public
+def create_session():
+    login = _body(Login, '{"username": "...", "password": "..."}')
+    svc = services()
+    token, session, account = log_in(svc.records, svc.sessions, login.username, login.password)
+    response = jsonify(
+        {
+            "token": token,
+            "expires_at": session.expires_at.isoformat(),
+            "account": _view(account),
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@bp.get("/sessions/current")
+@requires(Role.viewer)
+def current_session():
+    who = current_principal()
+    session = g.get("session")
+    return jsonify(
+        {
+            "name": who.name,
+            "role": who.role.name,
+            "classes": sorted(who.classes) if who.classes is not None else None,
+            "kind": "login" if session is not None else "api_token",
+            "expires_at": session.expires_at.isoformat() if session is not None else None,
+        }
+    )
+
+
+@bp.delete("/sessions/current")
+@requires(Role.viewer)
+def end_session():
+    token = g.get("session_token")
+    if token is None:
+        raise AppError(
+            "this is an API token, not a login: revoke it with attendance-tokens revoke",
+            code="not_a_login",
+            status=409,
+        )
+    services().sessions.end(token)
+    return "", 204
+
+
+@bp.get("/accounts")
+@requires(Role.admin)
+def list_accounts():
+    return jsonify({"accounts": [_view(a) for a in services().records.list_accounts()]})
+
+
+@bp.post("/accounts")
+@requires(Role.admin)
+def add_account():
+    wanted = _body(
+        NewAccount,
+        '{"username": "ms-smith", "password": "...", "role": "teacher", "classes": ["room-1"]}',
+    )
+    account = create_account(services().records, wanted, current_principal().name)
+    response = jsonify(_view(account))
+    response.status_code = 201
+    return response
+
+
+@bp.patch("/accounts/<username>")
+@requires(Role.admin)
+def patch_account(username: str):
+    change = _body(AccountChange, '{"disabled": true} or {"password": "..."}')
+    svc = services()
+    if svc.records.get_account(username) is None:
+        raise NotFound(f"no account {username!r}", code="account_not_found")
+    account = change_account(svc.records, svc.sessions, username, change, current_principal().name)
+    return jsonify(_view(account))
