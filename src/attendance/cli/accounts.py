@@ -22,7 +22,7 @@ import redis
 from pydantic import ValidationError
 
 from attendance.config.settings import get_settings
-from attendance.domain.accounts import AccountChange, NewAccount
+from attendance.domain.accounts import ROLES, AccountChange, NewAccount
 from attendance.domain.errors import AppError
 from attendance.services.accounts import change_account, create_account
 from attendance.stores.records import open_records
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create")
     create.add_argument("username")
-    create.add_argument("role", choices=["admin", "teacher", "viewer"])
+    create.add_argument("role", choices=ROLES)
     create.add_argument("--classes", help="comma-separated classes the account is limited to")
     create.add_argument("--password-stdin", action="store_true")
     reset = sub.add_parser("reset-password")

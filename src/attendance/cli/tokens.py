@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from attendance.config.settings import get_settings
-from attendance.domain.accounts import NewAccount
+from attendance.domain.accounts import ROLES, NewAccount
 from attendance.domain.auth import add_token, revoke_token, token_names
 from attendance.domain.errors import AppError
 from attendance.services.accounts import create_account
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create")
     create.add_argument("name")
-    create.add_argument("role", choices=["admin", "teacher", "viewer"])
+    create.add_argument("role", choices=ROLES)
     create.add_argument("--classes", help="comma-separated classes a teacher is limited to")
     revoke = sub.add_parser("revoke")
     revoke.add_argument("name")

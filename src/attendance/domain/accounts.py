@@ -18,7 +18,8 @@ from attendance.domain.schemas import STUDENT_ID_RE, Strict
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
-ROLES = ("admin", "teacher", "viewer")
+# The roles by name, from the one list of them (attendance.domain.auth.Role), highest first.
+ROLES = tuple(role.name for role in sorted(Role, reverse=True))
 # Any character a keyboard types, spaces included, but no control characters.
 CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
