@@ -214,6 +214,19 @@ def test_the_command_line_manages_the_same_accounts(env):
         ).returncode
         == 1
     )
+    # an identity-provider-only account, and an email set on an existing one
+    sso = accounts(
+        "create", "mr-jones", "viewer", "--email", "Jones@School.example", "--no-password"
+    )
+    assert sso.returncode == 0, sso.stderr
+    assert "mr-jones\tviewer\tall classes\tactive\tjones@school.example" in accounts("list").stdout
+    assert login(client, "mr-jones", "").status_code in (400, 401)
+    assert accounts("set-email", "ms-smith", "jones@school.example").returncode == 1  # taken
+    assert accounts("set-email", "ms-smith", "smith@school.example").returncode == 0
+    assert "smith@school.example" in accounts("list").stdout
+    bare = accounts("create", "no-way-in", "viewer", "--no-password")
+    assert bare.returncode == 1 and "needs a password, or an email" in bare.stderr
+    assert "Traceback" not in bare.stderr
 
 
 @pytest.fixture
@@ -256,3 +269,23 @@ def test_an_admin_manages_accounts_in_the_app(monkeypatch, api_url):
     assert login(client, "ms-smith").status_code == 401
     at.button(key="accounts.enable").click().run()
     assert login(client, "ms-smith").status_code == 201
+
+    at.text_input(key="accounts.change.email.ms-smith").input("Smith@School.example")
+    at.button(key="FormSubmitter:accounts.email.ms-smith-Save the email").click().run()
+    assert "ms-smith was changed." in shown_text(at)
+    made = admin(client, "GET", "/api/v1/accounts").get_json()["accounts"]
+    assert made[0]["email"] == "smith@school.example"
+
+    # an account for the identity provider only: an email and no password
+    at.text_input(key="accounts.new.username").input("mr-jones")
+    at.selectbox(key="accounts.new.role").select("viewer")
+    at.text_input(key="accounts.new.email").input("jones@school.example")
+    at.button(key="FormSubmitter:accounts.new-Create the account").click().run()
+    assert "Created mr-jones (viewer)" in shown_text(at)
+    jones = admin(client, "GET", "/api/v1/accounts").get_json()["accounts"][0]
+    assert (jones["username"], jones["email"]) == ("mr-jones", "jones@school.example")
+    at.run()
+    assert at.dataframe[0].value["email"].tolist() == [
+        "jones@school.example",
+        "smith@school.example",
+    ]

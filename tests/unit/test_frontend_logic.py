@@ -555,7 +555,7 @@ def test_401_without_a_token_says_how_to_log_in():
         ApiClient("http://api", session=session).students()
     assert info.value.code == "unauthorized"
     assert str(info.value) == f"Not logged in: the API needs a token. {LOGIN_HINT}"
-    assert "var/admin-token" in str(info.value)
+    assert "username and password" in str(info.value)
 
 
 def test_403_says_the_tokens_role_may_not_and_keeps_the_apis_reason():

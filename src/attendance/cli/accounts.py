@@ -1,12 +1,15 @@
 """People's accounts, from the command line (the same as an admin does in the app).
 
-attendance-accounts create USERNAME ROLE [--classes room-1,room-2]
+attendance-accounts create USERNAME ROLE [--classes room-1,room-2] [--email ADDRESS]
     Create an account (admin, teacher or viewer); the password is read from the terminal, or
-    from standard input with --password-stdin.
+    from standard input with --password-stdin; with --email and --no-password the account logs
+    in through the school's identity provider only.
+attendance-accounts set-email USERNAME ADDRESS  the email its identity-provider login verifies
+                                                ('' removes it)
 attendance-accounts reset-password USERNAME    a new password (its sessions end)
 attendance-accounts disable USERNAME           no more logins (its sessions end)
 attendance-accounts enable USERNAME
-attendance-accounts list                       username, role, classes, disabled
+attendance-accounts list                       username, role, classes, state, email
 
 The accounts live in the records store (ATTENDANCE_RECORDS_URL); sessions, in Redis, are ended
 when Redis answers (else they end when they expire).
@@ -60,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("role", choices=ROLES)
     create.add_argument("--classes", help="comma-separated classes the account is limited to")
     create.add_argument("--password-stdin", action="store_true")
+    create.add_argument("--email", help="the address a login through the identity provider has")
+    create.add_argument(
+        "--no-password", action="store_true", help="with --email: identity-provider logins only"
+    )
+    set_email = sub.add_parser("set-email")
+    set_email.add_argument("username")
+    set_email.add_argument("email")
     reset = sub.add_parser("reset-password")
     reset.add_argument("username")
     reset.add_argument("--password-stdin", action="store_true")
@@ -75,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             for a in records.list_accounts():
                 scope = ",".join(a.classes) if a.classes is not None else "all classes"
                 state = "disabled" if a.disabled else "active"
-                print(f"{a.username}\t{a.role}\t{scope}\t{state}")
+                print(f"{a.username}\t{a.role}\t{scope}\t{state}\t{a.email or ''}")
         elif args.command == "create":
             classes = [c for c in args.classes.split(",") if c] if args.classes else None
             request = NewAccount(
                 username=args.username,
-                password=_password(args.password_stdin),
+                password=None if args.no_password else _password(args.password_stdin),
+                email=args.email,
                 role=args.role,
                 classes=classes,
             )
@@ -91,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                 "reset-password": lambda: AccountChange(password=_password(args.password_stdin)),
                 "disable": lambda: AccountChange(disabled=True),
                 "enable": lambda: AccountChange(disabled=False),
+                "set-email": lambda: AccountChange(email=args.email),
             }[args.command]()
-            sessions = _sessions(settings) if args.command != "enable" else None
+            ends_sessions = args.command in ("reset-password", "disable")
+            sessions = _sessions(settings) if ends_sessions else None
             change_account(records, sessions, args.username, change, ACTOR)
             print(f"accounts: {args.command} {args.username}: done")
     except ValidationError as exc:
         for error in exc.errors():
-            print(f"accounts: {error['loc'][0]}: {error['msg']}", file=sys.stderr)
+            where = f"{error['loc'][0]}: " if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"accounts: {where}{message}", file=sys.stderr)
         return 1
     except AppError as exc:
         print(f"accounts: {exc.message}", file=sys.stderr)

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from attendance.config.urls import parse_blob_store_url, parse_records_url
+from attendance.config.urls import parse_blob_store_url, parse_oidc_metadata_url, parse_records_url
+
+# As Streamlit's st.login names them ([auth.<name>]): no underscore.
+PROVIDER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+class OidcProvider(BaseModel):
+    """A school's identity provider (OpenID Connect) whose ID tokens log people in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The provider's discovery document: its issuer, keys and endpoints (Google:
+    # https://accounts.google.com/.well-known/openid-configuration; Microsoft Entra:
+    # https://login.microsoftonline.com/<tenant id>/v2.0/.well-known/openid-configuration).
+    server_metadata_url: str
+    # The app's client id at the provider: an ID token must name it as its audience.
+    client_id: str = Field(min_length=1)
+
+    @field_validator("server_metadata_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parse_oidc_metadata_url(value)  # raises ValueError saying what is wrong
+        return value
 
 
 class Settings(BaseSettings):
@@ -68,6 +91,10 @@ class Settings(BaseSettings):
     # How long a login (username and password) lasts before the person logs in again.
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     api_tokens_file: Path = Path("./var/tokens.json")
+    # Identity providers by name (the name the app's [auth.<name>] section has), as JSON:
+    # {"google": {"server_metadata_url": "...", "client_id": "..."}}. A person logs in through
+    # one as the account whose email is the token's verified email (README, "Accounts").
+    oidc_providers: dict[str, OidcProvider] = {}
 
     # Face pipeline.
     model_name: Literal["Facenet"] = "Facenet"
@@ -176,6 +203,17 @@ class Settings(BaseSettings):
                 f"({self.job_lease_seconds:g}): a worker renews its marks at that interval"
             )
         return self
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _provider_names(cls, value: dict[str, OidcProvider]) -> dict[str, OidcProvider]:
+        for name in value:
+            if not PROVIDER_NAME_RE.fullmatch(name):
+                raise ValueError(
+                    f"an identity provider's name is 1 to 32 lowercase letters, digits or '-': "
+                    f"not {name!r}"
+                )
+        return value
 
     @field_validator("records_url")
     @classmethod

@@ -189,3 +189,18 @@ def _after(url: str, scheme: str) -> str:
     if not url.startswith(scheme):
         raise ValueError(f"not a {scheme} URL: {url!r}")
     return url[len(scheme) :]
+
+
+# Plain http only on this machine's loopback (a provider run for a test or a demo): anywhere
+# else the keys that sign logins must come over TLS.
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_oidc_metadata_url(url: str) -> str:
+    """An identity provider's discovery URL, checked: https (http on loopback only)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"an identity provider's URL must be https: {url!r}")
+    return url

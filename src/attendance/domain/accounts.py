@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from attendance.domain.auth import Principal, Role
 from attendance.domain.schemas import STUDENT_ID_RE, Strict
@@ -31,7 +31,10 @@ class Account(Strict):
     # The classes the account may see (a teacher's, a viewer's); None: every class.
     classes: list[str] | None = None
     disabled: bool = False
+    # Empty: no password (the account logs in through the identity provider only).
     password_hash: str
+    # The address a login through the school's identity provider (OpenID Connect) must verify.
+    email: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -49,6 +52,7 @@ class AccountView(Strict):
     role: str
     classes: list[str] | None
     disabled: bool
+    email: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -61,9 +65,25 @@ class Request(Strict):
 
 class NewAccount(Request):
     username: str
-    password: str
+    # Either or both: a password, or an email to log in with through the identity provider.
+    password: str | None = None
+    email: str | None = None
     role: str = Field(pattern="^(admin|teacher|viewer)$")
     classes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _some_way_in(self) -> NewAccount:
+        if self.password is None and self.email is None:
+            raise ValueError(
+                "an account needs a password, or an email to log in with through the school's "
+                "identity provider"
+            )
+        return self
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return check_email(value) if value is not None else None
 
     @field_validator("username")
     @classmethod
@@ -72,8 +92,8 @@ class NewAccount(Request):
 
     @field_validator("password")
     @classmethod
-    def _password(cls, value: str) -> str:
-        return check_password(value)
+    def _password(cls, value: str | None) -> str | None:
+        return check_password(value) if value is not None else None
 
     @field_validator("classes")
     @classmethod
@@ -89,6 +109,13 @@ class AccountChange(Request):
     all_classes: bool = False
     disabled: bool | None = None
     password: str | None = None
+    # An empty string removes the account's email.
+    email: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return check_email(value) if value else value
 
     @field_validator("password")
     @classmethod
@@ -104,6 +131,13 @@ class AccountChange(Request):
 class Login(Request):
     username: str = Field(max_length=64)
     password: str = Field(max_length=MAX_PASSWORD)
+
+
+class IdentityLogin(Request):
+    """A login through the school's identity provider: the ID token it gave the app."""
+
+    provider: str = Field(max_length=32)
+    id_token: str = Field(max_length=16_384)
 
 
 def check_username(value: str) -> str:
@@ -123,6 +157,19 @@ def check_password(value: str) -> str:
         )
     if _CONTROL.search(value):
         raise ValueError("a password has no control characters (tabs, line breaks)")
+    return value
+
+
+# Enough to catch a slip (a name typed where the address goes); the identity provider is the
+# authority on what an address is.
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z0-9-]{2,63}$"
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+
+
+def check_email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not _EMAIL_RE.fullmatch(value):
+        raise ValueError(f"not an email address: {value!r}")
     return value
 
 

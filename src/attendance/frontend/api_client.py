@@ -36,10 +36,7 @@ ConsentForm = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
 # What a page says when it needs a token and nobody has logged in.
-LOGIN_HINT = (
-    "Log in with your username and password, or an API token (make run wrote a local admin "
-    "token to var/admin-token)."
-)
+LOGIN_HINT = "Log in with your username and password, or with your school account."
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 60.0
@@ -187,6 +184,15 @@ class ApiClient:
             raise ApiError("The API's answer to the login has no token", code="bad_response")
         return data
 
+    def log_in_with_identity(self, provider: str, id_token: str) -> dict:
+        """POST /api/v1/sessions with the ID token of the school's identity provider; the same
+        answer as log_in."""
+        body = {"provider": provider, "id_token": id_token}
+        data = self._json("POST", "/api/v1/sessions", json=body)
+        if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+            raise ApiError("The API's answer to the login has no token", code="bad_response")
+        return data
+
     def whoami(self) -> dict:
         """GET /api/v1/sessions/current: the name, role and classes the token carries."""
         data = self._json("GET", "/api/v1/sessions/current")
@@ -206,13 +212,21 @@ class ApiClient:
         return accounts
 
     def create_account(
-        self, username: str, password: str, role: str, classes: list[str] | None
+        self,
+        username: str,
+        password: str | None,
+        role: str,
+        classes: list[str] | None,
+        email: str | None = None,
     ) -> dict:
-        body = {"username": username, "password": password, "role": role, "classes": classes}
+        """POST /api/v1/accounts: a password, an email (for the identity provider), or both."""
+        body = {"username": username, "role": role, "classes": classes}
+        body |= {k: v for k, v in (("password", password), ("email", email)) if v is not None}
         return self._json("POST", "/api/v1/accounts", json=body)
 
     def change_account(self, username: str, **change: Any) -> dict:
-        """PATCH /api/v1/accounts/<username>: role, classes, all_classes, disabled, password."""
+        """PATCH /api/v1/accounts/<username>: role, classes, all_classes, disabled, password,
+        email ("" removes it)."""
         return self._json(
             "PATCH", f"/api/v1/accounts/{urllib.parse.quote(username, safe='')}", json=change
         )

@@ -122,8 +122,8 @@ def logged_in_client() -> ApiClient:
         if message:  # why the last login failed (the sidebar says it too)
             st.error(message, icon=":material/key_off:")
         st.info(
-            f"{LOGIN_HINT} Both are in the sidebar (on a phone, open it with the arrow at the "
-            "top left).",
+            f"{LOGIN_HINT} The login is in the sidebar (on a phone, open it with the arrow at "
+            "the top left).",
             icon=":material/key:",
         )
         st.stop()
@@ -232,8 +232,75 @@ def _log_in_account() -> None:
     except ApiError as exc:
         st.session_state[MESSAGE_KEY] = exc.message
         return
+    _start_session(login)
+
+
+def _start_session(login: dict) -> None:
+    """Log in with the API's new session (kept in the cookie for reloads and new tabs)."""
     st.session_state["auth.keep_cookie"] = (login["token"], _seconds_until(login["expires_at"]))
     _adopt(login["token"], "account")
+
+
+# --- logging in through the school's identity provider -----------------------------------------
+# Streamlit's st.login does OpenID Connect in the browser, configured in the app's secrets
+# ([auth] and one [auth.<name>] per provider, with expose_tokens = "id"); the API turns the ID
+# token into a session of the account with that email (ATTENDANCE_OIDC_PROVIDERS).
+PROVIDER_LABELS = {"google": "Google", "microsoft": "Microsoft", "entra": "Microsoft"}
+
+
+def identity_providers() -> list[str]:
+    """The providers the app's secrets configure, by name."""
+    try:
+        auth = st.secrets.get("auth")
+    except Exception:  # no secrets file at all
+        return []
+    if auth is None or not hasattr(auth, "items"):
+        return []
+    return sorted(name for name, section in auth.items() if hasattr(section, "items"))
+
+
+def _provider_label(name: str) -> str:
+    return PROVIDER_LABELS.get(name, name.replace("-", " ").title())
+
+
+def _identity() -> tuple[str, str] | None:
+    """The provider and ID token of a person st.login has logged in, else None."""
+    try:
+        if not st.user.is_logged_in:
+            return None
+        provider, token = st.user.get("provider"), st.user.tokens.get("id")
+    except Exception:  # no [auth] configured, or no browser behind this session
+        return None
+    if isinstance(provider, str) and isinstance(token, str) and token:
+        return provider, token
+    return None
+
+
+def _log_in_with_identity() -> None:
+    """Trade the provider's ID token for an API session, once, after st.login came back."""
+    identity = _identity()
+    if identity is None or st.session_state.get("auth.identity_tried") == identity[1]:
+        return
+    st.session_state["auth.identity_tried"] = identity[1]  # a refusal is not retried each run
+    try:
+        login = ApiClient(settings().api_url).log_in_with_identity(*identity)
+    except ApiError as exc:
+        st.session_state[MESSAGE_KEY] = exc.message
+        return
+    _start_session(login)
+
+
+def _identity_buttons() -> None:
+    for name in identity_providers():
+        st.button(
+            f"Log in with {_provider_label(name)}",
+            key=f"auth.login.{name}",
+            on_click=st.login,
+            args=(name,),
+            icon=":material/badge:",
+            type="primary",
+            width="stretch",
+        )
 
 
 def _seconds_until(when: str) -> int:
@@ -264,6 +331,7 @@ def _log_out() -> None:
         except ApiError:
             pass  # ended already, or the API is down: it expires by itself
     was_account = st.session_state.get(SOURCE_KEY) == "account"
+    through_provider = _identity() is not None
     for key in list(st.session_state):
         del st.session_state[key]
     st.session_state[TOKEN_KEY] = None
@@ -271,11 +339,16 @@ def _log_out() -> None:
     st.session_state[SOURCE_KEY] = None
     if was_account:
         st.session_state["auth.clear_cookie"] = True
+    if through_provider:
+        st.logout()  # else the provider's login would log the person in again at once
 
 
 def login_sidebar(api_up: bool) -> None:
     """Who is logged in and a *Log out* button, or the login form, in the sidebar."""
     token = current_token()
+    if not token and api_up:
+        _log_in_with_identity()
+        token = current_token()
     if token and st.session_state.get(ROLE_KEY) is None and api_up:
         _adopt(token, st.session_state.get(SOURCE_KEY) or "login")  # not checked yet
         token = current_token()
@@ -305,6 +378,7 @@ def login_sidebar(api_up: bool) -> None:
         message = st.session_state.get(MESSAGE_KEY)
         if message:
             st.error(message, icon=":material/key_off:")
+        _identity_buttons()
         with st.form("login_account", border=True):
             st.text_input("Username", key=USERNAME_KEY, autocomplete="username")
             st.text_input(

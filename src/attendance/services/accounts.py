@@ -15,6 +15,7 @@ from attendance.domain.accounts import USERNAME_RE, Account, AccountChange, NewA
 from attendance.domain.auth import Principal
 from attendance.domain.errors import AppError, NotFound
 from attendance.domain.schemas import AuditEntry
+from attendance.services.identity import Identity, IdentityRefused
 from attendance.stores.records import RecordsStore
 from attendance.stores.sessions import Session, SessionStore
 
@@ -26,6 +27,11 @@ FAILURE_WINDOW_SECONDS = 15 * 60
 class AccountExists(AppError):
     status = 409
     code = "account_exists"
+
+
+class EmailTaken(AppError):
+    status = 409
+    code = "email_taken"
 
 
 class LastAdmin(AppError):
@@ -59,12 +65,14 @@ def hash_password(password: str) -> str:
 
 
 def password_matches(account: Account | None, password: str) -> bool:
-    """Whether ``password`` is the account's; as slow for an unknown account (None)."""
+    """Whether ``password`` is the account's; as slow for an unknown account (None) or one
+    without a password."""
+    known = account.password_hash if account and account.password_hash else None
     try:
-        matched = _HASHER.verify(account.password_hash if account else _DUMMY_HASH, password)
+        matched = _HASHER.verify(known or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
-    return matched and account is not None
+    return matched and known is not None
 
 
 def new_account(request: NewAccount, now: dt.datetime) -> Account:
@@ -72,7 +80,8 @@ def new_account(request: NewAccount, now: dt.datetime) -> Account:
         username=request.username,
         role=request.role,
         classes=request.classes,
-        password_hash=hash_password(request.password),
+        password_hash=hash_password(request.password) if request.password is not None else "",
+        email=request.email,
         created_at=now,
         updated_at=now,
     )
@@ -84,7 +93,16 @@ def _audit(records: RecordsStore, actor: str, action: str, target: str, detail: 
     )
 
 
+def _check_email_free(records: RecordsStore, email: str | None, username: str) -> None:
+    if email is None:
+        return
+    for other in records.list_accounts():
+        if other.email == email and other.username != username:
+            raise EmailTaken(f"the account {other.username!r} has the email {email!r} already")
+
+
 def create_account(records: RecordsStore, request: NewAccount, actor: str) -> Account:
+    _check_email_free(records, request.email, request.username)
     account = new_account(request, _now())
     if not records.create_account(account):
         raise AccountExists(f"an account named {request.username!r} exists already")
@@ -93,7 +111,12 @@ def create_account(records: RecordsStore, request: NewAccount, actor: str) -> Ac
 
 
 def _described(account: Account) -> dict:
-    return {"role": account.role, "classes": account.classes, "disabled": account.disabled}
+    return {
+        "role": account.role,
+        "classes": account.classes,
+        "disabled": account.disabled,
+        "email": account.email,
+    }
 
 
 def change_account(
@@ -117,6 +140,9 @@ def change_account(
         updated.disabled = change.disabled
     if change.password is not None:
         updated.password_hash = hash_password(change.password)
+    if change.email is not None:
+        updated.email = change.email or None
+        _check_email_free(records, updated.email, username)
     if (
         account.role == "admin"
         and not account.disabled
@@ -160,6 +186,25 @@ def log_in(
         account.password_hash = hash_password(password)
         records.put_account(account)
     token, session = sessions.create(username, _now())
+    return token, session, account
+
+
+def log_in_with_identity(
+    records: RecordsStore, sessions: SessionStore, identity: Identity
+) -> tuple[str, Session, Account]:
+    """A new session for the one account that can log in and has the email the identity
+    provider verified."""
+    matches = [a for a in records.list_accounts() if a.email == identity.email and not a.disabled]
+    if len(matches) != 1:
+        # Two accounts with one email can only come from a race between two admins: neither
+        # is guessed at.
+        raise IdentityRefused(
+            f"no account that can log in has the email {identity.email!r}"
+            + (" (more than one has it)" if matches else "")
+            + ": ask an administrator to add it to your account"
+        )
+    account = matches[0]
+    token, session = sessions.create(account.username, _now())
     return token, session, account
 
 

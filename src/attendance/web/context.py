@@ -9,6 +9,7 @@ from flask import Flask, current_app
 
 from attendance.config.settings import Settings
 from attendance.dispatch import make_celery
+from attendance.services.identity import IdentityProviders
 from attendance.stores import open_stores
 from attendance.stores.blob import BlobStore
 from attendance.stores.gallery import GalleryRepository, Manifest
@@ -28,6 +29,7 @@ class Services:
     jobs: JobStore
     celery: Celery
     sessions: SessionStore
+    identity: IdentityProviders
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -42,6 +44,7 @@ class Services:
             jobs=stores.jobs,
             celery=producer_celery(settings),
             sessions=SessionStore(stores.jobs.redis, settings.session_hours * 3600),
+            identity=IdentityProviders(settings.oidc_providers),
         )
 
 

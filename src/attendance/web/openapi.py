@@ -9,7 +9,13 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from attendance.config.settings import Settings
-from attendance.domain.accounts import CONTROL_CHARACTERS, MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from attendance.domain.accounts import (
+    CONTROL_CHARACTERS,
+    EMAIL_PATTERN,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME_RE,
+)
 from attendance.domain.accounts import ROLES as ACCOUNT_ROLES
 from attendance.domain.consent import RELATIONSHIPS as CONSENT_RELATIONSHIPS
 from attendance.domain.exports import XLSX_MIMETYPE
@@ -763,6 +769,11 @@ def _schemas() -> dict:
                     "description": "The classes the account may see; null: every class.",
                 },
                 "disabled": {"type": "boolean"},
+                "email": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "The address a login through the identity provider verifies.",
+                },
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
             },
@@ -1132,24 +1143,42 @@ def build_spec(settings: Settings) -> dict:
         "/api/v1/sessions": {
             "post": {
                 "operationId": "logIn",
-                "summary": "Log in with a username and password: a session token to send as the "
-                "bearer token until it expires or is ended.",
+                "summary": "Log in with a username and password, or with the ID token of the "
+                "school's identity provider: a session token to send as the bearer token until "
+                "it expires or is ended.",
                 "requestBody": _json_body(
                     {
-                        "type": "object",
-                        "required": ["username", "password"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "username": {"type": "string", "maxLength": 64},
-                            "password": {"type": "string", "maxLength": MAX_PASSWORD},
-                        },
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "required": ["username", "password"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "username": {"type": "string", "maxLength": 64},
+                                    "password": {"type": "string", "maxLength": MAX_PASSWORD},
+                                },
+                            },
+                            {
+                                "type": "object",
+                                "required": ["provider", "id_token"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "provider": {"type": "string", "maxLength": 32},
+                                    "id_token": {"type": "string", "maxLength": 16384},
+                                },
+                            },
+                        ]
                     }
                 ),
                 "responses": {
                     "201": _json(_ref("Login"), "Logged in."),
                     "400": _error("A missing or unknown field."),
                     "401": _error(
-                        "Wrong username or password, or the account is disabled (login_failed)."
+                        "Wrong username or password, or the account is disabled; or an ID token "
+                        "that does not verify or whose email no account has (login_failed)."
+                    ),
+                    "503": _error(
+                        "The identity provider does not answer (identity_provider_unavailable)."
                     ),
                     "415": _error("The body is not a JSON object."),
                     "429": _error(
@@ -1187,11 +1216,25 @@ def build_spec(settings: Settings) -> dict:
                 "requestBody": _json_body(
                     {
                         "type": "object",
-                        "required": ["username", "password", "role"],
+                        "required": ["username", "role"],
                         "additionalProperties": False,
+                        "description": "A password, an email, or both.",
+                        "anyOf": [
+                            {
+                                "required": ["password"],
+                                "properties": {"password": {"type": "string"}},
+                            },
+                            {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                        ],
                         "properties": {
                             "username": {"type": "string", "pattern": USERNAME_PATTERN},
-                            "password": _password(),
+                            "password": {**_password(), "nullable": True},
+                            "email": {
+                                "type": "string",
+                                "nullable": True,
+                                "maxLength": 254,
+                                "pattern": EMAIL_PATTERN,
+                            },
                             "role": {"type": "string", "enum": list(ACCOUNT_ROLES)},
                             "classes": _account_classes(
                                 "The classes the account may see; null or absent: every class."
@@ -1202,7 +1245,9 @@ def build_spec(settings: Settings) -> dict:
                 "responses": {
                     "201": _json(_ref("Account"), "Created."),
                     "400": _error("An invalid username, password, role or class."),
-                    "409": _error("The username is taken (account_exists)."),
+                    "409": _error(
+                        "The username is taken (account_exists), or the email (email_taken)."
+                    ),
                     "415": _error("The body is not a JSON object."),
                     **_COMMON_ERRORS,
                 },
@@ -1236,6 +1281,13 @@ def build_spec(settings: Settings) -> dict:
                             },
                             "disabled": {"type": "boolean", "nullable": True},
                             "password": {**_password(), "nullable": True},
+                            "email": {
+                                "type": "string",
+                                "nullable": True,
+                                "maxLength": 254,
+                                "pattern": f"^$|{EMAIL_PATTERN}",
+                                "description": "The email; empty: none.",
+                            },
                         },
                     }
                 ),
@@ -1243,7 +1295,10 @@ def build_spec(settings: Settings) -> dict:
                     "200": _json(_ref("Account"), "Changed."),
                     "400": _error("An invalid field."),
                     "404": _error("No such account (account_not_found)."),
-                    "409": _error("The last admin who can log in cannot go (last_admin)."),
+                    "409": _error(
+                        "The last admin who can log in cannot go (last_admin), or the email is "
+                        "another account's (email_taken)."
+                    ),
                     "415": _error("The body is not a JSON object."),
                     **_COMMON_ERRORS,
                 },

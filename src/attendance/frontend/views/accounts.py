@@ -30,11 +30,12 @@ def _table(accounts: list[dict]) -> None:
             "role": a["role"],
             "classes": ", ".join(a["classes"]) if a.get("classes") else "every class",
             "status": "✖ disabled" if a.get("disabled") else "✔ active",
+            "email": a.get("email") or "",
         }
         for a in accounts
     ]
     st.dataframe(
-        pd.DataFrame(rows, columns=["username", "role", "classes", "status"]),
+        pd.DataFrame(rows, columns=["username", "role", "classes", "status", "email"]),
         hide_index=True,
         width="stretch",
     )
@@ -56,6 +57,13 @@ def _new_account(api: ApiClient) -> None:
             placeholder="every class",
             help="The classes this account may see, separated by commas; empty: every class.",
         )
+        email = st.text_input(
+            "Email (school account)",
+            key="accounts.new.email",
+            help="The address the person logs in with through the school's identity provider "
+            "(Google, Microsoft), where one is set up. With an email, the password may stay "
+            "empty: then that is the only way in.",
+        )
         left, right = st.columns(2)
         password = left.text_input("Password", type="password", key="accounts.new.password")
         again = right.text_input("Password again", type="password", key="accounts.new.again")
@@ -65,7 +73,13 @@ def _new_account(api: ApiClient) -> None:
         st.warning("The two passwords differ.", icon=":material/warning:")
         return
     try:
-        api.create_account(username.strip().lower(), password, role, _classes(classes))
+        api.create_account(
+            username.strip().lower(),
+            password or None,
+            role,
+            _classes(classes),
+            email.strip() or None,
+        )
     except ApiError as exc:
         ui.show_error(exc, "The account was not created")
         return
@@ -86,6 +100,15 @@ def _change(api: ApiClient, accounts: list[dict]) -> None:
         password = st.text_input("New password", type="password", key="accounts.change.password")
         if st.form_submit_button("Set the new password (its logins end)", icon=":material/key:"):
             _apply(api, username, "given a new password", password=password)
+    with st.form(f"accounts.email.{username}"):
+        email = st.text_input(
+            "Email (school account)",
+            value=account.get("email") or "",
+            key=f"accounts.change.email.{username}",
+            help="Empty: no login through the school's identity provider.",
+        )
+        if st.form_submit_button("Save the email", icon=":material/alternate_email:"):
+            _apply(api, username, "changed", email=email.strip())
     with st.form("accounts.role"):
         role = st.selectbox(
             "Role",

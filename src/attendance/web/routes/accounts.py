@@ -1,4 +1,5 @@
-"""Logins and accounts: POST /api/v1/sessions logs a person in; admins manage the accounts.
+"""Logins and accounts: POST /api/v1/sessions logs a person in (with a password, or with the ID
+token of the school's identity provider); admins manage the accounts.
 
 A login answers a session token, which the person's client sends as its bearer token until it
 expires (ATTENDANCE_SESSION_HOURS) or they log out. API tokens (attendance-tokens) stay for
@@ -7,22 +8,46 @@ programs.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import Blueprint, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from attendance.domain.accounts import Account, AccountChange, AccountView, Login, NewAccount
+from attendance.domain.accounts import (
+    Account,
+    AccountChange,
+    AccountView,
+    IdentityLogin,
+    Login,
+    NewAccount,
+)
 from attendance.domain.auth import Role
 from attendance.domain.errors import AppError, NotFound
-from attendance.services.accounts import change_account, create_account, log_in
+from attendance.services.accounts import (
+    change_account,
+    create_account,
+    log_in,
+    log_in_with_identity,
+)
 from attendance.web.auth import current_principal, public, requires
 from attendance.web.context import services
 from attendance.web.forms import invalid_request, json_object
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
 
 
-def _body(model: type[BaseModel], example: str):
-    body = json_object(request, f"{request.method} {request.path}", example)
+LOGIN_EXAMPLE = (
+    '{"username": "...", "password": "..."} or, through the identity provider, '
+    '{"provider": "google", "id_token": "..."}'
+)
+
+
+def _body(model: type[M], example: str) -> M:
+    return _validated(model, json_object(request, f"{request.method} {request.path}", example))
+
+
+def _validated(model: type[M], body: object) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -36,9 +61,15 @@ def _view(account: Account) -> dict:
 @bp.post("/sessions")
 @public
 def create_session():
-    login = _body(Login, '{"username": "...", "password": "..."}')
+    body = json_object(request, "POST /api/v1/sessions", LOGIN_EXAMPLE)
     svc = services()
-    token, session, account = log_in(svc.records, svc.sessions, login.username, login.password)
+    if "id_token" in body:
+        through = _validated(IdentityLogin, body)
+        identity = svc.identity.verify(through.provider, through.id_token)
+        token, session, account = log_in_with_identity(svc.records, svc.sessions, identity)
+    else:
+        login = _validated(Login, body)
+        token, session, account = log_in(svc.records, svc.sessions, login.username, login.password)
     response = jsonify(
         {
             "token": token,
