@@ -218,6 +218,10 @@ def test_take_attendance_in_the_browser_then_every_page(
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")
     caption = photo.locator('[data-testid="stImageCaption"]').first.inner_text()
     assert caption.startswith("couple.jpg: 1 recognised (green)"), caption
+    # Described for screen readers, like every image on the page.
+    assert image.get_attribute("alt").startswith("Class photo couple.jpg, ")
+    alts = page.locator('[data-testid="stMain"] img').evaluate_all("els => els.map(e => e.alt)")
+    assert all(alt.strip() for alt in alts), alts
     rows = page.locator('[class*="st-key-register-row-"]').all_inner_texts()
     assert len(rows) == 1 and "Angelina Jolie" in rows[0] and "Present" in rows[0], rows
     present = page.locator('[data-testid="stMetric"]').filter(has_text="Present")
@@ -239,14 +243,14 @@ def test_take_attendance_in_the_browser_then_every_page(
     screenshot(page, "enroll")
 
     open_page(page, "Students and model", "Students and model")
-    page.get_by_text("Gallery version").wait_for()
-    page.get_by_text("1 student, 4 embeddings").wait_for()
+    page.get_by_text("Students it knows").wait_for()
+    page.get_by_text("1 student, 4 face photos learned").wait_for()
     screenshot(page, "students")
 
     open_page(page, "Monitoring", "Monitoring")
     flower = page.get_by_role("link", name="Open Flower")
     assert flower.get_attribute("href") == "http://127.0.0.1:5555"
-    page.get_by_text("The API is ready").wait_for()
+    page.get_by_text("Everything is working").wait_for()
     screenshot(page, "monitoring")
 
     for name in ("login", "take_attendance", "attendance", "enroll", "students", "monitoring"):

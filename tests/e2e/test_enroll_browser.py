@@ -89,6 +89,24 @@ def fill(page, label: str, value: str) -> None:
     settle(page)
 
 
+def choose_class(page, class_id: str) -> None:
+    """Pick the student's class in the form's picker; one that does not exist yet through
+    *New class…* and the box it brings."""
+    picker = page.get_by_role("combobox", name="Class", exact=True)
+    if picker.input_value() == class_id:
+        return
+    picker.click()
+    options = page.get_by_role("option")
+    names = options.all_inner_texts()
+    if class_id in names:
+        options.filter(has_text=re.compile(f"^{re.escape(class_id)}$")).click()
+        settle(page)
+        return
+    page.get_by_role("option", name="New class…", exact=True).click()
+    settle(page)
+    fill(page, "Name of the new class", class_id)
+
+
 def choose_photos(page, paths: list[Path]) -> None:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
         [str(p) for p in paths]
@@ -123,7 +141,7 @@ def enroll_through_the_page(
     the job id the page shows."""
     fill(page, "Student id", student_id)
     fill(page, "Name", name)
-    fill(page, "Class", class_id)
+    choose_class(page, class_id)
     choose_photos(page, photos)
     # Before submitting, a thumbnail of each photo to be sent, captioned with its name.
     form = page.locator('[data-testid="stMain"]')
@@ -154,9 +172,14 @@ def enroll_through_the_page(
     return job_id
 
 
-def assert_form_is_empty(page) -> None:
-    for label in ("Student id", "Name", "Class", "Consent given by"):
+def assert_form_is_empty(page, class_id: str | None = None) -> None:
+    """The form is a new one: nothing typed, no photo; the class last enrolled into, if any, is
+    the one the picker starts at."""
+    for label in ("Student id", "Name", "Consent given by"):
         assert page.get_by_role("textbox", name=label, exact=True).first.input_value() == ""
+    if class_id is not None:
+        assert page.get_by_role("combobox", name="Class", exact=True).input_value() == class_id
+    assert page.get_by_role("textbox", name="Name of the new class").count() == 0
     assert page.locator('[data-testid="stFileUploaderFile"]').count() == 0
     assert page.get_by_text("to be sent:").count() == 0
 
@@ -171,12 +194,16 @@ def test_two_students_in_a_row_each_get_only_their_own_photos(  # noqa: F811
         open_enroll(page, app_url)
         first = enroll_through_the_page(page, "row_jolie", "Angelina Jolie", "room-e", jolie)
         page.get_by_text(
-            "1 of 1 enrollment job succeeded: 2 photos accepted, 0 rejected."
+            "Angelina Jolie (row_jolie) is enrolled in room-e, and the face model was updated."
         ).wait_for()
-        assert_form_is_empty(page)
+        # Two photos are not enough: the page says how many more.
+        page.get_by_text(
+            "Only 2 of 2 photos could be used; add at least 1 more clear photo of the face"
+        ).wait_for()
+        assert_form_is_empty(page, "room-e")
         second = enroll_through_the_page(page, "row_seinfeld", "Jerry Seinfeld", "room-e", seinfeld)
         assert second != first
-        assert_form_is_empty(page)
+        assert_form_is_empty(page, "room-e")
     finally:
         context.close()
 
@@ -219,6 +246,7 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos(
         open_enroll(page, app_url)
         fill(page, "Student id", "row_jolie")
         fill(page, "Name", "Angelina Jolie")
+        choose_class(page, "room-e")
         choose_photos(page, [faces_dir / "img5.jpg"])
         give_consent(page)
         page.get_by_role("button", name="Enroll student").click()
@@ -231,9 +259,10 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos(
         full_screenshot(page, "enroll-existing-id")
         assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before
         page.get_by_role("button", name="Add the photo to row_jolie").click()
-        page.get_by_text("1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected.").wait_for(
-            timeout=JOB_TIMEOUT
-        )
+        page.get_by_text(
+            "1 of 1 photo could be used for Angelina Jolie (row_jolie), and the face model was "
+            "updated."
+        ).wait_for(timeout=JOB_TIMEOUT)
     finally:
         context.close()
     assert api_get(api_url, "/api/v1/students/row_jolie")["embeddings"] == before + 1
@@ -250,6 +279,7 @@ def test_a_hostile_name_is_shown_as_typed(browser, app_url, tmp_path):  # noqa: 
         open_enroll(page, app_url)
         fill(page, "Student id", "hostile")
         fill(page, "Name", HOSTILE)
+        choose_class(page, "room-e")
         choose_photos(page, [wall])
         give_consent(page)
         page.get_by_role("button", name="Enroll student").click()
@@ -291,18 +321,35 @@ def test_screenshots_of_the_enroll_and_students_pages(
     app_url,
     faces_dir,  # noqa: F811
     size,
+    tmp_path,
 ):
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (120, 140, 160)).save(wall)
     context, page = new_page(browser, size)
     try:
         open_enroll(page, app_url)
         fill(page, "Student id", "jolie_shot")
         fill(page, "Name", "Angelina Jolie")
-        fill(page, "Class", "room-1")
+        choose_class(page, "room-1")
         choose_photos(page, [faces_dir / name for name in JOLIE])
         give_consent(page)
         full_screenshot(page, f"enroll-{size}")
+        # After an enrollment with a photo that could not be used: the warnings and the photo.
+        open_enroll(page, app_url)
+        fill(page, "Student id", f"shot-{size}")
+        fill(page, "Name", "Angelina Jolie")
+        choose_class(page, "room-e")
+        choose_photos(page, [*(faces_dir / name for name in JOLIE), wall])
+        give_consent(page)
+        page.get_by_role("button", name="Enroll student").click()
+        page.get_by_text("Photo that could not be used").wait_for(timeout=JOB_TIMEOUT)
+        settle(page)
+        shown = page.locator('[data-testid="stMain"]').inner_text()
+        assert "wall.png: no face found" in shown, shown
+        assert "Only 2 of 3 photos could be used; add at least 1 more clear photo" in shown
+        full_screenshot(page, f"enroll-result-{size}")
         page.goto(f"{app_url}/students")
-        page.get_by_text("Gallery version").wait_for()
+        page.get_by_role("heading", name="Students and model", exact=True).wait_for()
         settle(page)
         full_screenshot(page, f"students-{size}")
     finally:

@@ -93,6 +93,11 @@ def test_faces_too_small_to_tell_are_shown_as_such(browser, app_url, crowd_class
             .first.inner_text()
         )
         assert "too small or unclear to tell (amber)" in caption, caption
+        # Under the photo, in words: the faces too unclear to name are counted, not listed.
+        faces = page.locator('[class*="st-key-photo-faces-"]').filter(has_text=CROWD.name)
+        assert "too small or unclear to tell who they are" in faces.inner_text()
+        alts = page.locator('[data-testid="stMain"] img').evaluate_all("els => els.map(e => e.alt)")
+        assert all(alt.strip() for alt in alts), alts
         metric = page.locator('[data-testid="stMetric"]').filter(has_text="Too unclear to tell")
         assert int(metric.locator('[data-testid="stMetricValue"]').inner_text()) >= 10
         full_screenshot(page, f"take-attendance-crowd-{size}")

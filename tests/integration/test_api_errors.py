@@ -792,5 +792,5 @@ def test_openapi_is_served(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     spec = response.get_json()
-    assert spec["openapi"].startswith("3.0")
+    assert spec["openapi"] == "3.1.0"
     assert "/api/v1/recognitions" in spec["paths"]

@@ -89,6 +89,7 @@ def enroll_form(at: AppTest, name: str):
         "consent_given_on": "date_input",
         "minor": "checkbox",
         "form_held": "checkbox",
+        "class_choice": "selectbox",
     }.get(name, "text_input")
     return getattr(at, kind)(key=key)
 
@@ -115,6 +116,47 @@ def blank_png() -> bytes:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+# The face model's inner workings, which the pages leave to *Technical details*.
+JARGON = ("gallery version", "embedding", "cosine", "facenet", "opencv", "distance", "worker")
+
+
+TEXT_KINDS = ("title", "subheader", "markdown", "caption", "info", "success", "warning")
+
+
+def outside_technical_details(at: AppTest) -> str:
+    """The main area's text, leaving out what the *Technical details* expanders hold."""
+    inside = {
+        id(element)
+        for expander in at.main.expander
+        if expander.label == "Technical details"
+        for kind in TEXT_KINDS
+        for element in getattr(expander, kind)
+    }
+    kept = [
+        unescape(str(element.value))
+        for kind in TEXT_KINDS
+        for element in getattr(at.main, kind)
+        if id(element) not in inside
+    ]
+    return "\n".join(kept + [m.label for m in at.main.metric])
+
+
+def technical_details(at: AppTest) -> dict[str, str]:
+    """The students page's *Technical details*: "Name: value" lines, by name."""
+    [expander] = [e for e in at.main.expander if e.label == "Technical details"]
+    lines = [unescape(m.value).removeprefix("- ") for m in expander.markdown]
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def assert_no_jargon(at: AppTest) -> None:
+    text = outside_technical_details(at).lower()
+    assert not [w for w in JARGON if w in text], text
+
+
+def images_without_alt(at: AppTest) -> list[str]:
+    return [img.url for i in at.main.image for img in i.proto.imgs if not img.alt.strip()]
 
 
 def shown_text(at: AppTest) -> str:
@@ -157,10 +199,15 @@ def test_every_page_says_when_the_api_is_down(monkeypatch):
 def test_model_page_before_anyone_is_enrolled(monkeypatch, api_url, stack):
     at = app_at(monkeypatch, api_url, "views/students.py")
     shown = metrics(at)
-    assert shown["Gallery version"] == "0"
-    assert shown["Match threshold"] == f"{stack.settings.match_threshold:.2f}"
-    assert shown["Model"] == "Facenet" and shown["Detector"] == stack.settings.detector
-    assert any("gallery is empty" in t for t in texts(at.info))
+    assert (shown["Students it knows"], shown["Face photos learned"]) == ("0", "0")
+    assert any("the face model knows no one" in t for t in texts(at.info))
+    assert "The face model has not learned anyone yet." in texts(at.main.markdown)
+    # What an administrator may need, behind an expander; plain words everywhere else.
+    details = technical_details(at)
+    assert details["Gallery version"] == "0" and details["Model"] == "Facenet"
+    assert details["Match threshold"].startswith(f"{stack.settings.match_threshold:.2f} ")
+    assert details["Detector"] == stack.settings.detector
+    assert_no_jargon(at)
 
 
 def test_store_settings_the_app_never_opens_do_not_stop_it(monkeypatch, api_url):
@@ -170,8 +217,8 @@ def test_store_settings_the_app_never_opens_do_not_stop_it(monkeypatch, api_url)
     at = app_at(monkeypatch, api_url, "views/students.py")
     assert not at.error, texts(at.error)
     assert at.title[0].value == "Students and model"
-    shown = metrics(at)
-    assert shown["Model"] == "Facenet" and "Gallery version" in shown
+    assert technical_details(at)["Model"] == "Facenet"
+    assert "Students it knows" in metrics(at)
     assert any("Logged in" in t for t in texts(at.sidebar.success))
 
 
@@ -233,7 +280,7 @@ def test_log_in_through_the_sidebar_with_the_admin_token(monkeypatch, api_url):
     assert not [t for t in at.text_input if t.key == "auth.token_input"]
     assert tokens.ADMIN not in shown_text(at)
     at.switch_page("views/students.py").run()
-    assert metrics(at)["Gallery version"] == "0"
+    assert metrics(at)["Students it knows"] == "0"
     assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
 
 
@@ -271,6 +318,7 @@ def test_a_teacher_may_not_enroll(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py", token=tokens.TEACHER)
     enroll_form(at, "student_id").input("nobody")
     enroll_form(at, "name").input("No Body")
+    enroll_form(at, "class_choice").select("No class")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
     give_consent(at)
     enroll_form(at, "submit").click()
@@ -286,7 +334,13 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("jolie")
     enroll_form(at, "name").input("Angelina Jolie")
-    enroll_form(at, "class_id").input("room-1")
+    # No class exists yet: the picker offers only a new one, or none.
+    picker = enroll_form(at, "class_choice")
+    assert picker.options == ["New class…", "No class (on no register until one is added)"]
+    assert picker.value is None
+    picker.select("New class…")
+    at.run()
+    enroll_form(at, "new_class").input("room-1")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / p) for p in JOLIE_PHOTOS])
     at.run()
     # Before submitting, the photos to be sent are shown small, with their file names.
@@ -318,12 +372,16 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
     assert not at.exception, [e.value for e in at.exception]
     # The form came back empty (new widgets): nothing of this student goes to the next one.
     assert at.session_state["enroll.form_generation"] == 1
-    assert [enroll_form(at, f).value for f in ("student_id", "name", "class_id")] == ["", "", ""]
+    assert [enroll_form(at, f).value for f in ("student_id", "name")] == ["", ""]
+    # The class just made is the next student's, until another is chosen.
+    assert enroll_form(at, "class_choice").value == "room-1"
     assert enroll_form(at, "photos").value in (None, [])
     assert not at.image
     assert texts(at.main.success) == [
-        "1 of 1 enrollment job succeeded: 4 photos accepted, 0 rejected."
+        "Angelina Jolie (jolie) is enrolled in room-1: 4 of 4 photos could be used, and the "
+        "face model was updated."
     ], texts(at.error)
+    assert not at.main.warning, texts(at.main.warning)
     table = at.dataframe[0].value
     assert table.loc[0, "student_id"] == "jolie" and table.loc[0, "accepted"] == 4
     # The progress bar followed the job to its end.
@@ -331,14 +389,17 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
 
     at.switch_page("views/students.py").run()
     shown = metrics(at)
-    assert shown["Gallery version"] == "1" and shown["Embeddings"] == "4"
+    assert (shown["Students it knows"], shown["Face photos learned"]) == ("1", "4")
+    assert technical_details(at)["Gallery version"] == "1"
+    assert any(t.startswith("The face model was updated on ") for t in texts(at.main.markdown))
+    assert_no_jargon(at)
     students = at.dataframe[0].value
     assert students.to_dict("records") == [
         {
             "student_id": "jolie",
             "name": "Angelina Jolie",
             "classes": "room-1",
-            "embeddings": 4,
+            "face photos learned": 4,
             "consent": "parent, 2026-09-01",
             "face data": "held",
         }
@@ -348,6 +409,7 @@ def test_enroll_one_student_through_the_page(monkeypatch, api_url, faces_dir):
 def test_enroll_form_errors_are_the_apis_messages(monkeypatch, api_url, faces_dir):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("bad id!")
+    enroll_form(at, "class_choice").select("room-1")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img2.jpg")])
     give_consent(at)
     enroll_form(at, "submit").click()
@@ -364,6 +426,7 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("hostile")
     enroll_form(at, "name").input(name)
+    enroll_form(at, "class_choice").select("room-1")
     enroll_form(at, "photos").set_value([("*wall*_[1].png", blank_png(), "image/png")])
     at.run()
     # The thumbnail's caption is the file name, escaped.
@@ -377,6 +440,11 @@ def test_a_hostile_name_is_shown_literally(monkeypatch, api_url):
     assert error.value.startswith(plain(f"{name} (hostile)") + ": failed: "), error.value
     assert "*wall*_[1].png: no face found" in unescape(error.value)
     assert "**bold**" not in error.value and "](http" not in error.value
+    # The photo that could not be used, shown small with the reason; its name escaped.
+    assert plain("*wall*_[1].png") + "**: no face found" in "".join(
+        m.value for m in at.main.markdown
+    )
+    assert len(at.main.image) == 1
 
 
 def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
@@ -428,9 +496,11 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     assert "photo stranger.jpg: matches no student_id in the roster" in problems
     assert "student ghost: no photo in the zip (not enrolled)" in problems
     assert texts(at.main.warning) == [
-        "1 of 3 enrollment jobs succeeded: 1 photo accepted, 1 rejected."
+        "1 of 3 enrollment jobs succeeded: 1 photo accepted, 2 rejected.",
+        "Fewer than 3 photos could be used, so they may not be recognised in class photos: "
+        "Angelina B (jolie_b): 1 of 2. Add clear photos of their faces on *Students and model*.",
     ]
-    results, rejected = at.dataframe[0].value, at.dataframe[1].value
+    results = at.dataframe[0].value
     assert dict(zip(results["student_id"], results["state"])) == {
         "jolie": "already enrolled",
         "jolie_b": "succeeded",
@@ -442,9 +512,11 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
         "Already enrolled, so not changed: Angelina Jolie (jolie). Their photos can be added "
         "to them on *Students and model*."
     ]
-    assert rejected.to_dict("records") == [
-        {"student_id": "jolie_b", "photo": "jolie_b_2.png", "reason": "no face found"}
-    ]
+    # The photos that could not be used, each shown small with its reason and whose it is.
+    shown = texts(at.main.markdown)
+    assert "**jolie_b_2.png** (Angelina B (jolie_b)): no face found" in shown, shown
+    assert "**wall.png** (Just A Wall (wall)): no face found" in shown, shown
+    assert len(at.main.image) == 2
     errors = texts(at.main.error)
     assert len(errors) == 2 and errors[0].startswith("Just A Wall (wall): failed: ")
     assert "wall.png: no face found" in errors[0] and "(no_usable_photo)" in errors[0]
@@ -456,6 +528,7 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     enroll_form(at, "student_id").input("jolie")
     enroll_form(at, "name").input("A. Jolie")
+    enroll_form(at, "class_choice").select("room-1")
     enroll_form(at, "photos").set_value([jpeg(faces_dir / "img5.jpg")])
     give_consent(at)
     enroll_form(at, "submit").click()
@@ -475,13 +548,13 @@ def test_enrolling_a_taken_id_offers_to_add_the_photos_instead(monkeypatch, api_
     at.run(timeout=JOB_RUN_TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     assert texts(at.main.success) == [
-        "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."
+        "1 of 1 photo could be used for Angelina Jolie (jolie), and the face model was updated."
     ], texts(at.main.error)
     assert not [b for b in at.button if b.key == "enroll.pending_add"]
     at.switch_page("views/students.py").run()
     table = at.dataframe[0].value.set_index("student_id")
     assert table.loc["jolie", "name"] == "Angelina Jolie"
-    assert table.loc["jolie", "embeddings"] == 5
+    assert table.loc["jolie", "face photos learned"] == 5
 
 
 def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_dir):
@@ -498,7 +571,7 @@ def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_
     assert texts(at.main.success) == ["Renamed jolie_b to **Angelina** [B](http://x)."]
     table = at.dataframe[0].value.set_index("student_id")
     assert table.loc["jolie_b", "name"] == "**Angelina** [B](http://x)"
-    before = table.loc["jolie_b", "embeddings"]
+    before = table.loc["jolie_b", "face photos learned"]
 
     generation = at.session_state["students.form_generation"]
     at.file_uploader(key=f"students.photos.{generation}").set_value([jpeg(faces_dir / "img6.jpg")])
@@ -511,7 +584,7 @@ def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_
         "1 of 1 enrollment job succeeded: 1 photo accepted, 0 rejected."
     ], texts(at.main.error)
     table = at.dataframe[0].value.set_index("student_id")
-    assert table.loc["jolie_b", "embeddings"] == before + 1
+    assert table.loc["jolie_b", "face photos learned"] == before + 1
     # The uploader is a new, empty one.
     generation = at.session_state["students.form_generation"]
     assert at.file_uploader(key=f"students.photos.{generation}").value in (None, [])
@@ -547,12 +620,30 @@ def test_take_attendance_then_see_it_in_the_attendance_page(monkeypatch, api_url
     # The register of the session: every student of the class, with their status in words.
     assert "#### Register: room-1, 2026-11-02, whole day" in markdown, markdown
     assert "**Angelina Jolie** · :material/check_circle: Present" in markdown, markdown
+    # Who is absent or present, in a line per status, before the rows and the photos.
+    assert "**:material/check_circle: Present (1):** Angelina Jolie" in markdown, markdown
     # The annotated photos are the captioned images (the faces' crops have none).
     images = [i for i in at.image if any(i.captions)]
     assert len(images) == 1
     [caption] = [unescape(c) for c in images[0].captions]  # file names are escaped
     assert images[0].value[0]  # a media URL: the annotated JPEG was fetched and served
     assert caption.startswith("couple.jpg: 1 recognised (green), ") and "unknown (red)" in caption
+    [alt] = [img.alt for img in images[0].proto.imgs]
+    assert alt.startswith("Class photo couple.jpg, a box around each face found; named: ")
+    # Under the photo, each face in words: the match graded against the API's threshold.
+    assert any(
+        re.fullmatch(
+            r":material/check_circle: \*\*Face \d+:\*\* Angelina Jolie \((strong|"
+            r"borderline) match.*\)",
+            t,
+        )
+        for t in markdown
+    ), markdown
+    assert any(
+        t.startswith(":material/help: ") and " with no match (red boxes)" in t for t in markdown
+    ), markdown
+    assert not images_without_alt(at)
+    assert_no_jargon(at)
 
     # A rerun (any widget) keeps the result on screen, from the session, without a new job.
     at.run()
@@ -708,10 +799,13 @@ def test_add_a_roster_student_record_and_withdraw_consent_on_the_students_page(
     assert not at.exception, [e.value for e in at.exception]
     [done] = [t for t in texts(at.main.success) if "withdrawn" in t]
     assert re.fullmatch(
-        r"Consent of .* withdrawn: [1-9]\d* embeddings and [1-9]\d* photos erased\.", done
+        r"Consent of .* withdrawn: [1-9]\d* learned faces? and [1-9]\d* photos? erased\.", done
     ), done
     table = at.dataframe[0].value.set_index("student_id")
-    assert table.loc["jolie_b", "face data"] == "none" and table.loc["jolie_b", "embeddings"] == 0
+    assert (
+        table.loc["jolie_b", "face data"] == "none"
+        and table.loc["jolie_b", "face photos learned"] == 0
+    )
     assert table.loc["jolie_b", "consent"].startswith("withdrawn ")
     # Still on the roster.
     assert "jolie_b" in table.index

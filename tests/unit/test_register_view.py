@@ -11,11 +11,30 @@ import pytest
 import requests
 import streamlit as st
 
-from attendance.domain.schemas import JobView, Register, RegisterLock, RegisterRow, Student
+from attendance.domain.schemas import (
+    Box,
+    FaceMatch,
+    JobView,
+    ModelInfo,
+    PhotoResult,
+    RecognitionResult,
+    Register,
+    RegisterLock,
+    RegisterRow,
+    Student,
+)
 from attendance.frontend import register
 from attendance.frontend.api_client import ApiClient, ApiError
 from attendance.frontend.views.attendance import period_options
-from attendance.frontend.views.take_attendance import settled_faces, unknown_faces
+from attendance.frontend.views.take_attendance import (
+    face_words,
+    model_updated_since,
+    photo_alt,
+    photo_labels,
+    settled_faces,
+    uncounted_words,
+    unknown_faces,
+)
 
 DAY = dt.date(2026, 11, 9)
 AT = dt.datetime(2026, 11, 9, 8, 5, tzinfo=dt.UTC)
@@ -242,3 +261,120 @@ def test_unknown_and_settled_faces_of_a_result():
         ((JOB, 1, 1), "b.jpg"),
     ]
     assert [(f, n) for f, n, _ in settled_faces(result)] == [("a.jpg", 3), ("b.jpg", 1)]
+
+
+def test_a_photo_without_a_file_name_is_called_by_its_place_in_the_upload():
+    result = {"photos": [{"filename": "", "faces": [{"outcome": "unknown"}]}]}
+    assert [f for _, f, _ in unknown_faces(JOB, result)] == ["Photo 1"]
+    two_jobs = [
+        (JOB, RecognitionResult(class_id="c", date=DAY, photos=[photo("a.jpg")], **EMPTY)),
+        (
+            "b" * 32,
+            RecognitionResult(class_id="c", date=DAY, photos=[photo(""), photo("")], **EMPTY),
+        ),
+    ]
+    labels = photo_labels(two_jobs)
+    assert labels == {(JOB, 0): "a.jpg", ("b" * 32, 0): "Photo 2", ("b" * 32, 1): "Photo 3"}
+    result = {"photos": [{"filename": "", "faces": [{"outcome": "rejected"}]}]}
+    assert [f for f, _, _ in settled_faces(result, "b" * 32, labels)] == ["Photo 2"]
+
+
+EMPTY = {"present": [], "unknown_faces": 0, "model_version": 1}
+
+
+def photo(filename: str, *faces: FaceMatch) -> PhotoResult:
+    return PhotoResult(filename=filename, faces=list(faces))
+
+
+def face(outcome: str, distance: float | None = None, **fields) -> FaceMatch:
+    return FaceMatch(
+        box=Box(x=0, y=0, w=10, h=10),
+        student_id=fields.pop(
+            "student_id", "ann" if outcome in ("recognised", "assigned") else None
+        ),
+        name=fields.pop("name", "Ann Lee" if outcome in ("recognised", "assigned") else None),
+        distance=distance,
+        outcome=outcome,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("match", "words"),
+    [
+        (face("recognised", 0.2), "Ann Lee (strong match)"),
+        (face("recognised", 0.42), "Ann Lee (borderline match — check)"),
+        (face("assigned", settled_by="ms-k"), "Ann Lee (said by ms-k)"),
+        (face("rejected", settled_by="ms-k"), "not a student of this class (said by ms-k)"),
+        (face("unknown", 0.9), "no match: nobody of the class (say who it is above)"),
+        (face("unidentifiable", reason="too small to recognise"), "too small to recognise"),
+    ],
+)
+def test_each_face_of_a_photo_in_plain_words(match, words):
+    # The register's grades, from the distance and the threshold the API reports.
+    assert face_words(match, 0.45) == words
+    for jargon in ("distance", "cosine", "embedding", "0.2", "0.42"):
+        assert jargon not in words
+
+
+def test_without_the_threshold_a_match_is_not_graded():
+    assert face_words(face("recognised", 0.2), None) == "Ann Lee"
+    assert register.face_quality(0.2, None) is None
+    assert register.face_quality(None, 0.45) is None
+    assert register.face_quality(0.36, 0.45) == "strong"
+    assert register.face_quality(0.37, 0.45) == "borderline"
+
+
+def test_an_annotated_photo_is_described_for_screen_readers():
+    shown = photo_alt(
+        "couple.jpg",
+        [face("recognised", 0.2), face("unknown"), face("unidentifiable"), face("unidentifiable")],
+    )
+    assert shown == (
+        "Class photo couple.jpg, a box around each face found; named: Ann Lee; 1 not "
+        "recognised; 2 too small or unclear to tell"
+    )
+    assert photo_alt("Photo 2", []) == "Class photo Photo 2: no face found"
+
+
+def test_the_register_summary_lists_who_is_absent_first_each_status_with_its_word():
+    rows = [row("p", "Pat", "present"), row("a", "*Al*"), row("b", "Bo"), row("l", "Lu", "late")]
+    lines = register.summary_lines(rows)
+    assert lines == [
+        "**:material/cancel: Absent (2):** \\*Al\\*, Bo",
+        "**:material/schedule: Late (1):** Lu",
+        "**:material/check_circle: Present (1):** Pat",
+    ]
+    assert register.summary_lines([]) == []
+
+
+def test_the_face_model_was_updated_since_the_photos_were_read():
+    model = ModelInfo(
+        version=3,
+        model_name="m",
+        detector="d",
+        metric="x",
+        threshold=0.45,
+        students=1,
+        embeddings=2,
+        pipeline="p",
+    )
+
+    def read_with(version: int) -> list[tuple[str, RecognitionResult]]:
+        result = RecognitionResult(
+            class_id="c", date=DAY, photos=[], **{**EMPTY, "model_version": version}
+        )
+        return [(JOB, result)]
+
+    assert model_updated_since(read_with(2), model)
+    assert not model_updated_since(read_with(3), model)
+    assert not model_updated_since(read_with(2), None)
+
+
+def test_the_faces_not_listed_under_a_photo_are_counted_in_words():
+    assert uncounted_words(0, 0) == []
+    assert uncounted_words(1, 3) == [
+        ":material/help: 1 face with no match (red boxes): say who it is above.",
+        ":material/blur_on: 3 faces too small or unclear to tell who they are (amber boxes, "
+        "without a name).",
+    ]

@@ -17,6 +17,9 @@ STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A register's period: a short label of the teacher's ("1", "morning", "P3 maths"); "" is the
 # whole day, the register of a photo sent without one.
 PERIOD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,31}")
+# The same rule for JSON Schema, which searches unanchored; empty is the whole day.
+PERIOD_PATTERN = f"^({PERIOD_RE.pattern})?$"
+MAX_PERIOD_LENGTH = 32
 WHOLE_DAY = ""
 # What a register says of a student. Absent is what nothing marked them as, and a status a
 # teacher may also set by hand; the rest count as attended but late and excused.
@@ -176,10 +179,13 @@ class JobView(Strict):
     job_id: str
     kind: JobKind
     # The class the job is for (an enrollment without a class: None): who may read it.
-    class_id: str | None = None
+    class_id: str | None = Field(default=None, description="The class the job is for.")
     state: JobState
     progress: Progress
-    result: dict | None = None
+    result: dict | None = Field(
+        default=None,
+        description="Once succeeded: an enrollment's, a recognition's or a re-embedding's result.",
+    )
     error: ErrorBody | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -200,7 +206,7 @@ class Consent(Strict):
     relationship: ConsentRelationship
     given_on: dt.date
     minor: bool = True
-    recorded_by: str
+    recorded_by: str = Field(description="The API token or login that recorded it.")
     recorded_at: dt.datetime
     withdrawn_at: dt.datetime | None = None
     withdrawn_by: str | None = None
@@ -214,11 +220,17 @@ class Student(Strict):
     student_id: str
     name: str
     class_ids: list[str] = Field(default_factory=list)
-    embeddings: int = 0
+    embeddings: int = Field(
+        default=0, description="Face embeddings in the current gallery, of the current pipeline."
+    )
     # Filled in by the API: the consent on record (None: never given) and whether any face
     # data (embeddings of any pipeline) is held.
-    consent: Consent | None = None
-    face_data: bool = False
+    consent: Consent | None = Field(
+        default=None, description="The consent on record; null: never given."
+    )
+    face_data: bool = Field(
+        default=False, description="Whether any face data (embeddings of any pipeline) is held."
+    )
 
 
 class AttendanceRecord(Strict):
@@ -265,7 +277,9 @@ class RegisterRow(Strict):
     student_id: str
     name: str
     status: AttendanceStatus
-    source: MarkSource | None = None
+    source: MarkSource | None = Field(
+        default=None, description="What marked the student; null: nothing did (absent)."
+    )
     marked_by: str | None = None
     marked_at: dt.datetime | None = None
     note: str | None = None
@@ -276,22 +290,32 @@ class RegisterRow(Strict):
     box: Box | None = None
     captured_at: dt.datetime | None = None
     # How near the evidence's face was (attendance.domain.matching.match_quality).
-    match_quality: MatchQuality | None = None
+    match_quality: MatchQuality | None = Field(
+        default=None,
+        description="The evidence's distance against the match threshold: strong or "
+        "borderline; null without a distance.",
+    )
 
 
 class Register(Strict):
     class_id: str
     date: dt.date
     period: str = WHOLE_DAY
-    finalized: RegisterLock | None = None
-    rows: list[RegisterRow]
+    finalized: RegisterLock | None = Field(
+        default=None, description="Who signed the register off and when; null: not yet."
+    )
+    rows: list[RegisterRow] = Field(description="Every student enrolled in the class, by name.")
 
 
 class MarkRequest(Strict):
     """PUT /api/v1/attendance/<class_id>/<date>/<student_id>: a teacher's mark."""
 
     status: AttendanceStatus
-    period: str = WHOLE_DAY
+    # Documented only: validate_period checks it, with its own error code.
+    period: str = Field(
+        default=WHOLE_DAY,
+        json_schema_extra={"pattern": PERIOD_PATTERN, "maxLength": MAX_PERIOD_LENGTH},
+    )
     note: str | None = Field(default=None, max_length=500)
 
 
@@ -306,7 +330,7 @@ class AuditEntry(Strict):
 
 
 class ModelInfo(Strict):
-    version: int
+    version: int = Field(description="Gallery version; 0 until someone is enrolled.")
     model_name: str
     detector: str
     metric: str
@@ -316,11 +340,19 @@ class ModelInfo(Strict):
     embeddings: int
     updated_at: dt.datetime | None = None
     # What makes embeddings now (attendance.domain.pipelines.pipeline_id), e.g. "Facenet/centerface-v1".
-    pipeline: str
-    # Embeddings of other pipelines still stored (never matched): {pipeline: embeddings}.
-    other_pipelines: dict[str, int] = Field(default_factory=dict)
-    # Students with embeddings of other pipelines only: not recognised until re-embedded.
-    students_to_reembed: int = 0
+    pipeline: str = Field(
+        description="What makes embeddings now: model/detector-alignment version."
+    )
+    other_pipelines: dict[str, int] = Field(
+        default_factory=dict,
+        description="Embeddings of other pipelines still stored, per pipeline; never matched "
+        "(POST /api/v1/model/reembed replaces them).",
+    )
+    students_to_reembed: int = Field(
+        default=0,
+        description="Students with embeddings of other pipelines only: not recognised until "
+        "re-embedded.",
+    )
 
 
 MAX_NAME_LENGTH = 200

@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from attendance.domain.matching import match_quality
 from attendance.domain.schemas import (
     PERIOD_RE,
     WHOLE_DAY,
@@ -49,6 +50,8 @@ QUALITY_WORDS: dict[str, str] = {
     "strong": "strong match",
     "borderline": "borderline match — check",
 }
+# A clear face that is nobody of the class: the third grade a teacher reads.
+NO_MATCH = "no match"
 NOT_A_STUDENT = "Not a student of this class"
 THUMB_PX = 64
 CROP_PX = 120
@@ -87,6 +90,29 @@ def status_words(status: str) -> str:
 def quality_words(quality: str | None) -> str | None:
     """How sure the face match is, in plain words; None when no face made the mark."""
     return QUALITY_WORDS.get(quality) if quality else None
+
+
+def face_quality(distance: float | None, threshold: float | None) -> str | None:
+    """How near a face the model matched is: "strong" or "borderline", graded against the
+    threshold the API reports (GET /api/v1/model) as the register grades its marks; None
+    without either."""
+    if distance is None or threshold is None:
+        return None
+    return match_quality(distance, threshold)
+
+
+def summary_lines(rows: Sequence[RegisterRow]) -> list[str]:
+    """Who is absent, excused, late and present, one line per status that has anyone: the
+    status as a word with its icon, how many, and their names (Markdown, names escaped)."""
+    lines = []
+    for status in sorted(STATUSES, key=lambda s: STATUS_ORDER[s]):
+        names = [r.name for r in ordered(rows) if r.status == status]
+        if names:
+            lines.append(
+                f"**{status_words(status)} ({len(names)}):** "
+                + ", ".join(ui.plain(n) for n in names)
+            )
+    return lines
 
 
 def _time(at: dt.datetime | None, day: dt.date | None) -> str:
@@ -392,7 +418,7 @@ def _thumbnail(api: ApiClient, row: RegisterRow) -> None:
     where = face_of(row)
     image = ui.face_image(api, *where) if where else None
     if image:
-        st.image(image, width=THUMB_PX)
+        st.image(image, width=THUMB_PX, alt=ui.alt_text(f"The face that marked {row.name}"))
     else:  # the same room as a picture, so the names line up
         st.markdown(f"## {STATUS_ICON.get(row.status, '')}", width=THUMB_PX)
 
@@ -572,6 +598,11 @@ def show_register(
         f"{period_words(reg.period)}"
     )
     st.caption(counts_words(reg.rows))
+    # Who is missing, in a few lines before the rows (on a phone, each row is a screen's height).
+    summary_key = f"register-summary-{register_key(reg.class_id, reg.date, reg.period)}"
+    with st.container(key=summary_key, gap=None):
+        for line in summary_lines(reg.rows):
+            st.markdown(line)
     if reg.finalized is not None:
         st.info("Signed off: only an administrator can still correct it.", icon=":material/lock:")
     for row in ordered(reg.rows):

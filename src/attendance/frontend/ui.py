@@ -54,8 +54,6 @@ _MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
 # "http"/"https"/"www" and after "@" breaks those patterns without changing what is shown.
 WORD_JOINER = "\u2060"
 _AUTOLINK_STARTS = re.compile(r"(?i)(https?(?=:)|www(?=\.)|@)")
-# The API's one page a browser can open without a token (its root is a JSON 404).
-OPENAPI_PATH = "/api/v1/openapi.json"
 
 # Thumbnails of HEIC photos, as the API reads them.
 register_heif_opener()
@@ -421,15 +419,19 @@ def _thumbnail(digest: str, size: int, _data: bytes) -> bytes | None:
 
 
 def show_thumbnails(photos: Sequence[tuple[str, bytes]], what: str = "to be sent") -> None:
-    """The photos that will be sent, small, each captioned with its file name (literally)."""
+    """The photos that will be sent, small, each captioned with its file name (literally) and
+    described by it to screen readers."""
     if not photos:
         return
     st.caption(f"{len(photos)} photo{'s' * (len(photos) != 1)} {what}:")
     shown = [(name, thumbnail(data)) for name, data in photos]
-    images = [t for _, t in shown if t is not None]
-    if images:
+    readable = [(name, t) for name, t in shown if t is not None]
+    if readable:
         st.image(
-            images, caption=[plain(name) for name, t in shown if t is not None], width=THUMBNAIL_PX
+            [t for _, t in readable],
+            caption=[plain(name) for name, _ in readable],
+            width=THUMBNAIL_PX,
+            alt=[f"Photo {name}, {what}" for name, _ in readable],
         )
     unreadable = [name for name, t in shown if t is None]
     if unreadable:
@@ -440,7 +442,8 @@ def show_thumbnails(photos: Sequence[tuple[str, bytes]], what: str = "to be sent
 
 
 def flower_url() -> str:
-    return f"http://127.0.0.1:{settings().flower_port}"
+    """Where a browser opens Flower: ATTENDANCE_FLOWER_URL, else http://127.0.0.1:<flower_port>."""
+    return settings().flower_url
 
 
 def show_error(exc: ApiError, doing: str | None = None) -> None:
@@ -518,7 +521,7 @@ def _face_image(
 def _progress_text(label: str, job: JobView) -> str:
     done, total = job.progress.done, job.progress.total
     state = {
-        "queued": "queued, waiting for a worker",
+        "queued": "waiting to start (if this lasts, see Monitoring)",
         "running": "running",
         "succeeded": "done",
         "failed": "failed",
@@ -564,8 +567,9 @@ def wait_for_jobs(
                     outcome.setdefault(
                         job_id,
                         ApiError(
-                            f"{labels[job_id]}: job {job_id} has not finished after {timeout:g} s; "
-                            "is a worker running? (see Monitoring)",
+                            f"{labels[job_id]}: not finished after {timeout:g} s; the photos "
+                            "wait for the recognition service, which may not be running "
+                            f"(see Monitoring; job {job_id})",
                             code="job_timeout",
                         ),
                     )
@@ -576,8 +580,10 @@ def wait_for_jobs(
 
 def api_status_sidebar() -> bool:
     """The API's address and whether it answers, in the sidebar; True when it does. The address
-    links to the API's OpenAPI description, which a browser can open."""
+    links to the API's documentation page (/api/v1/docs), which a browser opens without a token;
+    the API's root is a JSON 404."""
     api = client()
+    docs = f"{api.base_url}/api/v1/docs"
     try:
         api.health()
     except ApiError as exc:
@@ -592,7 +598,32 @@ def api_status_sidebar() -> bool:
             )
         return False
     st.sidebar.success(
-        f"API: [{plain(api.base_url, links=True)}](<{api.base_url}{OPENAPI_PATH}>)",
+        f"API: [{plain(api.base_url, links=True)}](<{docs}>)",
         icon=":material/cloud_done:",
     )
     return True
+
+
+# --- photos on screen ----------------------------------------------------------------------------
+
+
+def photo_label(filename: str | None, number: int) -> str:
+    """What a photo is called on screen: the file name it was uploaded under, else "Photo
+    ``number``" (its place in the upload, from 1); never a storage key."""
+    name = (filename or "").strip()
+    return name or f"Photo {number}"
+
+
+def alt_text(description: str) -> str:
+    """An image's alt text: one line of plain text (screen readers read it as it is, no
+    Markdown)."""
+    return " ".join(description.split()) or "a photo"
+
+
+def photo_upload_help(config: FrontendSettings) -> str:
+    """A photo uploader's help: the API's limit (ATTENDANCE_MAX_UPLOAD_MB), which its "per
+    file" line repeats."""
+    return (
+        f"Each photo up to {photo_upload_mb(config)} MB, the most the API takes in one upload; "
+        "many photos are sent a few at a time."
+    )

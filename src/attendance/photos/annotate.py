@@ -15,6 +15,12 @@ UNKNOWN = (214, 39, 40)
 UNIDENTIFIABLE = (204, 121, 0)
 # Annotated photos are at most this large (the worker keeps only a copy this size for drawing).
 ANNOTATED_MAX_SIDE = 1600
+# A name label's font size: the photo's longer side over this, but at most LABEL_PER_FACE of
+# the face's height (a crowd's small faces would be buried under large labels), and never
+# under LABEL_MIN_PX.
+LABEL_PER_SIDE = 30
+LABEL_PER_FACE = 0.5
+LABEL_MIN_PX = 16
 
 
 def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_MAX_SIDE) -> bytes:
@@ -24,7 +30,10 @@ def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_
         img = img.resize((round(img.width * scale), round(img.height * scale)))
     draw = ImageDraw.Draw(img)
     line = max(2, round(max(img.size) / 400))
-    font = ImageFont.load_default(size=max(12, round(max(img.size) / 60)))
+    # Large enough to read when a tablet or a phone shows the whole photo across its narrow
+    # screen, a fraction of its pixels; the app also lists each face's name under the photo.
+    largest = round(max(img.size) / LABEL_PER_SIDE)
+    fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
     for face in faces:
         b = face.box
         x0, y0 = b.x * scale, b.y * scale
@@ -37,7 +46,12 @@ def annotate(bgr: np.ndarray, faces: list[FaceMatch], max_side: int = ANNOTATED_
         colour = KNOWN if face.student_id else UNKNOWN
         label = face.name or face.student_id or "unknown"
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        size = max(LABEL_MIN_PX, min(largest, round((y1 - y0) * LABEL_PER_FACE)))
+        font = fonts.setdefault(size, ImageFont.load_default(size=size))
         left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
+        # A label wider than the room right of the box is moved left, so it is not cut off.
+        shift = max(0.0, min(x0, x0 + (right - left) + 2 * line - img.width))
+        x0 -= shift
         label_y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1
         draw.rectangle(
             (x0, label_y, x0 + (right - left) + 2 * line, label_y + (bottom - top) + 2 * line),

@@ -1,6 +1,7 @@
-"""Students and model: who is enrolled with how many embeddings and whose consent, and what the
-gallery is; recording and withdrawing consent, and putting a student on the roster without photos
-(marked by hand)."""
+"""Students and model: who is enrolled, how many of their face photos the face model learned and
+whose consent it holds, and what the face model knows (its technical details for administrators
+behind an expander); recording and withdrawing consent, and putting a student on the roster
+without photos (marked by hand)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def consent_state(student: Student) -> str:
     return f"{consent.relationship}, {consent.given_on.isoformat()}"
 
 
+METRIC_PX = 160
+# The students table's column of learned face photos (the API's "embeddings").
+FACE_PHOTOS = "face photos learned"
+
+
 def students_frame(students: list[Student]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -40,37 +46,81 @@ def students_frame(students: list[Student]) -> pd.DataFrame:
                 "student_id": s.student_id,
                 "name": s.name,
                 "classes": ", ".join(s.class_ids),
-                "embeddings": s.embeddings,
+                FACE_PHOTOS: s.embeddings,
                 "consent": consent_state(s),
                 "face data": "held" if s.face_data else "none",
             }
             for s in sorted(students, key=lambda s: (s.name.lower(), s.student_id))
         ],
-        columns=["student_id", "name", "classes", "embeddings", "consent", "face data"],
+        columns=["student_id", "name", "classes", FACE_PHOTOS, "consent", "face data"],
     )
+
+
+def updated_words(model: ModelInfo) -> str:
+    """When the face model last changed, in words (it changes with every enrollment)."""
+    if model.version == 0 or model.updated_at is None:
+        return "The face model has not learned anyone yet."
+    at = model.updated_at.astimezone(dt.UTC).strftime("%Y-%m-%d at %H:%M UTC")
+    return f"The face model was updated on {at}."
 
 
 def show_model(model: ModelInfo) -> None:
-    st.subheader("Model")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Gallery version", model.version)
-    c2.metric("Model", model.model_name)
-    c3.metric("Detector", model.detector)
-    c4.metric(
-        "Match threshold",
-        f"{model.threshold:.2f}",
-        help=f"{model.metric} distance above which a face is unknown",
+    st.subheader("Face model")
+    st.caption(
+        "What recognises the students in class photos: it learns each student's face from "
+        "their enrollment photos, and is updated every time a student is enrolled or a face "
+        "is learned."
     )
-    c1.metric("Students in the gallery", model.students)
-    c2.metric("Embeddings", model.embeddings)
-    c3.metric("Metric", model.metric)
-    c4.metric(
-        "Updated",
-        model.updated_at.strftime("%Y-%m-%d") if model.updated_at else "never",
-        help=model.updated_at.isoformat(timespec="seconds") if model.updated_at else None,
-    )
+    # A wrapping row: both side by side on a phone too.
+    with st.container(horizontal=True, gap="medium"):
+        st.metric(
+            "Students it knows",
+            model.students,
+            help="students it can recognise in a class photo",
+            width=METRIC_PX,
+        )
+        st.metric(
+            "Face photos learned",
+            model.embeddings,
+            help="enrollment photos it learned faces from",
+            width=METRIC_PX,
+        )
+    st.markdown(ui.plain(updated_words(model)))
     if model.version == 0:
-        st.info("Nobody is enrolled yet: the gallery is empty.", icon=":material/info:")
+        st.info("Nobody is enrolled yet: the face model knows no one.", icon=":material/info:")
+    if model.students_to_reembed:
+        st.warning(
+            f"{model.students_to_reembed} student{'s' * (model.students_to_reembed != 1)} "
+            "cannot be recognised until an administrator has their photos read again by the "
+            "current face model.",
+            icon=":material/warning:",
+        )
+    _technical_details(model)
+
+
+def technical_lines(model: ModelInfo) -> list[str]:
+    """The model as the API describes it, for administrators (plain text lines)."""
+    lines = [
+        f"Gallery version: {model.version}",
+        f"Model: {model.model_name}",
+        f"Detector: {model.detector}",
+        f"Metric: {model.metric}",
+        f"Match threshold: {model.threshold:.2f} (a face farther than this from every student "
+        "is unknown)",
+        f"Embeddings: {model.embeddings}",
+        f"Pipeline: {model.pipeline}",
+    ]
+    lines += [
+        f"Embeddings of another pipeline {name} (never matched): {count}"
+        for name, count in sorted(model.other_pipelines.items())
+    ]
+    return lines
+
+
+def _technical_details(model: ModelInfo) -> None:
+    with st.expander("Technical details"):
+        for line in technical_lines(model):
+            st.markdown("- " + ui.plain(line))
 
 
 def render() -> None:
@@ -85,9 +135,10 @@ def render() -> None:
     shown = [s for s in students if choice == ALL or choice in s.class_ids]
     without = [s for s in shown if s.embeddings == 0]
     no_consent = [s for s in shown if s.consent is None or s.consent.withdrawn_at is not None]
+    learned = sum(s.embeddings for s in shown)
     st.markdown(
         f"**{len(shown)} student{'s' * (len(shown) != 1)}**, "
-        f"{sum(s.embeddings for s in shown)} embeddings"
+        f"{learned} face photo{'s' * (learned != 1)} learned"
     )
     st.dataframe(
         students_frame(shown),
@@ -95,8 +146,8 @@ def render() -> None:
         width="stretch",
         key="students.table",
         column_config={
-            "embeddings": st.column_config.NumberColumn(
-                "embeddings", help="face photos of this student in the current gallery"
+            FACE_PHOTOS: st.column_config.NumberColumn(
+                FACE_PHOTOS, help="photos of this student the face model learned their face from"
             ),
             "consent": st.column_config.TextColumn(
                 "consent", help="consent to hold their face data: who gave it and when"
@@ -105,7 +156,7 @@ def render() -> None:
     )
     if without:
         st.warning(
-            "No embedding (cannot be recognised): "
+            "No face photo learned yet (cannot be recognised; marked by hand): "
             + ", ".join(ui.plain(f"{s.name} ({s.student_id})") for s in without),
             icon=":material/warning:",
         )
@@ -170,6 +221,7 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             accept_multiple_files=True,
             key=_key("photos"),
             max_upload_size=ui.photo_upload_mb(ui.settings()),
+            help=ui.photo_upload_help(ui.settings()),
         )
         photos = [(f.name, f.getvalue()) for f in files or []]
         ui.show_thumbnails(photos)
@@ -190,7 +242,7 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             )
             st.session_state[CHANGE_KEY] = ("jobs", "", outcomes)
             st.session_state[GEN_KEY] = st.session_state.get(GEN_KEY, 0) + 1
-            st.rerun()  # an empty uploader, and the table's new embedding count
+            st.rerun()  # an empty uploader, and the table's new count of face photos
     result = st.session_state.get(CHANGE_KEY)
     if result:
         kind, message, outcomes = result
@@ -201,6 +253,13 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
 
 
 CONSENT_KEY = "students.consent_result"
+
+
+def erased_words(faces: int, photos: int) -> str:
+    """What withdrawing a consent erased, in words."""
+    return (
+        f"{faces} learned face{'s' * (faces != 1)} and {photos} photo{'s' * (photos != 1)} erased."
+    )
 
 
 def manage_consent(api: ApiClient, students: list[Student]) -> None:
@@ -276,8 +335,9 @@ def manage_consent(api: ApiClient, students: list[Student]) -> None:
     with withdraw_col:
         st.markdown("**Withdraw consent**")
         st.caption(
-            "Erases their face data (embeddings and enrollment photos); they stay on the "
-            "roster with their attendance, and are marked by hand."
+            "Erases their face data (what the face model learned of their face, and their "
+            "enrollment photos); they stay on the roster with their attendance, and are marked "
+            "by hand."
         )
         sure = st.checkbox(
             f"Yes, withdraw the consent of {ui.plain(chosen.name)} and erase their face data",
@@ -301,8 +361,9 @@ def manage_consent(api: ApiClient, students: list[Student]) -> None:
                 st.session_state[CONSENT_KEY] = (
                     "ok",
                     f"Consent of {ui.plain(chosen.name)} withdrawn: "
-                    f"{done.get('embeddings_removed', 0)} embeddings and "
-                    f"{done.get('photos_removed', 0)} photos erased.",
+                    + erased_words(
+                        done.get("embeddings_removed", 0), done.get("photos_removed", 0)
+                    ),
                 )
             st.session_state.pop(f"students.withdraw_sure.{sid}", None)
             st.rerun()

@@ -21,6 +21,13 @@ from attendance.domain.accounts import (
     Login,
     NewAccount,
 )
+from attendance.domain.api_shapes import (
+    AccountChangeRequest,
+    AccountList,
+    LoginSession,
+    NewAccountRequest,
+    Whoami,
+)
 from attendance.domain.auth import Role
 from attendance.domain.errors import AppError, NotFound
 from attendance.services.accounts import (
@@ -29,6 +36,7 @@ from attendance.services.accounts import (
     log_in,
     log_in_with_identity,
 )
+from attendance.web.apidoc import NOT_JSON, Reply, operation
 from attendance.web.auth import current_principal, public, requires
 from attendance.web.context import services
 from attendance.web.forms import invalid_request, json_object
@@ -60,6 +68,19 @@ def _view(account: Account) -> dict:
 
 @bp.post("/sessions")
 @public
+@operation(
+    "logIn",
+    "Log in with a username and password, or with the ID token of the school's identity "
+    "provider: a session token to send as the bearer token until it expires or is ended.",
+    body=(Login, IdentityLogin),
+    replies={201: Reply("Logged in.", LoginSession)},
+    errors={
+        400: "A missing or unknown field.",
+        401: "Wrong username or password, or the account is disabled (login_failed).",
+        **NOT_JSON,
+        429: "Too many failed logins for this username lately (too_many_logins).",
+    },
+)
 def create_session():
     body = json_object(request, "POST /api/v1/sessions", LOGIN_EXAMPLE)
     svc = services()
@@ -83,6 +104,11 @@ def create_session():
 
 @bp.get("/sessions/current")
 @requires(Role.viewer)
+@operation(
+    "whoami",
+    "Who the bearer token is: their name, role and classes.",
+    replies={200: Reply("Who.", Whoami)},
+)
 def current_session():
     who = current_principal()
     session = g.get("session")
@@ -99,6 +125,12 @@ def current_session():
 
 @bp.delete("/sessions/current")
 @requires(Role.viewer)
+@operation(
+    "logOut",
+    "End this login's session.",
+    replies={204: Reply("Ended.")},
+    errors={409: "An API token, not a login (not_a_login)."},
+)
 def end_session():
     token = g.get("session_token")
     if token is None:
@@ -113,12 +145,24 @@ def end_session():
 
 @bp.get("/accounts")
 @requires(Role.admin)
+@operation("listAccounts", "Every account (admin).", replies={200: Reply("Accounts.", AccountList)})
 def list_accounts():
     return jsonify({"accounts": [_view(a) for a in services().records.list_accounts()]})
 
 
 @bp.post("/accounts")
 @requires(Role.admin)
+@operation(
+    "createAccount",
+    "Create an account (admin; audited).",
+    body=NewAccountRequest,
+    replies={201: Reply("Created.", AccountView)},
+    errors={
+        400: "An invalid username, password, role or class.",
+        409: "The username is taken (account_exists).",
+        **NOT_JSON,
+    },
+)
 def add_account():
     wanted = _body(
         NewAccount,
@@ -132,6 +176,19 @@ def add_account():
 
 @bp.patch("/accounts/<username>")
 @requires(Role.admin)
+@operation(
+    "changeAccount",
+    "Change an account's role or classes, disable or enable it, or set a new password (admin; "
+    "audited). Disabling it or a new password ends its sessions.",
+    body=AccountChangeRequest,
+    replies={200: Reply("Changed.", AccountView)},
+    errors={
+        400: "An invalid field.",
+        404: "No such account (account_not_found).",
+        409: "The last admin who can log in cannot go (last_admin).",
+        **NOT_JSON,
+    },
+)
 def patch_account(username: str):
     change = _body(AccountChange, '{"disabled": true} or {"password": "..."}')
     svc = services()

@@ -6,11 +6,25 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
+from attendance.domain.api_shapes import (
+    AttendanceList,
+    AttendanceQuery,
+    FinalizeRequest,
+    MarkResult,
+    RegisterQuery,
+)
 from attendance.domain.auth import Role
 from attendance.domain.errors import ValidationFailed
 from attendance.domain.exports import to_csv
-from attendance.domain.schemas import MarkRequest, validate_identifier, validate_period
+from attendance.domain.schemas import (
+    MarkRequest,
+    Register,
+    RegisterLock,
+    validate_identifier,
+    validate_period,
+)
 from attendance.services import register as registers
+from attendance.web.apidoc import CSV, NOT_JSON, SPREADSHEETS, Reply, operation
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, allowed_classes, check_class, current_principal, requires
 from attendance.web.context import services
@@ -40,6 +54,13 @@ CSV_FIELDS = [
 
 @bp.get("")
 @requires(Role.viewer)
+@operation(
+    "listAttendance",
+    "Attendance records.",
+    query=AttendanceQuery,
+    replies={200: Reply("Records (CSV with format=csv: an audited export).", AttendanceList, CSV)},
+    errors={400: "An invalid id, date or period."},
+)
 def list_attendance():
     args = request.args
     class_id = optional_identifier(args, "class_id")
@@ -58,10 +79,10 @@ def list_attendance():
     allowed = allowed_classes()
     if allowed is not None:
         records = [r for r in records if r.class_id in allowed]
-    rows = [r.model_dump(mode="json") for r in records]
     fmt = args.get("format", "json")
     if fmt == "json":
-        return jsonify({"records": rows})
+        return jsonify(AttendanceList(records=records).model_dump(mode="json"))
+    rows = [r.model_dump(mode="json") for r in records]
     if fmt != "csv":
         raise ValidationFailed("format must be json or csv", code="invalid_format")
     if current_principal().role < Role.teacher:
@@ -102,6 +123,25 @@ REGISTER_FIELDS = ["student_id", "name", "status", "source", "marked_by", "marke
 
 @bp.get("/<class_id>/<date>")
 @requires(Role.viewer)
+@operation(
+    "getRegister",
+    "The class's register for the date and period: every student enrolled, with their status "
+    "and what marked them (absent: nothing did).",
+    query=RegisterQuery,
+    replies={
+        200: Reply(
+            "The register (format=csv or xlsx: one row per student, an audited export, teacher "
+            "and up).",
+            Register,
+            SPREADSHEETS,
+        )
+    },
+    errors={
+        400: "An invalid class_id, date, period or format.",
+        403: "An export by a viewer, or a class the token may not see.",
+        404: "No student is enrolled in class_id (unknown_class).",
+    },
+)
 def get_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     period = validate_period(request.args.get("period"))
@@ -121,8 +161,23 @@ def get_register(class_id: str, date: str):
     return spreadsheet(rows, REGISTER_FIELDS, fmt, stem, title=day.isoformat())
 
 
+_MARK = (
+    "Mark a student by hand (teacher of the class or admin; audited). It replaces a face's "
+    "mark, and a later photo never replaces it. On a signed-off register only an admin may, as "
+    "an audited correction."
+)
+_MARK_ERRORS = {
+    400: "An invalid id, date, status, period, note or field.",
+    404: "No such student (unknown_student), or not enrolled in class_id (student_not_in_class).",
+    409: "The register is signed off (register_finalized).",
+    **NOT_JSON,
+}
+_MARKED = {200: Reply("The student's row before and after.", MarkResult)}
+
+
 @bp.put("/<class_id>/<date>/<student_id>")
 @requires(Role.teacher)
+@operation("markAttendance", _MARK, body=MarkRequest, replies=_MARKED, errors=_MARK_ERRORS)
 def mark_student(class_id: str, date: str, student_id: str):
     class_id, day = _register_key(class_id, date)
     validate_identifier(student_id, "student_id")
@@ -144,12 +199,7 @@ def mark_student(class_id: str, date: str, student_id: str):
         is_admin=principal.role >= Role.admin,
         threshold=services().settings.match_threshold,
     )
-    return jsonify(
-        {
-            "before": None if before is None else before.model_dump(mode="json"),
-            "after": after.model_dump(mode="json"),
-        }
-    )
+    return jsonify(MarkResult(before=before, after=after).model_dump(mode="json"))
 
 
 # A student's id may be "finalize": the static route below would hide them from the one above
@@ -157,12 +207,32 @@ def mark_student(class_id: str, date: str, student_id: str):
 # open, rather than left to whichever rule the router happens to try first.
 @bp.put("/<class_id>/<date>/finalize")
 @requires(Role.teacher)
+@operation(
+    "markAttendanceOfFinalize",
+    'The student whose id is "finalize": ' + _MARK,
+    body=MarkRequest,
+    replies=_MARKED,
+    errors=_MARK_ERRORS,
+)
 def mark_student_finalize(class_id: str, date: str):
     return mark_student(class_id, date, "finalize")
 
 
 @bp.post("/<class_id>/<date>/finalize")
 @requires(Role.teacher)
+@operation(
+    "finalizeRegister",
+    "Sign the register off (teacher of the class or admin; audited): from then on only an "
+    "admin changes it. Again, it changes nothing.",
+    body=FinalizeRequest,
+    body_required=False,
+    replies={200: Reply("The register's sign-off.", RegisterLock)},
+    errors={
+        400: "An invalid class_id, date, period or field.",
+        404: "No student is enrolled in class_id (unknown_class).",
+        **NOT_JSON,
+    },
+)
 def finalize_register(class_id: str, date: str):
     class_id, day = _register_key(class_id, date)
     body = _json_object('{"period": "1"} (or no body: the whole day)', optional=True)

@@ -17,8 +17,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from attendance.dispatch import task_queue
+from attendance.domain.api_shapes import Health, Readiness
 from attendance.domain.errors import AppError
 from attendance.stores.records import RecordsStore
+from attendance.web.apidoc import Reply, operation
 from attendance.web.auth import public
 from attendance.web.context import services
 
@@ -32,8 +34,9 @@ REDIS_PING_TIMEOUT = 1.0
 
 @bp.get("/healthz")
 @public
+@operation("healthz", "The process is up.", replies={200: Reply("Up.", Health)})
 def healthz():
-    return jsonify({"status": "ok"})
+    return jsonify(Health(status="ok").model_dump(mode="json"))
 
 
 def _reason(check: str, exc: Exception) -> str:
@@ -107,6 +110,11 @@ def _read_and_write(records: RecordsStore) -> None:
 
 @bp.get("/readyz")
 @public
+@operation(
+    "readyz",
+    "Redis, the stores and at least one worker answer.",
+    replies={200: Reply("Ready.", Readiness), 503: Reply("Not ready; checks say why.", Readiness)},
+)
 def readyz():
     svc = services()
     checks: dict[str, str] = {}

@@ -8,12 +8,14 @@ import datetime as dt
 from flask import Blueprint, Response, jsonify, request
 
 from attendance.dispatch import ENROLL_TASK
+from attendance.domain.api_shapes import FaceAssignment, SettledFace
 from attendance.domain.auth import Role
 from attendance.domain.consent import require_active_consent
 from attendance.domain.errors import NotFound, ValidationFailed
 from attendance.domain.keys import enrollment_marker_key
 from attendance.domain.schemas import EnrollmentRequest, JobView, Upload, validate_identifier
 from attendance.services import settle
+from attendance.web.apidoc import JPEG, NOT_JSON, Reply, operation
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, check_class, current_principal, requires
 from attendance.web.context import services
@@ -61,6 +63,13 @@ def _with_names(result: dict) -> dict:
 
 @bp.get("/<job_id>")
 @requires(Role.teacher)
+@operation(
+    "getJob",
+    "State, progress and result of a job: once succeeded, an enrollment's, a recognition's or "
+    "(POST /api/v1/model/reembed) a re-embedding's result.",
+    replies={200: Reply("The job.", JobView)},
+    errors={404: "No such job (or it expired).", 503: "Redis is unavailable."},
+)
 def get_job(job_id: str):
     view = visible_job(job_id).model_dump(mode="json")
     if view["kind"] == "recognition" and view.get("result"):
@@ -76,6 +85,28 @@ _ASSIGN_EXAMPLE = '{"student_id": "ann", "learn": false} (or {"student_id": null
 
 @bp.post(f"{_FACE}/assign")
 @requires(Role.teacher)
+@operation(
+    "assignFace",
+    "Settle a face of a recognised class photo: whose it is (the student is marked present "
+    "from it, a person's mark; late stays late), or null: its match was wrong (a mark whose "
+    "evidence it is moves to the student's next best face in the job, or becomes absent). "
+    "learn: also queue an enrollment adding this face to the student's photos. Teacher of the "
+    "job's class; once the register is signed off, an admin's correction.",
+    body=FaceAssignment,
+    replies={200: Reply("Settled.", SettledFace)},
+    errors={
+        400: "An unknown field, a bad student_id, learn not a boolean, or learn without a student.",
+        403: "A viewer, or a job of a class the token may not see.",
+        404: "job_not_found, photo_not_found, face_not_found, unknown_student or "
+        "student_not_in_class.",
+        409: "job_not_finished (not a succeeded recognition), register_finalized (signed off; "
+        "only an admin corrects it), or consent_required (learn, without the student's "
+        "consent on record).",
+        410: "photo_expired: learn, after the photo was purged.",
+        **NOT_JSON,
+        503: "Redis is unavailable.",
+    },
+)
 def assign_face(job_id: str, n: str, k: str):
     job = visible_job(job_id)
     body = json_object(request, "POST .../faces/<k>/assign", _ASSIGN_EXAMPLE)
@@ -121,17 +152,18 @@ def assign_face(job_id: str, n: str, k: str):
     if upload is not None:
         assert student_id is not None
         learn_job_id, learn_status_url = _learn(job, upload, n, k, student_id)
-    face = settled.face.model_dump(mode="json")
+    face = settled.face
     if student_id is not None:
-        face["name"] = settled.row.name if settled.row is not None else None
-    return jsonify(
-        {
-            "row": None if settled.row is None else settled.row.model_dump(mode="json"),
-            "face": face,
-            "learn_job_id": learn_job_id,
-            "learn_status_url": learn_status_url,
-        }
+        face = face.model_copy(
+            update={"name": settled.row.name if settled.row is not None else None}
+        )
+    answer = SettledFace(
+        row=settled.row,
+        face=face,
+        learn_job_id=learn_job_id,
+        learn_status_url=learn_status_url,
     )
+    return jsonify(answer.model_dump(mode="json"))
 
 
 def _learn(job: JobView, upload: Upload, n: str, k: str, student_id: str) -> tuple[str, str]:
@@ -167,6 +199,19 @@ def _learn(job: JobView, upload: Upload, n: str, k: str, student_id: str) -> tup
 
 @bp.get(f"{_FACE}/image")
 @requires(Role.teacher)
+@operation(
+    "getFaceImage",
+    "The face, cut from the stored class photo (a margin around it, at most 256 px on its "
+    "longer side). Teacher of the job's class.",
+    replies={200: Reply("JPEG.", media=JPEG)},
+    errors={
+        403: "A viewer, or a job of a class the token may not see.",
+        404: "job_not_found, photo_not_found or face_not_found.",
+        409: "job_not_finished: not a succeeded recognition.",
+        410: "photo_expired: the retention policy deleted the photo.",
+        503: "Redis is unavailable.",
+    },
+)
 def face_image(job_id: str, n: str, k: str):
     job = visible_job(job_id)
     response = Response(settle.face_image(services().blobs, job, n, k), mimetype="image/jpeg")

@@ -10,6 +10,7 @@ from attendance.dispatch import REEMBED_TASK
 from attendance.domain.auth import Role
 from attendance.domain.pipelines import pipeline_id
 from attendance.domain.schemas import ModelInfo, ReembedRequest
+from attendance.web.apidoc import ACCEPTED, Reply, operation
 from attendance.web.auth import allowed_classes, current_principal, requires
 from attendance.web.context import current_manifest, services
 from attendance.web.submission import submit_job
@@ -19,6 +20,9 @@ bp = Blueprint("model", __name__, url_prefix="/api/v1/model")
 
 @bp.get("")
 @requires(Role.teacher)
+@operation(
+    "modelInfo", "The current gallery version.", replies={200: Reply("The gallery.", ModelInfo)}
+)
 def model_info():
     """The gallery as the current pipeline sees it: ``students`` and ``embeddings`` count its
     own embeddings (the only ones matched); those of other pipelines are counted apart."""
@@ -70,6 +74,15 @@ def model_info():
 
 
 @bp.post("/reembed")
+@operation(
+    "reembedModel",
+    "Re-embed, with the current pipeline, the stored enrollment photos of every student whose "
+    "embeddings come from another pipeline (admin); runs as a job (kind enrollment) whose "
+    "result is {pipeline, students, embeddings, skipped: [{student_id, reason}], "
+    "model_version}.",
+    replies={202: ACCEPTED},
+    errors={503: "Redis is unavailable; nothing was queued."},
+)
 def reembed():
     """Queue the re-embedding of every student with embeddings of another pipeline (admin)."""
     requested_at = dt.datetime.now(dt.UTC)

@@ -7,10 +7,12 @@ import datetime as dt
 from flask import Blueprint, Response, request
 
 from attendance.dispatch import RECOGNISE_TASK
+from attendance.domain.api_shapes import RecognitionForm
 from attendance.domain.auth import Role
 from attendance.domain.errors import NotFound
 from attendance.domain.keys import annotated_key
 from attendance.domain.schemas import RecognitionRequest, validate_identifier, validate_period
+from attendance.web.apidoc import ACCEPTED, JPEG, UPLOAD_ERRORS, Form, Reply, operation
 from attendance.web.auth import check_class, current_principal, requires
 from attendance.web.context import services
 from attendance.web.forms import is_job_id, optional_date, require_form
@@ -23,6 +25,13 @@ bp = Blueprint("recognitions", __name__, url_prefix="/api/v1")
 
 @bp.post("/recognitions")
 @requires(Role.teacher)
+@operation(
+    "recognise",
+    "Take attendance from class photos; runs as a job.",
+    form=Form(RecognitionForm, max_photos=lambda settings: settings.max_recognition_photos),
+    replies={202: ACCEPTED},
+    errors={**UPLOAD_ERRORS, 404: "No student is enrolled in class_id."},
+)
 def recognise():
     svc = services()
     require_form(request)
@@ -59,6 +68,12 @@ def recognise():
 
 @bp.get("/annotated/<job_id>/<int:n>")
 @requires(Role.teacher)
+@operation(
+    "annotatedPhoto",
+    "Photo n of a recognition job with the faces boxed and named.",
+    replies={200: Reply("JPEG.", media=JPEG)},
+    errors={404: "No such job or photo."},
+)
 def annotated_photo(job_id: str, n: int):
     if current_principal().classes is not None:
         # Only the job says whose photo this is: a class-limited teacher sees the photos of

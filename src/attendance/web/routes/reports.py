@@ -7,11 +7,13 @@ import datetime as dt
 
 from flask import Blueprint, jsonify, request
 
+from attendance.domain.api_shapes import ReportQuery
 from attendance.domain.auth import Role
 from attendance.domain.errors import ValidationFailed
-from attendance.domain.reports import AbsenceRow, HistoryRow
+from attendance.domain.reports import AbsenceRow, ClassAbsences, HistoryRow, StudentHistory
 from attendance.domain.schemas import validate_identifier
 from attendance.services import reports
+from attendance.web.apidoc import SPREADSHEETS, Reply, operation
 from attendance.web.audit import audit
 from attendance.web.auth import Forbidden, allowed_classes, check_class, requires
 from attendance.web.context import services
@@ -65,8 +67,24 @@ def _exported(
     return spreadsheet(rows, fields, fmt, stem, title=subject)
 
 
+_SESSION = " A session is a register held: one with a mark, or signed off."
+_REPORT_ERRORS = {
+    400: f"An invalid id, date, range (from after to, or over {MAX_DAYS} days) or format.",
+    403: "An export by a viewer, or a class the token may not see.",
+}
+_REPORT = "The report (format=csv or xlsx: an audited export, teacher and up)."
+
+
 @bp.get("/students/<student_id>/attendance")
 @requires(Role.viewer)
+@operation(
+    "studentAttendance",
+    "A student's status in every session of their classes over the range, and their "
+    "attendance rate." + _SESSION,
+    query=ReportQuery,
+    replies={200: Reply(_REPORT, StudentHistory, SPREADSHEETS)},
+    errors={**_REPORT_ERRORS, 404: "No such student (student_not_found)."},
+)
 def student_history(student_id: str):
     validate_identifier(student_id, "student_id")
     date_from, date_to = _range()
@@ -99,6 +117,14 @@ def student_history(student_id: str):
 
 @bp.get("/classes/<class_id>/absences")
 @requires(Role.viewer)
+@operation(
+    "classAbsences",
+    "Each student enrolled in the class with their absences over the range, most absent "
+    "first." + _SESSION,
+    query=ReportQuery,
+    replies={200: Reply(_REPORT, ClassAbsences, SPREADSHEETS)},
+    errors={**_REPORT_ERRORS, 404: "No student is enrolled in class_id (unknown_class)."},
+)
 def class_absences(class_id: str):
     validate_identifier(class_id, "class_id")
     check_class(class_id)

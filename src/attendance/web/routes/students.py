@@ -12,6 +12,18 @@ import datetime as dt
 from flask import Blueprint, jsonify, request
 
 from attendance.dispatch import ENROLL_TASK
+from attendance.domain.api_shapes import (
+    ConsentGiven,
+    ConsentWithdrawal,
+    EnrollmentForm,
+    Erasure,
+    ErasureQuery,
+    PhotosForm,
+    RosterEntry,
+    StudentList,
+    StudentListQuery,
+    StudentRename,
+)
 from attendance.domain.auth import Role
 from attendance.domain.consent import FIELDS as CONSENT_FIELDS
 from attendance.domain.consent import (
@@ -33,6 +45,7 @@ from attendance.domain.schemas import (
     validate_name,
 )
 from attendance.services.erasure import erase_face_data, erase_student
+from attendance.web.apidoc import ACCEPTED, NOT_JSON, UPLOAD_ERRORS, Form, Reply, operation
 from attendance.web.audit import audit
 from attendance.web.auth import allowed_classes, check_class, current_principal, requires
 from attendance.web.context import current_manifest, services
@@ -160,12 +173,35 @@ def _add_to_roster():
     records.upsert_student(student_id, name, class_id)
     if existing is None or class_id not in existing.class_ids:
         audit("add_student", student_id, class_id=class_id)
-    response = jsonify(_with_embeddings([_existing(student_id)])[0])
+    response = jsonify(_answer(_existing(student_id)))
     response.status_code = 201 if existing is None else 200
     return response
 
 
 @bp.post("")
+@operation(
+    "enrollStudent",
+    "Enroll a new student (multipart with photos; runs as a job), with their consent given in "
+    "the same request or recorded before; or (a JSON body) put a student on the roster with no "
+    "photos, at once. An id that is taken answers 409 student_exists (add photos or rename "
+    "with their own routes); an enrollment without consent on record 409 consent_required.",
+    form=Form(EnrollmentForm, max_photos=lambda settings: settings.max_enroll_photos),
+    body=RosterEntry,
+    replies={
+        200: Reply(
+            "JSON body: the student was on the roster already under that name (the class is "
+            "added).",
+            Student,
+        ),
+        201: Reply("JSON body: the student, on the roster.", Student),
+        202: ACCEPTED,
+    },
+    errors={
+        **UPLOAD_ERRORS,
+        409: "The student_id is taken (student_exists), or no consent is on record "
+        "(consent_required).",
+    },
+)
 def enroll_student():
     if request.mimetype == "application/json":
         return _add_to_roster()
@@ -186,6 +222,18 @@ def enroll_student():
 
 
 @bp.post("/<student_id>/photos")
+@operation(
+    "addStudentPhotos",
+    "Add photos to an enrolled student (and optionally a class); runs as a job, like an "
+    "enrollment.",
+    form=Form(PhotosForm, max_photos=lambda settings: settings.max_enroll_photos),
+    replies={202: ACCEPTED},
+    errors={
+        **UPLOAD_ERRORS,
+        404: "No such student.",
+        409: "No consent is on record and none was given (consent_required).",
+    },
+)
 def add_photos(student_id: str):
     validate_identifier(student_id, "student_id")
     require_form(request)
@@ -194,6 +242,13 @@ def add_photos(student_id: str):
 
 
 @bp.patch("/<student_id>")
+@operation(
+    "renameStudent",
+    "Rename a student (audited).",
+    body=StudentRename,
+    replies={200: Reply("The student, renamed.", Student)},
+    errors={400: "Invalid student_id or name.", 404: "No such student.", **NOT_JSON},
+)
 def rename_student(student_id: str):
     validate_identifier(student_id, "student_id")
     body = json_object(request, "PATCH /api/v1/students/<student_id>", '{"name": "..."}')
@@ -206,19 +261,31 @@ def rename_student(student_id: str):
             raise NotFound(f"no student {student_id!r}", code="student_not_found")
         # Names stay out of the audit log: it outlives an erasure.
         audit("rename_student", student_id)
-    return jsonify(_with_embeddings([_existing(student_id)])[0])
+    return jsonify(_answer(_existing(student_id)))
 
 
 @bp.delete("/<student_id>")
+@operation(
+    "deleteStudent",
+    "Erase a student everywhere: embeddings (a new gallery version), enrollment photos, "
+    "records; with attendance=true also their attendance and the class photos that recognised "
+    "them. Idempotent: again, it removes whatever is left (200, maybe all zero); 404 only for "
+    "an id never known.",
+    query=ErasureQuery,
+    replies={200: Reply("What was removed.", Erasure)},
+    errors={400: "Invalid student_id or attendance.", 404: "No such student."},
+)
 def delete_student(student_id: str):
     validate_identifier(student_id, "student_id")
     raw = request.args.get("attendance", "false").lower()
     if raw not in ("true", "false"):
         raise ValidationFailed("attendance must be true or false", code="invalid_attendance")
     svc = services()
-    summary = erase_student(svc.blobs, svc.records, student_id, attendance=raw == "true")
-    audit("delete_student", student_id, **{k: v for k, v in summary.items() if k != "student_id"})
-    return jsonify(summary)
+    erasure = Erasure.model_validate(
+        erase_student(svc.blobs, svc.records, student_id, attendance=raw == "true")
+    )
+    audit("delete_student", student_id, **erasure.model_dump(exclude={"student_id"}))
+    return jsonify(erasure.model_dump(mode="json"))
 
 
 def _visible(student: Student) -> Student | None:
@@ -231,7 +298,7 @@ def _visible(student: Student) -> Student | None:
     return student.model_copy(update={"class_ids": mine}) if mine else None
 
 
-def _with_embeddings(students: list[Student]) -> list[dict]:
+def _with_embeddings(students: list[Student]) -> list[Student]:
     manifest = current_manifest()
     # Those of the current pipeline: the only ones a recognition matches.
     counts = manifest.embeddings_per_student(pipeline_id(services().settings)) if manifest else {}
@@ -244,13 +311,30 @@ def _with_embeddings(students: list[Student]) -> list[dict]:
                 "consent": consents.get(s.student_id),
                 "face_data": held.get(s.student_id, 0) > 0,
             }
-        ).model_dump(mode="json")
+        )
         for s in students
     ]
 
 
+def _answer(student: Student) -> dict:
+    return _with_embeddings([student])[0].model_dump(mode="json")
+
+
 @bp.put("/<student_id>/consent")
 @requires(Role.teacher)
+@operation(
+    "putConsent",
+    "Record the student's consent to hold their face data, replacing any earlier one (a "
+    "withdrawn one too); a teacher of one of their classes or an admin (audited).",
+    body=ConsentGiven,
+    replies={200: Reply("The student, with the consent recorded.", Student)},
+    errors={
+        400: "Invalid student_id, a consent field missing or invalid, a date in the future, or "
+        "a minor's consent not given by a parent or guardian.",
+        404: "No such student (or not in the caller's classes).",
+        **NOT_JSON,
+    },
+)
 def put_consent(student_id: str):
     """Record the student's consent (a teacher of one of their classes, or an admin)."""
     validate_identifier(student_id, "student_id")
@@ -273,10 +357,18 @@ def put_consent(student_id: str):
     _audit_consent(student_id, given, via="consent")
     visible = _visible(_existing(student_id))
     assert visible is not None
-    return jsonify(_with_embeddings([visible])[0])
+    return jsonify(_answer(visible))
 
 
 @bp.delete("/<student_id>/consent")
+@operation(
+    "withdrawConsent",
+    "Withdraw the student's consent, then erase their face data: embeddings (a new gallery "
+    "version) and enrollment photos with their uploads. The student, their classes and "
+    "attendance stay. Audited; idempotent (again: 200, zeros).",
+    replies={200: Reply("The withdrawal, and what was removed.", ConsentWithdrawal)},
+    errors={400: "Invalid student_id.", 404: "No such student."},
+)
 def withdraw_consent(student_id: str):
     """Withdraw the student's consent, then erase their face data; the student, their classes
     and their attendance stay. Again: 200, nothing more removed."""
@@ -291,31 +383,39 @@ def withdraw_consent(student_id: str):
     summary = erase_face_data(svc.blobs, svc.records, student_id)
     removed = {k: v for k, v in summary.items() if k != "student_id"}
     audit("withdraw_consent", student_id, **removed)
-    return jsonify(
-        {
-            "student_id": student_id,
-            "consent": consent.model_dump(mode="json") if consent else None,
-            **removed,
-        }
-    )
+    withdrawal = ConsentWithdrawal(student_id=student_id, consent=consent, **removed)
+    return jsonify(withdrawal.model_dump(mode="json"))
 
 
 @bp.get("")
 @requires(Role.teacher)
+@operation(
+    "listStudents",
+    "Enrolled students.",
+    query=StudentListQuery,
+    replies={200: Reply("Students.", StudentList)},
+    errors={400: "Invalid class_id."},
+)
 def list_students():
     class_id = optional_identifier(request.args, "class_id")
     if class_id is not None:
         check_class(class_id)
     students = [v for s in services().records.list_students(class_id) if (v := _visible(s))]
-    return jsonify({"students": _with_embeddings(students)})
+    return jsonify(StudentList(students=_with_embeddings(students)).model_dump(mode="json"))
 
 
 @bp.get("/<student_id>")
 @requires(Role.teacher)
+@operation(
+    "getStudent",
+    "One student.",
+    replies={200: Reply("The student.", Student)},
+    errors={400: "Invalid student_id.", 404: "No such student."},
+)
 def get_student(student_id: str):
     validate_identifier(student_id, "student_id")
     student = services().records.get_student(student_id)
     visible = _visible(student) if student is not None else None
     if visible is None:
         raise NotFound(f"no student {student_id!r}", code="student_not_found")
-    return jsonify(_with_embeddings([visible])[0])
+    return jsonify(_answer(visible))
