@@ -85,6 +85,9 @@ def photo(*faces: Face) -> bytes:
 class FakeDetector:
     """Finds the squares photo() drew; decides what is identifiable as FaceDetector does."""
 
+    # Never the preview's size: the fake always finds the squares on the photo itself.
+    detect_max_side = 0
+
     def __init__(self, min_face_px: int):
         self.min_face_px = min_face_px
         self.photos_seen = 0
@@ -92,7 +95,7 @@ class FakeDetector:
     def width(self, face: DetectedFace) -> float:
         return float(face.box.w)
 
-    def detect(self, bgr: np.ndarray) -> list[DetectedFace]:
+    def detect(self, bgr: np.ndarray, copy: object = None) -> list[DetectedFace]:
         self.photos_seen += 1
         row = bgr[GAP]
         lit = row.any(axis=1)

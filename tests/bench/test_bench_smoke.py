@@ -71,4 +71,24 @@ def test_every_benchmark_runs_on_tiny_inputs(tmp_path, celeb_dir, faces_dir):
     assert figures["enrollment_commit"]["ratio_large_to_small"] > 0
     assert figures["detectors"]["opencv_class_photo_real_faces"] >= 20
     assert figures["load"]["jobs_per_s_2_workers"] > 0
+    room = figures["classroom_photo"]
+    assert room["pipeline_s"] > 0 and room["deepface_s"] > 0
+    assert room["faces"] >= 5 and room["faces_found_pipeline"] >= 0.9 * room["faces"]
+    assert figures["gpu_path"]["gpus"] >= 0
+    cold, cold_details = figures["cold_start"], report["results"]["cold_start"]["details"]
+    assert 0 < cold["worker_start_to_ping_s"] <= cold["worker_start_to_first_result_s"]
+    assert 0 < cold["worker_start_to_ready_s"] < cold["worker_start_to_first_result_s"]
+    assert cold["first_job_s"] > 0 and cold["warm_job_s"] > 0 and cold["worker_rss_mb"] > 0
+    # The load test left both stack workers on the job queue: both were paused, then restored.
+    assert cold_details["cold_start"]["consumers_paused"] == ["w1", "w2"]
+    assert {"choose_engine", "facenet_load", "facenet_warm_up", "detector_load"} <= set(
+        cold_details["cold_start"]["load_steps_s"]
+    )
+    gallery = cold_details["gallery"]
+    assert set(gallery) == {"bulk", "per_enrollment"} and "10000" in gallery["bulk"]
+    for rows in gallery.values():
+        for size, row in rows.items():
+            assert row["stored_bytes"] >= int(size) * 128 * 4, (size, row)
+            assert row["array_mb"] >= int(size) * 128 * 4 / 2**20, (size, row)
+            assert row["cold_load_ms"] > 0 and row["warm_refresh_ms"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

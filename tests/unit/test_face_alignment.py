@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attendance.face.detect import TEMPLATE_160, align_by_landmarks, similarity
-from attendance.face.detectors.centerface import CenterFace, nms
+from attendance.face.detect import TEMPLATE_160, align_by_landmarks, downscaled, similarity
+from attendance.face.detectors.centerface import CenterFace, Detections, agree, nms
 
 
 def rotation(degrees: float) -> np.ndarray:
@@ -65,6 +65,49 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     )
     scores = np.array([0.6, 0.9, 0.5, 0.4], np.float32)
     assert nms(boxes, scores).tolist() == [1, 2]
+
+
+def faces(*boxes: tuple[float, float, float, float], score: float = 0.9) -> Detections:
+    """Detections of these boxes, each with its landmarks at fixed places inside it."""
+    b = np.array(boxes, np.float32).reshape(-1, 4)
+    rel = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]], np.float32)
+    size = (b[:, 2:] - b[:, :2])[:, None, :]
+    return Detections(b, np.full(len(b), score, np.float32), b[:, None, :2] + rel * size)
+
+
+def test_the_same_faces_agree_and_a_missing_or_moved_one_does_not():
+    reference = faces((10, 10, 50, 60), (100, 20, 140, 70))
+    assert agree(reference, reference) is None
+    nudged = faces((11, 10, 51, 61), (100, 21, 140, 70))
+    assert agree(reference, nudged) is None
+    assert "1 faces instead of 2" in agree(reference, faces((10, 10, 50, 60)))
+    assert "overlaps" in agree(reference, faces((10, 10, 50, 60), (120, 20, 160, 70)))
+    lower = faces((10, 10, 50, 60), (100, 20, 140, 70), score=0.8)
+    assert "confidence" in agree(reference, lower)
+    moved = faces((10, 10, 50, 60), (100, 20, 140, 70))
+    moved.landmarks[1, 2] += (4.0, 0.0)  # the nose, a tenth of the face's width
+    assert "landmarks" in agree(reference, moved)
+
+
+@pytest.mark.parametrize("size", [(3000, 4000), (1537, 2049), (3024, 4032), (900, 700)])
+def test_a_photo_is_downscaled_to_the_size_asked_whatever_its_own(size):
+    rng = np.random.default_rng(0)
+    photo = np.repeat(
+        np.repeat(
+            rng.integers(0, 255, (size[0] // 8 + 1, size[1] // 8 + 1, 3), dtype=np.uint8), 8, 0
+        ),
+        8,
+        1,
+    )[: size[0], : size[1]]
+    small, scale = downscaled(photo, 1600)
+    assert max(small.shape[:2]) == min(1600, max(size))
+    assert scale == pytest.approx(min(1.0, 1600 / max(size)))
+    assert small.shape[:2] == (round(size[0] * scale), round(size[1] * scale))
+    # The halving steps average like one area resize does: the same picture.
+    import cv2
+
+    direct = cv2.resize(photo, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - direct).mean() < 2.0
 
 
 def test_decode_places_a_face_where_the_heatmap_peaks():

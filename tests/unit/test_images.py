@@ -3,7 +3,7 @@ import struct
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from attendance.domain.errors import InvalidImage
 from attendance.photos.checks import check_image, probe_image
@@ -150,3 +150,19 @@ def test_images_with_several_frames_are_refused(fmt):
     with pytest.raises(InvalidImage) as err:
         check_image(data, "anim", MAX_PIXELS)
     assert err.value.code == "multi_frame_image" and "anim" in err.value.message
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_jpeg_decodes_to_the_pixels_pillow_gives_in_every_orientation(orientation, mode):
+    rng = np.random.default_rng(orientation)
+    img = Image.fromarray((rng.random((30, 50, 3)) * 255).astype(np.uint8)).resize((100, 60))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(img.convert(mode), "JPEG", exif=exif, quality=95)
+    with Image.open(io.BytesIO(data)) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")
+    expected = np.asarray(upright)[:, :, ::-1]
+    got = decode_bgr(data)
+    assert got.shape == expected.shape
+    assert int(np.abs(got.astype(int) - expected).max()) <= 1

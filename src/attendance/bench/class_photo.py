@@ -12,7 +12,7 @@ from attendance.bench.common import Context, Result, interleave, median, say
 
 NAME = "class_photo"
 TITLE = "Class photo of 30 faces, one job"
-GOAL = ">= 2x faster than one DeepFace.represent, as many real faces; overhead < 50 ms"
+GOAL = ">= 5x faster than one DeepFace.represent, >= 97% of the real faces; overhead < 50 ms"
 
 
 def run(ctx: Context) -> Result:
@@ -74,9 +74,7 @@ def run(ctx: Context) -> Result:
         "ms (queue, job state, polling)",
     )
     result.show("upload_ms", round(median(uploads), 1), "ms (HTTP POST: checks, store, enqueue)")
-    result.met = (
-        base_s / ours_s >= 2.0 and real >= min(found_by_deepface) and median(overheads) < 50.0
-    )
+    result.met = base_s / ours_s >= 5.0 and real >= 0.97 * 30 and median(overheads) < 50.0
     timings = [j["result"]["timings"] for j in jobs]
     result.details["worker_timings_ms"] = {
         k: round(median(t[k] for t in timings), 1) for k in timings[-1]

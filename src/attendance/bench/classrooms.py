@@ -255,13 +255,38 @@ class SourceFace:
     clothes: tuple[float, float, float] | None  # BGR median below the chin, if the photo has it
 
 
-@lru_cache(maxsize=1)
-def _centerface():
-    from attendance.face.detectors.centerface import CenterFace
+class _ReferenceCenterFace:
+    """CenterFace on ONNX Runtime in float32. The source faces are cut where it finds them, so
+    the classrooms (and their truth) stay the same whatever runtime or precision the project's
+    detector moves to."""
 
+    def __init__(self, path: Path):
+        import onnx
+        import onnxruntime as ort
+
+        from attendance.face.detectors.centerface import OUTPUTS, dynamic_graph
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the graph's unused batch-norm counters are no news
+        self._outputs = OUTPUTS
+        self._session = ort.InferenceSession(
+            dynamic_graph(onnx.load(str(path))).SerializeToString(),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+
+    def __call__(self, bgr: np.ndarray, threshold: float):
+        from attendance.face.detectors.centerface import INPUT, CenterFace, network_input
+
+        outputs = self._session.run(self._outputs, {INPUT: network_input(bgr)})
+        return CenterFace.decode_outputs(outputs, threshold, bgr.shape[:2])
+
+
+@lru_cache(maxsize=1)
+def _centerface() -> _ReferenceCenterFace:
     for path in CENTERFACE_CANDIDATES:
         if path.is_file():
-            return CenterFace(path)
+            return _ReferenceCenterFace(path)
     raise FileNotFoundError(
         "CenterFace weights not found in " + ", ".join(map(str, CENTERFACE_CANDIDATES))
     )

@@ -206,7 +206,10 @@ class Models:
 
             settings = self.settings
             self._embedder = FaceNetEmbedder(
-                settings.weights_path, settings.embed_batch_size, settings.embed_engine
+                settings.weights_path,
+                settings.embed_batch_size,
+                settings.embed_engine,
+                settings.embed_precision,
             )
             self._embedder.warm_up()
         return self._embedder
@@ -288,7 +291,8 @@ def child_pids(pid: int) -> list[int]:
 class Stack:
     """A private stack for the benchmarks; every process it starts, it stops."""
 
-    def __init__(self, redis_db: int = BENCH_REDIS_DB, quick: bool = False):
+    def __init__(self, redis_db: int = BENCH_REDIS_DB, quick: bool = False, gpu: bool = False):
+        """``gpu``: face work goes to the "gpu" queue, whose workers run FaceNet on TensorFlow."""
         import redis
         import requests
 
@@ -316,6 +320,8 @@ class Stack:
             "ATTENDANCE_DEEPFACE_HOME": str(DEEPFACE_HOME.resolve()),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
+        if gpu:
+            self.env.update(ATTENDANCE_GPU_WORKERS="true", ATTENDANCE_EMBED_ENGINE="tensorflow")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
@@ -514,10 +520,17 @@ class Stack:
 class Context:
     """Shared by the benchmarks of one run: the options, the models, the stack (started once)."""
 
-    def __init__(self, quick: bool = False, redis_db: int = BENCH_REDIS_DB):
+    def __init__(
+        self,
+        quick: bool = False,
+        redis_db: int = BENCH_REDIS_DB,
+        gpu: bool = False,
+        models: Models | None = None,
+    ):
         self.quick = quick
         self.redis_db = redis_db
-        self.models = Models()
+        self.gpu = gpu
+        self.models = models or Models()
         self._stack: Stack | None = None
         self.enrolled_class: str | None = None
 
@@ -537,9 +550,9 @@ class Context:
             from attendance.bench.data import PEOPLE, gallery_photos
 
             say("  starting the stack (gunicorn on 127.0.0.1, 2 Celery worker processes)...")
-            stack = Stack(self.redis_db, self.quick)
+            stack = Stack(self.redis_db, self.quick, self.gpu)
             self._stack = stack
-            stack.start_worker("w1")
+            stack.start_worker("w1", queue="gpu" if self.gpu else "cpu")
             # The second worker loads FaceNet now, in parallel, but takes no job until the load
             # test makes it consume the job queue.
             stack.start_worker("w2", queue="standby")

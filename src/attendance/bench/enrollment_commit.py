@@ -24,7 +24,8 @@ PIPELINE = "Facenet/opencv-v1"
 PER_STUDENT = 5
 
 
-def _commit(repo, vectors: np.ndarray, ids: list[str], segment_id: str) -> None:
+def commit(repo, vectors: np.ndarray, ids: list[str], segment_id: str) -> None:
+    """Commit ``vectors`` as one segment of PIPELINE, as an enrollment does."""
     repo.commit(
         vectors,
         ids,
@@ -37,10 +38,28 @@ def _commit(repo, vectors: np.ndarray, ids: list[str], segment_id: str) -> None:
     )
 
 
-def run(ctx: Context) -> Result:
+def open_gallery(folder: Path):
+    """A GalleryRepository on the embedded stores (files + SQLite) in ``folder``."""
     from attendance.stores.blob import LocalBlobStore
-    from attendance.stores.gallery import GalleryCache, GalleryRepository
+    from attendance.stores.gallery import GalleryRepository
     from attendance.stores.records import SqliteRecords
+
+    return GalleryRepository(LocalBlobStore(folder / "store"), SqliteRecords(folder / "db.sqlite"))
+
+
+def bulk_gallery(folder: Path, students: int, rng: np.random.Generator):
+    """A gallery of ``students`` students, PER_STUDENT synthetic embeddings each, built by one
+    bulk commit in ``folder``: (its repository, the commit's seconds)."""
+    repo = open_gallery(folder)
+    vectors = rng.standard_normal((students * PER_STUDENT, 128), dtype=np.float32)
+    ids = [f"s{i // PER_STUDENT:07d}" for i in range(students * PER_STUDENT)]
+    t0 = time.perf_counter()
+    commit(repo, vectors, ids, "bulk")
+    return repo, time.perf_counter() - t0
+
+
+def run(ctx: Context) -> Result:
+    from attendance.stores.gallery import GalleryCache
 
     result = Result(NAME, TITLE, GOAL)
     sizes = [100, 2_000] if ctx.quick else [100, 1_000, 10_000, 100_000]
@@ -50,15 +69,7 @@ def run(ctx: Context) -> Result:
     try:
         galleries = {}
         for size in sizes:
-            repo = GalleryRepository(
-                LocalBlobStore(root / str(size) / "store"),
-                SqliteRecords(root / str(size) / "db.sqlite"),
-            )
-            vectors = rng.standard_normal((size * PER_STUDENT, 128), dtype=np.float32)
-            ids = [f"s{i // PER_STUDENT:07d}" for i in range(size * PER_STUDENT)]
-            t0 = time.perf_counter()
-            _commit(repo, vectors, ids, "bulk")
-            bulk = time.perf_counter() - t0
+            repo, bulk = bulk_gallery(root / str(size), size, rng)
             cache = GalleryCache(repo, PIPELINE)
             t0 = time.perf_counter()
             cache.refresh()
@@ -74,7 +85,7 @@ def run(ctx: Context) -> Result:
                 repo, cache, _ = galleries[size]
                 new = rng.standard_normal((PER_STUDENT, 128), dtype=np.float32)
                 t0 = time.perf_counter()
-                _commit(repo, new, [f"new{r}"] * PER_STUDENT, f"enroll-{r}")
+                commit(repo, new, [f"new{r}"] * PER_STUDENT, f"enroll-{r}")
                 cache.refresh()
                 times[size].append(time.perf_counter() - t0)
                 assert cache.embeddings.shape[0] == (size + r + 1) * PER_STUDENT

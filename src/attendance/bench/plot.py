@@ -12,7 +12,7 @@ def plot_results(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     res = report["results"]
-    fig, axes = plt.subplots(2, 4, figsize=(20, 9))
+    fig, axes = plt.subplots(3, 4, figsize=(20, 13.5))
     axes = axes.ravel()
     for ax in axes:
         ax.set_visible(False)
@@ -149,6 +149,37 @@ def plot_results(report: dict, path: Path) -> None:
                 [v for _, v in rss] + [f["worker_peak_rss_mb"]],
                 "MB",
             )
+    if "cold_start" in res:
+        f = res["cold_start"]["figures"]
+        ax = panel(8, "9. Worker cold start (s, from process start)")
+        bars(
+            ax,
+            ["ping", "pipeline ready", "first result"],
+            [
+                f["worker_start_to_ping_s"],
+                f["worker_start_to_ready_s"],
+                f["worker_start_to_first_result_s"],
+            ],
+            "seconds",
+            ["#8C8C8C", "#4C72B0", "#55A868"],
+        )
+        steps = res["cold_start"]["details"]["cold_start"]["load_steps_s"]
+        ax = panel(9, "9. FaceNet pipeline load, by step (s, fresh process)")
+        bars(ax, [k.replace("_", " ") for k in steps], list(steps.values()), "seconds")
+        gallery = res["cold_start"]["details"]["gallery"]
+        ax = panel(10, "9. Cold gallery load vs embeddings")
+        for layout, rows in gallery.items():
+            sizes = [int(k) for k in rows]
+            ax.loglog(
+                sizes,
+                [rows[str(s)]["cold_load_ms"] for s in sizes],
+                "o-",
+                label=layout.replace("_", " "),
+            )
+        ax.axhline(1000, color="#C44E52", ls="--", lw=1, label="goal at 100k: 1 s")
+        ax.set_xlabel("embeddings")
+        ax.set_ylabel("ms")
+        ax.legend(fontsize=8)
     m = report["machine"]
     fig.suptitle(
         f"attendance benchmarks - {m['cpu_model']}, {m['cores']} cores, "

@@ -178,6 +178,33 @@ def rows(report: dict) -> list[tuple[str, str, str, str]]:
                 VERDICT[res["load"]["met"]],
             )
         )
+    if "cold_start" in res:
+        d, f = res["cold_start"]["details"], res["cold_start"]["figures"]
+        steps = ", ".join(
+            f"{k.replace('_', ' ')} {_f(v)} s" for k, v in d["cold_start"]["load_steps_s"].items()
+        )
+        gallery = "; ".join(
+            f"{layout.replace('_', ' ')}: "
+            + ", ".join(f"{int(k):,}: {_f(v['cold_load_ms'])} ms" for k, v in rows.items())
+            for layout, rows in d["gallery"].items()
+        )
+        largest = max(d["gallery"]["bulk"], key=int)
+        big = d["gallery"]["bulk"][largest]
+        out.append(
+            (
+                "9. Worker cold start; cold gallery load",
+                f"ready {_f(f['worker_start_to_ready_s'])} s after start (ping "
+                f"{_f(f['worker_start_to_ping_s'])} s), first result "
+                f"{_f(f['worker_start_to_first_result_s'])} s; first job "
+                f"{_f(f['first_job_s'])} s vs warm {_f(f['warm_job_s'])} s; FaceNet on "
+                f"{d['cold_start']['engine']}: {steps}; gallery cold load ({gallery}); "
+                f"{int(largest):,} embeddings: {_f(big['stored_bytes'] / 2**20)} MB stored, "
+                f"{_f(big['array_mb'])} MB arrays (RSS +{_f(big['rss_delta_mb'])} MB), warm "
+                f"refresh {_f(big['warm_refresh_ms'])} ms",
+                res["cold_start"]["goal"],
+                VERDICT[res["cold_start"]["met"]],
+            )
+        )
     return out
 
 

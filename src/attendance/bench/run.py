@@ -2,7 +2,7 @@
 
 Prints each figure as it is measured, then writes bench/results.json (figures, details and the
 machine they came from) and bench/results.png. Names: accuracy, embedding, bulk_upload,
-class_photo, gallery_search, enrollment_commit, detectors, load.
+class_photo, classroom_photo, gallery_search, enrollment_commit, detectors, load, cold_start, gpu_path.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ MODULES = [
     "embedding",
     "bulk_upload",
     "class_photo",
+    "classroom_photo",
     "gallery_search",
     "enrollment_commit",
     "detectors",
     "load",
+    "cold_start",
+    "gpu_path",
 ]
 # The figures live with the checkout, beside docs/performance.md that quotes them.
 RESULTS_DIR = Path("bench")

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # 2048 rather than 1600: on the 30-face class photo opencv found 29 real faces instead of 27,
     # for ~25% more detection time (docs/performance.md, "Detector").
     detect_max_side: int = Field(default=2048, ge=320, le=8000)
+    # What precision OpenVINO runs CenterFace in: "f32", "bf16" (where the CPU has it), or
+    # "auto": the CPU's fastest where, on a check photo at start, it finds the faces float32
+    # finds with the same boxes and landmarks, else float32 (docs/performance.md, "Detection on
+    # OpenVINO": bf16 found the same faces and recognised as many students).
+    detect_precision: Literal["f32", "bf16", "auto"] = "auto"
     # Faces smaller than this (pixels, in the original photo) are ignored as too small to recognise:
     # measured here, val faces shrunk to 24-28 px were detected 11-17 times in 25 and recognised
     # 7-10 times; at 40 px 22 and 20. Not scanning for them makes opencv ~40% faster on photos
@@ -125,6 +130,12 @@ class Settings(BaseSettings):
     # `make provision` converts from the same weights, "tensorflow", or "auto": TensorFlow where
     # it sees a GPU, else OpenVINO (docs/performance.md, "Embedding").
     embed_engine: Literal["auto", "openvino", "onnx", "tensorflow"] = "auto"
+    # What precision OpenVINO runs FaceNet in: "bf16" (the CPU's default; float32 where bf16
+    # would move embeddings too far), "f32", "int8" (the model `make provision` quantizes with
+    # NNCF, attendance.face.quantize), or "auto": INT8 where that model passed its accuracy
+    # check and passes the check at start, else as "bf16". Not "auto" by default: INT8 moves
+    # decisions near the threshold several times more than bf16 (attendance.face.quantize).
+    embed_precision: Literal["auto", "int8", "bf16", "f32"] = "bf16"
     metric: Literal["cosine"] = "cosine"
     # Cosine distance above which a face is "unknown". Calibrated on the 5 Celebrity Faces split
     # (see README: "How the threshold was chosen").

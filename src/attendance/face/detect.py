@@ -86,6 +86,10 @@ def downscaled(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale == 1.0:
         return bgr, scale
     size = (round(width * scale), round(height * scale))
+    # Area averaging by an exact factor of 2 is many times cheaper than by any other factor:
+    # halve while the photo is at least twice the size wanted, then average the rest.
+    while min(bgr.shape[0] / size[1], bgr.shape[1] / size[0]) >= 2.0:
+        bgr = cv2.resize(bgr, (bgr.shape[1] // 2, bgr.shape[0] // 2), interpolation=cv2.INTER_AREA)
     return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
 
 
@@ -109,6 +113,7 @@ class FaceDetector:
         *,
         centerface_weights: Path | None = None,
         min_confidence: float = 0.5,
+        precision: str = "auto",
     ):
         self.backend = backend
         self.detect_max_side = detect_max_side
@@ -123,6 +128,7 @@ class FaceDetector:
                 min_neighbors=min_neighbors,
                 centerface_weights=centerface_weights,
                 min_confidence=min_confidence,
+                precision=precision,
             ),
         )
         self._pool = ThreadPoolExecutor(
@@ -140,14 +146,32 @@ class FaceDetector:
             settings.detect_min_neighbors,
             centerface_weights=settings.centerface_path,
             min_confidence=settings.detect_min_confidence,
+            precision=settings.detect_precision,
         )
+
+    @property
+    def precision(self) -> str | None:
+        """The precision the detector's network computes in, where it has one."""
+        return getattr(self._detector, "precision", None)
+
+    def warm_up(self) -> None:
+        """Pay at start what the detector's first photos would pay: the sizes of the copies of
+        4:3 and 3:4 photos (a phone's) compiled."""
+        warm_up = getattr(self._detector, "warm_up", None)
+        if warm_up is not None:
+            side, short = self.detect_max_side, round(self.detect_max_side * 3 / 4)
+            warm_up([(short, side), (side, short)])
 
     def width(self, face: DetectedFace) -> float:
         """The face's width as min_face_px measures faces (Haar's looser boxes)."""
         return face.box.w * self._detector.box_scale
 
-    def detect(self, bgr: np.ndarray) -> list[DetectedFace]:
-        small, scale = downscaled(bgr, self.detect_max_side)
+    def detect(
+        self, bgr: np.ndarray, copy: tuple[np.ndarray, float] | None = None
+    ) -> list[DetectedFace]:
+        """The faces of ``bgr``; ``copy`` is its downscaled copy (and the scale) where the
+        caller has made the one detection needs: downscaled(bgr, detect_max_side)."""
+        small, scale = copy if copy is not None else downscaled(bgr, self.detect_max_side)
         regions = self._detector.find(small, min_size=self.min_face_px * scale)
         # One face's alignment is too small to use every core: the faces are finished side by
         # side (OpenCV releases the GIL).

@@ -20,11 +20,15 @@ MAX_BATCH_LIMIT = 256
 
 
 class FaceNetEmbedder:
-    def __init__(self, weights: Path, max_batch: int = 32, engine: str = "auto"):
+    def __init__(
+        self, weights: Path, max_batch: int = 32, engine: str = "auto", precision: str = "bf16"
+    ):
         check_facenet_weights(weights)
         self.max_batch = min(MAX_BATCH_LIMIT, max(1, int(max_batch)))
         self.engine = resolve_engine(engine)
-        runtime = load_engine(self.engine, weights)
+        runtime = load_engine(self.engine, weights, precision)
+        # What it computes in: OpenVINO's choice, float32 on the other engines.
+        self.precision = getattr(runtime, "precision", "f32")
         self.predict = runtime.predict  # (n, 160, 160, 3) -> (n, 128), not normalised
         self.device = runtime.device
 

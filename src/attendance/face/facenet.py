@@ -1,6 +1,6 @@
 """FaceNet's model files: the provisioned Keras weights, the TensorFlow graph built on them, and
-the ONNX graph converted from that graph (attendance.face.onnx_export), which records the
-SHA-256 of the weights it was made from."""
+the ONNX graph converted from that graph (attendance.face.onnx_export) and its INT8 model
+(attendance.face.quantize), which record the SHA-256 of the weights they were made from."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ from attendance.face.weights import FACENET_WEIGHTS_SHA256
 WEIGHTS_SHA_KEY = "facenet_weights_sha256"
 # Largest cosine distance allowed between two engines' embeddings of the same face.
 MAX_COSINE_DISTANCE = 1e-3
+# Largest cosine distance between INT8's and float32's embeddings of the same input that the
+# INT8 model's load-time check accepts: above what quantization itself costs on real faces
+# (attendance.face.quantize measures it), far below what a broken model or a wrong file gives
+# (unrelated faces' embeddings are tenths apart).
+MAX_INT8_COSINE_DISTANCE = 2e-2
+# Where the INT8 IR records its provenance and the accuracy check's verdict (rt_info paths).
+RT_SECTION = "attendance"
+VERDICT_KEY = "accuracy_check"
+SUMMARY_KEY = "accuracy_summary"
+PASSED, FAILED = "passed", "failed"
 
 
 def compiled_facenet(weights: Path) -> Any:
@@ -63,6 +73,44 @@ def converted_graph(weights: Path) -> Path:
             "run `make provision` to convert it"
         )
     return graph
+
+
+def int8_path(graph: Path) -> Path:
+    """Where the INT8 model of the ONNX ``graph`` is kept: next to it, as an OpenVINO IR."""
+    return graph.with_name(graph.name.removesuffix(".onnx") + ".int8.xml")
+
+
+def _rt_info(model: Any, key: str) -> str | None:
+    if not model.has_rt_info([RT_SECTION, key]):
+        return None
+    return str(model.get_rt_info([RT_SECTION, key]).astype(str))
+
+
+def read_int8(ir: Path) -> tuple[str | None, str | None]:
+    """(weights' SHA-256, verdict) recorded in the INT8 IR; (None, None) if there is none."""
+    if not ir.is_file() or not ir.with_suffix(".bin").is_file():
+        return None, None
+    import openvino as ov
+
+    model = ov.Core().read_model(str(ir))
+    return _rt_info(model, WEIGHTS_SHA_KEY), _rt_info(model, VERDICT_KEY)
+
+
+def int8_is_current(ir: Path) -> bool:
+    return read_int8(ir)[0] == FACENET_WEIGHTS_SHA256
+
+
+def int8_model(graph: Path) -> tuple[Path, bool]:
+    """The INT8 IR of ``graph`` and whether it passed the accuracy check; refused if missing
+    or made from other weights."""
+    ir = int8_path(graph)
+    sha, verdict = read_int8(ir)
+    if sha != FACENET_WEIGHTS_SHA256:
+        raise ModelWeightsMissing(
+            f"FaceNet in INT8 not found at {ir}, or made from other weights; "
+            "run `make provision` to build it"
+        )
+    return ir, verdict == PASSED
 
 
 def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

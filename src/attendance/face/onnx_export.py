@@ -3,11 +3,14 @@
 `make provision` (and the worker image's build) runs ``attendance-export-onnx``. The graph
 records the SHA-256 of the weights it was made from (attendance.face.facenet): the worker
 refuses a graph made from other weights, and the export runs again when they differ. Before the
-graph is kept, its embeddings are checked against TensorFlow's on the same input.
+graph is kept, its embeddings are checked against TensorFlow's on the same input. Then the INT8
+model is quantized from the graph (attendance.face.quantize), where the calibration faces are
+(ATTENDANCE_CELEB_DIR, --celeb-dir), when it is missing or stale.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -64,23 +67,35 @@ def export(weights: Path, out: Path | None = None) -> Path:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from attendance.config.settings import Settings
+    from attendance.face import quantize
 
+    parser = argparse.ArgumentParser(prog="attendance-export-onnx")
+    parser.add_argument(
+        "--celeb-dir", type=Path, default=None, help="5 Celebrity Faces, to calibrate INT8 on"
+    )
+    parser.add_argument("--faces-dir", type=Path, default=None, help="strangers' photos")
+    args = parser.parse_args(argv)
     settings = Settings()
     weights = settings.weights_path
     out = onnx_path(weights)
     if is_current(weights):
         print(f"onnx_export: FaceNet graph already converted: {out}")
-        return 0
-    started = time.monotonic()
-    try:
-        export(weights, out)
-    except ModelWeightsMissing as err:
-        print(f"onnx_export: {err}", file=sys.stderr)
-        return 1
-    print(f"onnx_export: converted FaceNet to {out} in {time.monotonic() - started:.0f} s")
-    return 0
+    else:
+        started = time.monotonic()
+        try:
+            export(weights, out)
+        except ModelWeightsMissing as err:
+            print(f"onnx_export: {err}", file=sys.stderr)
+            return 1
+        print(f"onnx_export: converted FaceNet to {out} in {time.monotonic() - started:.0f} s")
+    return quantize.ensure(
+        weights,
+        settings,
+        args.celeb_dir or quantize.celeb_dir(),
+        args.faces_dir or quantize.faces_dir(),
+    )
 
 
 if __name__ == "__main__":

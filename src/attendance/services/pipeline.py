@@ -50,16 +50,22 @@ class FacePipeline:
 
         stores = open_stores(settings)
         embedder = FaceNetEmbedder(
-            settings.weights_path, settings.embed_batch_size, settings.embed_engine
+            settings.weights_path,
+            settings.embed_batch_size,
+            settings.embed_engine,
+            settings.embed_precision,
         )
         embedder.warm_up()
         warm_up_matching()
         detector = FaceDetector.from_settings(settings)
+        detector.warm_up()
         log.info(
-            "face pipeline ready: FaceNet on %s (%s), detector %s, pipeline %s",
+            "face pipeline ready: FaceNet on %s (%s, %s), detector %s (%s), pipeline %s",
             embedder.device,
             embedder.engine,
+            embedder.precision,
             settings.detector,
+            detector.precision or "its own",
             pipeline_id(settings),
         )
         return cls(

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from attendance.domain.schemas import (
     RecognitionRequest,
     RecognitionResult,
 )
-from attendance.face.detect import DetectedFace
+from attendance.face.detect import DetectedFace, downscaled
 from attendance.photos.annotate import ANNOTATED_MAX_SIDE, annotate
 from attendance.photos.images import decode_bgr
 from attendance.services.pipeline import FacePipeline
@@ -58,6 +59,7 @@ UNREADABLE = "not a readable image"
 ANNOTATION_NOT_STORED = "its annotated copy could not be stored; the attendance it shows stands"
 
 Preview = tuple[np.ndarray, float]  # the copy annotation draws on, and its scale
+_T = TypeVar("_T")
 
 
 def _ms(seconds: float) -> float:
@@ -83,20 +85,6 @@ class _Stopwatch:
     @property
     def ms(self) -> float:
         return _ms(self.seconds)
-
-
-def _preview(bgr: np.ndarray, max_side: int = ANNOTATED_MAX_SIDE) -> Preview:
-    """The copy annotation draws on (annotate() would downscale to this size anyway)."""
-    import cv2
-
-    height, width = bgr.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale == 1.0:
-        return bgr, 1.0
-    small = cv2.resize(
-        bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
-    )
-    return small, scale
 
 
 def _scaled(face: FaceMatch, scale: float) -> FaceMatch:
@@ -201,8 +189,8 @@ def _consent_withdrawn(pipe: FacePipeline, student_ids: Iterable[str]) -> set[st
 
 
 def _prefetched(
-    reader: ThreadPoolExecutor, load: Callable[[str], np.ndarray], keys: Sequence[str]
-) -> Iterator[Future[np.ndarray]]:
+    reader: ThreadPoolExecutor, load: Callable[[str], _T], keys: Sequence[str]
+) -> Iterator[Future[_T]]:
     """The decoded photos in order, each read PREFETCH photos ahead of its turn."""
     pending = deque(reader.submit(load, key) for key in keys[:PREFETCH])
     for index in range(len(keys)):
@@ -218,9 +206,13 @@ def _detect_all(
     """Detect the faces of every photo while the next ones are read and decoded."""
     decoding = _Stopwatch()
 
-    def load(key: str) -> np.ndarray:
+    def load(key: str) -> tuple[np.ndarray, Preview]:
         with decoding:
-            return decode_bgr(pipe.blobs.get(key))
+            bgr = decode_bgr(pipe.blobs.get(key))
+            return bgr, downscaled(bgr, ANNOTATED_MAX_SIDE)
+
+    # The copy annotation draws on is the one detection needs when they are of a size.
+    shared_copy = pipe.detector.detect_max_side == ANNOTATED_MAX_SIDE
 
     found = _Detections()
     total = len(req.photos)
@@ -231,12 +223,12 @@ def _detect_all(
             t0 = time.perf_counter()
             bgr = None
             try:
-                bgr = future.result()
+                bgr, preview = future.result()
                 t1 = time.perf_counter()
                 decode_wait += t1 - t0
-                faces = pipe.detector.detect(bgr)
+                faces = pipe.detector.detect(bgr, preview if shared_copy else None)
                 detect_time += time.perf_counter() - t1
-                found.previews.append(_preview(bgr))
+                found.previews.append(preview)
                 found.errors.append(None)
             except Exception as exc:  # one bad photo must not sink the others
                 log.warning("job %s: %s unreadable: %s", req.job_id, upload.filename, exc)

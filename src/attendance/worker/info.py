@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -75,13 +76,13 @@ def describe() -> dict:
         "records": _scheme(settings.records_url),
     }
     pipe = get_pipeline()
-    import tensorflow as tf  # already loaded by the pipeline
+    from attendance.face.engines import visible_gpus
 
     info.update(
         device=pipe.embedder.device,
         engine=pipe.embedder.engine,
-        gpus=[d.name for d in tf.config.list_physical_devices("GPU")],
-        tensorflow=tf.__version__,
+        gpus=visible_gpus(),
+        tensorflow=importlib.metadata.version("tensorflow"),
     )
     return info
 

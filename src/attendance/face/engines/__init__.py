@@ -3,6 +3,7 @@ them, and the choice "auto" makes."""
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,22 @@ ENGINES: dict[str, Callable[[Path], Engine]] = {
     "openvino": OpenVinoEngine.from_weights,
 }
 
-__all__ = ["ENGINES", "Engine", "load_engine", "resolve_engine"]
+__all__ = ["ENGINES", "Engine", "load_engine", "resolve_engine", "visible_gpus"]
+
+
+def nvidia_device_present() -> bool:
+    """Whether the NVIDIA driver exposes a device here: TensorFlow can see no GPU without one,
+    and importing it to ask takes a good part of a worker's start."""
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or bool(glob.glob("/proc/driver/nvidia/gpus/*"))
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs TensorFlow sees (imported only where an NVIDIA device is present)."""
+    if not nvidia_device_present():
+        return []
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
 def resolve_engine(engine: str) -> str:
@@ -27,13 +43,14 @@ def resolve_engine(engine: str) -> str:
     else OpenVINO."""
     if engine != "auto":
         return engine
-    import tensorflow as tf
-
-    return "tensorflow" if tf.config.list_physical_devices("GPU") else "openvino"
+    return "tensorflow" if visible_gpus() else "openvino"
 
 
-def load_engine(engine: str, weights: Path) -> Engine:
-    """The engine named ``engine`` (already resolved) on FaceNet's ``weights``."""
+def load_engine(engine: str, weights: Path, precision: str = "bf16") -> Engine:
+    """The engine named ``engine`` (already resolved) on FaceNet's ``weights``; ``precision``
+    (ATTENDANCE_EMBED_PRECISION) is OpenVINO's, the others compute in float32."""
+    if engine == "openvino":
+        return OpenVinoEngine.from_weights(weights, precision)
     try:
         load = ENGINES[engine]
     except KeyError:
