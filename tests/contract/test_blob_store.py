@@ -112,3 +112,19 @@ def test_list_older_than(blob_store):
     assert blob_store.list_older_than("uploads", later) == ["uploads/j1/000.jpg"]
     assert blob_store.list_older_than("uploads", earlier) == []
     assert blob_store.list_older_than("nothing-here", later) == []
+
+
+def test_modified_at_is_when_a_key_was_last_written(blob_store):
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    blob_store.put("gallery/segments/j1.npz", b"a")
+    at = blob_store.modified_at("gallery/segments/j1.npz")
+    assert at.tzinfo is not None
+    assert before < at < dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    # As list_older_than compares it.
+    assert blob_store.list_older_than("gallery", at + dt.timedelta(seconds=1)) == [
+        "gallery/segments/j1.npz"
+    ]
+    with pytest.raises(NotFound):
+        blob_store.modified_at("gallery/segments/nope.npz")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from attendance.domain.errors import StoreBusy
-from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest
+from attendance.stores import gallery as gallery_module
+from attendance.stores.gallery import GalleryCache, GalleryRepository, Manifest, segment_parts
 
 META = dict(
     model_name="Facenet",
@@ -25,15 +26,17 @@ def vectors(n, seed=0):
 
 
 def assert_pointer_names_complete_version(repo: GalleryRepository) -> Manifest | None:
-    """What readers rely on: the pointer names a manifest, and every segment it lists, stored."""
+    """What readers rely on: the pointer names a manifest, and every segment it lists, stored.
+    Those a reader loads, that is: once older versions are deleted, a packed segment's parts
+    are stored in it alone."""
     pointer = repo.records.get_gallery_pointer()
     if pointer is None:
         return None
     manifest = repo.current_manifest()  # reads the manifest (and any snapshot it names)
     assert manifest.version == pointer.version
-    segments = manifest.all_segments() if hasattr(manifest, "all_segments") else manifest.segments
-    for seg in segments:
+    for seg in manifest.stored_segments():
         assert len(repo.load_segment(seg["key"]).student_ids) == seg["count"]
+        assert sum(part["count"] for part in segment_parts(seg)) == seg["count"]
     return manifest
 
 
@@ -249,3 +252,23 @@ def test_dropping_other_pipelines_leaves_only_the_current_ones(repo):
     assert len(repo.blobs.list("gallery/manifests/")) == 1  # older versions named j1
     assert cache.refresh() == 3 and list(cache.student_ids) == ["a"]
     assert drop_other_pipelines(repo, NEW["pipeline"]) == (3, 0)
+
+
+def test_a_packed_gallery_is_complete_once_older_versions_are_deleted(repo, monkeypatch):
+    monkeypatch.setattr(gallery_module, "FOLD_SEGMENTS", 4)
+    monkeypatch.setattr(gallery_module, "PACK_FANIN", 2)
+    gallery_module.SNAPSHOTS._items.clear()
+    for i in range(12):
+        repo.commit(vectors(1, i), [f"s{i}"], segment_id=f"j{i}", **META)
+    manifest = repo.current_manifest()
+    assert any("parts" in seg for seg in manifest.stored_segments())
+    repo.delete_older_versions(manifest.version)
+    # The enrollments' own segments are gone; what a reader loads is all there.
+    assert not repo.blobs.exists("gallery/segments/j0.npz")
+    assert assert_pointer_names_complete_version(repo).embeddings_per_student() == {
+        f"s{i}": 1 for i in range(12)
+    }
+    cache = GalleryCache(repo, META["pipeline"])
+    cache.refresh()
+    assert list(cache.student_ids) == [f"s{i}" for i in range(12)]
+    assert all("written_at" in part for part in manifest.all_segments())

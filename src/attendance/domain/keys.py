@@ -1,13 +1,14 @@
 """Blob keys, named in one place: the web writes uploads and serves what the worker wrote, the
 gallery writes its versions, erasure and retention delete by prefix.
 
-    uploads/<job>/<index>.<ext>                an upload (enrollment or class photo)
-    annotated/<job>/<index>.jpg                a class photo with the faces drawn on it
-    students/<student>/<job>-<upload name>     an enrollment photo kept for the student
-    students/<student>/jobs/<job>              marker: an enrollment was asked for them
-    gallery/segments/<segment id>.npz          one enrollment's embeddings
-    gallery/manifests/v<version>-<rand>.json   a gallery version
-    gallery/snapshots/v<version>-<rand>.json   the older segments a manifest folds away
+    uploads/<job>/<index>.<ext>                  an upload (enrollment or class photo)
+    annotated/<job>/<index>.jpg                  a class photo with the faces drawn on it
+    students/<student>/<job>-<upload name>       an enrollment photo kept for the student
+    students/<student>/jobs/<job>                marker: an enrollment was asked for them
+    gallery/segments/<segment id>.npz            one enrollment's embeddings
+    gallery/segments/pack-v<version>-<rand>.npz  segments a fold packed into one
+    gallery/manifests/v<version>-<rand>.json     a gallery version
+    gallery/snapshots/v<version>-<rand>.json     the older segments a manifest folds away
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ GALLERY_VERSION_PREFIXES = (GALLERY_MANIFESTS, GALLERY_SNAPSHOTS)
 
 _SEGMENT_SUFFIX = ".npz"
 _VERSIONED = re.compile(r"gallery/(?:manifests|snapshots)/v(\d{8})-.*")
+_PACKED = re.compile(re.escape(GALLERY_SEGMENTS) + r"pack-v(\d{8})-[0-9a-f]{8}\.npz")
 
 
 def upload_prefix(job_id: str) -> str:
@@ -89,6 +91,18 @@ def rewritten_segment_key(key: str) -> str:
 def segment_job_of(key: str) -> str:
     """The enrollment job id that a segment key (rewritten or not) was named after."""
     return key.rsplit("/", 1)[-1].removesuffix(_SEGMENT_SUFFIX).split("-", 1)[0]
+
+
+def packed_segment_key(version: int) -> str:
+    """A new packed segment written for a version: unique, so a writer that loses a race never
+    overwrites what the winner's version names."""
+    return segment_key(f"pack-v{version:08d}-{uuid.uuid4().hex[:8]}")
+
+
+def packed_version(key: str) -> int | None:
+    """The version a packed segment key was written for; None for any other key."""
+    match = _PACKED.fullmatch(key)
+    return int(match.group(1)) if match else None
 
 
 def reembed_segment_id(pipeline: str, student_id: str) -> str:

@@ -7,7 +7,10 @@ an enrollment asked for before the erasure, still queued or running, cannot undo
 for afterwards (a new enrollment) is allowed. Everything below runs after the tombstone, so it sees whatever
 such work wrote before it. The gallery gets a new version without the student's embeddings; the
 segments that held them, and every older manifest and snapshot (which name the student), are
-then deleted, so no earlier version can bring them back. Erasing again removes whatever is left.
+then deleted, so no earlier version can bring them back; so are the segments no version lists
+that hold them (an enrollment that failed after writing its own) and the packed segments no
+version can list any more (an attempt that lost its race and whose writer died before deleting
+them). Erasing again removes whatever is left.
 
 erase_face_data does the same to the student's face alone (embeddings, enrollment photos and
 their uploads) when their consent is withdrawn or their template expires: the student, their
@@ -26,6 +29,7 @@ from attendance.domain.keys import (
     GALLERY_SEGMENTS,
     annotated_prefix,
     enrollment_job_of,
+    packed_version,
     student_photos_prefix,
     upload_prefix,
 )
@@ -52,18 +56,24 @@ def _remove_from_gallery(repo: GalleryRepository, student_id: str) -> tuple[int,
 def _orphan_segments(
     repo: GalleryRepository, student_id: str, before: dt.datetime
 ) -> dict[str, int]:
-    """Segments no version names (an enrollment that failed after writing its own) that hold
-    the student's embeddings. Only those written before the erasure: a newer one may belong
-    to an enrollment asked for after it, about to be committed. Returns {key: the student's
-    embeddings in it}."""
+    """Segments no version names (an enrollment that failed after writing its own, or the pack
+    of an attempt proposing the next version whose writer died) that hold the student's
+    embeddings. Only those written before the erasure: a newer one may belong to an enrollment
+    asked for after it, about to be committed. Returns {key: the student's embeddings in it
+    not counted elsewhere}."""
     manifest = repo.current_manifest()
     found = {}
     for key in repo.blobs.list_older_than(GALLERY_SEGMENTS, before):
         if manifest is not None and manifest.has_segment(key):
             continue
-        count = int((repo.load_segment(key).student_ids == student_id).sum())
+        try:
+            held = repo.load_segment(key).student_ids
+        except NotFound:
+            continue  # a lost attempt's, deleted by its writer or delete_orphan_packs meanwhile
+        count = int((held == student_id).sum())
         if count:
-            found[key] = count
+            # A pack holds copies of rows counted already: of a version, or of an orphan.
+            found[key] = 0 if packed_version(key) is not None else count
     return found
 
 
@@ -116,6 +126,9 @@ def _unlink_face_data(
     repo = GalleryRepository(blobs, records)
     records.record_erasure(student_id, at)
     version, embeddings = _remove_from_gallery(repo, student_id)
+    # Also when the version committed nothing (no prune): a pack a writer left when it died
+    # may still hold the student's rows.
+    repo.delete_orphan_packs()
     orphans = _orphan_segments(repo, student_id, at)
     photos = _photos_of(blobs, records, student_id, attendance=attendance)
     return _Unlinked(version, embeddings + sum(orphans.values()), photos + list(orphans))

@@ -3,8 +3,10 @@ the face data of students not recognised for the template retention period.
 
 A student's template (their embeddings, enrollment photos and the uploads they came from) is
 last used when a face mark of theirs was last made; a student never recognised since is
-counted from the later of their consent and their latest enrollment (when its gallery segment
-was written). Once that is longer ago than the template retention period their face data is
+counted from the later of their consent and their latest enrollment (when it was committed to
+the gallery: its segment entry's ``written_at``, or for an entry written before entries recorded
+it, the age of its segment's blob; a fold that packs such a segment stamps its age into the
+entry first, since the blob is deleted later). Once that is longer ago than the template retention period their face data is
 erased as a withdrawal erases it (attendance.services.erasure.erase_face_data): the student,
 their consent record and their attendance stay, and they need enrolling again.
 """
@@ -18,7 +20,7 @@ from attendance.domain.keys import EXPIRING_PREFIXES, GALLERY_SEGMENTS
 from attendance.domain.schemas import AuditEntry
 from attendance.services.erasure import erase_face_data
 from attendance.stores.blob import BlobStore
-from attendance.stores.gallery import GalleryRepository
+from attendance.stores.gallery import GalleryRepository, written_at
 from attendance.stores.records import RecordsStore
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,17 @@ def expire_templates(
     manifest = GalleryRepository(blobs, records).current_manifest()
     if manifest is None:
         return []
-    old_segments = set(blobs.list_older_than(GALLERY_SEGMENTS, cutoff))
+    old_segments: set[str] | None = None
     enrolled_since: set[str] = set()
     for segment in manifest.all_segments():
-        if segment["key"] not in old_segments:
+        at = written_at(segment)
+        if at is None:
+            if old_segments is None:
+                old_segments = set(blobs.list_older_than(GALLERY_SEGMENTS, cutoff))
+            recent = segment["key"] not in old_segments
+        else:
+            recent = _aware(at) >= cutoff
+        if recent:
             enrolled_since.update(segment["students"])
     expired = []
     for student_id, count in sorted(manifest.embeddings_per_student().items()):

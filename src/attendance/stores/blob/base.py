@@ -44,4 +44,9 @@ class BlobStore(Protocol):
         """Keys under ``prefix`` last written before ``cutoff`` (an aware datetime)."""
         ...
 
+    def modified_at(self, key: str) -> dt.datetime:
+        """When ``key`` was last written (an aware datetime, as ``list_older_than`` compares
+        it); NotFound if it is missing."""
+        ...
+
     def ping(self) -> None: ...

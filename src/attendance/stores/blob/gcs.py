@@ -227,6 +227,17 @@ class GcsBlobStore:
     def list_older_than(self, prefix: str, cutoff: dt.datetime) -> builtins.list[str]:
         return sorted(name for name, updated in self._listing(prefix) if updated < cutoff)
 
+    def modified_at(self, key: str) -> dt.datetime:
+        name = self._name(key)
+        self._ensure_bucket()
+        with self._errors():
+            blob = self._bucket().get_blob(name, timeout=self.timeout, retry=self.retry)
+            if blob is None or blob.updated is None:
+                # A missing object, or a missing bucket: only the second is an outage.
+                self._probe_bucket(self.timeout, self.retry)
+                raise NotFound(f"no stored object {key!r}")
+            return blob.updated
+
     def _listing(self, prefix: str) -> builtins.list[tuple[str, dt.datetime]]:
         check_prefix(prefix)
         # Whole path segments, as in a directory: "uploads/ab" does not list "uploads/abc/x".

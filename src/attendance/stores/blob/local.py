@@ -98,6 +98,13 @@ class LocalBlobStore:
         limit = cutoff.timestamp()
         return [key for key in self.list(prefix) if (self.root / key).stat().st_mtime < limit]
 
+    def modified_at(self, key: str) -> dt.datetime:
+        try:
+            mtime = self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFound(f"no stored object {key!r}") from None
+        return dt.datetime.fromtimestamp(mtime, dt.UTC)
+
     def ping(self) -> None:
         """A small write under the root, synced and deleted: raises StorageFull when the disk is
         full, OSError when it cannot be written (read-only, permissions, gone). The temp name
