@@ -135,7 +135,10 @@ def test_web_image_boots_alone_without_cloud_settings(images):
         deadline = time.monotonic() + 60
         while container_state(LONE_WEB) == "starting" and time.monotonic() < deadline:
             time.sleep(1)
-        assert container_state(LONE_WEB) == "healthy"
+        state = container_state(LONE_WEB)
+        if state != "healthy":
+            logs = docker.run(["docker", "logs", "--tail", "80", LONE_WEB], check=False)
+            raise AssertionError(f"the web container is {state}:\n{logs.stdout}{logs.stderr}")
     finally:
         docker.run(["docker", "rm", "-f", "-v", LONE_WEB], check=False)
 
@@ -277,9 +280,20 @@ def test_readyz_sees_redis_both_stores_and_a_worker(api):
     # A readiness probe is asked again until it passes: the stand-ins answer their first
     # requests slowly (moto loads a service's backend on its first call) while the worker's
     # start-up takes the CPU, and readyz gives each store one try with short timeouts.
+    # A refused or dropped connection is a failed probe too, asked again: the session's kept-alive
+    # connection can be closed by gunicorn (after its keep-alive seconds) just as it is reused.
     deadline = time.monotonic() + READY_WITHIN
-    while (resp := api.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(2)
+    while True:
+        try:
+            resp = api.get("/readyz")
+            if resp.status_code == 200:
+                break
+            last = f"{resp.status_code}: {resp.text}"
+        except requests.RequestException as exc:
+            last = repr(exc)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"readyz: {last}\n{api.running.logs('web')}")
+        time.sleep(1)
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["status"] == "ready"

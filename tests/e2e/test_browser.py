@@ -177,7 +177,7 @@ def log_in(page, token: str) -> None:
     assert box.get_attribute("type") == "password"
     box.fill(token)
     sidebar.get_by_role("button", name="Log in with the token", exact=True).click()
-    sidebar.get_by_text("Logged in: teacher or admin").wait_for()
+    sidebar.get_by_text("Logged in as").wait_for()
     settle(page)
 
 

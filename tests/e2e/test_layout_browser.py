@@ -208,6 +208,12 @@ def test_the_students_page_reads_plainly(browser, app_url, register_class, size)
         assert_contrast(page)
         limits = page.locator('[data-testid="stFileUploaderDropzoneInstructions"]').first
         assert "50MB per file" in limits.inner_text()
+        sidebar = page.locator('[data-testid="stSidebar"]').bounding_box()
+        width = SIZES[size][0]
+        if width < 768:  # a phone: the sidebar starts closed, the page has the whole screen
+            assert sidebar is None or sidebar["x"] + sidebar["width"] <= 1, sidebar
+        else:  # a tablet or a desktop: the page keeps more than two thirds of the width
+            assert sidebar is not None and sidebar["width"] <= width * 0.31, sidebar
         full_screenshot(page, f"layout-students-{size}")
         page.get_by_text("Technical details").click()
         page.get_by_text("Gallery version:").wait_for()

@@ -4,7 +4,9 @@ real worker (the ``stack`` fixture's, as in test_frontend_apptest.py)."""
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 
 import pytest
 import requests
@@ -90,7 +92,7 @@ def test_the_class_picker_never_picks_a_class_by_itself(monkeypatch, api_url, fa
     assert enroll_form(at, "student_id").value == "picky"  # kept, to be sent once it is right
 
     # "New class…" brings a box for its name, which is checked as the API checks a class id.
-    assert not [t for t in at.text_input if t.key and "new_class" in t.key]
+    assert not [t for t in at.text_input if t.key and t.key.startswith("enroll.new_class")]
     enroll_form(at, "class_choice").select(NEW)
     at.run()
     for typed, refusal in (
@@ -221,3 +223,28 @@ def test_the_monitoring_page_without_a_login_or_an_api(monkeypatch, api_url):
     assert ":red[:material/cancel: **Not working**] · The API: it does not answer" in lines
     assert lines.count(":gray[:material/help: **Unknown**]") == 4
     assert not at.main.expander
+
+
+def test_a_class_roster_naming_a_mistyped_class_enrolls_nobody(monkeypatch, api_url, faces_dir):
+    put_on_roster(api_url, "roster_t", "room-t")
+    at = app_at(monkeypatch, api_url, "views/enroll.py")
+    assert at.selectbox(key="bulk.class_choice").options[0] == "None: each row names its class"
+    roster = b"student_id,name,class_id\nbk001,Ada,Room-T\nbk002,Alan,room-tt\n"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bk001.jpg", (faces_dir / "img2.jpg").read_bytes())
+        zf.writestr("bk002.jpg", (faces_dir / "img4.jpg").read_bytes())
+    at.file_uploader(key="bulk.csv").set_value([("roster.csv", roster, "text/csv")])
+    at.file_uploader(key="bulk.zip").set_value(
+        [("photos.zip", archive.getvalue(), "application/zip")]
+    )
+    at.checkbox(key="bulk.forms_held").check()
+    next(b for b in at.button if b.label == "Enroll class").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [warning] = texts(at.main.warning)
+    assert warning.startswith("Nothing was enrolled:"), warning
+    assert "class Room-T: there is a class room-t already" in warning
+    assert "do not exist yet (room-tt)" in warning
+    assert student_status(api_url, "bk001") == 404
+    assert student_status(api_url, "bk002") == 404

@@ -20,7 +20,7 @@ from PIL import Image
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
-from attendance.frontend.api_client import LOGIN_HINT
+from attendance.frontend.api_client import LOGIN_HINT, ApiClient
 from attendance.frontend.ui import WORD_JOINER, plain
 from tests import tokens
 from tests.conftest import REPO
@@ -277,20 +277,21 @@ def test_log_in_through_the_sidebar_with_the_admin_token(monkeypatch, api_url):
     assert not asks_to_log_in(at) and not at.main.error, (texts(at.main.info), texts(at.main.error))
     assert at.title[0].value == "Take attendance"
     assert at.session_state["auth.token"] == tokens.ADMIN
-    assert at.session_state["auth.role"] == "teacher or admin"
+    assert at.session_state["auth.role"] == "admin"
     assert at.session_state["auth.token_input"] == ""
     # The form gave way to who is logged in; the token itself is nowhere on screen.
-    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+    assert texts(at.sidebar.success)[-1] == "Logged in as **admin** (admin)"
+    assert "with an API token" in texts(at.sidebar.caption)
     assert not [t for t in at.text_input if t.key == "auth.token_input"]
     assert tokens.ADMIN not in shown_text(at)
     at.switch_page("views/students.py").run()
     assert metrics(at)["Students it knows"] == "0"
-    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+    assert texts(at.sidebar.success)[-1] == "Logged in as **admin** (admin)"
 
 
 def test_the_sidebar_says_who_is_logged_in_and_logs_out(monkeypatch, api_url):
     at = app_at(monkeypatch, api_url)
-    assert texts(at.sidebar.success)[-1] == "Logged in: teacher or admin"
+    assert texts(at.sidebar.success)[-1] == "Logged in as **admin** (admin)"
     assert "with the token from ATTENDANCE_API_TOKEN" in texts(at.sidebar.caption)
     assert tokens.ADMIN not in shown_text(at)
     at.sidebar.button(key="auth.logout").click()
@@ -306,7 +307,9 @@ def test_the_sidebar_says_who_is_logged_in_and_logs_out(monkeypatch, api_url):
 
 def test_a_viewer_is_told_it_may_not_enroll(monkeypatch, api_url):
     at = app_at(monkeypatch, api_url, token=tokens.VIEWER)
-    assert texts(at.sidebar.success)[-1] == "Logged in: viewer (may see attendance only)"
+    assert texts(at.sidebar.success)[-1] == (
+        "Logged in as **viewer** (viewer: may see attendance only)"
+    )
     at.switch_page("views/enroll.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert texts(at.main.error) == [
@@ -473,7 +476,8 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
         z.writestr("nocons.jpg", (faces_dir / "img6.jpg").read_bytes())
     at = app_at(monkeypatch, api_url, "views/enroll.py")
     assert "consent_given_by" in " ".join(texts(at.markdown))  # the columns are explained
-    at.text_input(key="bulk.class_id").input("room-2")
+    at.selectbox(key="bulk.class_choice").select("New class…")
+    at.text_input(key="bulk.new_class").input("room-2")
     at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
     at.file_uploader(key="bulk.zip").set_value(
         ("photos.zip", archive.getvalue(), "application/zip")
@@ -484,7 +488,8 @@ def test_enroll_a_class_from_csv_and_zip(monkeypatch, api_url, faces_dir):
     assert texts(at.main.warning) == [
         "Tick that a signed consent form is held for the students before enrolling them."
     ]
-    at.text_input(key="bulk.class_id").input("room-2")
+    at.selectbox(key="bulk.class_choice").select("New class…")
+    at.text_input(key="bulk.new_class").input("room-2")
     at.file_uploader(key="bulk.csv").set_value(("roster.csv", roster.encode(), "text/csv"))
     at.file_uploader(key="bulk.zip").set_value(
         ("photos.zip", archive.getvalue(), "application/zip")
@@ -592,6 +597,26 @@ def test_rename_and_add_photos_on_the_students_page(monkeypatch, api_url, faces_
     # The uploader is a new, empty one.
     generation = at.session_state["students.form_generation"]
     assert at.file_uploader(key=f"students.photos.{generation}").value in (None, [])
+
+    # A class to add them to is picked, or typed as a new one: never a near-copy of one there is.
+    classes = sorted(
+        {c for s in ApiClient(api_url, token=tokens.ADMIN).students() for c in s.class_ids}
+    )
+    picker = at.selectbox(key=f"students.class_choice.jolie_b.{generation}")
+    assert picker.value == "keep" and picker.options[-1] == "New class…"
+    picker.select("New class…")
+    at.run()
+    at.text_input(key=f"students.new_class.jolie_b.{generation}").input(classes[0].upper())
+    at.file_uploader(key=f"students.photos.{generation}").set_value([jpeg(faces_dir / "img2.jpg")])
+    at.run()
+    at.button(key=f"students.add.{generation}").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(w.startswith("There is a class") for w in texts(at.main.warning)), texts(
+        at.main.warning
+    )
+    table = at.dataframe[0].value.set_index("student_id")
+    assert table.loc["jolie_b", "face photos learned"] == before + 1
 
 
 def test_a_teacher_may_not_rename(monkeypatch, api_url):

@@ -30,11 +30,18 @@ from attendance.frontend.roster import (
     photo_batches,
     plan_bulk_enrollment,
     read_zip_photos,
+    roster_class_problems,
     split_roster,
     student_for_photo,
 )
 from attendance.frontend.settings import FrontendSettings
-from attendance.frontend.stats import daily_rates, roster_sizes, student_rates
+from attendance.frontend.stats import (
+    daily_rates,
+    describe_days,
+    describe_students,
+    roster_sizes,
+    student_rates,
+)
 from attendance.frontend.ui import WORD_JOINER, plain
 from attendance.frontend.views.enroll import ALREADY, run_enrollments
 
@@ -201,6 +208,25 @@ def test_bulk_plan_matches_photos_and_lists_what_is_left_over():
     assert any(p == "student s003: no photo in the zip (not enrolled)" for p in problems)
 
 
+def test_a_roster_class_that_is_a_typo_or_new_stops_the_class_enrollment():
+    archive = make_zip({"s001.jpg": b"1", "s002.jpg": b"2", "s003.jpg": b"3"})
+    classes = ["room-1", "room-2"]
+
+    def problems(roster: str, default: str | None = None, new_allowed: bool = False):
+        plan = plan_bulk_enrollment(roster, archive, default_class=default)
+        return roster_class_problems(plan.entries, classes, new_allowed)
+
+    assert problems("s001,Ada,room-1\ns002,Alan,room-2\n") == []
+    assert problems("s001,Ada,room-1\ns002,Alan\n", default="room-2") == []
+    # Capitals make another class: refused even when new classes are allowed.
+    [only] = problems("s001,Ada,Room-1\n", new_allowed=True)
+    assert "class Room-1: there is a class room-1 already" in only
+    # A class that is not there yet: only when the person said the roster may create classes.
+    [only] = problems("s001,Ada,room-9\ns002,Alan,room-9\ns003,Grace,room-1\n")
+    assert "names 1 class(es) that do not exist yet (room-9)" in only
+    assert problems("s001,Ada,room-9\n", new_allowed=True) == []
+
+
 def test_bulk_jobs_split_students_with_many_photos():
     archive = make_zip({f"s001_{i}.jpg": bytes([i]) for i in range(5)} | {"s002.jpg": b"x"})
     plan = plan_bulk_enrollment("s001,Ada\ns002,Alan\n", archive, default_class="c")
@@ -243,6 +269,27 @@ def test_daily_rate_is_present_over_roster_size():
         (D1, "room-1", 2, 4, 0.5),
         (D2, "room-1", 1, 4, 0.25),
     ]
+
+
+def test_the_charts_are_said_in_words():
+    roster = [student(f"s{i}", f"S{i}", "room-1") for i in range(4)] + [student("t", "T", "lab")]
+    records = [record("s0", D1), record("s1", D1), record("s0", D2), record("t", D1, "lab")]
+    days = daily_rates(records, roster_sizes(roster))
+    assert describe_days(days, with_rates=True) == (
+        "Attendance rate on 2 day(s) in 2 class(es): highest 100 % (lab on 2026-11-02), "
+        "lowest 25 % (room-1 on 2026-11-03)."
+    )
+    assert describe_days(days, with_rates=False) == (
+        "Students present on 2 day(s) in 2 class(es): highest 2 present (room-1 on "
+        "2026-11-02), lowest 1 present (lab on 2026-11-02)."
+    )
+    assert describe_days(days[:1], with_rates=True).endswith("highest 100 % (lab on 2026-11-02).")
+    assert describe_days([], with_rates=True) == "No attendance in this range."
+    rates = student_rates(records, roster, "room-1")
+    assert describe_students(rates) == (
+        "4 student(s); the lowest rate is S2's, 0 % (0 of 2 days); 3 below 80 %."
+    )
+    assert describe_students([]) == "No class met in this range."
 
 
 def test_daily_rate_never_exceeds_one_when_the_roster_shrank():

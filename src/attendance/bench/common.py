@@ -354,6 +354,9 @@ class Stack:
                 "2",
                 "--timeout",
                 "300",
+                # Not the default $HOME/.gunicorn/gunicorn.ctl, which every gunicorn of the
+                # user on this machine would share.
+                "--no-control-socket",
                 "attendance.web.app:create_app()",
             ],
         )

@@ -20,12 +20,16 @@ PAGES = Path(__file__).resolve().parent / "views"
 # The app's own, served by Streamlit itself (a :material/...: page icon is fetched from Google's
 # font servers, so a school network without internet access would show none).
 ICON = Path(__file__).resolve().parent / "icon.svg"
+SIDEBAR_PX = 248
 
 # The toolbar shows only these menu items (client.toolbarMode = "minimal", .streamlit/config.toml).
 st.set_page_config(
     page_title="Classroom attendance",
     page_icon=ICON,
     layout="wide",
+    # A width in pixels keeps the "auto" state (collapsed on a phone) and leaves a tablet's
+    # portrait screen (820 px) about two thirds for the page instead of Streamlit's 300 px.
+    initial_sidebar_state=SIDEBAR_PX,
     menu_items={
         "About": "**Classroom attendance**: take attendance from class photos, enroll students "
         "and keep the register."

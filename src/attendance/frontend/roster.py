@@ -352,6 +352,39 @@ def plan_bulk_enrollment(
     return plan
 
 
+def roster_class_problems(
+    entries: Sequence[BulkEntry], classes: Sequence[str], new_allowed: bool
+) -> list[str]:
+    """Why the roster's classes stop a class enrollment, one line each (empty: none do).
+
+    A typo in a class id would otherwise create a class nobody teaches (a row with no class at
+    all is refused by parse_roster_csv already): a class that differs from an existing one only
+    in capitals is refused, and one that does not exist yet is taken only when the person said
+    the roster may create classes."""
+    known = set(classes)
+    by_lower = {c.lower(): c for c in classes}
+    problems = []
+    new = sorted({e.class_id for e in entries if e.class_id and e.class_id not in known})
+    for class_id in new:
+        if class_id.lower() in by_lower:
+            problems.append(
+                f"class {class_id}: there is a class {by_lower[class_id.lower()]} already "
+                "(capitals make a different class): correct the roster."
+            )
+    unlike = [c for c in new if c.lower() not in by_lower]
+    if unlike and not new_allowed:
+        problems.append(
+            f"the roster names {len(unlike)} class(es) that do not exist yet ({_some(unlike)}): "
+            "tick that the roster may create classes if they are new, or correct it."
+        )
+    return problems
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def classes_of(students: Iterable[Student]) -> list[str]:
     return sorted({c for s in students for c in s.class_ids})
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from attendance.domain.schemas import ATTENDED, AttendanceRecord, Student
@@ -103,3 +103,42 @@ def student_rates(
         rates.append(StudentRate(student_id, name, len(present), len(held)))
     rates.sort(key=lambda r: (-r.rate, r.name.lower(), r.student_id))
     return rates
+
+
+# --- the charts in words: what a screen reader says for a chart, and what anyone can read ------
+
+
+def describe_days(days: Sequence[DailyRate], with_rates: bool) -> str:
+    """One sentence for the per-day chart: its extent and its highest and lowest day (by rate,
+    or by students present when there are no rosters to make rates of)."""
+    if not days:
+        return "No attendance in this range."
+
+    def value(d: DailyRate) -> float:
+        return d.rate if with_rates else d.present
+
+    def shown(d: DailyRate) -> str:
+        amount = f"{100 * d.rate:.0f} %" if with_rates else f"{d.present} present"
+        return f"{amount} ({d.class_id} on {d.date.isoformat()})"
+
+    what = "Attendance rate" if with_rates else "Students present"
+    dates, classes = len({d.date for d in days}), len({d.class_id for d in days})
+    high = max(days, key=lambda d: (value(d), d.date))
+    low = min(days, key=lambda d: (value(d), d.date))
+    text = f"{what} on {dates} day(s) in {classes} class(es): highest {shown(high)}"
+    if low is not high:
+        text += f", lowest {shown(low)}"
+    return text + "."
+
+
+def describe_students(rates: Sequence[StudentRate], below: float = 0.8) -> str:
+    """One sentence for the per-student chart: how many, the lowest, and how many fall below
+    ``below`` (a share: 0.8 is 80 %)."""
+    if not rates:
+        return "No class met in this range."
+    low = min(rates, key=lambda r: (r.rate, r.name))
+    under = sum(1 for r in rates if r.rate < below)
+    return (
+        f"{len(rates)} student(s); the lowest rate is {low.name}'s, {100 * low.rate:.0f} % "
+        f"({low.present_days} of {low.class_days} days); {under} below {100 * below:.0f} %."
+    )

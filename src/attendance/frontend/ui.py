@@ -30,7 +30,7 @@ JOB_TIMEOUT = 900.0
 
 # The login lives in st.session_state only: never on disk, never in a widget after it is used.
 TOKEN_KEY = "auth.token"  # the token every call carries; None when logged out
-ROLE_KEY = "auth.role"  # what checking it found (see token_role), None while unchecked
+ROLE_KEY = "auth.role"  # the role the API says the token has, None while unchecked
 SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN) or "login" (typed)
 MESSAGE_KEY = "auth.message"  # why the last login failed
 INPUT_KEY = "auth.token_input"  # the password box
@@ -42,7 +42,6 @@ PASSWORD_KEY = "auth.password_input"
 # Logging out ends the session in the API and clears the cookie.
 SESSION_COOKIE = "attendance_session"
 ROLE_VIEWER = "viewer"
-ROLE_TEACHER_OR_ADMIN = "teacher or admin"
 
 THUMBNAIL_PX = 160
 # Every ASCII punctuation character may be backslash-escaped in (GitHub-flavoured) Markdown,
@@ -166,29 +165,14 @@ def _keep_login(token: str | None, seconds: int = 0) -> None:
     )
 
 
-def token_role(api: ApiClient) -> str:
-    """What the API lets ``api``'s token do, from one cheap call (GET /api/v1/model, which needs
-    the teacher role): ROLE_TEACHER_OR_ADMIN or ROLE_VIEWER. An invalid token raises the 401's
-    ApiError (``unauthorized``); an API that does not answer raises too."""
-    try:
-        api.model()
-    except ApiError as exc:
-        if exc.forbidden:
-            return ROLE_VIEWER
-        raise
-    return ROLE_TEACHER_OR_ADMIN
-
-
 def _adopt(token: str, source: str) -> None:
     """Check ``token`` and log in with it, unless the API says it is not valid."""
     api = ApiClient(settings().api_url, token=token)
     name = None
     try:
-        if source == "account":
-            who = api.whoami()
-            name, role = who["name"], who["role"]
-        else:
-            role = token_role(api)
+        # An account's username, or the name the token was created with; the role either way.
+        who = api.whoami()
+        name, role = who["name"], who["role"]
     except ApiError as exc:
         if exc.unauthorized:
             if source == "account":
@@ -359,18 +343,21 @@ def login_sidebar(api_up: bool) -> None:
         if token:
             role = st.session_state.get(ROLE_KEY)
             name = st.session_state.get(NAME_KEY)
+            source = st.session_state.get(SOURCE_KEY)
             if name and role:
-                st.success(f"Logged in as **{plain(name)}** ({role})", icon=":material/person:")
-            elif role == ROLE_VIEWER:
-                st.success("Logged in: viewer (may see attendance only)", icon=":material/key:")
-            elif role:
-                st.success(f"Logged in: {role}", icon=":material/key:")
+                what = "viewer: may see attendance only" if role == ROLE_VIEWER else role
+                st.success(
+                    f"Logged in as **{plain(name)}** ({what})",
+                    icon=":material/person:" if source == "account" else ":material/key:",
+                )
             else:
                 st.info(
                     "Logged in (the token is checked once the API answers)", icon=":material/key:"
                 )
-            if st.session_state.get(SOURCE_KEY) == "settings":
+            if source == "settings":
                 st.caption("with the token from ATTENDANCE_API_TOKEN")
+            elif source == "login":
+                st.caption("with an API token")
             st.button("Log out", key="auth.logout", on_click=_log_out, icon=":material/logout:")
             return
         message = st.session_state.get(MESSAGE_KEY)

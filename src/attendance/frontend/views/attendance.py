@@ -18,7 +18,13 @@ from attendance.domain.schemas import WHOLE_DAY, AttendanceRecord, Student
 from attendance.frontend import register, ui
 from attendance.frontend.api_client import ApiClient, ApiError
 from attendance.frontend.roster import classes_of
-from attendance.frontend.stats import daily_rates, roster_sizes, student_rates
+from attendance.frontend.stats import (
+    daily_rates,
+    describe_days,
+    describe_students,
+    roster_sizes,
+    student_rates,
+)
 
 ALL = "All"
 DEFAULT_DAYS = 30
@@ -70,6 +76,14 @@ def _date_range(value) -> tuple[dt.date | None, dt.date | None]:
     return None, None
 
 
+def _in_words(summary: str, frame: pd.DataFrame) -> None:
+    """A chart's text alternative: a chart is a picture a screen reader cannot read, so its gist
+    is said in a sentence and its figures are there as a table."""
+    st.markdown(ui.plain(summary))
+    with st.expander("The figures as a table"):
+        st.dataframe(frame, hide_index=True)
+
+
 def _charts(
     records: list[AttendanceRecord],
     roster: list[Student] | None,
@@ -117,6 +131,7 @@ def _charts(
                     ]
                 )
                 st.bar_chart(frame, x="date", y="rate (%)", color="class", stack=False, height=320)
+            _in_words(describe_days(days, with_rates=roster is not None), frame)
         else:
             st.caption("no attendance in this range")
     with right:
@@ -139,6 +154,7 @@ def _charts(
             st.bar_chart(
                 frame, x="student", y="rate (%)", horizontal=True, height=320, sort="-rate (%)"
             )
+            _in_words(describe_students(per_student), frame)
         else:
             st.caption("no class met in this range")
 

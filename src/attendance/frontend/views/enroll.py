@@ -28,6 +28,7 @@ from attendance.frontend.roster import (
     classes_of,
     photo_batches,
     plan_bulk_enrollment,
+    roster_class_problems,
 )
 
 SINGLE_KEY = "enroll.single_result"
@@ -65,6 +66,8 @@ ALREADY = "already_enrolled"
 # The class picker's two choices besides the classes that exist; neither is a valid class id.
 NEW_CLASS = "New class…"
 NO_CLASS = "No class"
+# On the class enrollment: no class for the rows, each names its own.
+ROWS_NAME_CLASS = "None: each row names its class"
 CLASS_LABELS = {NO_CLASS: "No class (on no register until one is added)"}
 # The last class a student was enrolled in during this session: the next form starts with it.
 LAST_CLASS_KEY = "enroll.last_class"
@@ -746,10 +749,19 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
     )
     # Emptied after every submission: the same roster is not sent twice by accident.
     with st.form("enroll_bulk", clear_on_submit=True):
-        class_id = st.text_input(
+        c1, c2 = st.columns(2)
+        # A form cannot show the new class's box only once "New class…" is chosen: both are there.
+        choice = c1.selectbox(
             "Class for rows without a class_id",
-            key="bulk.class_id",
-            placeholder=f"e.g. {classes[0] if classes else 'room-1'}",
+            [ROWS_NAME_CLASS, *classes, NEW_CLASS],
+            key="bulk.class_choice",
+            help="The class of every student whose row names none.",
+        )
+        new_class = c2.text_input(
+            "Name of the new class (with “New class…”)",
+            key="bulk.new_class",
+            placeholder="e.g. room-1",
+            help="1-64 letters, digits, dots, dashes or underscores",
         )
         c1, c2 = st.columns(2)
         roster = c1.file_uploader(
@@ -761,6 +773,12 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
         forms_held = st.checkbox(
             "A signed consent form is held for every student whose consent is in the roster",
             key="bulk.forms_held",
+        )
+        new_allowed = st.checkbox(
+            "The roster may create classes that do not exist yet",
+            key="bulk.new_allowed",
+            help="Left unticked, a class id in the roster that is not a class yet (a typo, "
+            "say) stops the enrollment and is named.",
         )
         submitted = st.form_submit_button(
             "Enroll class", type="primary", icon=":material/group_add:"
@@ -777,7 +795,24 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             icon=":material/warning:",
         )
         return
-    plan = plan_bulk_enrollment(roster.getvalue(), archive.getvalue(), class_id.strip() or None)
+    if choice == ROWS_NAME_CLASS:
+        class_id, class_problem = None, None
+    else:
+        class_id, class_problem = chosen_class(choice, new_class, classes)
+    if class_problem:
+        st.warning(class_problem, icon=":material/warning:")
+        return
+    plan = plan_bulk_enrollment(roster.getvalue(), archive.getvalue(), class_id)
+    # The chosen class, new or not, was chosen on purpose: only the rows' own are checked.
+    stopping = roster_class_problems(
+        plan.entries, [*classes, *([class_id] if class_id else [])], new_allowed
+    )
+    if stopping:
+        st.warning(
+            "Nothing was enrolled: " + " ".join(ui.plain(p) for p in stopping),
+            icon=":material/warning:",
+        )
+        return
     if plan.problems:
         with st.expander(
             f"{len(plan.problems)} problem(s) in the roster or the zip: these were skipped",

@@ -15,9 +15,11 @@ from attendance.domain.schemas import ModelInfo, Student
 from attendance.frontend import ui
 from attendance.frontend.api_client import ApiClient, ApiError, consent_form
 from attendance.frontend.roster import classes_of
-from attendance.frontend.views.enroll import run_enrollments, show_outcomes
+from attendance.frontend.views.enroll import NEW_CLASS, chosen_class, run_enrollments, show_outcomes
 
 ALL = "All"
+# "Also add them to a class": no, their classes stay as they are.
+KEEP_CLASSES = "keep"
 # Results of the last rename or photo upload, shown until the next one.
 CHANGE_KEY = "students.change_result"
 # Part of the add-photos widgets' keys: a new, empty uploader after every submission.
@@ -210,10 +212,26 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             st.rerun()  # the table above shows the new name
     with photos_col:
         st.markdown("**Add photos**")
-        class_id = st.text_input(
+        theirs = ", ".join(chosen.class_ids) or "none"
+        others = [c for c in classes_of(students) if c not in chosen.class_ids]
+        class_choice = st.selectbox(
             "Also add them to a class (optional)",
-            key=_key("class_id"),
-            help="Leave empty to keep their classes: " + (", ".join(chosen.class_ids) or "none"),
+            [KEEP_CLASSES, *others, NEW_CLASS],
+            key=_key(f"class_choice.{sid}"),
+            format_func=lambda c: f"No: keep their classes ({theirs})" if c == KEEP_CLASSES else c,
+        )
+        typed = None
+        if class_choice == NEW_CLASS:
+            typed = st.text_input(
+                "Name of the new class",
+                key=_key(f"new_class.{sid}"),
+                placeholder="e.g. room-1",
+                help="1-64 letters, digits, dots, dashes or underscores",
+            )
+        class_id, class_problem = (
+            (None, None)
+            if class_choice == KEEP_CLASSES
+            else chosen_class(class_choice, typed, classes_of(students))
         )
         files = st.file_uploader(
             f"More photos of {ui.plain(chosen.name)}",
@@ -232,10 +250,13 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
             icon=":material/add_photo_alternate:",
             disabled=not photos,
         ):
+            if class_problem:
+                st.warning(class_problem, icon=":material/warning:")
+                return
             config = ui.settings()
             outcomes = run_enrollments(
                 api,
-                [(sid, chosen.name, class_id.strip() or None, photos)],
+                [(sid, chosen.name, class_id, photos)],
                 config.max_enroll_photos,
                 ui.request_bytes(config),
                 add=True,

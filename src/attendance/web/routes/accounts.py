@@ -62,8 +62,12 @@ def _validated(model: type[M], body: object) -> M:
         raise invalid_request(exc) from None
 
 
+def _public(account: Account) -> AccountView:
+    return AccountView.model_validate(account.public())
+
+
 def _view(account: Account) -> dict:
-    return AccountView.model_validate(account.public()).model_dump(mode="json")
+    return _public(account).model_dump(mode="json")
 
 
 @bp.post("/sessions")
@@ -91,13 +95,12 @@ def create_session():
     else:
         login = _validated(Login, body)
         token, session, account = log_in(svc.records, svc.sessions, login.username, login.password)
-    response = jsonify(
-        {
-            "token": token,
-            "expires_at": session.expires_at.isoformat(),
-            "account": _view(account),
-        }
+    answer = LoginSession(
+        token=token,
+        expires_at=session.expires_at,
+        account=_public(account),
     )
+    response = jsonify(answer.model_dump(mode="json"))
     response.status_code = 201
     return response
 
@@ -112,15 +115,14 @@ def create_session():
 def current_session():
     who = current_principal()
     session = g.get("session")
-    return jsonify(
-        {
-            "name": who.name,
-            "role": who.role.name,
-            "classes": sorted(who.classes) if who.classes is not None else None,
-            "kind": "login" if session is not None else "api_token",
-            "expires_at": session.expires_at.isoformat() if session is not None else None,
-        }
+    answer = Whoami(
+        name=who.name,
+        role=who.role.name,
+        classes=sorted(who.classes) if who.classes is not None else None,
+        kind="login" if session is not None else "api_token",
+        expires_at=session.expires_at if session is not None else None,
     )
+    return jsonify(answer.model_dump(mode="json"))
 
 
 @bp.delete("/sessions/current")
@@ -147,7 +149,8 @@ def end_session():
 @requires(Role.admin)
 @operation("listAccounts", "Every account (admin).", replies={200: Reply("Accounts.", AccountList)})
 def list_accounts():
-    return jsonify({"accounts": [_view(a) for a in services().records.list_accounts()]})
+    answer = AccountList(accounts=[_public(a) for a in services().records.list_accounts()])
+    return jsonify(answer.model_dump(mode="json"))
 
 
 @bp.post("/accounts")

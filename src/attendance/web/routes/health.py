@@ -154,5 +154,5 @@ def readyz():
             )
 
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks, "workers": workers}
-    return jsonify(body), 200 if ready else 503
+    body = Readiness(status="ready" if ready else "not_ready", checks=checks, workers=workers)
+    return jsonify(body.model_dump(mode="json")), 200 if ready else 503
