@@ -31,7 +31,7 @@ JOB_TIMEOUT = 900.0
 # The login lives in st.session_state only: never on disk, never in a widget after it is used.
 TOKEN_KEY = "auth.token"  # the token every call carries; None when logged out
 ROLE_KEY = "auth.role"  # the role the API says the token has, None while unchecked
-SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN) or "login" (typed)
+SOURCE_KEY = "auth.source"  # "settings" (ATTENDANCE_API_TOKEN), "login" (a typed token), "account"
 MESSAGE_KEY = "auth.message"  # why the last login failed
 INPUT_KEY = "auth.token_input"  # the password box
 NAME_KEY = "auth.name"  # who is logged in (an account's username), None for a token
