@@ -241,6 +241,10 @@ def test_take_attendance_in_the_browser_then_every_page(
     open_page(page, "Enroll", "Enroll")
     page.get_by_role("tab", name="Whole class (CSV + zip)").wait_for()
     screenshot(page, "enroll")
+    page.get_by_role("tab", name="Whole class (CSV + zip)").click()
+    page.get_by_text("The roster may create classes that do not exist yet").wait_for()
+    settle(page)
+    screenshot(page, "enroll-class")
 
     open_page(page, "Students and model", "Students and model")
     page.get_by_text("Students it knows").wait_for()
