@@ -461,12 +461,17 @@ def _class_picker(classes: list[str]) -> None:
         help="The class the student attends: the register of that class lists them.",
     )
     if choice == NEW_CLASS:
-        st.text_input(
-            "Name of the new class",
-            key=form_key("new_class"),
-            placeholder="e.g. room-1",
-            help="1-64 letters, digits, dots, dashes or underscores",
-        )
+        new_class_box(form_key("new_class"))
+
+
+def new_class_box(key: str, label: str = "Name of the new class", where=st) -> str:
+    """The box a new class's name is typed in, beside a picker's *New class…*."""
+    return where.text_input(
+        label,
+        key=key,
+        placeholder="e.g. room-1",
+        help="1-64 letters, digits, dots, dashes or underscores",
+    )
 
 
 def _single_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
@@ -757,11 +762,8 @@ def _bulk_tab(api: ApiClient, max_photos: int, classes: list[str]) -> None:
             key="bulk.class_choice",
             help="The class of every student whose row names none.",
         )
-        new_class = c2.text_input(
-            "Name of the new class (with “New class…”)",
-            key="bulk.new_class",
-            placeholder="e.g. room-1",
-            help="1-64 letters, digits, dots, dashes or underscores",
+        new_class = new_class_box(
+            "bulk.new_class", "Name of the new class (with “New class…”)", where=c2
         )
         c1, c2 = st.columns(2)
         roster = c1.file_uploader(

@@ -15,7 +15,13 @@ from attendance.domain.schemas import ModelInfo, Student
 from attendance.frontend import ui
 from attendance.frontend.api_client import ApiClient, ApiError, consent_form
 from attendance.frontend.roster import classes_of
-from attendance.frontend.views.enroll import NEW_CLASS, chosen_class, run_enrollments, show_outcomes
+from attendance.frontend.views.enroll import (
+    NEW_CLASS,
+    chosen_class,
+    new_class_box,
+    run_enrollments,
+    show_outcomes,
+)
 
 ALL = "All"
 # "Also add them to a class": no, their classes stay as they are.
@@ -213,7 +219,8 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
     with photos_col:
         st.markdown("**Add photos**")
         theirs = ", ".join(chosen.class_ids) or "none"
-        others = [c for c in classes_of(students) if c not in chosen.class_ids]
+        classes = classes_of(students)
+        others = [c for c in classes if c not in chosen.class_ids]
         class_choice = st.selectbox(
             "Also add them to a class (optional)",
             [KEEP_CLASSES, *others, NEW_CLASS],
@@ -222,16 +229,11 @@ def change_student(api: ApiClient, students: list[Student]) -> None:
         )
         typed = None
         if class_choice == NEW_CLASS:
-            typed = st.text_input(
-                "Name of the new class",
-                key=_key(f"new_class.{sid}"),
-                placeholder="e.g. room-1",
-                help="1-64 letters, digits, dots, dashes or underscores",
-            )
+            typed = new_class_box(_key(f"new_class.{sid}"))
         class_id, class_problem = (
             (None, None)
             if class_choice == KEEP_CLASSES
-            else chosen_class(class_choice, typed, classes_of(students))
+            else chosen_class(class_choice, typed, classes)
         )
         files = st.file_uploader(
             f"More photos of {ui.plain(chosen.name)}",
