@@ -1,6 +1,6 @@
 """Local stand-ins for the clouds, spoken to over real HTTP on loopback ports.
 
-* DynamoDB: moto's standalone server (``moto.server.ThreadedMotoServer``).
+* DynamoDB: moto's server application, one request at a time (see ``MotoDynamoDB``).
 * Google Cloud Storage: ``gcp-storage-emulator``, in memory. Known limit: it accepts
   ``if_generation_match`` but does not enforce it, so no test (and no code) relies on GCS
   preconditions; the gallery's compare-and-set lives in the records store.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -43,18 +44,45 @@ def unique(prefix: str) -> str:
 
 
 class MotoDynamoDB:
+    """moto's DynamoDB over HTTP, answering one request at a time.
+
+    DynamoDB applies the writes to an item one after another, each atomically. moto does not:
+    a TransactWriteItems that fails a condition puts back a copy of every table it names, taken
+    when it began, which undoes whatever other requests wrote in between (moto 5,
+    ``transact_write_items``). Taking requests one at a time restores DynamoDB's guarantee;
+    concurrency between the callers is what the tests exercise, not inside the emulator."""
+
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         # Its request log (werkzeug) would fill every captured output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ, start_response):
+            with lock:
+                # The whole answer is built inside the lock: moto's bodies are made eagerly.
+                return list(app(environ, start_response))
+
+        self.server = make_server(
+            "127.0.0.1", 0, one_at_a_time, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="moto-dynamodb", daemon=True
+        )
+        self.thread.start()
+        host, port = self.server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.shutdown()
+        self.thread.join()
 
 
 class GcsEmulator:
