@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from attendance.face.detect import TEMPLATE_160, align_by_landmarks, downscaled, similarity
-from attendance.face.detectors.centerface import CenterFace, Detections, agree, nms
+from attendance.face.detectors.centerface import (
+    REFINE_SIDE,
+    CenterFace,
+    Detections,
+    agree,
+    crop_around,
+    nms,
+)
 
 
 def rotation(degrees: float) -> np.ndarray:
@@ -108,6 +115,30 @@ def test_a_photo_is_downscaled_to_the_size_asked_whatever_its_own(size):
 
     direct = cv2.resize(photo, small.shape[1::-1], interpolation=cv2.INTER_AREA)
     assert np.abs(small.astype(int) - direct).mean() < 2.0
+
+
+@pytest.mark.parametrize(
+    "box, face_px",
+    [
+        ((1000.0, 800.0, 1100.0, 930.0), 48),  # shrunk: the face is drawn 48 px tall
+        ((5.0, 3.0, 45.0, 50.0), 64),  # at the corner, and already small: never enlarged
+        ((3950.0, 2900.0, 3998.0, 2999.0), 32),  # past the far edges
+    ],
+)
+def test_a_refining_crop_maps_back_to_the_photo(box, face_px):
+    photo = np.zeros((3000, 4000, 3), np.uint8)
+    x0, y0, x1, y1 = box
+    cx, cy = round((x0 + x1) / 2), round((y0 + y1) / 2)
+    photo[cy - 1 : cy + 2, cx - 1 : cx + 2] = 255  # a bright dot at the face's centre
+    crop = crop_around(photo, np.array(box), face_px)
+    assert crop.pixels.shape == (REFINE_SIDE, REFINE_SIDE, 3)
+    side = max(x1 - x0, y1 - y0)
+    assert crop.zoom == pytest.approx(min(1.0, face_px / side), rel=0.02)
+    ys, xs = np.nonzero(crop.pixels[:, :, 0] > 0)
+    found = (crop.origin[0] + xs.mean() / crop.zoom, crop.origin[1] + ys.mean() / crop.zoom)
+    assert found == pytest.approx((cx + 0.5, cy + 0.5), abs=1.5 / crop.zoom)
+    # What lies beyond the photo is black, not a stretched edge.
+    assert crop.pixels[0, 0].tolist() == [0, 0, 0]
 
 
 def test_decode_places_a_face_where_the_heatmap_peaks():

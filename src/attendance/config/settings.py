@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # 2048 rather than 1600: on the 30-face class photo opencv found 29 real faces instead of 27,
     # for ~25% more detection time (docs/performance.md, "Detector").
     detect_max_side: int = Field(default=2048, ge=320, le=8000)
+    # CenterFace: a face narrower than this on the detection copy is found again on a crop of
+    # the original photo where it is this wide, for landmarks precise enough to align it by
+    # (0: never; docs/performance.md, "The refining pass").
+    detect_refine_px: int = Field(default=32, ge=0, le=96)
     # What precision OpenVINO runs CenterFace in: "f32", "bf16" (where the CPU has it), or
     # "auto": the CPU's fastest where, on a check photo at start, it finds the faces float32
     # finds with the same boxes and landmarks, else float32 (docs/performance.md, "Detection on

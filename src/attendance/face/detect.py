@@ -1,9 +1,11 @@
 """Find faces on a downscaled copy of the photo, then crop and align them from the original.
 
-The detector (attendance.face.detectors, by ATTENDANCE_DETECTOR) finds the faces on the copy;
-this facade does what is the same for all of them: the downscaling, each face's box on the
-original photo, the alignment (attendance.face.align) and, for faces with landmarks, whether
-they can be recognised at all (attendance.face.quality)."""
+The detector (attendance.face.detectors, by ATTENDANCE_DETECTOR) finds the faces on the copy
+and, where it can, places those the copy left small again on the original (CenterFace's
+refining pass, ATTENDANCE_DETECT_REFINE_PX); this facade does what is the same for all of them:
+the downscaling, each face's box on the original photo, the alignment (attendance.face.align)
+and, for faces with landmarks, whether they can be recognised at all
+(attendance.face.quality)."""
 
 from __future__ import annotations
 
@@ -114,6 +116,7 @@ class FaceDetector:
         centerface_weights: Path | None = None,
         min_confidence: float = 0.5,
         precision: str = "auto",
+        refine_px: int = 0,
     ):
         self.backend = backend
         self.detect_max_side = detect_max_side
@@ -129,6 +132,7 @@ class FaceDetector:
                 centerface_weights=centerface_weights,
                 min_confidence=min_confidence,
                 precision=precision,
+                refine_px=refine_px,
             ),
         )
         self._pool = ThreadPoolExecutor(
@@ -147,6 +151,7 @@ class FaceDetector:
             centerface_weights=settings.centerface_path,
             min_confidence=settings.detect_min_confidence,
             precision=settings.detect_precision,
+            refine_px=settings.detect_refine_px,
         )
 
     @property
@@ -173,6 +178,9 @@ class FaceDetector:
         caller has made the one detection needs: downscaled(bgr, detect_max_side)."""
         small, scale = copy if copy is not None else downscaled(bgr, self.detect_max_side)
         regions = self._detector.find(small, min_size=self.min_face_px * scale)
+        refine = getattr(self._detector, "refine", None)
+        if refine is not None:
+            regions = refine(bgr, regions, scale)
         # One face's alignment is too small to use every core: the faces are finished side by
         # side (OpenCV releases the GIL).
         finished = self._pool.map(lambda region: self._finished(bgr, region, scale), regions)

@@ -35,6 +35,9 @@ class DetectorOptions:
     min_neighbors: int = 3  # Haar: overlapping hits a face needs
     centerface_weights: Path | None = None
     min_confidence: float = 0.5  # CenterFace: the lowest heatmap score taken for a face
+    # CenterFace: faces narrower than this on the detection copy are found again on the photo,
+    # drawn this wide (0: never).
+    refine_px: int = 0
     precision: str = (
         "f32"  # CenterFace: "f32", "bf16" or "auto" (attendance.face.detectors.centerface)
     )
@@ -50,3 +53,7 @@ class Detector(Protocol):
         """The faces on ``image`` (BGR uint8). ``min_size`` is the smallest face, in pixels,
         the facade will keep: a detector may skip the work of finding smaller ones."""
         ...
+
+    # Optional, looked up by the facade: ``warm_up(sizes)`` (infer once at each size when the
+    # worker starts) and ``refine(photo, regions, scale)`` (the regions found on the copy
+    # downscaled by ``scale``, placed again on the photo itself; CenterFace's refining pass).

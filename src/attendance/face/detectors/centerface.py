@@ -9,6 +9,10 @@ By default ("auto", ATTENDANCE_DETECT_PRECISION) it runs in the CPU's fastest pr
 on AVX512_BF16 or AMX), kept only if, on a group photo shipped with the package, it finds the
 same faces as float32 with the same boxes and landmarks (``agree``); else in float32
 (docs/performance.md, "Detection on OpenVINO").
+
+A face that the downscaled copy leaves small is found again on a crop of the photo where it is
+drawn larger (``CenterFaceDetector.refine``): its landmarks, which align it, then rest on more of
+its pixels (docs/performance.md, "The refining pass").
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ CHECK_PHOTO = Path(__file__).resolve().parent.parent / "data" / "precision-check
 MIN_AGREEING_IOU = 0.85
 MAX_LANDMARK_SHIFT = 0.05
 MAX_SCORE_SHIFT = 0.05
+# The refining pass: each small face is found again on a square crop of the photo, of this
+# side (divisible by 32).
+REFINE_SIDE = 96
+# The crops go through the network in batches of these sizes, padded up to the next one: a
+# batch of a size not seen before costs as much again as inferring it, once per process.
+REFINE_BATCHES = (1, 2, 4, 8)
+# A refined face is the crop's detection overlapping the coarse box by at least this much.
+REFINE_MIN_IOU = 0.4
+# The confidence a face needs on its crop: the coarse pass has decided that it is there.
+REFINE_MIN_CONFIDENCE = 0.3
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +139,39 @@ def network_input(bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Crop:
+    """A square of the photo, resampled to REFINE_SIDE pixels: photo = origin + crop / zoom."""
+
+    pixels: np.ndarray  # (REFINE_SIDE, REFINE_SIDE, 3) BGR uint8
+    origin: tuple[float, float]
+    zoom: float
+
+
+def crop_around(bgr: np.ndarray, box: np.ndarray, face_px: float) -> Crop:
+    """The square of ``bgr`` centred on ``box`` (x0, y0, x1, y1, in its pixels) in which the
+    face is drawn ``face_px`` wide, never enlarged; black where it passes the photo's edge."""
+    import cv2
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    zoom = min(1.0, face_px / max(x1 - x0, y1 - y0, 1.0))
+    span = max(1, round(REFINE_SIDE / zoom))
+    zoom = REFINE_SIDE / span
+    ox, oy = round((x0 + x1 - span) / 2), round((y0 + y1 - span) / 2)
+    region = bgr[max(0, oy) : max(0, oy + span), max(0, ox) : max(0, ox + span)]
+    top, left = max(0, -oy), max(0, -ox)
+    bottom, right = span - top - region.shape[0], span - left - region.shape[1]
+    if region.size == 0:
+        region = np.zeros((span, span, 3), np.uint8)
+    elif top or left or bottom or right:
+        region = cv2.copyMakeBorder(
+            region, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        )
+    interpolation = cv2.INTER_AREA if zoom < 1.0 else cv2.INTER_LINEAR
+    pixels = cv2.resize(region, (REFINE_SIDE, REFINE_SIDE), interpolation=interpolation)
+    return Crop(pixels, (float(ox), float(oy)), zoom)
+
+
 def _check_photo() -> np.ndarray:
     import cv2
 
@@ -173,6 +220,53 @@ class CenterFace:
         """Infer once at each (height, width): the first inference at a size costs more."""
         for height, width in sizes:
             self(np.zeros((height, width, 3), np.uint8), 0.5)
+
+    def refine(self, bgr: np.ndarray, boxes: np.ndarray, face_px: float, threshold: float):
+        """For each box (x0, y0, x1, y1 on ``bgr``), the face found again on a crop of ``bgr``
+        where it is ``face_px`` wide: (box, landmarks) on ``bgr``, or None where the crop shows
+        no face at that place."""
+        if len(boxes) == 0:
+            return []
+        crops = [crop_around(bgr, box, face_px) for box in boxes]
+        heatmap, scale, offset, marks = self._infer_batches(
+            np.concatenate([network_input(c.pixels) for c in crops])
+        )
+        refined: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for i, (crop, box) in enumerate(zip(crops, boxes)):
+            found = self.decode(
+                heatmap[i, 0], scale[i], offset[i], marks[i], threshold, (REFINE_SIDE,) * 2
+            )
+            origin = np.array(crop.origin * 2, np.float32)
+            expected = (np.asarray(box, np.float32) - origin) * crop.zoom
+            overlaps = iou(expected, found.boxes) if len(found.boxes) else np.zeros(0)
+            if overlaps.size == 0 or overlaps.max() < REFINE_MIN_IOU:
+                refined.append(None)
+                continue
+            j = int(np.argmax(overlaps))
+            refined.append(
+                (found.boxes[j] / crop.zoom + origin, found.landmarks[j] / crop.zoom + origin[:2])
+            )
+        return refined
+
+    def _infer_batches(self, blob: np.ndarray) -> list[np.ndarray]:
+        """The four outputs for a (n, 3, REFINE_SIDE, REFINE_SIDE) blob, in batches of the
+        REFINE_BATCHES sizes only."""
+        largest = REFINE_BATCHES[-1]
+        parts: list[list[np.ndarray]] = []
+        with self._lock:
+            for start in range(0, len(blob), largest):
+                chunk = blob[start : start + largest]
+                size = next(b for b in REFINE_BATCHES if b >= len(chunk))
+                padded = np.zeros((size, *chunk.shape[1:]), np.float32)
+                padded[: len(chunk)] = chunk
+                out = self._request.infer({0: padded})
+                parts.append([np.array(out[i][: len(chunk)]) for i in range(4)])
+        return [np.concatenate([part[i] for part in parts]) for i in range(4)]
+
+    def warm_up_refining(self) -> None:
+        for size in REFINE_BATCHES:
+            with self._lock:
+                self._request.infer({0: np.zeros((size, 3, REFINE_SIDE, REFINE_SIDE), np.float32)})
 
     def _detect(self, request, bgr: np.ndarray, threshold: float) -> Detections:
         out = request.infer({0: network_input(bgr)})
@@ -232,9 +326,12 @@ class CenterFaceDetector:
         )
         self.precision = self._network.precision
         self.min_confidence = options.min_confidence
+        self.refine_px = options.refine_px
 
     def warm_up(self, sizes: Iterable[tuple[int, int]]) -> None:
         self._network.warm_up(sizes)
+        if self.refine_px:
+            self._network.warm_up_refining()
 
     def find(self, image: np.ndarray, min_size: float) -> list[FaceRegion]:
         # The network sees the whole image at once: there is no scan of small faces to skip.
@@ -243,3 +340,32 @@ class CenterFaceDetector:
             FaceRegion(x0, y0, x1, y1, float(score), landmarks=marks)
             for (x0, y0, x1, y1), score, marks in zip(found.boxes, found.scores, found.landmarks)
         ]
+
+    def refine(
+        self, photo: np.ndarray, regions: list[FaceRegion], scale: float
+    ) -> list[FaceRegion]:
+        """``regions``, found on ``photo`` downscaled by ``scale``, with the box and landmarks
+        of each face narrower than ``refine_px`` there found again on the photo itself, where it
+        is drawn ``refine_px`` wide: the landmarks that align a small face need more of its
+        pixels than a coarse copy keeps. Still in the copy's pixels; the confidence stays the
+        coarse pass's, which decided that there is a face."""
+        small = [
+            i
+            for i, r in enumerate(regions)
+            if max(r.x1 - r.x0, r.y1 - r.y0) < self.refine_px and r.landmarks is not None
+        ]
+        if not small or scale >= 1.0:
+            return regions
+        boxes = np.array(
+            [[regions[i].x0, regions[i].y0, regions[i].x1, regions[i].y1] for i in small]
+        )
+        threshold = min(self.min_confidence, REFINE_MIN_CONFIDENCE)
+        refined = self._network.refine(photo, boxes / scale, self.refine_px, threshold)
+        regions = list(regions)
+        for i, found in zip(small, refined):
+            if found is None:  # not seen again: the coarse pass's face stands as it was found
+                continue
+            box, marks = found
+            x0, y0, x1, y1 = (float(v) for v in box * scale)
+            regions[i] = FaceRegion(x0, y0, x1, y1, regions[i].confidence, landmarks=marks * scale)
+        return regions
