@@ -88,6 +88,19 @@ def test_the_converted_graph_embeds_real_faces_as_tensorflow_does(
     assert float(cosine_distances(single, vectors[:1]).max()) < MAX_COSINE_DISTANCE
 
 
+def test_openvino_names_the_precision_it_computes_in(settings):
+    import openvino as ov
+
+    from attendance.face.engines.openvino import OpenVinoEngine
+    from attendance.face.facenet import converted_graph
+
+    engine = OpenVinoEngine(converted_graph(settings.weights_path), "bf16")
+    has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    # bfloat16 where the CPU computes in it (unless its check sent it back to float32); a CPU
+    # without it runs float32 and must not be reported as bfloat16.
+    assert engine.precision in (("bf16", "f32") if has_bf16 else ("f32",))
+
+
 def test_auto_engine_is_openvino_without_a_gpu(settings):
     import tensorflow as tf
 

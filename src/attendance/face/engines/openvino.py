@@ -4,7 +4,8 @@ ATTENDANCE_EMBED_PRECISION names.
 Where the CPU computes in bfloat16 (AVX512_BF16, AMX), OpenVINO does by default ("bf16"): faster
 than ONNX Runtime, with embeddings within MAX_COSINE_DISTANCE of TensorFlow's (docs/performance.md,
 "Embedding: FaceNet as ONNX, on OpenVINO"). If a check on sample faces finds them farther from
-ONNX Runtime's, it compiles in float32 instead. "int8" runs the model quantized by
+ONNX Runtime's, it compiles in float32 instead; a CPU without bfloat16 computes in float32 and
+the engine says so. "int8" runs the model quantized by
 attendance.face.quantize; "auto" does so only where that model passed its accuracy check and
 passes the same check at start within MAX_INT8_COSINE_DISTANCE, else runs as "bf16"."""
 
@@ -63,6 +64,8 @@ class OpenVinoEngine:
             if chosen:
                 return chosen
         self._predict = self._compiled(str(self._graph), DEFAULT)
+        if self._computes_in == "f32":  # the CPU has no bfloat16: float32 is its default
+            return "f32"
         worst = self._worst()
         if worst > MAX_COSINE_DISTANCE:
             log.warning(
@@ -107,7 +110,10 @@ class OpenVinoEngine:
         return float(cosine_distances(self._predict(self._sample), self._reference).max())
 
     def _compiled(self, model: str, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-        request = self._core.compile_model(model, "CPU", config).create_infer_request()
+        """``model`` compiled with ``config``; what it computes in is left in _computes_in."""
+        compiled = self._core.compile_model(model, "CPU", config)
+        self._computes_in = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        request = compiled.create_infer_request()
 
         def predict(batch: np.ndarray) -> np.ndarray:
             return request.infer({0: batch})[0].copy()
