@@ -26,6 +26,7 @@ BENCH_REDIS_DB = 13
 
 
 def test_every_benchmark_runs_on_tiny_inputs(tmp_path, celeb_dir, faces_dir):
+    from attendance.bench.common import MATRIX_ISA
     from attendance.bench.run import MODULES
 
     out, png = tmp_path / "results.json", tmp_path / "results.png"
@@ -55,6 +56,8 @@ def test_every_benchmark_runs_on_tiny_inputs(tmp_path, celeb_dir, faces_dir):
     assert report["quick"] is True
     machine = report["machine"]
     assert machine["cores"] >= 1 and machine["ram_gib"] > 0 and machine["cpu_model"]
+    # Which machine a figure came from: its CPU and the instruction sets its ratios depend on.
+    assert machine["cpu_id"] and set(machine["cpu_isa"]) <= set(MATRIX_ISA)
     assert {"tensorflow", "deepface", "numpy"} <= set(machine["versions"])
     assert list(report["results"]) == MODULES
     for name, result in report["results"].items():

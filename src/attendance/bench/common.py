@@ -88,6 +88,41 @@ def _read(path: str) -> str:
         return ""
 
 
+# The instruction sets that decide how fast the matrix products of FaceNet and CenterFace run,
+# hence how the ratios of one machine compare with another's (docs/performance.md).
+MATRIX_ISA = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def cpu_identity() -> dict:
+    """The CPU's vendor, family and model numbers (a VM may not name the model) and which of
+    MATRIX_ISA it has."""
+    fields: dict[str, str] = {}
+    for line in _read("/proc/cpuinfo").splitlines():
+        if not line.strip():
+            break  # the first processor is enough
+        if ":" in line:
+            key, value = line.split(":", 1)
+            fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_id": (
+            f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}"
+        ),
+        "cpu_isa": [f for f in MATRIX_ISA if f in flags],
+    }
+
+
 def machine_info() -> dict:
     from importlib import metadata
 
@@ -110,6 +145,9 @@ def machine_info() -> dict:
     versions = {"python": platform.python_version()}
     for dist in (
         "tensorflow",
+        "openvino",
+        "onnxruntime",
+        "nncf",
         "tf-keras",
         "keras",
         "deepface",
@@ -138,6 +176,7 @@ def machine_info() -> dict:
         commit = ""
     return {
         "cpu_model": cpu,
+        **cpu_identity(),
         "cores": os.cpu_count(),
         "ram_gib": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(),

@@ -182,7 +182,8 @@ def plot_results(report: dict, path: Path) -> None:
         ax.legend(fontsize=8)
     m = report["machine"]
     fig.suptitle(
-        f"attendance benchmarks - {m['cpu_model']}, {m['cores']} cores, "
+        f"attendance benchmarks - {m['cpu_model']} ({' '.join(m.get('cpu_isa', [])) or '?'}), "
+        f"{m['cores']} cores, "
         f"{m['ram_gib']} GiB, TF {m['versions'].get('tensorflow')}, "
         f"DeepFace {m['versions'].get('deepface')}; shared machine, load average "
         f"{m['load_average_at_start'][0]:.1f} at start, "
