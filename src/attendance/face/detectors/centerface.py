@@ -238,7 +238,7 @@ class CenterFace:
             )
             origin = np.array(crop.origin * 2, np.float32)
             expected = (np.asarray(box, np.float32) - origin) * crop.zoom
-            overlaps = iou(expected, found.boxes) if len(found.boxes) else np.zeros(0)
+            overlaps = iou(expected, found.boxes)
             if overlaps.size == 0 or overlaps.max() < REFINE_MIN_IOU:
                 refined.append(None)
                 continue
@@ -265,8 +265,7 @@ class CenterFace:
 
     def warm_up_refining(self) -> None:
         for size in REFINE_BATCHES:
-            with self._lock:
-                self._request.infer({0: np.zeros((size, 3, REFINE_SIDE, REFINE_SIDE), np.float32)})
+            self._infer_batches(np.zeros((size, 3, REFINE_SIDE, REFINE_SIDE), np.float32))
 
     def _detect(self, request, bgr: np.ndarray, threshold: float) -> Detections:
         out = request.infer({0: network_input(bgr)})
@@ -349,12 +348,14 @@ class CenterFaceDetector:
         is drawn ``refine_px`` wide: the landmarks that align a small face need more of its
         pixels than a coarse copy keeps. Still in the copy's pixels; the confidence stays the
         coarse pass's, which decided that there is a face."""
+        if scale >= 1.0:  # the copy is the photo: nothing more to see
+            return regions
         small = [
             i
             for i, r in enumerate(regions)
             if max(r.x1 - r.x0, r.y1 - r.y0) < self.refine_px and r.landmarks is not None
         ]
-        if not small or scale >= 1.0:
+        if not small:
             return regions
         boxes = np.array(
             [[regions[i].x0, regions[i].y0, regions[i].x1, regions[i].y1] for i in small]
